@@ -1,0 +1,252 @@
+//! The Http object of the core: holds the DPoP key, the AuthToken, the session log and the
+//! transport, and sends requests with `Authorization: DPoP <token>` and a fresh proof.
+//! Everything here is `&self` and thread-safe; no lock is held across network I/O.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use super::challenge;
+use super::error::{Error, ErrorKind, Result, err};
+use super::http::{Request, Response, Settings, Transport};
+use super::key::EcKey;
+use super::nonce;
+use super::proof::{Target, make_proof};
+use super::redact::scrub;
+use super::session_log::SessionLog;
+use super::token::{AccessToken, AuthConfig, FetchContext, get_token, oauth_error};
+
+#[derive(Default)]
+struct Config {
+    key: Option<Arc<EcKey>>,
+    auth: Option<Arc<AuthConfig>>,
+    log: Option<Arc<SessionLog>>,
+}
+
+pub struct HttpClient {
+    config: RwLock<Config>,
+    transport: RwLock<Arc<Transport>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("HttpClient")
+            .field("key", &c.key)
+            .field("auth", &c.auth)
+            .field("session_log", &c.log.as_ref().map(|l| l.path().to_path_buf()))
+            .finish()
+    }
+}
+
+/// Snapshot of the configuration for one call, so setters on other threads never tear it.
+struct CallConfig {
+    key: Option<Arc<EcKey>>,
+    auth: Option<Arc<AuthConfig>>,
+    log: Option<Arc<SessionLog>>,
+    transport: Arc<Transport>,
+}
+
+/// Checks an HTTP method name (RFC 9110 token); DPoP's `htm` is the method as sent.
+fn valid_method(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 32 && m.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl HttpClient {
+    pub fn new() -> Self {
+        HttpClient { config: RwLock::default(), transport: RwLock::new(Arc::new(Transport::new(Settings::default()))) }
+    }
+
+    fn snapshot(&self) -> CallConfig {
+        let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        CallConfig {
+            key: c.key.clone(),
+            auth: c.auth.clone(),
+            log: c.log.clone(),
+            transport: self.transport.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
+    pub fn set_dpop_key(&self, key: Arc<EcKey>) {
+        self.config.write().unwrap_or_else(|e| e.into_inner()).key = Some(key);
+    }
+
+    /// Sets the AuthToken JSON; the token itself is fetched on the first request.
+    pub fn set_auth_token(&self, json: &str) -> Result<()> {
+        let auth = AuthConfig::from_json(json)?;
+        self.config.write().unwrap_or_else(|e| e.into_inner()).auth = Some(Arc::new(auth));
+        Ok(())
+    }
+
+    pub fn auth_config(&self) -> Option<Arc<AuthConfig>> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).auth.clone()
+    }
+
+    /// Appends the session log to `path`; `None` or an empty path stops logging.
+    pub fn set_session_log(&self, path: Option<&Path>) -> Result<()> {
+        let log = match path {
+            Some(p) if !p.as_os_str().is_empty() => Some(Arc::new(SessionLog::open(p)?)),
+            _ => None,
+        };
+        self.config.write().unwrap_or_else(|e| e.into_inner()).log = log;
+        Ok(())
+    }
+
+    pub fn session_log_path(&self) -> Option<String> {
+        let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        c.log.as_ref().map(|l| l.path().display().to_string())
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.transport.read().unwrap_or_else(|e| e.into_inner()).settings.clone()
+    }
+
+    /// Replaces the transport (and its connection pool) with one using `settings`.
+    pub fn set_settings(&self, settings: Settings) -> Result<()> {
+        if settings.connect_timeout.is_zero() || settings.request_timeout.is_zero() || settings.max_response_size == 0 {
+            return err(ErrorKind::InvalidArgument, "timeouts and the response size limit must be greater than 0");
+        }
+        *self.transport.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Transport::new(settings));
+        Ok(())
+    }
+
+    /// GET `url` and return the body of a 2xx response as text.
+    pub fn quick_get_str(&self, url: &str) -> Result<(String, Response)> {
+        let resp = self.request(Some("GET"), url, None, None)?;
+        let text = body_text(&resp)?;
+        Ok((text, resp))
+    }
+
+    /// Sends a request and returns the response when its status is 2xx. A non-2xx status is
+    /// an `HttpStatus` error that carries the response. With an AuthToken set, the request
+    /// carries `Authorization: DPoP <token>` and a fresh proof; without one, it is sent plain.
+    pub fn request(
+        &self,
+        method: Option<&str>,
+        url: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Response> {
+        let resp = self.send(method.unwrap_or("GET"), url, content_type, body)?;
+        if resp.is_success() {
+            return Ok(resp);
+        }
+        Err(status_error(url, &resp).with_response(resp))
+    }
+
+    /// Like [`HttpClient::request`] but any status is returned as a response.
+    pub fn send(&self, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
+        if !valid_method(method) {
+            return err(ErrorKind::InvalidArgument, "the HTTP method is not a valid method name");
+        }
+        let target = Target::parse(url)?;
+        let cc = self.snapshot();
+        let mut base_headers = Vec::with_capacity(4);
+        if let Some(ct) = content_type.filter(|c| !c.is_empty()) {
+            if ct.contains(['\r', '\n']) {
+                return err(ErrorKind::InvalidArgument, "the content type contains a line break");
+            }
+            base_headers.push(("Content-Type".to_string(), ct.to_string()));
+        }
+        let log = cc.log.as_deref();
+        let Some(auth) = cc.auth.as_deref() else {
+            return cc.transport.send(Request { method, target: &target, headers: base_headers, body }, log, &[]);
+        };
+        let Some(key) = cc.key.as_deref() else {
+            return err(
+                ErrorKind::NoKey,
+                "an AuthToken is set but no DPoP key: call set_dpop_key with a loaded or generated key first",
+            );
+        };
+        let ctx = FetchContext { transport: &cc.transport, log };
+        let mut token = get_token(auth, key, &ctx, None)?;
+        let mut retried_nonce = false;
+        let mut retried_token = false;
+        loop {
+            let sent_nonce = nonce::get(&target.origin, key.jkt());
+            let mut headers = base_headers.clone();
+            let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
+            headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
+            if token.is_dpop() {
+                let proof = make_proof(key, method, &target.htu, Some(token.value()), sent_nonce.as_deref(), None)?;
+                headers.push(("DPoP".to_string(), proof));
+            }
+            let secrets = [auth.secret(), token.value()];
+            let resp = cc.transport.send(Request { method, target: &target, headers, body }, log, &secrets)?;
+            let given_nonce = resp.header("dpop-nonce").map(str::to_string);
+            if let Some(n) = &given_nonce {
+                nonce::set(&target.origin, key.jkt(), n);
+            }
+            if resp.status != 401 {
+                return Ok(resp);
+            }
+            match challenge::dpop_error(&resp.header_all("www-authenticate")).as_deref() {
+                Some("use_dpop_nonce") => {
+                    if !retried_nonce && given_nonce.is_some() && given_nonce != sent_nonce {
+                        retried_nonce = true;
+                        continue;
+                    }
+                    let why = if given_nonce.is_none() {
+                        "but sent no DPoP-Nonce header"
+                    } else {
+                        "again after a retry with the nonce it gave"
+                    };
+                    return Err(Error::new(
+                        ErrorKind::DpopNonce,
+                        format!("{} asked for a DPoP nonce (use_dpop_nonce) {why}", target.origin),
+                    )
+                    .with_response(resp));
+                }
+                Some("invalid_token") if !retried_token => {
+                    retried_token = true;
+                    token = refetch(auth, key, &ctx, &token)?;
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+}
+
+fn refetch(auth: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: &Arc<AccessToken>) -> Result<Arc<AccessToken>> {
+    get_token(auth, key, ctx, Some(stale))
+}
+
+fn body_text(resp: &Response) -> Result<String> {
+    match std::str::from_utf8(&resp.body) {
+        Ok(s) if !s.contains('\0') => Ok(s.to_string()),
+        _ => Err(Error::new(
+            ErrorKind::ResponseNotText,
+            format!("the response body ({} bytes) is not UTF-8 text; read it as bytes instead", resp.body.len()),
+        )
+        .with_response(resp.clone())),
+    }
+}
+
+/// The error for a non-2xx response: the status and what the server said about it.
+fn status_error(url: &str, resp: &Response) -> Error {
+    let target = Target::parse(url).map(|t| t.htu).unwrap_or_default();
+    let mut msg = format!("{target} answered HTTP {}", resp.status);
+    let challenges = resp.header_all("www-authenticate");
+    let dpop = challenge::parse(&challenges.join(", "));
+    let c = dpop.iter().find(|c| c.scheme.eq_ignore_ascii_case("dpop")).or(dpop.first());
+    let (body_error, body_description) = oauth_error(resp);
+    let error = c.and_then(|c| c.param("error").map(str::to_string)).or(body_error);
+    let description = c.and_then(|c| c.param("error_description").map(str::to_string)).or(body_description);
+    if let Some(e) = error {
+        msg.push_str(&format!(": {}", e.chars().take(100).collect::<String>()));
+    }
+    if let Some(d) = description {
+        msg.push_str(&format!(" ({})", d.chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
+    }
+    if (300..400).contains(&resp.status) {
+        if let Some(loc) = resp.header("location") {
+            msg.push_str(&format!("; redirect to {} not followed", loc.chars().take(200).collect::<String>()));
+        }
+    }
+    Error::new(ErrorKind::HttpStatus, scrub(&msg, &[]))
+}

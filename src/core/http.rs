@@ -1,0 +1,272 @@
+//! The HTTP transport: one ureq agent (keep-alive pool) per Http object, rustls with
+//! verified certificates, bodies always read to the end (so connections are reused),
+//! and a resolver that neither spawns a thread nor asks DNS on every request.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use super::error::{Error, ErrorKind, ResponseInfo, Result};
+use super::proof::Target;
+use super::session_log::{Entry, SessionLog};
+
+/// Per-Http settings; the defaults are documented in the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub connect_timeout: Duration,
+    /// The whole request: connect, send, and read the full response.
+    pub request_timeout: Duration,
+    /// Largest response body read; larger ones fail with `ResponseTooLarge`.
+    pub max_response_size: u64,
+}
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 * 1024 * 1024;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+        }
+    }
+}
+
+/// How long a DNS answer is reused.
+const DNS_TTL: Duration = Duration::from_secs(30);
+
+/// Resolves IP literals without any lookup and caches names for [`DNS_TTL`]; only a cache
+/// miss goes to ureq's default resolver (which runs the lookup under the timeout).
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: DefaultResolver,
+    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return self.inner.resolve(uri, config, timeout);
+        };
+        let Some(port) = authority.port_u16().or(match scheme.as_str() {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        }) else {
+            return self.inner.resolve(uri, config, timeout);
+        };
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            let mut out = self.empty();
+            out.push(SocketAddr::new(ip, port));
+            return Ok(out);
+        }
+        let key = format!("{host}:{port}");
+        if let Some((at, addrs)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            if at.elapsed() < DNS_TTL {
+                return Ok(addrs.clone());
+            }
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+}
+
+pub struct Transport {
+    agent: ureq::Agent,
+    pub settings: Settings,
+}
+
+/// A request as the core sends it.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub target: &'a Target,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<&'a [u8]>,
+}
+
+pub type Response = ResponseInfo;
+
+impl ResponseInfo {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// All headers as `Name: value` lines joined by CRLF.
+    pub fn header_text(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.headers {
+            s.push_str(k);
+            s.push_str(": ");
+            s.push_str(v);
+            s.push_str("\r\n");
+        }
+        s
+    }
+}
+
+impl Transport {
+    pub fn new(settings: Settings) -> Transport {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("dpopkit/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(settings.connect_timeout))
+            .timeout_global(Some(settings.request_timeout))
+            .max_idle_connections_per_host(16)
+            .build();
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default());
+        Transport { agent, settings }
+    }
+
+    /// Sends one request and reads the whole response. Any status is a success here;
+    /// only transport failures are errors. `secrets` are scrubbed from the log.
+    pub fn send(&self, req: Request<'_>, log: Option<&SessionLog>, secrets: &[&str]) -> Result<Response> {
+        let mut builder = ureq::http::Request::builder().method(req.method).uri(&req.target.url);
+        for (k, v) in &req.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        if let Some(log) = log {
+            let mut headers = Vec::with_capacity(req.headers.len() + 1);
+            headers.push(("Host".to_string(), host_header(req.target)));
+            headers.extend(req.headers.iter().cloned());
+            let path = path_and_query(&req.target.url);
+            log.write(
+                true,
+                &Entry { first_line: format!("{} {} HTTP/1.1", req.method, path), headers: &headers, body: req.body.unwrap_or(&[]) },
+                secrets,
+            );
+        }
+        let result = match req.body {
+            Some(b) => builder.body(b).map(|r| self.agent.run(r)),
+            None => builder.body(()).map(|r| self.agent.run(r)),
+        };
+        let mut resp = match result {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(map_ureq_error(e, req.target, &self.settings)),
+            Err(e) => {
+                return Err(Error::new(ErrorKind::InvalidArgument, format!("cannot build the request: {e}")));
+            }
+        };
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (canonical_name(k.as_str()), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(self.settings.max_response_size)
+            .read_to_vec()
+            .map_err(|e| map_ureq_error(e, req.target, &self.settings))
+            .map_err(|e| e.with_response(ResponseInfo { status, headers: headers.clone(), body: Vec::new() }))?;
+        if let Some(log) = log {
+            let reason = resp.status().canonical_reason().unwrap_or("");
+            log.write(false, &Entry { first_line: format!("HTTP/1.1 {status} {reason}"), headers: &headers, body: &body }, secrets);
+        }
+        Ok(ResponseInfo { status, headers, body })
+    }
+}
+
+fn host_header(t: &Target) -> String {
+    t.origin.split_once("://").map_or(t.origin.as_str(), |(_, h)| h).to_string()
+}
+
+fn path_and_query(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    match after_scheme.find(['/', '?']) {
+        Some(i) => &after_scheme[i..],
+        None => "/",
+    }
+}
+
+/// `content-type` -> `Content-Type`, for a log that reads like the wire.
+fn canonical_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper { c.to_ascii_uppercase() } else { c });
+        upper = c == '-';
+    }
+    if out.eq_ignore_ascii_case("dpop-nonce") {
+        return "DPoP-Nonce".into();
+    }
+    if out.eq_ignore_ascii_case("www-authenticate") {
+        return "WWW-Authenticate".into();
+    }
+    out
+}
+
+fn map_ureq_error(e: ureq::Error, target: &Target, settings: &Settings) -> Error {
+    let peer = &target.origin;
+    match e {
+        ureq::Error::Timeout(which) => {
+            let limit = match which {
+                ureq::Timeout::Connect => settings.connect_timeout,
+                _ => settings.request_timeout,
+            };
+            Error::new(
+                ErrorKind::Timeout,
+                format!("request to {peer} timed out ({which}, limit {} ms)", limit.as_millis()),
+            )
+        }
+        ureq::Error::HostNotFound => {
+            Error::new(ErrorKind::Transport, format!("cannot resolve host of {peer}: host not found"))
+        }
+        ureq::Error::BodyExceedsLimit(n) => Error::new(
+            ErrorKind::ResponseTooLarge,
+            format!("response from {peer} is larger than the limit of {n} bytes"),
+        ),
+        ureq::Error::Io(io) => {
+            let what = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "connection reset by peer".to_string(),
+                std::io::ErrorKind::UnexpectedEof => "connection closed before a complete response".to_string(),
+                std::io::ErrorKind::TimedOut => "timed out".to_string(),
+                _ => io.to_string(),
+            };
+            Error::new(ErrorKind::Transport, format!("request to {peer} failed: {what}"))
+        }
+        ureq::Error::ConnectionFailed => {
+            Error::new(ErrorKind::Transport, format!("cannot connect to {peer}: connection failed"))
+        }
+        ureq::Error::Tls(msg) => Error::new(ErrorKind::Tls, format!("TLS with {peer} failed: {msg}")),
+        ureq::Error::Rustls(re) => {
+            let msg = if format!("{re:?}").starts_with("InvalidCertificate") {
+                format!("the server certificate is not trusted ({re})")
+            } else {
+                re.to_string()
+            };
+            Error::new(ErrorKind::Tls, format!("TLS with {peer} failed: {msg}"))
+        }
+        other => Error::new(ErrorKind::Transport, format!("request to {peer} failed: {other}")),
+    }
+}
+
+/// Shared handle to a transport; swapped whole when settings change.
+pub type SharedTransport = Arc<Transport>;

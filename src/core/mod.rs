@@ -1,0 +1,20 @@
+//! The pure-Rust core: keys, proofs, tokens, nonces, HTTP and the session log.
+//! It knows nothing about C; `crate::ffi` and `crate::capi` wrap it.
+#![forbid(unsafe_code)]
+
+pub mod challenge;
+pub mod client;
+pub mod error;
+pub mod form;
+pub mod http;
+pub mod key;
+pub mod nonce;
+pub mod proof;
+pub mod redact;
+pub mod session_log;
+pub mod token;
+
+pub use client::HttpClient;
+pub use error::{Error, ErrorKind, ResponseInfo, Result};
+pub use http::Settings;
+pub use key::EcKey;

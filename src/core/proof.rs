@@ -1,0 +1,187 @@
+//! DPoP proofs (RFC 9449 §4) and the `htu` form of a request URL.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
+
+use super::error::{ErrorKind, Result, err};
+use super::key::EcKey;
+
+/// A parsed absolute http(s) URL, split the way DPoP and the nonce cache need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL to send (fragment removed).
+    pub url: String,
+    /// `scheme://host[:port]`, lower-case, default port omitted: the nonce cache key.
+    pub origin: String,
+    /// `origin` + path, no query or fragment: the proof's `htu`.
+    pub htu: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target> {
+        let url = url.trim();
+        let url = url.split_once('#').map_or(url, |(u, _)| u);
+        let uri: ureq::http::Uri = match url.parse() {
+            Ok(u) => u,
+            Err(_) => return err(ErrorKind::InvalidArgument, format!("not a valid URL: '{}'", shorten(url))),
+        };
+        let scheme = match uri.scheme_str().map(str::to_ascii_lowercase) {
+            Some(s) if s == "http" || s == "https" => s,
+            Some(s) => {
+                return err(ErrorKind::InvalidArgument, format!("unsupported URL scheme '{s}': only http and https"));
+            }
+            None => {
+                return err(
+                    ErrorKind::InvalidArgument,
+                    format!("not an absolute http(s) URL: '{}'", shorten(url)),
+                );
+            }
+        };
+        let Some(authority) = uri.authority() else {
+            return err(ErrorKind::InvalidArgument, format!("the URL has no host: '{}'", shorten(url)));
+        };
+        if authority.as_str().contains('@') {
+            return err(ErrorKind::InvalidArgument, "user:password@ in URLs is not supported");
+        }
+        let host = authority.host().to_ascii_lowercase();
+        if host.is_empty() {
+            return err(ErrorKind::InvalidArgument, format!("the URL has no host: '{}'", shorten(url)));
+        }
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let origin = match authority.port_u16() {
+            Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
+            _ => format!("{scheme}://{host}"),
+        };
+        let path = match uri.path() {
+            "" => "/",
+            p => p,
+        };
+        let htu = format!("{origin}{path}");
+        Ok(Target { url: url.to_string(), origin, htu })
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.len() <= 200 {
+        return s.to_string();
+    }
+    let mut end = 200;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// base64url(SHA-256(access token)): the `ath` claim.
+pub fn ath(access_token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()))
+}
+
+/// 128 random bits, base64url: the `jti` claim.
+pub fn new_jti() -> Result<String> {
+    let mut b = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| super::error::Error::new(ErrorKind::Internal, "the system random generator failed"))?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Builds a signed DPoP proof JWT.
+/// `access_token` adds `ath`; `nonce` adds `nonce`; `iat` is the current time unless given.
+pub fn make_proof(
+    key: &EcKey,
+    htm: &str,
+    htu: &str,
+    access_token: Option<&str>,
+    nonce: Option<&str>,
+    iat: Option<i64>,
+) -> Result<String> {
+    let mut claims = serde_json::Map::new();
+    claims.insert("jti".into(), new_jti()?.into());
+    claims.insert("htm".into(), htm.into());
+    claims.insert("htu".into(), htu.into());
+    claims.insert("iat".into(), iat.unwrap_or_else(unix_now).into());
+    if let Some(t) = access_token {
+        claims.insert("ath".into(), ath(t).into());
+    }
+    if let Some(n) = nonce {
+        claims.insert("nonce".into(), n.into());
+    }
+    let payload = serde_json::to_vec(&claims).expect("a map of strings and numbers serialises");
+    let header = key.proof_header_b64();
+    let mut signing_input = String::with_capacity(header.len() + 1 + payload.len() * 4 / 3 + 4 + 90);
+    signing_input.push_str(header);
+    signing_input.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut signing_input);
+    let sig = key.sign(signing_input.as_bytes())?;
+    signing_input.push('.');
+    URL_SAFE_NO_PAD.encode_string(&sig, &mut signing_input);
+    Ok(signing_input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htu_keeps_non_default_port_and_drops_query_fragment() {
+        let t = Target::parse("HTTP://LocalHost:8080/api/x?a=1#frag").unwrap();
+        assert_eq!(t.htu, "http://localhost:8080/api/x");
+        assert_eq!(t.origin, "http://localhost:8080");
+        assert_eq!(t.url, "HTTP://LocalHost:8080/api/x?a=1");
+        assert_eq!(Target::parse("https://a.example:443").unwrap().htu, "https://a.example/");
+        assert_eq!(Target::parse("http://a.example:80/p").unwrap().htu, "http://a.example/p");
+        assert_eq!(Target::parse("https://a.example:8443/p").unwrap().htu, "https://a.example:8443/p");
+        assert_eq!(Target::parse("http://[::1]:9/p").unwrap().origin, "http://[::1]:9");
+    }
+
+    #[test]
+    fn non_http_urls_are_refused() {
+        for u in ["ftp://x/y", "/relative", "", "http://", "file:///etc/passwd", "http://u:p@h/"] {
+            let e = Target::parse(u).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{u}");
+        }
+    }
+
+    #[test]
+    fn proof_has_rfc9449_shape_and_verifies() {
+        let key = EcKey::generate().unwrap();
+        let p = make_proof(&key, "GET", "http://127.0.0.1:1234/api", Some("tok"), Some("n1"), None).unwrap();
+        let parts: Vec<_> = p.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let h: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(h["typ"], "dpop+jwt");
+        assert_eq!(h["alg"], "ES256");
+        assert!(h["jwk"].get("d").is_none());
+        let c: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert!(c["iat"].is_i64(), "iat must be a JSON number");
+        assert_eq!(c["htm"], "GET");
+        assert_eq!(c["htu"], "http://127.0.0.1:1234/api");
+        assert_eq!(c["nonce"], "n1");
+        assert_eq!(c["ath"], ath("tok"));
+        assert_eq!(URL_SAFE_NO_PAD.decode(c["jti"].as_str().unwrap()).unwrap().len(), 16);
+        let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, key.public_point());
+        pk.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).unwrap();
+        let p2 = make_proof(&key, "GET", "http://127.0.0.1:1234/api", None, None, None).unwrap();
+        let c2: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p2.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        assert_ne!(c2["jti"], c["jti"]);
+        assert!(c2.get("ath").is_none() && c2.get("nonce").is_none());
+    }
+
+    #[test]
+    fn ath_matches_rfc9449_example() {
+        // RFC 9449 §7.1 example: access token and its ath.
+        assert_eq!(ath("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo");
+    }
+}

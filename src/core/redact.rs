@@ -1,0 +1,155 @@
+//! Removing secrets from anything that is written down: logs and error texts.
+
+/// Header names whose values are credentials.
+const SECRET_HEADERS: &[&str] = &["authorization", "dpop", "proxy-authorization", "cookie", "set-cookie"];
+
+/// Form and JSON member names whose values are credentials.
+const SECRET_FIELDS: &[&str] = &[
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_assertion",
+    "assertion",
+    "password",
+    "d",
+];
+
+pub const MASK: &str = "****";
+
+pub fn redact_header_value(name: &str, value: &str) -> String {
+    if SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) { MASK.to_string() } else { value.to_string() }
+}
+
+fn is_secret_field(name: &str) -> bool {
+    SECRET_FIELDS.contains(&name)
+}
+
+/// Replaces every occurrence of each secret (ignoring empty or very short ones, which
+/// would mangle ordinary text) with `****`.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if s.len() >= 4 && out.contains(s) {
+            out = out.replace(s, MASK);
+        }
+    }
+    out
+}
+
+/// A printable, redacted form of a body: JSON and form bodies have their secret members
+/// masked; binary bodies are summarised; long bodies are cut at `max` bytes.
+pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return format!("({} bytes of binary data)", body.len());
+    };
+    let ct = content_type.to_ascii_lowercase();
+    let trimmed = text.trim_start();
+    let redacted = if ct.contains("json") || trimmed.starts_with('{') || trimmed.starts_with('[') {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(mut v) => {
+                redact_json(&mut v);
+                v.to_string()
+            }
+            Err(_) => redact_form_like(text),
+        }
+    } else if ct.contains("x-www-form-urlencoded") || looks_like_form(text) {
+        redact_form(text)
+    } else {
+        redact_form_like(text)
+    };
+    if redacted.len() > max {
+        let mut end = max;
+        while !redacted.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}... ({} bytes in all)", &redacted[..end], body.len())
+    } else {
+        redacted
+    }
+}
+
+fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                if is_secret_field(k) && !val.is_null() {
+                    *val = serde_json::Value::String(MASK.into());
+                } else {
+                    redact_json(val);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+fn looks_like_form(text: &str) -> bool {
+    !text.contains(char::is_whitespace) && text.contains('=')
+}
+
+fn redact_form(text: &str) -> String {
+    text.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_field(&super::form::decode(k)) => format!("{k}={MASK}"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// For text that is neither JSON nor a form (malformed JSON, HTML): mask anything that
+/// looks like `"secret_name": "value"` or `secret_name=value`.
+fn redact_form_like(text: &str) -> String {
+    let mut out = text.to_string();
+    for field in SECRET_FIELDS.iter().filter(|f| f.len() > 1) {
+        for pat in [format!("\"{field}\""), format!("{field}=")] {
+            let mut from = 0;
+            while let Some(pos) = out[from..].find(&pat) {
+                let start = from + pos + pat.len();
+                let rest = &out[start..];
+                let skip = rest.len() - rest.trim_start_matches([' ', ':', '\t']).len();
+                let vstart = start + skip;
+                let v = &out[vstart..];
+                let vlen = if let Some(stripped) = v.strip_prefix('"') {
+                    stripped.find('"').map_or(v.len(), |e| e + 2)
+                } else {
+                    v.find(['&', ',', '}', ' ', '\n', '\r']).unwrap_or(v.len())
+                };
+                if vlen == 0 {
+                    from = vstart;
+                    continue;
+                }
+                out.replace_range(vstart..vstart + vlen, MASK);
+                from = vstart + MASK.len();
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_and_text_bodies_are_masked() {
+        let j = redact_body("application/json", br#"{"access_token":"abc.def","token_type":"DPoP","n":{"refresh_token":"r"}}"#, 1000);
+        assert!(!j.contains("abc.def") && !j.contains("\"r\"") && j.contains("DPoP"), "{j}");
+        let f = redact_body("application/x-www-form-urlencoded", b"client_secret=s3cr3t&client_id=m2m&scope=api", 1000);
+        assert_eq!(f, "client_secret=****&client_id=m2m&scope=api");
+        let t = redact_body("text/html", br#"<p>{"access_token": "zzzz9999", x}</p>"#, 1000);
+        assert!(!t.contains("zzzz9999"), "{t}");
+        let b = redact_body("", &[0xff, 0xfe, 0], 1000);
+        assert!(b.contains("3 bytes"));
+    }
+
+    #[test]
+    fn headers_and_scrub() {
+        assert_eq!(redact_header_value("Authorization", "DPoP x"), MASK);
+        assert_eq!(redact_header_value("dpop", "eyJ"), MASK);
+        assert_eq!(redact_header_value("Content-Type", "a/b"), "a/b");
+        assert_eq!(scrub("a secret-value b", &["secret-value", ""]), "a **** b");
+    }
+}

@@ -1,0 +1,549 @@
+// Test peers for dpopkit: an OAuth authorization server (oidc-provider) and an
+// independent DPoP-validating resource server (node:http + jose), in ONE process.
+//
+// Prints exactly one JSON line on stdout once both servers listen:
+//   {"issuer":"http://127.0.0.1:A","token_endpoint":"http://127.0.0.1:A/token",
+//    "rs":"http://127.0.0.1:B","api":"http://127.0.0.1:B/api/test"}
+// Exits when stdin reaches EOF (unless --ignore-stdin), and on SIGTERM/SIGINT.
+//
+// Options: --as-port N  --rs-port N  --as-nonce  --rs-nonce  --ttl SECONDS
+//          --rs-nonce-rotate SECONDS  --ignore-stdin  --verbose
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+
+// ---------------------------------------------------------------------------
+// stdout is reserved for the single JSON line. oidc-provider prints its
+// NOTICEs with console.info (stdout), so route console.log/info/debug to
+// stderr, and keep them silent unless --verbose.
+// ---------------------------------------------------------------------------
+const argv = process.argv.slice(2);
+const VERBOSE = argv.includes('--verbose') || !!process.env.PEERS_VERBOSE;
+{
+  const toStderr = (...args) => {
+    if (VERBOSE) process.stderr.write(`${args.map(String).join(' ')}\n`);
+  };
+  console.log = toStderr;
+  console.info = toStderr;
+  console.debug = toStderr;
+}
+const log = (...args) => {
+  if (VERBOSE) process.stderr.write(`[peers] ${args.join(' ')}\n`);
+};
+
+function usage(msg) {
+  process.stderr.write(`server.mjs: ${msg}\n`
+    + 'usage: node server.mjs [--as-port N] [--rs-port N] [--as-nonce] [--rs-nonce]\n'
+    + '                       [--ttl SECONDS] [--rs-nonce-rotate SECONDS] [--ignore-stdin] [--verbose]\n');
+  process.exit(2);
+}
+
+function parseArgs(args) {
+  const opts = {
+    asPort: 0,
+    rsPort: 0,
+    asNonce: false,
+    rsNonce: false,
+    ttl: 300,
+    rsNonceRotate: 0,
+    ignoreStdin: false,
+  };
+  const int = (name, v, min) => {
+    if (v === undefined || !/^\d+$/.test(v)) usage(`${name} needs a non-negative integer`);
+    const n = Number(v);
+    if (n < min) usage(`${name} must be >= ${min}`);
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    switch (a) {
+      case '--as-port': opts.asPort = int(a, args[++i], 0); break;
+      case '--rs-port': opts.rsPort = int(a, args[++i], 0); break;
+      case '--as-nonce': opts.asNonce = true; break;
+      case '--rs-nonce': opts.rsNonce = true; break;
+      case '--ttl': opts.ttl = int(a, args[++i], 1); break;
+      case '--rs-nonce-rotate': opts.rsNonceRotate = int(a, args[++i], 1); break;
+      case '--ignore-stdin': opts.ignoreStdin = true; break;
+      case '--verbose': break;
+      default: usage(`unknown option ${a}`);
+    }
+  }
+  return opts;
+}
+
+const opts = parseArgs(argv);
+
+// Exit promptly when the parent goes away (stdin EOF) or asks us to.
+function shutdown(why) {
+  log('shutting down:', why);
+  process.exit(0);
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGHUP', () => shutdown('SIGHUP'));
+if (!opts.ignoreStdin) {
+  process.stdin.on('end', () => shutdown('stdin EOF'));
+  process.stdin.on('close', () => shutdown('stdin closed'));
+  process.stdin.on('error', () => shutdown('stdin error'));
+  process.stdin.resume(); // discard anything written to us
+}
+// If stdout is closed by the parent, writing would raise EPIPE: just go.
+process.stdout.on('error', () => shutdown('stdout error'));
+
+// Imported after the console redirection above so that anything printed at
+// import time goes to stderr.
+const jose = await import('jose');
+const { default: Provider } = await import('oidc-provider');
+
+const HOST = '127.0.0.1';
+const ALGS = ['ES256', 'ES384'];
+const RESOURCE = 'urn:dpopkit:api'; // resource indicator (must be an absolute URI)
+const AUDIENCE = 'api';
+
+function listen(server, port) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, HOST, () => {
+      server.off('error', reject);
+      resolve(server.address().port);
+    });
+  });
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res, status, body, headers = {}) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+// ---------------------------------------------------------------------------
+// Minimal in-memory adapter (stands in for oidc-provider's development one,
+// which warns on every start). Enough for client_credentials + DPoP replay.
+// ---------------------------------------------------------------------------
+const stores = new Map();
+class MemoryAdapter {
+  constructor(name) {
+    this.name = name;
+    if (!stores.has(name)) stores.set(name, new Map());
+    this.store = stores.get(name);
+  }
+
+  get(id) {
+    const e = this.store.get(id);
+    if (!e) return undefined;
+    if (e.exp && e.exp < Date.now()) {
+      this.store.delete(id);
+      return undefined;
+    }
+    return e.payload;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    this.store.set(id, { payload, exp: expiresIn ? Date.now() + expiresIn * 1000 : 0 });
+  }
+
+  async find(id) { return this.get(id); }
+
+  async findByUserCode(userCode) {
+    for (const [id, e] of this.store) if (e.payload.userCode === userCode) return this.get(id);
+    return undefined;
+  }
+
+  async findByUid(uid) {
+    for (const [id, e] of this.store) if (e.payload.uid === uid) return this.get(id);
+    return undefined;
+  }
+
+  async consume(id) {
+    const p = this.get(id);
+    if (p) p.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) { this.store.delete(id); }
+
+  async revokeByGrantId(grantId) {
+    for (const [id, e] of this.store) if (e.payload.grantId === grantId) this.store.delete(id);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Authorization server
+// ---------------------------------------------------------------------------
+const asServer = http.createServer();
+const asPort = await listen(asServer, opts.asPort);
+const issuer = `http://${HOST}:${asPort}`;
+
+const { privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
+const signingJwk = {
+  ...(await jose.exportJWK(privateKey)),
+  kid: crypto.randomBytes(8).toString('base64url'),
+  alg: 'ES256',
+  use: 'sig',
+};
+
+const clientCommon = {
+  client_secret: 'secret',
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  scope: 'api',
+  dpop_bound_access_tokens: true,
+};
+
+const provider = new Provider(issuer, {
+  adapter: MemoryAdapter,
+  jwks: { keys: [signingJwk] },
+  clients: [
+    { ...clientCommon, client_id: 'm2m.dpop', token_endpoint_auth_method: 'client_secret_post' },
+    { ...clientCommon, client_id: 'm2m.dpop.basic', token_endpoint_auth_method: 'client_secret_basic' },
+  ],
+  clientDefaults: {
+    grant_types: ['client_credentials'],
+    response_types: [],
+    id_token_signed_response_alg: 'ES256',
+    token_endpoint_auth_method: 'client_secret_post',
+  },
+  scopes: ['api'],
+  enabledJWA: {
+    dPoPSigningAlgValues: ALGS,
+  },
+  ttl: {
+    ClientCredentials: () => opts.ttl,
+    AccessToken: () => opts.ttl,
+  },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: false },
+    revocation: { enabled: false },
+    dPoP: {
+      enabled: true,
+      // Only configure nonces when asked: with a nonceSecret oidc-provider also
+      // hands out DPoP-Nonce headers on successful responses.
+      ...(opts.asNonce ? {
+        nonceSecret: crypto.randomBytes(32),
+        requireNonce: () => true,
+      } : {}),
+    },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => RESOURCE,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resourceIndicator) => {
+        if (resourceIndicator !== RESOURCE) {
+          throw new Provider.errors.InvalidTarget();
+        }
+        return {
+          scope: 'api',
+          audience: AUDIENCE,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: opts.ttl,
+          jwt: { sign: { alg: 'ES256' } },
+        };
+      },
+    },
+  },
+  renderError: (ctx, out) => {
+    ctx.type = 'json';
+    ctx.body = out;
+  },
+});
+provider.on('server_error', (ctx, err) => process.stderr.write(`[as] server_error: ${err.stack}\n`));
+if (VERBOSE) {
+  provider.on('grant.error', (ctx, err) => log('as grant.error:', err.message, err.error_description ?? ''));
+}
+
+const asStats = { token_requests: 0, token_issued: 0 };
+const providerCallback = provider.callback();
+
+asServer.on('request', async (req, res) => {
+  try {
+    const url = new URL(req.url, issuer);
+    const path = url.pathname;
+
+    if (path === '/_stats' && req.method === 'GET') {
+      sendJson(res, 200, asStats);
+      return;
+    }
+    if (path === '/_stats/reset' && req.method === 'POST') {
+      await readBody(req);
+      asStats.token_requests = 0;
+      asStats.token_issued = 0;
+      sendJson(res, 200, asStats);
+      return;
+    }
+    if (path === '/bearer-token' && req.method === 'POST') {
+      await readBody(req);
+      sendJson(res, 200, { access_token: 'xyz', token_type: 'Bearer', expires_in: 300 });
+      return;
+    }
+    if (path.startsWith('/bad-token/') && req.method === 'POST') {
+      await readBody(req);
+      const kind = path.slice('/bad-token/'.length);
+      switch (kind) {
+        case 'html': {
+          const body = '<html>';
+          res.writeHead(200, { 'content-type': 'text/html', 'content-length': body.length });
+          res.end(body);
+          return;
+        }
+        case 'garbage':
+          sendJson(res, 200, '{not json');
+          return;
+        case 'noaccess':
+          sendJson(res, 200, { token_type: 'DPoP', expires_in: 300 });
+          return;
+        case 'noexp':
+          sendJson(res, 200, { access_token: 'abc', token_type: 'DPoP' });
+          return;
+        default:
+          sendJson(res, 404, { error: 'not_found', error_description: `unknown bad-token kind ${kind}` });
+          return;
+      }
+    }
+
+    if (path === '/token' && req.method === 'POST') {
+      asStats.token_requests += 1;
+      // Count on end() (synchronously, before the bytes leave) so that a
+      // client reading /_stats right after the token response sees it.
+      const end = res.end;
+      res.end = function countedEnd(...args) {
+        if (res.statusCode === 200) asStats.token_issued += 1;
+        res.end = end;
+        return end.apply(this, args);
+      };
+    }
+    providerCallback(req, res);
+  } catch (err) {
+    process.stderr.write(`[as] wrapper error: ${err.stack}\n`);
+    if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Resource server: an independent DPoP validator (jose only)
+// ---------------------------------------------------------------------------
+const rsServer = http.createServer();
+const rsPort = await listen(rsServer, opts.rsPort);
+const rsOrigin = `http://${HOST}:${rsPort}`;
+
+const asJwks = jose.createRemoteJWKSet(new URL(`${issuer}/jwks`));
+const rsStats = { requests: 0, ok: 0, rejected: 0, last_error: '' };
+
+const REPLAY_WINDOW_MS = 5 * 60 * 1000;
+const IAT_WINDOW_S = 60;
+const seenJti = new Map(); // jti -> expiry (ms)
+function pruneJti(now) {
+  for (const [jti, exp] of seenJti) {
+    if (exp > now) break; // insertion order == expiry order
+    seenJti.delete(jti);
+  }
+}
+
+const newNonce = () => crypto.randomBytes(16).toString('base64url');
+let rsNonce = opts.rsNonce ? newNonce() : undefined;
+if (opts.rsNonce && opts.rsNonceRotate > 0) {
+  setInterval(() => {
+    rsNonce = newNonce();
+    log('rs nonce rotated');
+  }, opts.rsNonceRotate * 1000).unref();
+}
+
+class RsError extends Error {
+  constructor(code, description, { headers = {}, challenge } = {}) {
+    super(description);
+    this.code = code;
+    this.headers = headers;
+    this.challenge = challenge;
+  }
+}
+const q = (s) => String(s).replace(/[\\"]/g, '\\$&');
+const algsParam = `algs="${ALGS.join(' ')}"`;
+
+async function validateRequest(req, pathname) {
+  // --- Authorization: DPoP <token> ---
+  const authz = req.headersDistinct.authorization;
+  if (!authz || authz.length === 0) {
+    throw new RsError('invalid_token', 'missing Authorization header', {
+      challenge: `DPoP ${algsParam}`,
+    });
+  }
+  if (authz.length !== 1) throw new RsError('invalid_token', 'multiple Authorization headers');
+  const m = /^(\S+) +(\S+)\s*$/.exec(authz[0]);
+  if (!m || m[1].toLowerCase() !== 'dpop') {
+    throw new RsError('invalid_token', 'Authorization scheme must be DPoP');
+  }
+  const token = m[2];
+
+  // --- exactly one DPoP header ---
+  const proofs = req.headersDistinct.dpop;
+  if (!proofs || proofs.length === 0) throw new RsError('invalid_dpop_proof', 'missing DPoP header');
+  if (proofs.length !== 1) throw new RsError('invalid_dpop_proof', 'more than one DPoP header');
+  const proof = proofs[0].trim();
+  if (!proof || proof.includes(',')) throw new RsError('invalid_dpop_proof', 'more than one DPoP proof');
+
+  // --- access token ---
+  let claims;
+  try {
+    ({ payload: claims } = await jose.jwtVerify(token, asJwks, {
+      issuer,
+      audience: AUDIENCE,
+      algorithms: ['ES256'],
+      typ: 'at+jwt',
+    }));
+  } catch (err) {
+    if (err?.code === 'ERR_JWT_EXPIRED') throw new RsError('invalid_token', 'access token expired');
+    throw new RsError('invalid_token', `access token invalid: ${err?.message ?? err}`);
+  }
+  const jkt = claims.cnf?.jkt;
+  if (typeof jkt !== 'string' || !jkt) {
+    throw new RsError('invalid_token', 'access token is not DPoP-bound (no cnf.jkt)');
+  }
+
+  // --- DPoP proof ---
+  let header;
+  try {
+    header = jose.decodeProtectedHeader(proof);
+  } catch {
+    throw new RsError('invalid_dpop_proof', 'DPoP proof is not a JWS');
+  }
+  if (!header.jwk || typeof header.jwk !== 'object') {
+    throw new RsError('invalid_dpop_proof', 'DPoP proof header has no jwk');
+  }
+  if ('d' in header.jwk) throw new RsError('invalid_dpop_proof', 'DPoP proof jwk must be a public key');
+
+  let p;
+  try {
+    ({ payload: p } = await jose.jwtVerify(proof, jose.EmbeddedJWK, {
+      typ: 'dpop+jwt',
+      algorithms: ALGS,
+    }));
+  } catch (err) {
+    throw new RsError('invalid_dpop_proof', `DPoP proof invalid: ${err?.message ?? err}`);
+  }
+
+  if (typeof p.jti !== 'string' || !p.jti) throw new RsError('invalid_dpop_proof', 'DPoP proof jti missing');
+  if (p.htm !== req.method) throw new RsError('invalid_dpop_proof', 'DPoP proof htm mismatch');
+
+  {
+    const expected = new URL(`http://${req.headers.host}${pathname}`);
+    expected.search = '';
+    expected.hash = '';
+    const actual = typeof p.htu === 'string' ? URL.parse(p.htu) : null;
+    if (!actual) throw new RsError('invalid_dpop_proof', 'DPoP proof htu missing or not a URL');
+    actual.search = '';
+    actual.hash = '';
+    if (actual.href !== expected.href) {
+      throw new RsError('invalid_dpop_proof', `DPoP proof htu mismatch (expected ${expected.href})`);
+    }
+  }
+
+  if (typeof p.iat !== 'number') throw new RsError('invalid_dpop_proof', 'DPoP proof iat must be a number');
+  const now = Math.floor(Date.now() / 1000);
+  if (Math.abs(now - p.iat) > IAT_WINDOW_S) {
+    throw new RsError('invalid_dpop_proof', 'DPoP proof iat is not recent enough');
+  }
+
+  const ath = crypto.createHash('sha256').update(token).digest('base64url');
+  if (p.ath === undefined) throw new RsError('invalid_dpop_proof', 'DPoP proof ath missing');
+  if (p.ath !== ath) throw new RsError('invalid_dpop_proof', 'DPoP proof ath mismatch');
+
+  const thumbprint = await jose.calculateJwkThumbprint(header.jwk, 'sha256');
+  if (thumbprint !== jkt) {
+    throw new RsError('invalid_dpop_proof', 'DPoP proof key does not match the access token cnf.jkt');
+  }
+
+  if (rsNonce !== undefined && p.nonce !== rsNonce) {
+    throw new RsError('use_dpop_nonce', 'Resource server requires nonce in DPoP proof', {
+      headers: { 'DPoP-Nonce': rsNonce },
+      challenge: 'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
+    });
+  }
+
+  const nowMs = Date.now();
+  pruneJti(nowMs);
+  if (seenJti.has(p.jti)) throw new RsError('invalid_dpop_proof', 'DPoP proof jti replayed');
+  seenJti.set(p.jti, nowMs + REPLAY_WINDOW_MS);
+
+  return claims;
+}
+
+rsServer.on('request', async (req, res) => {
+  try {
+    const qi = req.url.indexOf('?');
+    const rawPath = qi === -1 ? req.url : req.url.slice(0, qi);
+    const pathname = new URL(rawPath, rsOrigin).pathname;
+
+    if (pathname === '/_stats' && req.method === 'GET') {
+      sendJson(res, 200, rsStats);
+      return;
+    }
+    if (pathname === '/_stats/reset' && req.method === 'POST') {
+      await readBody(req);
+      Object.assign(rsStats, { requests: 0, ok: 0, rejected: 0, last_error: '' });
+      sendJson(res, 200, rsStats);
+      return;
+    }
+    if (!pathname.startsWith('/api/')) {
+      await readBody(req);
+      sendJson(res, 404, { error: 'not_found' });
+      return;
+    }
+
+    rsStats.requests += 1;
+    const body = await readBody(req);
+    let claims;
+    try {
+      // Raw path (not the URL-normalised one) so htu comparison sees what
+      // the client sent; new URL() in the comparison normalises both sides.
+      claims = await validateRequest(req, rawPath);
+    } catch (err) {
+      if (!(err instanceof RsError)) throw err;
+      rsStats.rejected += 1;
+      rsStats.last_error = `${err.code}: ${err.message}`;
+      log('rs reject:', rsStats.last_error);
+      const challenge = err.challenge
+        ?? `DPoP error="${q(err.code)}", error_description="${q(err.message)}", ${algsParam}`;
+      sendJson(res, 401, { error: err.code, error_description: err.message }, {
+        'WWW-Authenticate': challenge,
+        ...err.headers,
+      });
+      return;
+    }
+
+    rsStats.ok += 1;
+    const out = Object.entries(claims).map(([type, value]) => ({
+      type,
+      value: typeof value === 'string' ? value : JSON.stringify(value),
+    }));
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+      out.push({ type: 'request_body', value: body });
+    }
+    sendJson(res, 200, out, rsNonce !== undefined ? { 'DPoP-Nonce': rsNonce } : {});
+  } catch (err) {
+    process.stderr.write(`[rs] error: ${err?.stack ?? err}\n`);
+    if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+  }
+});
+
+process.stdout.write(`${JSON.stringify({
+  issuer,
+  token_endpoint: `${issuer}/token`,
+  rs: rsOrigin,
+  api: `${rsOrigin}/api/test`,
+})}\n`);
+log(`ready: as-nonce=${opts.asNonce} rs-nonce=${opts.rsNonce} ttl=${opts.ttl}`);
