@@ -26,15 +26,33 @@ fn is_secret_field(name: &str) -> bool {
 }
 
 /// Replaces every occurrence of each secret (ignoring empty or very short ones, which
-/// would mangle ordinary text) with `****`.
+/// would mangle ordinary text) with `****`. An occurrence that is part of a secret field's
+/// name (a client secret `secret` inside `client_secret`) is left alone.
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
-    for s in secrets {
-        if s.len() >= 4 && out.contains(s) {
-            out = out.replace(s, MASK);
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        let mut result = String::with_capacity(out.len());
+        let mut last = 0;
+        for (pos, _) in out.match_indices(s) {
+            if pos < last || inside_field_name(&out, pos, s) {
+                continue;
+            }
+            result.push_str(&out[last..pos]);
+            result.push_str(MASK);
+            last = pos + s.len();
         }
+        result.push_str(&out[last..]);
+        out = result;
     }
     out
+}
+
+fn inside_field_name(text: &str, pos: usize, secret: &str) -> bool {
+    SECRET_FIELDS.iter().any(|f| {
+        f.match_indices(secret).any(|(off, _)| {
+            pos >= off && text.get(pos - off..pos - off + f.len()) == Some(*f)
+        })
+    })
 }
 
 /// A printable, redacted form of a body: JSON and form bodies have their secret members
@@ -151,5 +169,8 @@ mod tests {
         assert_eq!(redact_header_value("dpop", "eyJ"), MASK);
         assert_eq!(redact_header_value("Content-Type", "a/b"), "a/b");
         assert_eq!(scrub("a secret-value b", &["secret-value", ""]), "a **** b");
+        assert_eq!(scrub("client_secret=secret&x=secret", &["secret"]), "client_secret=****&x=****");
+        assert_eq!(scrub("aaaa", &["aa"]), "aaaa", "too short to scrub");
+        assert_eq!(scrub("xsecretsecret", &["secret"]), "x********");
     }
 }

@@ -1,0 +1,56 @@
+//! Functions shared by every object: destroy, last error, strings, version.
+
+use std::ffi::c_char;
+use std::os::raw::c_int;
+
+use crate::ffi::boundary::{last_for, peek, run};
+use crate::ffi::{registry, strings};
+
+/// Destroys any dpopkit object (PrivateKey, JsonObject or Http) and invalidates its handle.
+///
+/// Returns 1 on success, 0 when the handle is not valid (already destroyed, made up, 0).
+/// A call on the same handle that is running on another thread finishes normally; calls
+/// made after this one fail with `DPOPKIT_RESULT_INVALID_HANDLE`. Destroying a key does not
+/// affect an Http object it was given to (the Http keeps its own reference).
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_destroy(handle: i64) -> c_int {
+    run("dpopkit_destroy", 0, |_| registry::remove(handle).map(|_| 1))
+}
+
+/// The text of the last error of `handle` on the calling thread, or "" after a success.
+/// With `handle` = 0 (or a handle that is not valid), the calling thread's latest error of
+/// any call. Never contains a secret.
+///
+/// Ownership: the returned string belongs to the caller: free it with
+/// `dpopkit_string_free`. Returns NULL only if memory could not be allocated.
+/// Reading the last error does not change it.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_last_error_text(handle: i64) -> *mut c_char {
+    peek(std::ptr::null_mut(), || strings::out(&last_for(handle).text).unwrap_or(std::ptr::null_mut()))
+}
+
+/// The `dpopkit_result` code of the last call on `handle` from the calling thread
+/// (`DPOPKIT_RESULT_OK` = 0 after a success). With 0 or an invalid handle, the calling
+/// thread's latest call. Reading it does not change it.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_last_error_code(handle: i64) -> u32 {
+    peek(crate::ffi::result::dpopkit_result::Panic as u32, || last_for(handle).code)
+}
+
+/// Frees a string returned by any dpopkit function. NULL is fine.
+///
+/// # Safety
+/// `s` must be NULL or a pointer returned by dpopkit and not yet freed; never pass it to
+/// `free()`, and never free it twice.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_string_free(s: *mut c_char) {
+    peek((), || unsafe { strings::free(s) })
+}
+
+/// The library version, e.g. "0.1.0".
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_version() -> *mut c_char {
+    run("dpopkit_version", 0, |_| strings::out(env!("CARGO_PKG_VERSION")))
+}

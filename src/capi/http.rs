@@ -1,0 +1,208 @@
+//! Http objects: DPoP-authenticated requests with a cached client_credentials token.
+
+use std::ffi::c_char;
+use std::os::raw::c_int;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::core::{Error, ErrorKind};
+use crate::ffi::boundary::{Ctx, FfiError, last_for, peek, run};
+use crate::ffi::registry::{self, Object};
+use crate::ffi::strings::{arg, opt_arg, out};
+
+/// Creates an Http object with its own connection pool (keep-alive). Returns a handle > 0,
+/// or 0 on failure. Destroy it with `dpopkit_destroy`.
+///
+/// Defaults: connect timeout 10 s, whole-request timeout 60 s, response size limit 16 MiB,
+/// redirects not followed, TLS certificates verified against the bundled Mozilla roots.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_new() -> i64 {
+    run("dpopkit_http_new", 0, |_| registry::insert(Object::Http(Arc::default())))
+}
+
+/// Gives the Http object the DPoP key from a PrivateKey object. The Http keeps its own
+/// reference: destroying or reloading the key object later does not change it.
+/// Returns 1 on success, 0 on failure (`DPOPKIT_RESULT_NO_KEY` if the key object is empty).
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_set_dpop_key(http: i64, key: i64) -> c_int {
+    run("dpopkit_http_set_dpop_key", http, |_| {
+        let obj = registry::http(http)?;
+        obj.client.set_dpop_key(super::key::key_of(key)?);
+        Ok(1)
+    })
+}
+
+/// Sets the AuthToken description (JSON): required `token_endpoint`, `client_id`,
+/// `client_secret`; optional `scope`, `audience`, `resource`, `client_auth_method`
+/// (`client_secret_post`, the default, or `client_secret_basic`), `allow_bearer`
+/// ("true" to accept a token the server did not bind to the key), `default_expires_in`
+/// (seconds, when the server sends no `expires_in`; default 300). Any other string member
+/// is sent as an extra form field of the token request. The token is fetched on the first
+/// request and cached process-wide. Returns 1 on success, 0 on failure.
+///
+/// # Safety
+/// `auth_token_json` is a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_set_auth_token(http: i64, auth_token_json: *const c_char) -> c_int {
+    run("dpopkit_http_set_auth_token", http, |_| {
+        let obj = registry::http(http)?;
+        let text = unsafe { arg(auth_token_json, "auth_token_json") }?;
+        obj.client.set_auth_token(text)?;
+        Ok(1)
+    })
+}
+
+/// Appends a session log (every request and response, with `Authorization`, `DPoP`,
+/// client secrets and tokens shown as `****`) to the file at `path`, created if needed.
+/// NULL or "" stops logging. Returns 1 on success, 0 if the file cannot be opened.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_set_session_log_filename(http: i64, path: *const c_char) -> c_int {
+    run("dpopkit_http_set_session_log_filename", http, |_| {
+        let obj = registry::http(http)?;
+        let path = unsafe { opt_arg(path, "path") }?;
+        obj.client.set_session_log(path.map(Path::new))?;
+        Ok(1)
+    })
+}
+
+/// Sets the timeouts in milliseconds: `connect_ms` for establishing a connection,
+/// `request_ms` for the whole request (connect, send, full response). Both must be > 0.
+/// Replaces the connection pool. Returns 1 on success, 0 on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_set_timeouts(http: i64, connect_ms: u32, request_ms: u32) -> c_int {
+    run("dpopkit_http_set_timeouts", http, |_| {
+        let obj = registry::http(http)?;
+        let mut s = obj.client.settings();
+        s.connect_timeout = Duration::from_millis(connect_ms.into());
+        s.request_timeout = Duration::from_millis(request_ms.into());
+        obj.client.set_settings(s)?;
+        Ok(1)
+    })
+}
+
+/// Sets the largest response body accepted, in bytes (> 0; default 16 MiB). Larger bodies
+/// fail with `DPOPKIT_RESULT_RESPONSE_TOO_LARGE`. Returns 1 on success, 0 on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_set_max_response_size(http: i64, max_bytes: u64) -> c_int {
+    run("dpopkit_http_set_max_response_size", http, |_| {
+        let obj = registry::http(http)?;
+        let mut s = obj.client.settings();
+        s.max_response_size = max_bytes;
+        obj.client.set_settings(s)?;
+        Ok(1)
+    })
+}
+
+fn request(
+    http: i64,
+    ctx: &mut Ctx,
+    method: Option<&str>,
+    url: &str,
+    content_type: Option<&str>,
+    body: Option<&[u8]>,
+) -> Result<*mut c_char, FfiError> {
+    let obj = registry::http(http)?;
+    ctx.requested = true;
+    let resp = obj.client.request(method, url, content_type, body)?;
+    let text = std::str::from_utf8(&resp.body).ok().filter(|t| !t.contains('\0')).map(str::to_string);
+    ctx.response = Some(resp);
+    match text {
+        Some(t) => out(&t),
+        None => Err(Error::new(ErrorKind::ResponseNotText, "the response body is not UTF-8 text").into()),
+    }
+}
+
+/// GET `url`. With an AuthToken set, the first call fetches an access token (with a DPoP
+/// proof, retrying once with a server nonce when asked), and every call sends
+/// `Authorization: DPoP <token>` and a fresh `DPoP` proof. Returns the body of a 2xx
+/// response; NULL otherwise (`dpopkit_http_last_status` gives the status, the error text
+/// names it and the server's error).
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`.
+/// Thread safety: one Http handle may be used from many threads at once.
+///
+/// # Safety
+/// `url` is a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_quick_get_str(http: i64, url: *const c_char) -> *mut c_char {
+    run("dpopkit_http_quick_get_str", http, |ctx| {
+        let url = unsafe { arg(url, "url") }?;
+        request(http, ctx, Some("GET"), url, None, None)
+    })
+}
+
+/// Any method with an optional body, e.g. `POST` with `application/json`. `content_type`
+/// and `body` may be NULL (no body). Returns the body of a 2xx response, else NULL, as
+/// `dpopkit_http_quick_get_str`.
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`.
+///
+/// # Safety
+/// `method` and `url` are NUL-terminated UTF-8 strings; `content_type` and `body` are NULL
+/// or NUL-terminated UTF-8 strings; all borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_quick_request_str(
+    http: i64,
+    method: *const c_char,
+    url: *const c_char,
+    content_type: *const c_char,
+    body: *const c_char,
+) -> *mut c_char {
+    run("dpopkit_http_quick_request_str", http, |ctx| {
+        let method = unsafe { arg(method, "method") }?;
+        let url = unsafe { arg(url, "url") }?;
+        let content_type = unsafe { opt_arg(content_type, "content_type") }?;
+        let body = unsafe { opt_arg(body, "body") }?;
+        request(http, ctx, Some(method), url, content_type, body.map(str::as_bytes))
+    })
+}
+
+/// HTTP status of the last request made through `http` on the calling thread (also after
+/// a failed call), 0 when no response was received. Does not change the last error.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_last_status(http: i64) -> c_int {
+    peek(0, || if registry::http(http).is_ok() { last_for(http).status.into() } else { 0 })
+}
+
+/// 1 if the last call on `http` from the calling thread succeeded, else 0.
+/// Does not change the last error.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_last_method_success(http: i64) -> c_int {
+    peek(0, || (registry::http(http).is_ok() && last_for(http).success).into())
+}
+
+/// Body of the last response received through `http` on the calling thread, whatever its
+/// status ("" when none). Useful after a failed call to read the server's error document.
+/// NULL if it is not UTF-8 text. Does not change the last error.
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_last_response_body(http: i64) -> *mut c_char {
+    peek(std::ptr::null_mut(), || {
+        if registry::http(http).is_err() {
+            return std::ptr::null_mut();
+        }
+        let last = last_for(http);
+        let body = last.response.as_ref().map_or(&[][..], |r| &r.body[..]);
+        std::str::from_utf8(body).ok().and_then(|s| out(s).ok()).unwrap_or(std::ptr::null_mut())
+    })
+}
+
+/// Headers of the last response received through `http` on the calling thread, as
+/// `Name: value` lines separated by CRLF ("" when none). Does not change the last error.
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_last_response_header(http: i64) -> *mut c_char {
+    peek(std::ptr::null_mut(), || {
+        if registry::http(http).is_err() {
+            return std::ptr::null_mut();
+        }
+        let text = last_for(http).response.as_ref().map(|r| r.header_text()).unwrap_or_default();
+        out(&text).unwrap_or(std::ptr::null_mut())
+    })
+}

@@ -1,0 +1,203 @@
+//! The panic boundary and the last-call state.
+//!
+//! Every exported function runs its body through [`run`] (which records the outcome) or
+//! [`peek`] (for getters of the last-call state, which must not overwrite it). A panic is
+//! caught and becomes `DPOPKIT_RESULT_PANIC` plus the function's failure value.
+//!
+//! The last-call state (code, text, success, HTTP status, last response) is kept per
+//! handle *and* per calling thread, inside the object, so threads that share one Http
+//! handle never read each other's results. A thread-local copy of the latest failure
+//! serves `dpopkit_last_error_text(0)` and calls whose handle was invalid.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_char;
+use std::os::raw::c_int;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+
+use super::registry;
+use super::result::dpopkit_result;
+use crate::core::{Error, ResponseInfo};
+
+/// An error as the C side sees it.
+#[derive(Debug)]
+pub struct FfiError {
+    pub code: dpopkit_result,
+    pub text: String,
+    pub response: Option<Box<ResponseInfo>>,
+}
+
+impl FfiError {
+    pub fn new(code: dpopkit_result, text: impl Into<String>) -> Self {
+        FfiError { code, text: text.into(), response: None }
+    }
+}
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> Self {
+        FfiError { code: e.kind.into(), text: e.message, response: e.response }
+    }
+}
+
+/// What one call left behind, as read by the `last_*` getters.
+#[derive(Clone, Default)]
+pub struct LastCall {
+    pub code: u32,
+    pub text: String,
+    pub success: bool,
+    /// HTTP status of the last request made through this handle on this thread.
+    pub status: u16,
+    pub response: Option<Arc<ResponseInfo>>,
+}
+
+/// Per-thread last-call state of one object.
+#[derive(Default)]
+pub struct CallStates(Mutex<HashMap<ThreadId, LastCall>>);
+
+impl CallStates {
+    pub fn get(&self) -> Option<LastCall> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&std::thread::current().id()).cloned()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut LastCall)) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 4096 {
+            map.clear(); // many short-lived threads: forget the oldest states wholesale
+        }
+        f(map.entry(std::thread::current().id()).or_default());
+    }
+}
+
+thread_local! {
+    static THREAD_LAST: RefCell<LastCall> = RefCell::new(LastCall::default());
+}
+
+pub fn thread_last() -> LastCall {
+    THREAD_LAST.with(|t| t.borrow().clone())
+}
+
+/// Filled in by calls that made an HTTP request, so `last_status` and the last response
+/// are updated (on success and on failure alike).
+#[derive(Default)]
+pub struct Ctx {
+    pub response: Option<ResponseInfo>,
+    pub requested: bool,
+}
+
+/// The value a function returns on failure.
+pub trait Failure {
+    fn failure() -> Self;
+}
+
+impl Failure for c_int {
+    fn failure() -> Self {
+        0
+    }
+}
+
+impl Failure for i64 {
+    fn failure() -> Self {
+        0
+    }
+}
+
+impl Failure for *mut c_char {
+    fn failure() -> Self {
+        std::ptr::null_mut()
+    }
+}
+
+impl Failure for u32 {
+    fn failure() -> Self {
+        dpopkit_result::Panic as u32
+    }
+}
+
+fn panic_error(function: &str) -> FfiError {
+    FfiError::new(
+        dpopkit_result::Panic,
+        format!("internal error (panic) in {function}; the call had no effect that can be relied on. Please report this bug"),
+    )
+}
+
+/// Runs `f`, catches panics, and records the outcome for `handle` (if it names a live
+/// object) and for the calling thread.
+pub fn run<T: Failure>(function: &'static str, handle: i64, f: impl FnOnce(&mut Ctx) -> Result<T, FfiError>) -> T {
+    let mut ctx = Ctx::default();
+    let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx))).unwrap_or_else(|_| Err(panic_error(function)));
+    let _ = catch_unwind(AssertUnwindSafe(|| record(handle, &result, ctx)));
+    result.unwrap_or_else(|_| T::failure())
+}
+
+fn record<T>(handle: i64, result: &Result<T, FfiError>, ctx: Ctx) {
+    let (code, text, mut response) = match result {
+        Ok(_) => (dpopkit_result::Ok as u32, String::new(), None),
+        Err(e) => (e.code as u32, e.text.clone(), e.response.as_deref().cloned()),
+    };
+    if ctx.response.is_some() {
+        response = ctx.response;
+    }
+    let response = response.map(Arc::new);
+    let requested = ctx.requested || response.is_some();
+    let apply = |s: &mut LastCall| {
+        s.code = code;
+        s.text.clone_from(&text);
+        s.success = result.is_ok();
+        if requested {
+            s.status = response.as_ref().map_or(0, |r| r.status);
+            s.response.clone_from(&response);
+        }
+    };
+    if handle != 0 {
+        if let Ok(obj) = registry::get(handle) {
+            obj.calls().update(apply);
+        }
+    }
+    THREAD_LAST.with(|t| apply(&mut t.borrow_mut()));
+}
+
+/// For getters of the last-call state: catches panics, records nothing.
+pub fn peek<T>(failure: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(failure)
+}
+
+/// The state a `last_*` getter reads: the object's for this thread when `handle` names a
+/// live object, else this thread's latest.
+pub fn last_for(handle: i64) -> LastCall {
+    if handle != 0 {
+        if let Ok(obj) = registry::get(handle) {
+            return obj.calls().get().unwrap_or_default();
+        }
+    }
+    thread_last()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_result_code_not_an_abort() {
+        let r: c_int = run("test_fn", 0, |_| -> Result<c_int, FfiError> { panic!("boom") });
+        assert_eq!(r, 0);
+        let last = thread_last();
+        assert_eq!(last.code, dpopkit_result::Panic as u32);
+        assert!(last.text.contains("test_fn"));
+        let p: *mut c_char = run("test_fn", 0, |_| -> Result<*mut c_char, FfiError> { panic!("boom") });
+        assert!(p.is_null());
+    }
+
+    #[test]
+    fn state_is_per_thread() {
+        let _: c_int = run("f", 0, |_| Err(FfiError::new(dpopkit_result::Json, "mine")));
+        std::thread::spawn(|| {
+            assert_eq!(thread_last().code, 0);
+            let _: c_int = run("f", 0, |_| Ok(1));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(thread_last().text, "mine");
+    }
+}

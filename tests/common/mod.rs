@@ -1,0 +1,119 @@
+//! Starts the real test peers (tests/peers/server.mjs: oidc-provider as the authorization
+//! server, a jose-validating resource server) on 127.0.0.1 and stops them on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Once;
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+/// Installs the peers' npm packages once (npm ci from the committed lockfile), under a
+/// file lock so parallel test binaries do not race.
+fn ensure_node_modules() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let dir = repo().join("tests/peers");
+        let lock = std::fs::File::create(std::env::temp_dir().join("dpopkit-npm-ci.lock")).unwrap();
+        lock.lock().unwrap();
+        if !dir.join("node_modules/oidc-provider").exists() {
+            let out = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).output()
+                .expect("npm is needed for the test peers (Node 20+)");
+            assert!(out.status.success(), "npm ci in tests/peers failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        lock.unlock().unwrap();
+    });
+}
+
+pub struct Peers {
+    child: Child,
+    _stdin: ChildStdin,
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub rs: String,
+    pub api: String,
+}
+
+impl Peers {
+    /// Starts AS and RS with `server.mjs` options, e.g. `["--as-nonce", "--ttl", "2"]`.
+    pub fn start(args: &[&str]) -> Peers {
+        ensure_node_modules();
+        let stderr_path = std::env::temp_dir().join(format!("dpopkit-peers-{}-{}.log", std::process::id(), rand_suffix()));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/peers/server.mjs"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("node is needed for the test peers");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = std::fs::File::open(&stderr_path).and_then(|mut f| f.read_to_string(&mut err));
+            panic!("test peers did not start: {err}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).expect("peers print one JSON line");
+        let s = |k: &str| v[k].as_str().unwrap().to_string();
+        Peers { child, _stdin: stdin, issuer: s("issuer"), token_endpoint: s("token_endpoint"), rs: s("rs"), api: s("api") }
+    }
+
+    /// The sample's AuthToken JSON (client m2m.dpop / secret, scope api).
+    pub fn auth_token(&self) -> String {
+        serde_json::json!({
+            "client_secret": "secret",
+            "client_id": "m2m.dpop",
+            "token_endpoint": self.token_endpoint,
+            "scope": "api",
+        })
+        .to_string()
+    }
+
+    fn get_json(url: &str) -> serde_json::Value {
+        let body = ureq::get(url).call().unwrap().body_mut().read_to_string().unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Token responses with status 200 counted by the AS.
+    pub fn tokens_issued(&self) -> u64 {
+        Self::get_json(&format!("{}/_stats", self.issuer))["token_issued"].as_u64().unwrap()
+    }
+
+    /// POSTs to /token counted by the AS.
+    pub fn token_requests(&self) -> u64 {
+        Self::get_json(&format!("{}/_stats", self.issuer))["token_requests"].as_u64().unwrap()
+    }
+
+    pub fn rs_stats(&self) -> serde_json::Value {
+        Self::get_json(&format!("{}/_stats", self.rs))
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

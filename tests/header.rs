@@ -1,0 +1,45 @@
+//! The committed include/dpopkit.h must equal the header build.rs generates from src/.
+//! Re-bless with `DPOPKIT_BLESS=1 cargo test --test header`.
+
+#[test]
+fn committed_header_is_current() {
+    let generated_path = env!("DPOPKIT_GENERATED_HEADER");
+    let generated = std::fs::read_to_string(generated_path)
+        .unwrap_or_else(|e| panic!("build.rs did not generate {generated_path}: {e} (see the cargo:warning of the build)"));
+    let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/include/dpopkit.h");
+    if std::env::var_os("DPOPKIT_BLESS").is_some() {
+        std::fs::write(committed_path, &generated).expect("write include/dpopkit.h");
+        return;
+    }
+    let committed = std::fs::read_to_string(committed_path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "include/dpopkit.h is stale: the C API in src/ changed. Run `DPOPKIT_BLESS=1 cargo test --test header` \
+         and commit include/dpopkit.h"
+    );
+}
+
+#[test]
+fn header_declares_the_stable_surface() {
+    let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/dpopkit.h")).unwrap();
+    for decl in [
+        "int64_t dpopkit_key_new(void);",
+        "int dpopkit_key_load_any_format_file(int64_t key, const char *path, const char *password);",
+        "int64_t dpopkit_json_new(void);",
+        "int dpopkit_json_update_string(int64_t json, const char *name, const char *value);",
+        "char *dpopkit_json_emit(int64_t json);",
+        "int64_t dpopkit_http_new(void);",
+        "int dpopkit_http_set_dpop_key(int64_t http, int64_t key);",
+        "int dpopkit_http_set_auth_token(int64_t http, const char *auth_token_json);",
+        "int dpopkit_http_set_session_log_filename(int64_t http, const char *path);",
+        "char *dpopkit_http_quick_get_str(int64_t http, const char *url);",
+        "int dpopkit_http_last_status(int64_t http);",
+        "int dpopkit_http_last_method_success(int64_t http);",
+        "char *dpopkit_last_error_text(int64_t handle);",
+        "uint32_t dpopkit_last_error_code(int64_t handle);",
+        "int dpopkit_destroy(int64_t handle);",
+        "void dpopkit_string_free(char *s);",
+    ] {
+        assert!(header.contains(decl), "include/dpopkit.h lacks `{decl}`");
+    }
+}
