@@ -147,6 +147,10 @@ void dpopkit_string_free(char *s);
 // Ownership: caller frees the result with `dpopkit_string_free`.
 char *dpopkit_version(void);
 
+// Number of live handles (objects created and not yet destroyed) in this process.
+// Meant for leak checks in tests and diagnostics. Does not change the last error.
+int64_t dpopkit_live_handles(void);
+
 // Creates an Http object with its own connection pool (keep-alive). Returns a handle > 0,
 // or 0 on failure. Destroy it with `dpopkit_destroy`.
 //

@@ -54,3 +54,10 @@ pub unsafe extern "C" fn dpopkit_string_free(s: *mut c_char) {
 pub extern "C" fn dpopkit_version() -> *mut c_char {
     run("dpopkit_version", 0, |_| strings::out(env!("CARGO_PKG_VERSION")))
 }
+
+/// Number of live handles (objects created and not yet destroyed) in this process.
+/// Meant for leak checks in tests and diagnostics. Does not change the last error.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_live_handles() -> i64 {
+    peek(-1, || registry::live_count() as i64)
+}
