@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine with Rust, Node 20 and Python 3.11:
+# the test servers' npm packages (from the lockfile), pytest, a C/C++ toolchain, pkg-config,
+# and mono (for the SQL Server C# bindings). Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing_apt=()
+command -v cc >/dev/null || missing_apt+=(gcc)
+command -v c++ >/dev/null || missing_apt+=(g++)
+command -v pkg-config >/dev/null || missing_apt+=(pkg-config)
+command -v mcs >/dev/null || missing_apt+=(mono-mcs)
+command -v mono >/dev/null || missing_apt+=(mono-devel)
+[ -e /usr/lib/mono/4.5/System.Data.dll ] || missing_apt+=(mono-devel)
+if [ ${#missing_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: apt-get install ${missing_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing_apt[@]}" >/dev/null
+  else
+    echo "setup: please install: ${missing_apt[*]} (e.g. sudo apt-get install ${missing_apt[*]})" >&2
+    exit 1
+  fi
+fi
+
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+  echo "setup: pip install pytest"
+  python3 -m pip install -q pytest
+fi
+
+if [ ! -d tests/peers/node_modules/oidc-provider ] || [ tests/peers/package-lock.json -nt tests/peers/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci in tests/peers"
+  (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,315 @@
+//! The C ABI called from Rust: misuse gives the right code and text, never a crash; last
+//! call state is per handle and thread; the extras (export, other verbs, last response).
+
+mod common;
+
+use std::ffi::{CStr, CString, c_char};
+
+use common::{Peers, fixture};
+use dpopkit::capi::common::*;
+use dpopkit::capi::http::*;
+use dpopkit::capi::json::*;
+use dpopkit::capi::key::*;
+use dpopkit::dpopkit_result as R;
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// Takes ownership of a returned string.
+fn take(p: *mut c_char) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
+    unsafe { dpopkit_string_free(p) };
+    Some(s)
+}
+
+fn code(h: i64) -> u32 {
+    dpopkit_last_error_code(h)
+}
+
+fn text(h: i64) -> String {
+    take(dpopkit_last_error_text(h)).unwrap()
+}
+
+const BAD_UTF8: &[u8] = b"\xff\xfe\0";
+
+#[test]
+fn handle_misuse_matrix() {
+    let key = dpopkit_key_new();
+    let json = dpopkit_json_new();
+    let http = dpopkit_http_new();
+    let stale = dpopkit_json_new();
+    assert_eq!(dpopkit_destroy(stale), 1);
+    let made_up = [0i64, -1, 1, 42, i64::MAX, stale];
+    let url = c("http://127.0.0.1:9/");
+    for &h in &made_up {
+        assert!(unsafe { dpopkit_http_quick_get_str(h, url.as_ptr()) }.is_null());
+        assert_eq!(code(0), R::InvalidHandle as u32, "handle {h}");
+        assert!(text(0).contains("not valid"), "{}", text(0));
+        assert_eq!(dpopkit_http_set_dpop_key(h, key), 0);
+        assert_eq!(unsafe { dpopkit_json_update_string(h, c("a").as_ptr(), c("b").as_ptr()) }, 0);
+        assert!(dpopkit_json_emit(h).is_null());
+        assert_eq!(dpopkit_key_generate(h), 0);
+        assert_eq!(dpopkit_destroy(h), 0);
+        assert_eq!(code(0), R::InvalidHandle as u32);
+        assert_eq!(dpopkit_http_last_status(h), 0);
+        assert_eq!(dpopkit_http_last_method_success(h), 0);
+    }
+    // Wrong types, every way round.
+    assert!(unsafe { dpopkit_http_quick_get_str(key, url.as_ptr()) }.is_null());
+    assert_eq!(code(0), R::WrongHandleType as u32);
+    assert!(text(0).contains("PrivateKey") && text(0).contains("Http"), "{}", text(0));
+    assert!(dpopkit_json_emit(http).is_null());
+    assert_eq!(code(0), R::WrongHandleType as u32);
+    assert_eq!(dpopkit_key_generate(json), 0);
+    assert_eq!(code(0), R::WrongHandleType as u32);
+    assert_eq!(dpopkit_http_set_dpop_key(http, json), 0);
+    assert_eq!(code(http), R::WrongHandleType as u32);
+    // An empty key object.
+    assert_eq!(dpopkit_http_set_dpop_key(http, key), 0);
+    assert_eq!(code(http), R::NoKey as u32);
+    assert!(dpopkit_key_get_public_jwk(key).is_null());
+    assert_eq!(code(key), R::NoKey as u32);
+    // NULL and invalid UTF-8 for every pointer argument.
+    let null = std::ptr::null();
+    let bad = BAD_UTF8.as_ptr() as *const c_char;
+    unsafe {
+        assert_eq!(dpopkit_key_load_any_format_file(key, null, null), 0);
+        assert_eq!(code(key), R::NullArgument as u32);
+        assert!(text(key).contains("'path'"));
+        assert_eq!(dpopkit_key_load_any_format_file(key, bad, null), 0);
+        assert_eq!(code(key), R::InvalidUtf8 as u32);
+        assert_eq!(dpopkit_key_load_any_format_file(key, c("x").as_ptr(), bad), 0);
+        assert_eq!(code(key), R::InvalidUtf8 as u32);
+        assert_eq!(dpopkit_key_load_any_format(key, null, null), 0);
+        assert_eq!(code(key), R::NullArgument as u32);
+        assert_eq!(dpopkit_json_update_string(json, null, c("v").as_ptr()), 0);
+        assert_eq!(code(json), R::NullArgument as u32);
+        assert_eq!(dpopkit_json_update_string(json, c("n").as_ptr(), null), 0);
+        assert_eq!(dpopkit_json_update_string(json, c("n").as_ptr(), bad), 0);
+        assert_eq!(code(json), R::InvalidUtf8 as u32);
+        assert_eq!(dpopkit_json_update_string(json, c("").as_ptr(), c("v").as_ptr()), 0);
+        assert_eq!(code(json), R::InvalidArgument as u32);
+        assert_eq!(dpopkit_json_load(json, null), 0);
+        assert_eq!(dpopkit_json_load(json, c("[1]").as_ptr()), 0);
+        assert_eq!(code(json), R::Json as u32);
+        assert!(dpopkit_json_string_of(json, c("missing").as_ptr()).is_null());
+        assert_eq!(code(json), R::Json as u32);
+        assert_eq!(dpopkit_http_set_auth_token(http, null), 0);
+        assert_eq!(code(http), R::NullArgument as u32);
+        assert_eq!(dpopkit_http_set_auth_token(http, c("{not json").as_ptr()), 0);
+        assert_eq!(code(http), R::AuthToken as u32);
+        assert_eq!(dpopkit_http_set_auth_token(http, c("{}").as_ptr()), 0);
+        assert!(text(http).contains("token_endpoint"), "{}", text(http));
+        assert!(dpopkit_http_quick_get_str(http, null).is_null());
+        assert_eq!(code(http), R::NullArgument as u32);
+        assert!(dpopkit_http_quick_get_str(http, bad).is_null());
+        assert_eq!(code(http), R::InvalidUtf8 as u32);
+        for u in ["", "ftp://x/", "not a url", "file:///etc/passwd"] {
+            assert!(dpopkit_http_quick_get_str(http, c(u).as_ptr()).is_null());
+            assert_eq!(code(http), R::InvalidArgument as u32, "{u:?}");
+        }
+        assert!(dpopkit_http_quick_request_str(http, null, c("http://127.0.0.1:9/").as_ptr(), null, null).is_null());
+        assert_eq!(code(http), R::NullArgument as u32);
+        assert!(dpopkit_http_quick_request_str(http, c("GE T").as_ptr(), c("http://127.0.0.1:9/").as_ptr(), null, null).is_null());
+        assert_eq!(code(http), R::InvalidArgument as u32);
+        assert_eq!(dpopkit_http_set_session_log_filename(http, c("/nonexistent-dir/x.log").as_ptr()), 0);
+        assert_eq!(code(http), R::FileIo as u32);
+        assert_eq!(dpopkit_http_set_session_log_filename(http, null), 1, "NULL stops logging");
+        assert_eq!(dpopkit_http_set_timeouts(http, 0, 1000), 0);
+        assert_eq!(code(http), R::InvalidArgument as u32);
+        dpopkit_string_free(std::ptr::null_mut());
+    }
+    // A 10 MB string is handled (as an invalid URL), not a crash.
+    let huge = c(&format!("http://127.0.0.1:9/{}", "a".repeat(10 << 20)));
+    let r = unsafe { dpopkit_http_quick_get_str(http, huge.as_ptr()) };
+    assert!(r.is_null());
+    assert!(text(http).len() < 1000, "error texts stay short");
+    // The getters of the last error do not change it.
+    assert_eq!(unsafe { dpopkit_json_load(json, c("[").as_ptr()) }, 0);
+    let (c1, t1) = (code(json), text(json));
+    assert_eq!((code(json), text(json)), (c1, t1));
+    // A success clears the error.
+    assert_eq!(dpopkit_key_generate(key), 1);
+    assert_eq!(code(key), R::Ok as u32);
+    assert_eq!(text(key), "");
+    for h in [key, json, http] {
+        assert_eq!(dpopkit_destroy(h), 1);
+        assert_eq!(dpopkit_destroy(h), 0, "double destroy");
+    }
+}
+
+#[test]
+fn key_and_json_objects() {
+    let key = dpopkit_key_new();
+    let path = c(fixture("ec_pkcs8_enc.pem").to_str().unwrap());
+    unsafe {
+        assert_eq!(dpopkit_key_load_any_format_file(key, path.as_ptr(), c("wrong").as_ptr()), 0);
+        assert_eq!(code(key), R::KeyFormat as u32);
+        assert_eq!(dpopkit_key_load_any_format_file(key, path.as_ptr(), c("test-password").as_ptr()), 1);
+    }
+    let jkt = take(dpopkit_key_get_jwk_thumbprint(key)).unwrap();
+    assert_eq!(jkt, std::fs::read_to_string(fixture("ec.jkt")).unwrap().trim());
+    let public = take(dpopkit_key_get_public_jwk(key)).unwrap();
+    assert!(public.contains("\"x\"") && !public.contains("\"d\""));
+    let pem = take(dpopkit_key_get_pkcs8_pem(key)).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let jwk = take(dpopkit_key_get_jwk(key)).unwrap();
+    let key2 = dpopkit_key_new();
+    assert_eq!(unsafe { dpopkit_key_load_any_format(key2, c(&jwk).as_ptr(), std::ptr::null()) }, 1);
+    assert_eq!(take(dpopkit_key_get_jwk_thumbprint(key2)).unwrap(), jkt);
+    for (file, expect) in [("rsa.pem", R::KeyUnsupported), ("p384_sec1.pem", R::KeyUnsupported), ("missing.pem", R::FileIo)] {
+        let p = c(fixture(file).to_str().unwrap());
+        assert_eq!(unsafe { dpopkit_key_load_any_format_file(key2, p.as_ptr(), std::ptr::null()) }, 0);
+        assert_eq!(code(key2), expect as u32, "{file}: {}", text(key2));
+    }
+    // A failed load keeps the previous key.
+    assert_eq!(take(dpopkit_key_get_jwk_thumbprint(key2)).unwrap(), jkt);
+
+    let json = dpopkit_json_new();
+    unsafe {
+        dpopkit_json_update_string(json, c("b").as_ptr(), c("1").as_ptr());
+        dpopkit_json_update_string(json, c("a").as_ptr(), c("é\"q").as_ptr());
+        dpopkit_json_update_string(json, c("b").as_ptr(), c("2").as_ptr());
+    }
+    assert_eq!(take(dpopkit_json_emit(json)).unwrap(), r#"{"b":"2","a":"é\"q"}"#);
+    assert_eq!(unsafe { dpopkit_json_load(json, c(r#"{"n":5,"s":"x"}"#).as_ptr()) }, 1);
+    assert_eq!(take(unsafe { dpopkit_json_string_of(json, c("n").as_ptr()) }).unwrap(), "5");
+    let version = take(dpopkit_version()).unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    for h in [key, key2, json] {
+        dpopkit_destroy(h);
+    }
+}
+
+struct Client {
+    key: i64,
+    http: i64,
+}
+
+impl Client {
+    fn new(peers: &Peers) -> Client {
+        let key = dpopkit_key_new();
+        assert_eq!(dpopkit_key_generate(key), 1);
+        let http = dpopkit_http_new();
+        assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
+        assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&peers.auth_token()).as_ptr()) }, 1);
+        Client { key, http }
+    }
+
+    fn get(&self, url: &str) -> Option<String> {
+        take(unsafe { dpopkit_http_quick_get_str(self.http, c(url).as_ptr()) })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        dpopkit_destroy(self.http);
+        dpopkit_destroy(self.key);
+    }
+}
+
+#[test]
+fn last_status_response_and_other_verbs() {
+    let peers = Peers::start(&["--rs-nonce"]);
+    let cl = Client::new(&peers);
+    let body = cl.get(&peers.api).unwrap();
+    assert!(body.contains("m2m.dpop"));
+    assert_eq!(dpopkit_http_last_status(cl.http), 200);
+    assert_eq!(dpopkit_http_last_method_success(cl.http), 1);
+    let headers = take(dpopkit_http_last_response_header(cl.http)).unwrap();
+    assert!(headers.contains("DPoP-Nonce: ") && headers.contains("\r\n"), "{headers}");
+    assert_eq!(take(dpopkit_http_last_response_body(cl.http)).unwrap(), body);
+    // A 404: NULL, HTTP_STATUS, the status, the body still readable.
+    assert!(cl.get(&format!("{}/elsewhere", peers.rs)).is_none());
+    assert_eq!(code(cl.http), R::HttpStatus as u32);
+    assert_eq!(dpopkit_http_last_status(cl.http), 404);
+    assert_eq!(dpopkit_http_last_method_success(cl.http), 0);
+    assert!(text(cl.http).contains("404"), "{}", text(cl.http));
+    assert!(take(dpopkit_http_last_response_body(cl.http)).is_some());
+    // POST with a body, authenticated with a proof whose htm is POST.
+    let r = unsafe {
+        dpopkit_http_quick_request_str(
+            cl.http,
+            c("POST").as_ptr(),
+            c(&peers.api).as_ptr(),
+            c("application/json").as_ptr(),
+            c(r#"{"hello":"world"}"#).as_ptr(),
+        )
+    };
+    let r = take(r).unwrap_or_else(|| panic!("{}", text(cl.http)));
+    assert!(r.contains("request_body") && r.contains("hello"), "{r}");
+    for m in ["PUT", "DELETE"] {
+        let r = unsafe { dpopkit_http_quick_request_str(cl.http, c(m).as_ptr(), c(&peers.api).as_ptr(), std::ptr::null(), std::ptr::null()) };
+        assert!(take(r).is_some(), "{m}: {}", text(cl.http));
+    }
+    assert_eq!(peers.tokens_issued(), 1);
+}
+
+#[test]
+fn last_call_state_is_per_thread_on_a_shared_handle() {
+    let peers = Peers::start(&[]);
+    let cl = Client::new(&peers);
+    let http = cl.http;
+    let ok_url = peers.api.clone();
+    let bad_url = format!("{}/missing", peers.rs);
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let url = if i % 2 == 0 { ok_url.clone() } else { bad_url.clone() };
+            s.spawn(move || {
+                for _ in 0..20 {
+                    let r = take(unsafe { dpopkit_http_quick_get_str(http, c(&url).as_ptr()) });
+                    if i % 2 == 0 {
+                        assert!(r.is_some(), "{}", text(http));
+                        assert_eq!(dpopkit_http_last_status(http), 200);
+                        assert_eq!(code(http), R::Ok as u32);
+                        assert_eq!(text(http), "");
+                    } else {
+                        assert!(r.is_none());
+                        assert_eq!(dpopkit_http_last_status(http), 404);
+                        assert_eq!(code(http), R::HttpStatus as u32);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(peers.tokens_issued(), 1);
+    assert_eq!(peers.rs_stats()["ok"], 80);
+}
+
+#[test]
+fn errors_from_the_token_endpoint_name_the_cause_and_hide_the_secret() {
+    let peers = Peers::start(&[]);
+    let key = dpopkit_key_new();
+    dpopkit_key_generate(key);
+    let json = dpopkit_json_new();
+    let http = dpopkit_http_new();
+    unsafe {
+        dpopkit_json_update_string(json, c("client_secret").as_ptr(), c("wrong-secret-value").as_ptr());
+        dpopkit_json_update_string(json, c("client_id").as_ptr(), c("m2m.dpop").as_ptr());
+        dpopkit_json_update_string(json, c("token_endpoint").as_ptr(), c(&peers.token_endpoint).as_ptr());
+        let auth = dpopkit_json_emit(json);
+        assert_eq!(dpopkit_http_set_auth_token(http, auth), 1);
+        dpopkit_string_free(auth);
+        // An AuthToken without a key is a clear error.
+        assert!(dpopkit_http_quick_get_str(http, c(&peers.api).as_ptr()).is_null());
+        assert_eq!(code(http), R::NoKey as u32);
+        assert!(text(http).contains("set_dpop_key"));
+        dpopkit_http_set_dpop_key(http, key);
+        assert!(dpopkit_http_quick_get_str(http, c(&peers.api).as_ptr()).is_null());
+    }
+    assert_eq!(code(http), R::TokenEndpoint as u32);
+    assert_eq!(dpopkit_http_last_status(http), 401);
+    let t = text(http);
+    assert!(t.contains("invalid_client") && t.contains(&peers.token_endpoint), "{t}");
+    assert!(!t.contains("wrong-secret-value"));
+    let body = take(dpopkit_http_last_response_body(http)).unwrap();
+    assert!(body.contains("invalid_client"));
+    for h in [key, json, http] {
+        dpopkit_destroy(h);
+    }
+}
+
