@@ -300,3 +300,22 @@ fn session_log_holds_no_secret() {
     assert!(!text.contains(&d), "private key in log");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn invalid_token_from_rs_triggers_one_refetch() {
+    // A restarted authorization server (same port, new signing key) makes the cached token
+    // invalid at the resource server: the client fetches a new one once and succeeds.
+    let as_port = closed_port().to_string();
+    let key = Arc::new(EcKey::generate().unwrap());
+    let first = Peers::start(&["--as-port", &as_port]);
+    let http = client(&first, key.clone());
+    http.quick_get_str(&first.api).unwrap();
+    drop(first);
+    let second = Peers::start(&["--as-port", &as_port]);
+    let (body, _) = http.quick_get_str(&second.api).unwrap();
+    assert!(body.contains("m2m.dpop"));
+    assert_eq!(second.tokens_issued(), 1, "one new token after invalid_token");
+    let s = second.rs_stats();
+    assert_eq!((s["requests"].as_u64(), s["ok"].as_u64()), (Some(2), Some(1)), "{s}");
+    assert!(s["last_error"].as_str().unwrap_or("").contains("invalid_token"), "{s}");
+}
