@@ -155,7 +155,8 @@ int64_t dpopkit_live_handles(void);
 // or 0 on failure. Destroy it with `dpopkit_destroy`.
 //
 // Defaults: connect timeout 10 s, whole-request timeout 60 s, response size limit 16 MiB,
-// redirects not followed, TLS certificates verified against the bundled Mozilla roots.
+// up to 5 redirects followed (credentials only to the original origin), TLS certificates
+// verified against the bundled Mozilla roots, proxy from the environment.
 int64_t dpopkit_http_new(void);
 
 // Gives the Http object the DPoP key from a PrivateKey object. The Http keeps its own
@@ -191,6 +192,36 @@ int dpopkit_http_set_timeouts(int64_t http, uint32_t connect_ms, uint32_t reques
 // Sets the largest response body accepted, in bytes (> 0; default 16 MiB). Larger bodies
 // fail with `DPOPKIT_RESULT_RESPONSE_TOO_LARGE`. Returns 1 on success, 0 on failure.
 int dpopkit_http_set_max_response_size(int64_t http, uint64_t max_bytes);
+
+// 1 (the default): follow up to 5 redirects of API requests; `Authorization` and `DPoP`
+// are sent only to the origin of the URL the call was given, never to another origin,
+// and each hop gets its own proof. 0: return the 3xx response as a failure
+// (`DPOPKIT_RESULT_HTTP_STATUS`). Token requests never follow redirects.
+// Returns 1 on success, 0 on failure.
+int dpopkit_http_set_follow_redirects(int64_t http, int follow);
+
+// Trusts only the CA certificates in the PEM file at `path` for https (a private or test
+// CA), instead of the bundled Mozilla roots. NULL or "" goes back to the bundled roots.
+// Certificate verification cannot be turned off. Returns 1 on success, 0 on failure
+// (unreadable file, no CERTIFICATE block).
+//
+// # Safety
+// `path` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
+int dpopkit_http_set_ca_file(int64_t http, const char *path);
+
+// 1: verify https servers with the operating system's trust store and verifier (where a
+// corporate TLS-inspection CA is installed). 0: back to the bundled Mozilla roots.
+// Returns 1 on success, 0 on failure.
+int dpopkit_http_set_use_os_trust_store(int64_t http, int use_os);
+
+// Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (https goes through
+// CONNECT; DPoP's `htu` stays the target URL). NULL: use the environment (`HTTPS_PROXY`,
+// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the setting is made; the default).
+// "": no proxy at all. Returns 1 on success, 0 on failure (invalid proxy URL).
+//
+// # Safety
+// `proxy_url` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
+int dpopkit_http_set_proxy(int64_t http, const char *proxy_url);
 
 // GET `url`. With an AuthToken set, the first call fetches an access token (with a DPoP
 // proof, retrying once with a server nonce when asked), and every call sends

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::{Error, ErrorKind};
+use crate::core::http::{ProxyChoice, TrustRoots, parse_ca_pem};
+use crate::core::{Error, ErrorKind, Settings};
 use crate::ffi::boundary::{Ctx, FfiError, last_for, peek, run};
 use crate::ffi::registry::{self, Object};
 use crate::ffi::strings::{arg, opt_arg, out};
@@ -15,7 +16,8 @@ use crate::ffi::strings::{arg, opt_arg, out};
 /// or 0 on failure. Destroy it with `dpopkit_destroy`.
 ///
 /// Defaults: connect timeout 10 s, whole-request timeout 60 s, response size limit 16 MiB,
-/// redirects not followed, TLS certificates verified against the bundled Mozilla roots.
+/// up to 5 redirects followed (credentials only to the original origin), TLS certificates
+/// verified against the bundled Mozilla roots, proxy from the environment.
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_http_new() -> i64 {
     run("dpopkit_http_new", 0, |_| registry::insert(Object::Http(Arc::default())))
@@ -75,12 +77,11 @@ pub unsafe extern "C" fn dpopkit_http_set_session_log_filename(http: i64, path: 
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_http_set_timeouts(http: i64, connect_ms: u32, request_ms: u32) -> c_int {
     run("dpopkit_http_set_timeouts", http, |_| {
-        let obj = registry::http(http)?;
-        let mut s = obj.client.settings();
-        s.connect_timeout = Duration::from_millis(connect_ms.into());
-        s.request_timeout = Duration::from_millis(request_ms.into());
-        obj.client.set_settings(s)?;
-        Ok(1)
+        update_settings(http, |s| {
+            s.connect_timeout = Duration::from_millis(connect_ms.into());
+            s.request_timeout = Duration::from_millis(request_ms.into());
+            Ok(())
+        })
     })
 }
 
@@ -89,11 +90,99 @@ pub extern "C" fn dpopkit_http_set_timeouts(http: i64, connect_ms: u32, request_
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_http_set_max_response_size(http: i64, max_bytes: u64) -> c_int {
     run("dpopkit_http_set_max_response_size", http, |_| {
-        let obj = registry::http(http)?;
-        let mut s = obj.client.settings();
-        s.max_response_size = max_bytes;
-        obj.client.set_settings(s)?;
-        Ok(1)
+        update_settings(http, |s| {
+            s.max_response_size = max_bytes;
+            Ok(())
+        })
+    })
+}
+
+/// Changes one setting of the transport (which replaces the connection pool).
+fn update_settings(http: i64, f: impl FnOnce(&mut Settings) -> Result<(), FfiError>) -> Result<c_int, FfiError> {
+    let obj = registry::http(http)?;
+    let mut s = obj.client.settings();
+    f(&mut s)?;
+    obj.client.set_settings(s)?;
+    Ok(1)
+}
+
+/// 1 (the default): follow up to 5 redirects of API requests; `Authorization` and `DPoP`
+/// are sent only to the origin of the URL the call was given, never to another origin,
+/// and each hop gets its own proof. 0: return the 3xx response as a failure
+/// (`DPOPKIT_RESULT_HTTP_STATUS`). Token requests never follow redirects.
+/// Returns 1 on success, 0 on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_set_follow_redirects(http: i64, follow: c_int) -> c_int {
+    run("dpopkit_http_set_follow_redirects", http, |_| {
+        update_settings(http, |s| {
+            s.follow_redirects = follow != 0;
+            Ok(())
+        })
+    })
+}
+
+/// Trusts only the CA certificates in the PEM file at `path` for https (a private or test
+/// CA), instead of the bundled Mozilla roots. NULL or "" goes back to the bundled roots.
+/// Certificate verification cannot be turned off. Returns 1 on success, 0 on failure
+/// (unreadable file, no CERTIFICATE block).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_set_ca_file(http: i64, path: *const c_char) -> c_int {
+    run("dpopkit_http_set_ca_file", http, |_| {
+        registry::http(http)?;
+        let path = unsafe { opt_arg(path, "path") }?.filter(|p| !p.is_empty());
+        let trust = match path {
+            None => TrustRoots::Bundled,
+            Some(p) => {
+                let pem = std::fs::read(p)
+                    .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{p}': {e}")))?;
+                TrustRoots::Pem(Arc::new(parse_ca_pem(&pem).map_err(|e| {
+                    Error::new(e.kind, format!("CA file '{p}': {}", e.message))
+                })?))
+            }
+        };
+        update_settings(http, |s| {
+            s.trust = trust;
+            Ok(())
+        })
+    })
+}
+
+/// 1: verify https servers with the operating system's trust store and verifier (where a
+/// corporate TLS-inspection CA is installed). 0: back to the bundled Mozilla roots.
+/// Returns 1 on success, 0 on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_set_use_os_trust_store(http: i64, use_os: c_int) -> c_int {
+    run("dpopkit_http_set_use_os_trust_store", http, |_| {
+        update_settings(http, |s| {
+            s.trust = if use_os != 0 { TrustRoots::Os } else { TrustRoots::Bundled };
+            Ok(())
+        })
+    })
+}
+
+/// Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (https goes through
+/// CONNECT; DPoP's `htu` stays the target URL). NULL: use the environment (`HTTPS_PROXY`,
+/// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the setting is made; the default).
+/// "": no proxy at all. Returns 1 on success, 0 on failure (invalid proxy URL).
+///
+/// # Safety
+/// `proxy_url` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_set_proxy(http: i64, proxy_url: *const c_char) -> c_int {
+    run("dpopkit_http_set_proxy", http, |_| {
+        registry::http(http)?;
+        let proxy = match unsafe { opt_arg(proxy_url, "proxy_url") }? {
+            None => ProxyChoice::Env,
+            Some("") => ProxyChoice::None,
+            Some(u) => ProxyChoice::Url(u.to_string()),
+        };
+        update_settings(http, |s| {
+            s.proxy = proxy;
+            Ok(())
+        })
     })
 }
 

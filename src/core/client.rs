@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use super::challenge;
 use super::error::{Error, ErrorKind, Result, err};
-use super::http::{Request, Response, Settings, Transport};
+use super::http::{MAX_REDIRECTS, Request, Response, Settings, Transport};
 use super::key::EcKey;
 use super::nonce;
 use super::proof::{Target, make_proof};
@@ -59,7 +59,8 @@ fn valid_method(m: &str) -> bool {
 
 impl HttpClient {
     pub fn new() -> Self {
-        HttpClient { config: RwLock::default(), transport: RwLock::new(Arc::new(Transport::new(Settings::default()))) }
+        let transport = Transport::new(Settings::default()).expect("the default settings are valid");
+        HttpClient { config: RwLock::default(), transport: RwLock::new(Arc::new(transport)) }
     }
 
     fn snapshot(&self) -> CallConfig {
@@ -111,7 +112,8 @@ impl HttpClient {
         if settings.connect_timeout.is_zero() || settings.request_timeout.is_zero() || settings.max_response_size == 0 {
             return err(ErrorKind::InvalidArgument, "timeouts and the response size limit must be greater than 0");
         }
-        *self.transport.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Transport::new(settings));
+        let transport = Arc::new(Transport::new(settings)?);
+        *self.transport.write().unwrap_or_else(|e| e.into_inner()) = transport;
         Ok(())
     }
 
@@ -140,22 +142,71 @@ impl HttpClient {
     }
 
     /// Like [`HttpClient::request`] but any status is returned as a response.
+    /// Redirects (when enabled) are followed here: credentials (`Authorization`, `DPoP`)
+    /// go only to the origin of `url`; each hop there gets its own proof.
     pub fn send(&self, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
         if !valid_method(method) {
             return err(ErrorKind::InvalidArgument, "the HTTP method is not a valid method name");
         }
-        let target = Target::parse(url)?;
+        let original = Target::parse(url)?;
         let cc = self.snapshot();
-        let mut base_headers = Vec::with_capacity(4);
-        if let Some(ct) = content_type.filter(|c| !c.is_empty()) {
+        if let Some(ct) = content_type {
             if ct.contains(['\r', '\n']) {
                 return err(ErrorKind::InvalidArgument, "the content type contains a line break");
             }
+        }
+        let mut target = original.clone();
+        let mut method = method.to_string();
+        let mut content_type = content_type.filter(|c| !c.is_empty());
+        let mut body = body;
+        let mut hops = 0;
+        loop {
+            let with_credentials = target.origin == original.origin;
+            let resp = self.send_one(&cc, &method, &target, content_type, body, with_credentials)?;
+            if !cc.transport.settings.follow_redirects || !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(resp);
+            }
+            let Some(location) = resp.header("location") else { return Ok(resp) };
+            if hops == MAX_REDIRECTS {
+                return Err(Error::new(
+                    ErrorKind::HttpStatus,
+                    format!("{} redirected more than {MAX_REDIRECTS} times", original.htu),
+                )
+                .with_response(resp));
+            }
+            let next = resolve_location(&target, location).map_err(|e| {
+                Error::new(ErrorKind::HttpStatus, format!("redirect from {} not followed: {}", target.htu, e.message))
+                    .with_response(resp.clone())
+            })?;
+            if resp.status == 303 || (matches!(resp.status, 301 | 302) && method == "POST") {
+                method = "GET".to_string();
+                body = None;
+                content_type = None;
+            }
+            target = next;
+            hops += 1;
+        }
+    }
+
+    /// One request: plain, or with the token and a proof (and the nonce/invalid_token
+    /// retries) when an AuthToken is set and `with_credentials` allows it.
+    fn send_one(
+        &self,
+        cc: &CallConfig,
+        method: &str,
+        target: &Target,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+        with_credentials: bool,
+    ) -> Result<Response> {
+        let mut base_headers = Vec::with_capacity(4);
+        if let Some(ct) = content_type {
             base_headers.push(("Content-Type".to_string(), ct.to_string()));
         }
         let log = cc.log.as_deref();
-        let Some(auth) = cc.auth.as_deref() else {
-            return cc.transport.send(Request { method, target: &target, headers: base_headers, body }, log, &[]);
+        let auth = match cc.auth.as_deref() {
+            Some(a) if with_credentials => a,
+            _ => return cc.transport.send(Request { method, target, headers: base_headers, body }, log, &[]),
         };
         let Some(key) = cc.key.as_deref() else {
             return err(
@@ -177,7 +228,7 @@ impl HttpClient {
                 headers.push(("DPoP".to_string(), proof));
             }
             let secrets = [auth.secret(), token.value()];
-            let resp = cc.transport.send(Request { method, target: &target, headers, body }, log, &secrets)?;
+            let resp = cc.transport.send(Request { method, target, headers, body }, log, &secrets)?;
             let given_nonce = resp.header("dpop-nonce").map(str::to_string);
             if let Some(n) = &given_nonce {
                 nonce::set(&target.origin, key.jkt(), n);
@@ -210,6 +261,24 @@ impl HttpClient {
             }
         }
     }
+}
+
+/// Resolves a `Location` value against the current URL (RFC 3986 §5, without dot-segment
+/// removal): absolute, scheme-relative, absolute-path and relative-path references.
+fn resolve_location(base: &Target, location: &str) -> Result<Target> {
+    let location = location.trim();
+    if location.contains("://") {
+        return Target::parse(location);
+    }
+    let scheme = base.origin.split("://").next().unwrap_or("https");
+    if let Some(rest) = location.strip_prefix("//") {
+        return Target::parse(&format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Target::parse(&format!("{}{location}", base.origin));
+    }
+    let dir = base.htu.rfind('/').map_or(base.htu.as_str(), |i| &base.htu[..=i]);
+    Target::parse(&format!("{dir}{location}"))
 }
 
 fn refetch(auth: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: &Arc<AccessToken>) -> Result<Arc<AccessToken>> {
@@ -249,4 +318,19 @@ fn status_error(url: &str, resp: &Response) -> Error {
         }
     }
     Error::new(ErrorKind::HttpStatus, scrub(&msg, &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_current_url() {
+        let base = Target::parse("http://a.test:8080/api/v1/items?x=1").unwrap();
+        assert_eq!(resolve_location(&base, "https://b.test/x").unwrap().htu, "https://b.test/x");
+        assert_eq!(resolve_location(&base, "//c.test/y").unwrap().htu, "http://c.test/y");
+        assert_eq!(resolve_location(&base, "/root?q=1").unwrap().url, "http://a.test:8080/root?q=1");
+        assert_eq!(resolve_location(&base, "other").unwrap().htu, "http://a.test:8080/api/v1/other");
+        assert!(resolve_location(&base, "ftp://x/").is_err());
+    }
 }

@@ -14,6 +14,29 @@ use super::error::{Error, ErrorKind, ResponseInfo, Result};
 use super::proof::Target;
 use super::session_log::{Entry, SessionLog};
 
+/// Which certificates a TLS server must chain to. Verification is always on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TrustRoots {
+    /// Mozilla's roots, bundled (webpki-roots): the default, the same on every machine.
+    #[default]
+    Bundled,
+    /// The operating system's trust store and verifier (what corporate TLS-inspection
+    /// proxies need: their CA is installed there).
+    Os,
+    /// Only the certificates of a PEM bundle (a private CA, or a test CA).
+    Pem(Arc<Vec<Vec<u8>>>),
+}
+
+/// Where requests go through. `Env` reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+/// `NO_PROXY` (upper or lower case) when the Http object is created.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ProxyChoice {
+    #[default]
+    Env,
+    None,
+    Url(String),
+}
+
 /// Per-Http settings; the defaults are documented in the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -22,7 +45,14 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Largest response body read; larger ones fail with `ResponseTooLarge`.
     pub max_response_size: u64,
+    pub trust: TrustRoots,
+    pub proxy: ProxyChoice,
+    /// Follow up to [`MAX_REDIRECTS`] redirects of resource requests (never of token
+    /// requests); credentials are sent only to the origin of the original URL.
+    pub follow_redirects: bool,
 }
+
+pub const MAX_REDIRECTS: u32 = 5;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,6 +64,9 @@ impl Default for Settings {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+            trust: TrustRoots::Bundled,
+            proxy: ProxyChoice::Env,
+            follow_redirects: true,
         }
     }
 }
@@ -129,9 +162,43 @@ impl ResponseInfo {
     }
 }
 
+/// Parses a PEM bundle into DER certificates; at least one is required.
+pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c.der().to_vec()),
+            Ok(_) => {}
+            Err(e) => return Err(Error::new(ErrorKind::InvalidArgument, format!("the CA bundle is not valid PEM: {e}"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidArgument, "the CA bundle holds no CERTIFICATE block"));
+    }
+    Ok(certs)
+}
+
 impl Transport {
-    pub fn new(settings: Settings) -> Transport {
+    pub fn new(settings: Settings) -> Result<Transport> {
+        let roots = match &settings.trust {
+            TrustRoots::Bundled => ureq::tls::RootCerts::WebPki,
+            TrustRoots::Os => ureq::tls::RootCerts::PlatformVerifier,
+            TrustRoots::Pem(certs) => {
+                let certs: Vec<_> = certs.iter().map(|d| ureq::tls::Certificate::from_der(d).to_owned()).collect();
+                ureq::tls::RootCerts::new_with_certs(&certs)
+            }
+        };
+        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
+        let proxy = match &settings.proxy {
+            ProxyChoice::Env => ureq::Proxy::try_from_env(),
+            ProxyChoice::None => None,
+            ProxyChoice::Url(u) => Some(ureq::Proxy::new(u).map_err(|e| {
+                Error::new(ErrorKind::InvalidArgument, format!("the proxy URL is not valid: {e}"))
+            })?),
+        };
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("dpopkit/", env!("CARGO_PKG_VERSION")))
@@ -140,7 +207,7 @@ impl Transport {
             .max_idle_connections_per_host(16)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default());
-        Transport { agent, settings }
+        Ok(Transport { agent, settings })
     }
 
     /// Sends one request and reads the whole response. Any status is a success here;
