@@ -2,6 +2,8 @@
 //! server, a jose-validating resource server) on 127.0.0.1 and stops them on drop.
 #![allow(dead_code)]
 
+pub mod fault;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
