@@ -61,3 +61,12 @@ pub extern "C" fn dpopkit_version() -> *mut c_char {
 pub extern "C" fn dpopkit_live_handles() -> i64 {
     peek(-1, || registry::live_count() as i64)
 }
+
+/// Test-only: panics inside the boundary, to prove a panic becomes
+/// `DPOPKIT_RESULT_PANIC` and a 0 result, and that nothing is printed. Not exported to C.
+#[doc(hidden)]
+pub fn __panic_inside_boundary_for_tests(handle: i64) -> c_int {
+    run("__panic_inside_boundary_for_tests", handle, |_| -> Result<c_int, crate::ffi::boundary::FfiError> {
+        panic!("deliberate test panic")
+    })
+}

@@ -9,12 +9,12 @@
 //! handle never read each other's results. A thread-local copy of the latest failure
 //! serves `dpopkit_last_error_text(0)` and calls whose handle was invalid.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_char;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::thread::ThreadId;
 
 use super::registry;
@@ -72,6 +72,33 @@ impl CallStates {
 
 thread_local! {
     static THREAD_LAST: RefCell<LastCall> = RefCell::new(LastCall::default());
+    /// > 0 while this thread runs inside an exported function.
+    static IN_BOUNDARY: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The library never prints. The default panic hook writes to stderr, so a hook is
+/// chained in front of whatever hook the host has: it stays silent for panics inside a
+/// dpopkit call (they become `DPOPKIT_RESULT_PANIC`) and hands every other panic to the
+/// previous hook unchanged.
+fn install_quiet_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_BOUNDARY.with(Cell::get) == 0 {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Catches a panic of `f`, silently.
+fn catch<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    install_quiet_panic_hook();
+    IN_BOUNDARY.with(|c| c.set(c.get() + 1));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    IN_BOUNDARY.with(|c| c.set(c.get() - 1));
+    r
 }
 
 pub fn thread_last() -> LastCall {
@@ -126,8 +153,8 @@ fn panic_error(function: &str) -> FfiError {
 /// object) and for the calling thread.
 pub fn run<T: Failure>(function: &'static str, handle: i64, f: impl FnOnce(&mut Ctx) -> Result<T, FfiError>) -> T {
     let mut ctx = Ctx::default();
-    let result = catch_unwind(AssertUnwindSafe(|| f(&mut ctx))).unwrap_or_else(|_| Err(panic_error(function)));
-    let _ = catch_unwind(AssertUnwindSafe(|| record(handle, &result, ctx)));
+    let result = catch(|| f(&mut ctx)).unwrap_or_else(|_| Err(panic_error(function)));
+    let _ = catch(|| record(handle, &result, ctx));
     result.unwrap_or_else(|_| T::failure())
 }
 
@@ -160,7 +187,7 @@ fn record<T>(handle: i64, result: &Result<T, FfiError>, ctx: Ctx) {
 
 /// For getters of the last-call state: catches panics, records nothing.
 pub fn peek<T>(failure: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(failure)
+    catch(f).unwrap_or(failure)
 }
 
 /// The state a `last_*` getter reads: the object's for this thread when `handle` names a
