@@ -277,7 +277,9 @@ fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: O
         Some(s) => Zeroizing::new(s.to_string()),
         None => match std::env::var("DPOPKIT_CLIENT_SECRET") {
             Ok(s) => Zeroizing::new(s),
-            Err(_) => return usage("no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret"),
+            Err(_) => {
+                return usage("no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret");
+            }
         },
     };
     if secret.is_empty() {
@@ -376,11 +378,8 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
         return usage(format!("unexpected argument '{}' (use --out FILE)", p.positional[0]));
     }
     let key = EcKey::generate().map_err(|e| other(e.message))?;
-    let mut data: Zeroizing<String> = if p.flag("--jwk") {
-        key.to_private_jwk()
-    } else {
-        key.to_pkcs8_pem().map_err(|e| other(e.message))?
-    };
+    let mut data: Zeroizing<String> =
+        if p.flag("--jwk") { key.to_private_jwk() } else { key.to_pkcs8_pem().map_err(|e| other(e.message))? };
     if !data.ends_with('\n') {
         data.push('\n');
     }

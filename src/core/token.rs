@@ -29,8 +29,15 @@ use super::session_log::SessionLog;
 /// Lifetime assumed when a token response has no `expires_in` (RFC 6749 makes it optional).
 pub const DEFAULT_EXPIRES_IN: u64 = 300;
 /// A token is renewed when fewer than this many seconds, or 10% of its lifetime, remain
-/// (whichever is smaller).
+/// (whichever is smaller) — but never later than [`MIN_REFRESH_MARGIN`] before it expires,
+/// because servers count `exp` in whole seconds.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+pub const MIN_REFRESH_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long before expiry a token of this lifetime is renewed.
+pub fn refresh_margin(lifetime: Duration) -> Duration {
+    REFRESH_MARGIN.min(lifetime / 10).max(MIN_REFRESH_MARGIN.min(lifetime / 2))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -486,9 +493,8 @@ fn parse_token_response(cfg: &AuthConfig, resp: &ResponseInfo, requested: Instan
         Some(_) => return Err(bad("\"expires_in\" is not a number")),
     };
     let lifetime = Duration::from_secs(expires_in.min(10 * 365 * 86400));
-    let margin = REFRESH_MARGIN.min(lifetime / 10);
     let expires_at = requested + lifetime;
-    Ok(AccessToken { value, token_type, expires_at, refresh_at: expires_at - margin })
+    Ok(AccessToken { value, token_type, expires_at, refresh_at: expires_at - refresh_margin(lifetime) })
 }
 
 #[cfg(test)]
@@ -529,6 +535,17 @@ mod tests {
 
     fn resp(body: &str) -> ResponseInfo {
         ResponseInfo { status: 200, headers: vec![], body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn refresh_margins() {
+        let m = |s| refresh_margin(Duration::from_secs(s));
+        assert_eq!(m(3600), Duration::from_secs(60));
+        assert_eq!(m(300), Duration::from_secs(30));
+        assert_eq!(m(4), Duration::from_secs(1));
+        assert_eq!(m(2), Duration::from_secs(1));
+        assert_eq!(m(1), Duration::from_millis(500));
+        assert_eq!(m(0), Duration::ZERO);
     }
 
     #[test]
