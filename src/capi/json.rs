@@ -4,6 +4,7 @@ use std::ffi::c_char;
 use std::os::raw::c_int;
 use std::sync::Arc;
 
+use crate::core::redact::wipe_json;
 use crate::ffi::boundary::{FfiError, run};
 use crate::ffi::registry::{self, Object};
 use crate::ffi::result::dpopkit_result;
@@ -30,7 +31,10 @@ pub unsafe extern "C" fn dpopkit_json_update_string(json: i64, name: *const c_ch
         if name.is_empty() {
             return Err(FfiError::new(dpopkit_result::InvalidArgument, "the member name is empty"));
         }
-        obj.map.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value.into());
+        let old = obj.map.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value.into());
+        if let Some(mut old) = old {
+            wipe_json(&mut old);
+        }
         Ok(1)
     })
 }
@@ -42,7 +46,8 @@ pub unsafe extern "C" fn dpopkit_json_update_string(json: i64, name: *const c_ch
 pub extern "C" fn dpopkit_json_emit(json: i64) -> *mut c_char {
     run("dpopkit_json_emit", json, |_| {
         let obj = registry::json(json)?;
-        let text = serde_json::Value::Object(obj.map.lock().unwrap_or_else(|e| e.into_inner()).clone()).to_string();
+        let text = serde_json::to_string(&*obj.map.lock().unwrap_or_else(|e| e.into_inner()));
+        let text = zeroize::Zeroizing::new(text.map_err(|e| FfiError::new(dpopkit_result::Internal, e.to_string()))?);
         out(&text)
     })
 }
@@ -59,7 +64,8 @@ pub unsafe extern "C" fn dpopkit_json_load(json: i64, text: *const c_char) -> c_
         let text = unsafe { arg(text, "text") }?;
         match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Object(m)) => {
-                *obj.map.lock().unwrap_or_else(|e| e.into_inner()) = m;
+                let old = std::mem::replace(&mut *obj.map.lock().unwrap_or_else(|e| e.into_inner()), m);
+                wipe_json(&mut serde_json::Value::Object(old));
                 Ok(1)
             }
             Ok(_) => Err(FfiError::new(dpopkit_result::Json, "the text is JSON but not an object")),

@@ -55,11 +55,46 @@ fn describe_oid(oid: &str) -> &'static str {
     }
 }
 
-/// An ES256 signing key. The private scalar lives in `p256::SecretKey` (zeroized on drop)
-/// and in ring's key pair; `Debug` shows only the public thumbprint.
+/// ring's key pair, kept in its own heap block that is wiped when dropped: ring does not
+/// zeroize its private scalar itself.
+struct WipedKeyPair(std::mem::ManuallyDrop<Box<EcdsaKeyPair>>);
+
+impl WipedKeyPair {
+    fn new(pair: EcdsaKeyPair) -> Self {
+        WipedKeyPair(std::mem::ManuallyDrop::new(Box::new(pair)))
+    }
+}
+
+impl std::ops::Deref for WipedKeyPair {
+    type Target = EcdsaKeyPair;
+    fn deref(&self) -> &EcdsaKeyPair {
+        &self.0
+    }
+}
+
+#[allow(unsafe_code)]
+impl Drop for WipedKeyPair {
+    fn drop(&mut self) {
+        use std::mem::MaybeUninit;
+        use zeroize::Zeroize;
+        // SAFETY: the box is taken exactly once, here, and never used again. After
+        // drop_in_place the block holds no live value, so overwriting its bytes is fine;
+        // it is then freed as a Box<MaybeUninit<EcdsaKeyPair>>, which has the same layout.
+        unsafe {
+            let raw = Box::into_raw(std::mem::ManuallyDrop::take(&mut self.0));
+            std::ptr::drop_in_place(raw);
+            let bytes = std::slice::from_raw_parts_mut(raw.cast::<MaybeUninit<u8>>(), size_of::<EcdsaKeyPair>());
+            bytes.zeroize();
+            drop(Box::from_raw(raw.cast::<MaybeUninit<EcdsaKeyPair>>()));
+        }
+    }
+}
+
+/// An ES256 signing key. The private scalar lives in `p256::SecretKey` and in ring's key
+/// pair, both wiped when the key is dropped; `Debug` shows only the public thumbprint.
 pub struct EcKey {
     secret: p256::SecretKey,
-    signer: EcdsaKeyPair,
+    signer: WipedKeyPair,
     public_jwk: String,
     jkt: String,
     /// base64url of the DPoP proof's JOSE header, which depends only on the public key.
@@ -95,7 +130,7 @@ impl EcKey {
         let jkt = URL_SAFE_NO_PAD.encode(Sha256::digest(public_jwk.as_bytes()));
         let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{public_jwk}}}"#);
         let proof_header_b64 = URL_SAFE_NO_PAD.encode(header.as_bytes());
-        Ok(EcKey { secret, signer, public_jwk, jkt, proof_header_b64 })
+        Ok(EcKey { secret, signer: WipedKeyPair::new(signer), public_jwk, jkt, proof_header_b64 })
     }
 
     /// Reads a key file in any supported format (see [`EcKey::from_any_format`]).
@@ -134,8 +169,14 @@ impl EcKey {
     }
 
     fn from_jwk(text: &str) -> Result<Self> {
-        let v: serde_json::Value = serde_json::from_str(text)
+        let mut v: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::new(ErrorKind::KeyFormat, format!("the JWK is not valid JSON: {e}")))?;
+        let result = Self::from_parsed_jwk(text, &v);
+        super::redact::wipe_json(&mut v);
+        result
+    }
+
+    fn from_parsed_jwk(text: &str, v: &serde_json::Value) -> Result<Self> {
         let field = |name: &str| v.get(name).and_then(|x| x.as_str());
         match (field("kty"), field("crv")) {
             (Some("EC"), Some("P-256")) => {}

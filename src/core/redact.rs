@@ -17,6 +17,18 @@ const SECRET_FIELDS: &[&str] = &[
 
 pub const MASK: &str = "****";
 
+/// Overwrites every string in a parsed JSON value (used on documents that held secrets:
+/// a JWK's `d`, an AuthToken's `client_secret`, a token response).
+pub fn wipe_json(v: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(wipe_json),
+        serde_json::Value::Object(m) => m.values_mut().for_each(wipe_json),
+        _ => {}
+    }
+}
+
 pub fn redact_header_value(name: &str, value: &str) -> String {
     if SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) { MASK.to_string() } else { value.to_string() }
 }

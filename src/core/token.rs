@@ -108,8 +108,14 @@ impl AuthConfig {
     /// (`client_secret_post` | `client_secret_basic`), `allow_bearer`, `default_expires_in`;
     /// any other string member is sent as an extra form field.
     pub fn from_json(text: &str) -> Result<AuthConfig> {
-        let v: serde_json::Value = serde_json::from_str(text)
+        let mut v: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::new(ErrorKind::AuthToken, format!("the AuthToken is not valid JSON: {e}")))?;
+        let result = Self::from_value(&v);
+        super::redact::wipe_json(&mut v);
+        result
+    }
+
+    fn from_value(v: &serde_json::Value) -> Result<AuthConfig> {
         let Some(obj) = v.as_object() else {
             return err(ErrorKind::AuthToken, "the AuthToken must be a JSON object");
         };
@@ -404,7 +410,17 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
             nonce::set(&endpoint.origin, key.jkt(), n);
         }
         if resp.is_success() {
-            return parse_token_response(cfg, &resp, requested).map_err(|e| e.with_response(resp.clone()));
+            let mut resp = resp;
+            let parsed = parse_token_response(cfg, &resp, requested);
+            // The body holds the access token: wipe it unless an error carries it along
+            // (errors never show bodies in their texts; the last response is the caller's).
+            return match parsed {
+                Ok(t) => {
+                    zeroize::Zeroize::zeroize(&mut resp.body);
+                    Ok(t)
+                }
+                Err(e) => Err(e.with_response(resp)),
+            };
         }
         let (error, description) = oauth_error(&resp);
         let dpop_challenge = challenge::dpop_error(&resp.header_all("www-authenticate"));
@@ -456,10 +472,22 @@ pub fn oauth_error(resp: &ResponseInfo) -> (Option<String>, Option<String>) {
 fn parse_token_response(cfg: &AuthConfig, resp: &ResponseInfo, requested: Instant) -> Result<AccessToken> {
     let url = &cfg.token_endpoint.url;
     let bad = |what: &str| Error::new(ErrorKind::TokenResponse, format!("token endpoint {url} answered {} but {what}", resp.status));
-    let v: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|_| {
+    let mut v: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|_| {
         let ct = resp.header("content-type").unwrap_or("no content type");
         bad(&format!("the body is not JSON ({ct}, {} bytes)", resp.body.len()))
     })?;
+    let result = token_from_json(cfg, &v, requested, bad);
+    super::redact::wipe_json(&mut v);
+    result
+}
+
+fn token_from_json(
+    cfg: &AuthConfig,
+    v: &serde_json::Value,
+    requested: Instant,
+    bad: impl Fn(&str) -> Error,
+) -> Result<AccessToken> {
+    let url = &cfg.token_endpoint.url;
     let Some(obj) = v.as_object() else { return Err(bad("the body is not a JSON object")) };
     let value = match obj.get("access_token") {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Zeroizing::new(s.clone()),

@@ -42,3 +42,12 @@ impl std::fmt::Debug for HttpObj {
         f.debug_struct("HttpObj").field("client", &self.client).finish()
     }
 }
+
+/// A JSON object often holds the client secret: wipe its strings when it goes away.
+impl Drop for JsonObj {
+    fn drop(&mut self) {
+        let map = self.map.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut v = serde_json::Value::Object(std::mem::take(map));
+        crate::core::redact::wipe_json(&mut v);
+    }
+}

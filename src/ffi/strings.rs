@@ -35,11 +35,15 @@ pub fn out(s: &str) -> Result<*mut c_char, FfiError> {
         .map_err(|_| FfiError::new(dpopkit_result::ResponseNotText, "the text contains a NUL byte and cannot be returned as a C string"))
 }
 
+/// Frees a string from [`out`], wiping it first: returned strings can be key material
+/// (PEM, JWK exports) or response bodies.
+///
 /// # Safety
 /// `p` is NULL or a pointer returned by [`out`] and not yet freed.
 pub unsafe fn free(p: *mut c_char) {
     if !p.is_null() {
         // SAFETY: the caller passes back a pointer from CString::into_raw, once.
-        drop(unsafe { CString::from_raw(p) });
+        let s = unsafe { CString::from_raw(p) };
+        zeroize::Zeroize::zeroize(&mut s.into_bytes_with_nul());
     }
 }

@@ -1,0 +1,88 @@
+//! Private keys are wiped when their last handle goes away. A global allocator scans every
+//! block freed while the check runs for the private scalar — big- and little-endian, plain
+//! and in the Montgomery form ring keeps — and counts blocks that still hold it. A control
+//! (a block left holding the scalar on purpose) proves the scanner finds what it looks for.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::{CStr, CString};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use base64::Engine;
+use p256::elliptic_curve::ff::PrimeField;
+use zeroize::Zeroizing;
+
+use dpopkit::capi::common::*;
+use dpopkit::capi::http::*;
+use dpopkit::capi::key::*;
+
+struct Scanner;
+
+static SCANNING: AtomicBool = AtomicBool::new(false);
+static FOUND: AtomicUsize = AtomicUsize::new(0);
+static NEEDLES: Mutex<[[u8; 32]; 4]> = Mutex::new([[0; 32]; 4]);
+
+unsafe impl GlobalAlloc for Scanner {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if SCANNING.load(Ordering::SeqCst) && layout.size() >= 32 {
+            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+            if let Ok(needles) = NEEDLES.try_lock() {
+                if needles.iter().any(|n| block.windows(32).any(|w| w == n)) {
+                    FOUND.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Scanner = Scanner;
+
+/// d, d little-endian, d·R mod n (R = 2^256, ring's Montgomery form) in both byte orders.
+fn needles_for(d: &[u8; 32]) -> [[u8; 32]; 4] {
+    let scalar = p256::Scalar::from_repr((*d).into()).unwrap();
+    let r = p256::Scalar::from(2u64).pow_vartime(&[256u64, 0, 0, 0]);
+    let mont: [u8; 32] = (scalar * r).to_repr().into();
+    let rev = |b: &[u8; 32]| {
+        let mut x = *b;
+        x.reverse();
+        x
+    };
+    [*d, rev(d), mont, rev(&mont)]
+}
+
+#[test]
+fn destroyed_keys_leave_no_copy_of_the_private_scalar() {
+    let key = dpopkit_key_new();
+    let path = CString::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ec_sec1.pem")).unwrap();
+    assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, path.as_ptr(), std::ptr::null()) }, 1);
+    let http = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
+    {
+        let p = dpopkit_key_get_jwk(key);
+        let jwk = Zeroizing::new(unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string());
+        unsafe { dpopkit_string_free(p) };
+        let start = jwk.find("\"d\":\"").unwrap() + 5;
+        let end = start + jwk[start..].find('"').unwrap();
+        let d = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&jwk[start..end]).unwrap());
+        *NEEDLES.lock().unwrap() = needles_for(&d.as_slice().try_into().unwrap());
+    }
+
+    SCANNING.store(true, Ordering::SeqCst);
+    // Control: a block that still holds the scalar is found.
+    let control = NEEDLES.lock().unwrap()[2].to_vec();
+    drop(control);
+    let control_found = FOUND.swap(0, Ordering::SeqCst);
+    // The key object goes first; the Http still holds the key, then it goes too.
+    assert_eq!(dpopkit_destroy(key), 1);
+    assert_eq!(dpopkit_destroy(http), 1);
+    SCANNING.store(false, Ordering::SeqCst);
+
+    assert_eq!(control_found, 1, "the scanner must find an unwiped copy");
+    assert_eq!(FOUND.load(Ordering::SeqCst), 0, "a freed block still held the private key");
+}
