@@ -1,0 +1,280 @@
+//! The `dpopkit` command-line tool (src/bin/dpopkit.rs), run as a user runs it, against the
+//! real peers with DPoP nonces required at both the AS and the RS.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Peers, fixture};
+
+const SECRET_FLAG_VALUE: &str = "secret";
+
+fn dpopkit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dpopkit"));
+    cmd.env_remove("DPOPKIT_CLIENT_SECRET").env_remove("DPOPKIT_KEY_PASSWORD");
+    cmd
+}
+
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("dpopkit-cli-{name}-{}", std::process::id()))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `get`/`request` options for the sample client, without the secret.
+fn client_args(cmd: &mut Command, peers: &Peers, key: &Path) {
+    cmd.arg("--key").arg(key).args([
+        "--client-id",
+        "m2m.dpop",
+        "--token-endpoint",
+        &peers.token_endpoint,
+        "--scope",
+        "api",
+    ]);
+}
+
+fn expected_jkt() -> String {
+    std::fs::read_to_string(fixture("ec.jkt")).unwrap().trim().to_string()
+}
+
+#[test]
+fn get_and_request_with_nonces_at_as_and_rs() {
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let log = scratch("session.log");
+    let _ = std::fs::remove_file(&log);
+
+    // get, secret on the command line, encrypted key, session log.
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api]);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8_enc.pem"));
+    cmd.args(["--key-password", "test-password", "--client-secret", SECRET_FLAG_VALUE, "--timeout-ms", "20000"])
+        .arg("--session-log")
+        .arg(&log);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let body = text(&out.stdout);
+    assert!(body.starts_with('['), "the body, and only the body, on stdout: {body}");
+    assert!(body.contains(r#"{"type":"client_id","value":"m2m.dpop"}"#), "{body}");
+    assert!(body.contains(&expected_jkt()), "token bound to the key: {body}");
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("GET /api/test HTTP/1.1") && logged.contains("use_dpop_nonce"), "{logged}");
+    assert!(!logged.contains("=secret") && !logged.contains("eyJ"), "a secret in the session log:\n{logged}");
+
+    // The secret from the environment (the documented way), key password too.
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api]);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8_enc.pem"));
+    cmd.env("DPOPKIT_CLIENT_SECRET", "secret").env("DPOPKIT_KEY_PASSWORD", "test-password");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("m2m.dpop"));
+
+    // request POST with a body, client_secret_basic.
+    let out = dpopkit()
+        .args(["request", "POST", &peers.api, "--data", r#"{"n":1}"#, "--content-type", "application/json"])
+        .arg("--key")
+        .arg(fixture("ec_sec1.pem"))
+        .args(["--client-id", "m2m.dpop.basic", "--auth-method", "client_secret_basic"])
+        .args(["--token-endpoint", &peers.token_endpoint])
+        .env("DPOPKIT_CLIENT_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let body = text(&out.stdout);
+    assert!(body.contains(r#"{"type":"client_id","value":"m2m.dpop.basic"}"#), "{body}");
+    assert!(body.contains(r#"{"type":"request_body","value":"{\"n\":1}"}"#), "{body}");
+
+    assert_eq!(peers.tokens_issued(), 3, "one token per process");
+    assert_eq!(peers.rs_stats()["ok"], 3);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn failures_exit_non_zero_with_the_error_on_stderr() {
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let wrong = "wr0ng-s3cret-value";
+
+    // Wrong secret: the token endpoint refuses; the error names it, never the secret.
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api]);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", wrong).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("invalid_client") && stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains(wrong) && !text(&out.stdout).contains(wrong), "{}", show(&out));
+    assert!(out.stdout.is_empty());
+
+    // Also when the wrong secret is on the command line.
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api, "--client-secret", wrong]);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8.pem"));
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(!text(&out.stderr).contains(wrong), "{}", show(&out));
+
+    // A non-2xx status from the URL: exit 1, status and the error document on stderr.
+    let missing = format!("{}/missing", peers.rs);
+    let mut cmd = dpopkit();
+    cmd.args(["get", &missing]);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("404") && stderr.contains("not_found"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    // Nothing listening: a transport error, exit 3.
+    let closed = format!("http://127.0.0.1:{}/api/test", common::closed_port());
+    let mut cmd = dpopkit();
+    cmd.args(["get", &closed, "--timeout-ms", "3000"]);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+
+    // An encrypted key without its password.
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api]);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8_enc.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("ec_pkcs8_enc.pem"), "{}", show(&out));
+}
+
+#[test]
+fn keygen_then_jwk_and_jkt_of_the_file() {
+    let dir = scratch("keys");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("dpop.pem");
+
+    let out = dpopkit().args(["keygen", "--out"]).arg(&pem).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let jkt = text(&out.stdout).trim().to_string();
+    assert_eq!(jkt.len(), 43, "a base64url SHA-256: {jkt}");
+    let data = std::fs::read_to_string(&pem).unwrap();
+    assert!(data.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM: {data}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&pem).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key file is private");
+    }
+
+    let out = dpopkit().args(["jkt", "--key"]).arg(&pem).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(text(&out.stdout).trim(), jkt);
+
+    let key = dpopkit::core::EcKey::load_file(&pem, None).unwrap();
+    assert_eq!(key.jkt(), jkt);
+    let out = dpopkit().args(["jwk", "--key"]).arg(&pem).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let jwk = text(&out.stdout).trim().to_string();
+    assert_eq!(jwk, key.public_jwk());
+    assert!(!jwk.contains("\"d\""), "the public JWK only: {jwk}");
+
+    // Never overwrite an existing key.
+    let out = dpopkit().args(["keygen", "--out"]).arg(&pem).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("exists"), "{}", show(&out));
+    assert_eq!(std::fs::read_to_string(&pem).unwrap(), data, "the existing key is unchanged");
+
+    // --jwk writes a private JWK that loads back to the same thumbprint.
+    let jwk_file = dir.join("dpop.jwk");
+    let out = dpopkit().args(["keygen", "--jwk", "--out"]).arg(&jwk_file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let jwk_jkt = text(&out.stdout).trim().to_string();
+    assert!(std::fs::read_to_string(&jwk_file).unwrap().contains("\"d\""));
+    let out = dpopkit().args(["jkt", "--key"]).arg(&jwk_file).output().unwrap();
+    assert_eq!(text(&out.stdout).trim(), jwk_jkt);
+    assert_ne!(jwk_jkt, jkt, "a new key each time");
+
+    // To stdout: the key on stdout, the jkt on stderr.
+    let out = dpopkit().arg("keygen").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(text(&out.stderr).starts_with("jkt: "));
+
+    // jwk/jkt of the fixture agree with the thumbprint jose computed.
+    let out = dpopkit()
+        .args(["jkt", "--key"])
+        .arg(fixture("ec_pkcs8_enc.pem"))
+        .args(["--key-password", "test-password"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), expected_jkt(), "{}", show(&out));
+    let out = dpopkit().args(["jkt", "--key"]).arg(fixture("rsa.pem")).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("RSA"), "{}", show(&out));
+
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let key = fixture("ec_pkcs8.pem");
+    let key = key.to_str().unwrap();
+    let base = ["--key", key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:1/token"];
+    let cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["frobnicate"],
+        vec!["get"],
+        vec!["get", "http://a/", "http://b/"],
+        vec!["get", "http://a/", "--bogus"],
+        vec!["get", "http://a/", "--key"],
+        vec![
+            "get",
+            "http://a/",
+            "--client-id",
+            "c",
+            "--token-endpoint",
+            "http://127.0.0.1:1/t",
+            "--client-secret",
+            "s",
+        ],
+        [&["get", "http://a/"][..], &base].concat(), // no secret anywhere
+        [&["get", "http://a/", "--client-secret", "s", "--timeout-ms", "soon"][..], &base].concat(),
+        [&["get", "http://a/", "--client-secret", "s", "--timeout-ms", "0"][..], &base].concat(),
+        [&["get", "http://a/", "--client-secret", "s", "--auth-method", "private_key_jwt"][..], &base].concat(),
+        [&["get", "http://a/", "--client-secret", "s", "--data", "x"][..], &base].concat(),
+        [&["get", "http://a/", "--client-secret", "s", "--scope", "a", "--scope", "b"][..], &base].concat(),
+        vec!["request", "POST"],
+        vec!["keygen", "extra"],
+        vec!["keygen", "--jwk=yes"],
+        vec!["jwk"],
+        vec!["jkt", "--key"],
+    ];
+    for args in cases {
+        let out = dpopkit().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", show(&out));
+        let stderr = text(&out.stderr);
+        assert!(!stderr.is_empty() && !stderr.contains("panicked"), "{args:?}\n{stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}\n{}", show(&out));
+        assert!(!stderr.contains("--client-secret s ") && !stderr.contains("\"s\""), "{stderr}");
+    }
+}
+
+#[test]
+fn help_and_version() {
+    for flag in ["--help", "-h"] {
+        let out = dpopkit().arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let help = text(&out.stdout);
+        for word in ["get", "request", "keygen", "jwk", "jkt", "DPOPKIT_CLIENT_SECRET", "--token-endpoint", "ps"] {
+            assert!(help.contains(word), "help mentions {word}:\n{help}");
+        }
+    }
+    let out = dpopkit().args(["get", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = dpopkit().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout).trim(), format!("dpopkit {}", env!("CARGO_PKG_VERSION")));
+}
