@@ -14,8 +14,9 @@ fn lib_dir() -> PathBuf {
     std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
 }
 
-fn compile_c(name: &str) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("dpopkit-{name}-{}", std::process::id()));
+/// Compiles tests/c/NAME.c into a program named after `tag` (tests run in parallel).
+fn compile_c(name: &str, tag: &str) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("dpopkit-{name}-{tag}-{}", std::process::id()));
     let lib = lib_dir();
     let status = Command::new("cc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
@@ -34,7 +35,7 @@ fn compile_c(name: &str) -> PathBuf {
 }
 
 fn run_flow(args: &[&str]) {
-    let exe = compile_c("flow");
+    let exe = compile_c("flow", &args.join("").replace('-', ""));
     let peers = Peers::start(args);
     let log = std::env::temp_dir().join(format!("dpopkit-c-log-{}-{}.txt", std::process::id(), args.join("")));
     let _ = std::fs::remove_file(&log);

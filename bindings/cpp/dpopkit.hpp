@@ -147,6 +147,10 @@ inline std::string version() { return detail::take(dpopkit_version()); }
 /// Number of live handles in the process (leak checks).
 inline std::int64_t live_handles() noexcept { return dpopkit_live_handles(); }
 
+/// Forgets every cached access token and DPoP nonce of the process (after rotating a
+/// secret or key): the next request fetches a new token.
+inline void token_cache_clear() noexcept { dpopkit_token_cache_clear(); }
+
 /// The calling thread's latest error text / code, whatever the object.
 inline std::string last_error_text() { return detail::take_opt(dpopkit_last_error_text(0)).value_or(""); }
 inline result last_error_code() noexcept { return static_cast<result>(dpopkit_last_error_code(0)); }

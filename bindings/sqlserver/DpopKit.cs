@@ -84,6 +84,8 @@ namespace DpopKit
         internal static extern IntPtr dpopkit_version();
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern long dpopkit_live_handles();
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int dpopkit_token_cache_clear();
 
         // Http
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
@@ -267,6 +269,10 @@ namespace DpopKit
 
         /// <summary>Live native handles in the process (leak checks).</summary>
         public static long LiveHandles { get { return NativeMethods.dpopkit_live_handles(); } }
+
+        /// <summary>Forgets every cached access token and DPoP nonce in the process (after a
+        /// secret or key rotation): the next request fetches a new token.</summary>
+        public static void ClearTokenCache() { NativeMethods.dpopkit_token_cache_clear(); }
 
         /// <summary>The calling thread's latest error of any call.</summary>
         public static string LastErrorText { get { return Utf8.Take(NativeMethods.dpopkit_last_error_text(0)) ?? ""; } }
@@ -625,7 +631,7 @@ namespace DpopKit
         // loaded by someone who knew its password. Static mutable state is allowed in
         // UNSAFE assemblies only. The cache is per AppDomain: it is empty again after SQL
         // Server unloads the AppDomain (the token cache in the DLL is not). ClearCache
-        // disposes everything, e.g. after the key file was replaced.
+        // disposes everything and clears the DLL's token cache, e.g. after the key file was replaced.
         private static readonly ConcurrentDictionary<string, Http> Cache =
             new ConcurrentDictionary<string, Http>(StringComparer.Ordinal);
 
@@ -689,7 +695,9 @@ namespace DpopKit
             return (int)code;
         }
 
-        /// <summary>Disposes every cached Http; returns how many. Cached tokens stay in the DLL.</summary>
+        /// <summary>Disposes every cached Http and forgets the DLL's cached tokens and nonces
+        /// (e.g. after the key file or the client secret changed); returns how many Http
+        /// objects were disposed.</summary>
         [SqlProcedure]
         public static SqlInt32 ClearCache()
         {
@@ -699,6 +707,7 @@ namespace DpopKit
                 Http h;
                 if (Cache.TryRemove(k, out h)) { h.Dispose(); n++; }
             }
+            DpopKitLibrary.ClearTokenCache();
             return n;
         }
 

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::os::raw::c_int;
 
-use crate::ffi::boundary::{last_for, peek, run};
+use crate::ffi::boundary::{last_for, peek, run, run_keep_success};
 use crate::ffi::{registry, strings};
 
 /// Destroys any dpopkit object (PrivateKey, JsonObject or Http) and invalidates its handle.
@@ -11,10 +11,26 @@ use crate::ffi::{registry, strings};
 /// Returns 1 on success, 0 when the handle is not valid (already destroyed, made up, 0).
 /// A call on the same handle that is running on another thread finishes normally; calls
 /// made after this one fail with `DPOPKIT_RESULT_INVALID_HANDLE`. Destroying a key does not
-/// affect an Http object it was given to (the Http keeps its own reference).
+/// affect an Http object it was given to (the Http keeps its own reference). Keys are wiped
+/// from memory when their last reference goes away.
+///
+/// A successful destroy does not change the calling thread's last error, so cleanup code
+/// can destroy objects first and read `dpopkit_last_error_text(0)` after.
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_destroy(handle: i64) -> c_int {
-    run("dpopkit_destroy", 0, |_| registry::remove(handle).map(|_| 1))
+    run_keep_success("dpopkit_destroy", || registry::remove(handle).map(|_| 1))
+}
+
+/// Forgets every cached access token and DPoP nonce of this process, for example after
+/// rotating a client secret or a key: the next request fetches a new token. Calls in
+/// flight finish with the token they have. Returns 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_token_cache_clear() -> c_int {
+    run("dpopkit_token_cache_clear", 0, |_| {
+        crate::core::token::clear_cache();
+        crate::core::nonce::clear();
+        Ok(1)
+    })
 }
 
 /// The text of the last error of `handle` on the calling thread, or "" after a success.
@@ -37,7 +53,9 @@ pub extern "C" fn dpopkit_last_error_code(handle: i64) -> u32 {
     peek(crate::ffi::result::dpopkit_result::Panic as u32, || last_for(handle).code)
 }
 
-/// Frees a string returned by any dpopkit function. NULL is fine.
+/// Frees a string returned by any dpopkit function, wiping its memory first. NULL is fine.
+/// The caller may overwrite the string's bytes before freeing it (for example to wipe an
+/// exported key); the free does not depend on the contents.
 ///
 /// # Safety
 /// `s` must be NULL or a pointer returned by dpopkit and not yet freed; never pass it to

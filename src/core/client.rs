@@ -138,7 +138,15 @@ impl HttpClient {
         if resp.is_success() {
             return Ok(resp);
         }
-        Err(status_error(url, &resp).with_response(resp))
+        // The server's words go into the error text: keep our secrets out of it.
+        let cc = self.snapshot();
+        let mut e = status_error(url, &resp);
+        if let (Some(auth), Some(key)) = (cc.auth.as_deref(), cc.key.as_deref()) {
+            let token = super::token::cached(auth, key);
+            let token = token.as_ref().map_or("", |t| t.value());
+            e.message = scrub(&e.message, &[auth.secret(), token]);
+        }
+        Err(e.with_response(resp))
     }
 
     /// Like [`HttpClient::request`] but any status is returned as a response.

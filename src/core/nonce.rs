@@ -35,6 +35,11 @@ pub fn set(origin: &str, jkt: &str, nonce: &str) {
     map.insert(key, nonce.to_string());
 }
 
+/// Forgets every nonce.
+pub fn clear() {
+    NONCES.write().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// RFC 9449 §8.1: `nonce = 1*NQCHAR`, NQCHAR = %x21 / %x23-5B / %x5D-7E.
 fn is_nqchar(s: &str) -> bool {
     s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))

@@ -75,19 +75,19 @@ pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
     };
     let ct = content_type.to_ascii_lowercase();
     let trimmed = text.trim_start();
-    let redacted = if ct.contains("json") || trimmed.starts_with('{') || trimmed.starts_with('[') {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(mut v) => {
-                redact_json(&mut v);
-                v.to_string()
-            }
-            Err(_) => redact_form_like(text),
-        }
+    let structured = if ct.contains("json") || trimmed.starts_with('{') || trimmed.starts_with('[') {
+        serde_json::from_str::<serde_json::Value>(text).ok().map(|mut v| {
+            redact_json(&mut v);
+            v.to_string()
+        })
     } else if ct.contains("x-www-form-urlencoded") || looks_like_form(text) {
-        redact_form(text)
+        Some(redact_form(text))
     } else {
-        redact_form_like(text)
+        None
     };
+    // Whatever the structure said, also mask `name=value` / `"name": value` anywhere
+    // (HTML pages and malformed JSON echo tokens too).
+    let redacted = redact_form_like(structured.as_deref().unwrap_or(text));
     if redacted.len() > max {
         let mut end = max;
         while !redacted.is_char_boundary(end) {
@@ -171,6 +171,8 @@ mod tests {
         assert_eq!(f, "client_secret=****&client_id=m2m&scope=api");
         let t = redact_body("text/html", br#"<p>{"access_token": "zzzz9999", x}</p>"#, 1000);
         assert!(!t.contains("zzzz9999"), "{t}");
+        let t = redact_body("", b"<p>access_token=yyyy8888</p>", 1000);
+        assert!(!t.contains("yyyy8888"), "{t}");
         let b = redact_body("", &[0xff, 0xfe, 0], 1000);
         assert!(b.contains("3 bytes"));
     }

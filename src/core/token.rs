@@ -284,6 +284,22 @@ fn slot_for(cfg: &AuthConfig, key: &EcKey) -> Arc<Slot> {
     cache.entry(id).or_default().clone()
 }
 
+/// The token currently cached for (cfg, key), without fetching one.
+pub fn cached(cfg: &AuthConfig, key: &EcKey) -> Option<Arc<AccessToken>> {
+    let slot = slot_for(cfg, key);
+    let st = lock(&slot.state);
+    st.token.clone()
+}
+
+/// Forgets all cached tokens (their memory is wiped when the last user drops them).
+pub fn clear_cache() {
+    let mut cache = lock(&CACHE);
+    for slot in cache.values() {
+        lock(&slot.state).token = None;
+    }
+    cache.clear();
+}
+
 /// Resets `fetching` even if the fetch panics, so waiters are never stranded.
 struct FetchGuard<'a> {
     slot: &'a Slot,

@@ -158,6 +158,19 @@ pub fn run<T: Failure>(function: &'static str, handle: i64, f: impl FnOnce(&mut 
     result.unwrap_or_else(|_| T::failure())
 }
 
+/// Like [`run`], but a success leaves the last-call state alone: for `dpopkit_destroy`, so
+/// that cleanup code can still read the error that sent it there.
+pub fn run_keep_success<T: Failure>(function: &'static str, f: impl FnOnce() -> Result<T, FfiError>) -> T {
+    match catch(f).unwrap_or_else(|_| Err(panic_error(function))) {
+        Ok(v) => v,
+        Err(e) => {
+            let result: Result<T, FfiError> = Err(e);
+            let _ = catch(|| record(0, &result, Ctx::default()));
+            T::failure()
+        }
+    }
+}
+
 fn record<T>(handle: i64, result: &Result<T, FfiError>, ctx: Ctx) {
     let (code, text, mut response) = match result {
         Ok(_) => (dpopkit_result::Ok as u32, String::new(), None),

@@ -1,10 +1,16 @@
 //! C strings in and out. Inputs are borrowed NUL-terminated UTF-8; outputs are allocated
-//! here with `CString::into_raw` and freed only by `dpopkit_string_free`.
+//! here and freed only by `dpopkit_string_free`.
+//!
+//! Every returned string sits in a block that starts with its length, so the free does not
+//! depend on the contents: a caller may overwrite a string (to wipe a secret, even with
+//! zeros) before freeing it. The whole block is wiped when freed.
 
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, c_char};
 
 use super::boundary::FfiError;
 use super::result::dpopkit_result;
+
+const HEADER: usize = size_of::<usize>();
 
 /// A required string argument. NULL and invalid UTF-8 are errors that name the argument.
 ///
@@ -30,20 +36,53 @@ pub unsafe fn opt_arg<'a>(p: *const c_char, name: &str) -> Result<Option<&'a str
 
 /// A string for the caller, who frees it with `dpopkit_string_free`.
 pub fn out(s: &str) -> Result<*mut c_char, FfiError> {
-    CString::new(s)
-        .map(CString::into_raw)
-        .map_err(|_| FfiError::new(dpopkit_result::ResponseNotText, "the text contains a NUL byte and cannot be returned as a C string"))
+    if s.as_bytes().contains(&0) {
+        return Err(FfiError::new(
+            dpopkit_result::ResponseNotText,
+            "the text contains a NUL byte and cannot be returned as a C string",
+        ));
+    }
+    let mut block = Vec::with_capacity(HEADER + s.len() + 1);
+    block.extend_from_slice(&(s.len() + 1).to_ne_bytes());
+    block.extend_from_slice(s.as_bytes());
+    block.push(0);
+    let base = Box::into_raw(block.into_boxed_slice()) as *mut u8;
+    // SAFETY: the block is HEADER + len + 1 bytes long; the string starts after the header.
+    Ok(unsafe { base.add(HEADER) } as *mut c_char)
 }
 
-/// Frees a string from [`out`], wiping it first: returned strings can be key material
-/// (PEM, JWK exports) or response bodies.
+/// Frees (and wipes) a string from [`out`].
 ///
 /// # Safety
 /// `p` is NULL or a pointer returned by [`out`] and not yet freed.
 pub unsafe fn free(p: *mut c_char) {
-    if !p.is_null() {
-        // SAFETY: the caller passes back a pointer from CString::into_raw, once.
-        let s = unsafe { CString::from_raw(p) };
-        zeroize::Zeroize::zeroize(&mut s.into_bytes_with_nul());
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: `p` came from `out`, so HEADER bytes before it hold the length of the rest
+    // of the block, written there and never exposed to the caller.
+    unsafe {
+        let base = (p as *mut u8).sub(HEADER);
+        let len = usize::from_ne_bytes(std::ptr::read_unaligned(base as *const [u8; HEADER]));
+        let mut block = Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, HEADER + len));
+        zeroize::Zeroize::zeroize(&mut block[..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_survive_being_overwritten_before_free() {
+        for s in ["", "a", "hello world", &"x".repeat(10_000)] {
+            let p = out(s).unwrap();
+            assert_eq!(unsafe { CStr::from_ptr(p) }.to_str().unwrap(), s);
+            // The caller wipes it (e.g. explicit_bzero) before freeing: still a valid free.
+            unsafe { std::ptr::write_bytes(p, 0, s.len()) };
+            unsafe { free(p) };
+        }
+        assert!(out("a\0b").is_err());
+        unsafe { free(std::ptr::null_mut()) };
     }
 }
