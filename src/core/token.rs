@@ -485,7 +485,8 @@ pub fn oauth_error(resp: &ResponseInfo) -> (Option<String>, Option<String>) {
     (field("error"), field("error_description"))
 }
 
-fn parse_token_response(cfg: &AuthConfig, resp: &ResponseInfo, requested: Instant) -> Result<AccessToken> {
+/// Parses a 2xx token response (public for fuzzing and tests).
+pub fn parse_token_response(cfg: &AuthConfig, resp: &ResponseInfo, requested: Instant) -> Result<AccessToken> {
     let url = &cfg.token_endpoint.url;
     let bad = |what: &str| Error::new(ErrorKind::TokenResponse, format!("token endpoint {url} answered {} but {what}", resp.status));
     let mut v: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|_| {
