@@ -221,14 +221,16 @@ int dpopkit_http_set_ca_file(int64_t http, const char *path);
 // Returns 1 on success, 0 on failure.
 int dpopkit_http_set_use_os_trust_store(int64_t http, int use_os);
 
-// Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (https goes through
-// CONNECT; DPoP's `htu` stays the target URL). NULL: use the environment (`HTTPS_PROXY`,
+// Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (requests go through
+// CONNECT; DPoP's `htu` stays the target URL). Only http:// and https:// proxies; a
+// SOCKS URL is refused with `DPOPKIT_RESULT_INVALID_ARGUMENT`. NULL: use the environment (`HTTPS_PROXY`,
 // `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the setting is made; the default).
 // "": no proxy at all. Returns 1 on success, 0 on failure (invalid proxy URL).
 //
 // # Safety
 // `proxy_url` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
-int dpopkit_http_set_proxy(int64_t http, const char *proxy_url);
+int dpopkit_http_set_proxy(int64_t http,
+                           const char *proxy_url);
 
 // GET `url`. With an AuthToken set, the first call fetches an access token (with a DPoP
 // proof, retrying once with a server nonce when asked), and every call sends

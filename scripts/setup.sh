@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine with Rust, Node 20 and Python 3.11:
 # the test servers' npm packages (from the lockfile), pytest, a C/C++ toolchain, pkg-config,
-# and mono (for the SQL Server C# bindings). Safe to run again: it only installs what is missing.
+# mono (for the SQL Server C# bindings), valgrind (memcheck of the C tests), tinyproxy (a
+# real forward proxy) and openssl (the TLS tests' CA). Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ command -v pkg-config >/dev/null || missing_apt+=(pkg-config)
 command -v mcs >/dev/null || missing_apt+=(mono-mcs)
 command -v mono >/dev/null || missing_apt+=(mono-devel)
 [ -e /usr/lib/mono/4.5/System.Data.dll ] || missing_apt+=(mono-devel)
+command -v valgrind >/dev/null || missing_apt+=(valgrind)
+command -v tinyproxy >/dev/null || [ -x /usr/bin/tinyproxy ] || [ -x /usr/sbin/tinyproxy ] || missing_apt+=(tinyproxy)
+command -v openssl >/dev/null || missing_apt+=(openssl)
 if [ ${#missing_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: apt-get install ${missing_apt[*]}"

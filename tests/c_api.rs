@@ -89,3 +89,47 @@ fn header_compiles_as_cpp17() {
         .expect("a C++ compiler (c++) is needed");
     assert!(status.success());
 }
+
+/// The misuse matrix in C: every function with bad handles and bad strings.
+#[test]
+fn c_misuse_matrix() {
+    let exe = compile_c("misuse", "plain");
+    let out = Command::new(&exe).current_dir(repo()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(" passed, 0 failed") && !stdout.starts_with("0 passed"), "{stdout}");
+    let _ = std::fs::remove_file(&exe);
+}
+
+/// Runs a program under valgrind memcheck: no error, no definitely lost byte.
+fn valgrind(exe: &std::path::Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new("valgrind")
+        .args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite", "--track-origins=no", "-q"])
+        .arg(exe)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("valgrind is needed (apt-get install valgrind; scripts/setup.sh does it)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "valgrind found errors or the program failed (exit {:?}):\n{stdout}\n{stderr}", out.status.code());
+    assert!(!stderr.contains("definitely lost"), "{stderr}");
+    stdout
+}
+
+#[test]
+fn valgrind_misuse_matrix_and_sample_flow() {
+    let misuse = compile_c("misuse", "valgrind");
+    let stdout = valgrind(&misuse, &[]);
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let flow = compile_c("flow", "valgrind");
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let log = std::env::temp_dir().join(format!("dpopkit-vg-log-{}.txt", std::process::id()));
+    let key = fixture("ec_sec1.pem");
+    let args = [key.as_os_str(), "".as_ref(), peers.token_endpoint.as_ref(), peers.api.as_ref(), log.as_os_str()];
+    let stdout = valgrind(&flow, &args);
+    assert_eq!(stdout.matches("status: 200").count(), 3, "{stdout}");
+    for f in [misuse, flow, log] {
+        let _ = std::fs::remove_file(f);
+    }
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::http::{ProxyChoice, TrustRoots, parse_ca_pem};
+use crate::core::http::{ProxyChoice, TrustRoots, load_ca_file};
 use crate::core::{Error, ErrorKind, Settings};
 use crate::ffi::boundary::{Ctx, FfiError, last_for, peek, run};
 use crate::ffi::registry::{self, Object};
@@ -135,13 +135,7 @@ pub unsafe extern "C" fn dpopkit_http_set_ca_file(http: i64, path: *const c_char
         let path = unsafe { opt_arg(path, "path") }?.filter(|p| !p.is_empty());
         let trust = match path {
             None => TrustRoots::Bundled,
-            Some(p) => {
-                let pem = std::fs::read(p)
-                    .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{p}': {e}")))?;
-                TrustRoots::Pem(Arc::new(parse_ca_pem(&pem).map_err(|e| {
-                    Error::new(e.kind, format!("CA file '{p}': {}", e.message))
-                })?))
-            }
+            Some(p) => load_ca_file(Path::new(p))?,
         };
         update_settings(http, |s| {
             s.trust = trust;
@@ -163,8 +157,9 @@ pub extern "C" fn dpopkit_http_set_use_os_trust_store(http: i64, use_os: c_int) 
     })
 }
 
-/// Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (https goes through
-/// CONNECT; DPoP's `htu` stays the target URL). NULL: use the environment (`HTTPS_PROXY`,
+/// Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (requests go through
+/// CONNECT; DPoP's `htu` stays the target URL). Only http:// and https:// proxies; a
+/// SOCKS URL is refused with `DPOPKIT_RESULT_INVALID_ARGUMENT`. NULL: use the environment (`HTTPS_PROXY`,
 /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the setting is made; the default).
 /// "": no proxy at all. Returns 1 on success, 0 on failure (invalid proxy URL).
 ///

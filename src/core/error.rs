@@ -108,3 +108,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn err<T>(kind: ErrorKind, message: impl Into<String>) -> Result<T> {
     Err(Error::new(kind, message))
 }
+
+/// A caller-supplied value as shown in an error text: at most 200 characters, so that a
+/// huge argument cannot make a huge error text.
+pub fn shorten(s: &str) -> String {
+    if s.len() <= 200 {
+        return s.to_string();
+    }
+    let mut end = 200;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use super::error::{Error, ErrorKind, ResponseInfo, Result};
+use super::error::{Error, ErrorKind, ResponseInfo, Result, shorten};
 use super::proof::Target;
 use super::session_log::{Entry, SessionLog};
 
@@ -124,6 +124,8 @@ impl Resolver for CachingResolver {
 pub struct Transport {
     agent: ureq::Agent,
     pub settings: Settings,
+    /// " (through proxy host:port)" for error texts, when a proxy is used.
+    via: Option<String>,
 }
 
 /// A request as the core sends it.
@@ -178,6 +180,27 @@ pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
+/// Trust only the certificates of the PEM file at `path`.
+pub fn load_ca_file(path: &std::path::Path) -> Result<TrustRoots> {
+    let shown = shorten(&path.display().to_string());
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{shown}': {e}")))?;
+    let certs = parse_ca_pem(&pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message)))?;
+    Ok(TrustRoots::Pem(Arc::new(certs)))
+}
+
+/// Checks a proxy URL: http(s) proxies only (SOCKS is not built in).
+fn proxy_from_url(u: &str) -> Result<ureq::Proxy> {
+    let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), None | Some("http") | Some("https")) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("proxy '{}': only http:// and https:// proxies are supported", shorten(u)),
+        ));
+    }
+    ureq::Proxy::new(u).map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("the proxy URL is not valid: {e}")))
+}
+
 impl Transport {
     pub fn new(settings: Settings) -> Result<Transport> {
         let roots = match &settings.trust {
@@ -190,12 +213,14 @@ impl Transport {
         };
         let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
         let proxy = match &settings.proxy {
-            ProxyChoice::Env => ureq::Proxy::try_from_env(),
+            ProxyChoice::Env => ureq::Proxy::try_from_env().filter(|p| {
+                // An environment proxy of a kind that is not built in is ignored, not a panic later.
+                matches!(p.protocol(), ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https)
+            }),
             ProxyChoice::None => None,
-            ProxyChoice::Url(u) => Some(ureq::Proxy::new(u).map_err(|e| {
-                Error::new(ErrorKind::InvalidArgument, format!("the proxy URL is not valid: {e}"))
-            })?),
+            ProxyChoice::Url(u) => Some(proxy_from_url(u)?),
         };
+        let via = proxy.as_ref().map(|p| format!(" (through proxy {}:{})", p.host(), p.port()));
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .proxy(proxy)
@@ -207,7 +232,7 @@ impl Transport {
             .max_idle_connections_per_host(16)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default());
-        Ok(Transport { agent, settings })
+        Ok(Transport { agent, settings, via })
     }
 
     /// Sends one request and reads the whole response. Any status is a success here;
@@ -234,7 +259,7 @@ impl Transport {
         };
         let mut resp = match result {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(map_ureq_error(e, req.target, &self.settings)),
+            Ok(Err(e)) => return Err(map_ureq_error(e, req.target, self)),
             Err(e) => {
                 return Err(Error::new(ErrorKind::InvalidArgument, format!("cannot build the request: {e}")));
             }
@@ -250,7 +275,7 @@ impl Transport {
             .with_config()
             .limit(self.settings.max_response_size)
             .read_to_vec()
-            .map_err(|e| map_ureq_error(e, req.target, &self.settings))
+            .map_err(|e| map_ureq_error(e, req.target, self))
             .map_err(|e| e.with_response(ResponseInfo { status, headers: headers.clone(), body: Vec::new() }))?;
         if let Some(log) = log {
             let reason = resp.status().canonical_reason().unwrap_or("");
@@ -289,8 +314,9 @@ fn canonical_name(name: &str) -> String {
     out
 }
 
-fn map_ureq_error(e: ureq::Error, target: &Target, settings: &Settings) -> Error {
-    let peer = &target.origin;
+fn map_ureq_error(e: ureq::Error, target: &Target, transport: &Transport) -> Error {
+    let settings = &transport.settings;
+    let peer = format!("{}{}", target.origin, transport.via.as_deref().unwrap_or(""));
     match e {
         ureq::Error::Timeout(which) => {
             let limit = match which {
@@ -310,6 +336,10 @@ fn map_ureq_error(e: ureq::Error, target: &Target, settings: &Settings) -> Error
             format!("response from {peer} is larger than the limit of {n} bytes"),
         ),
         ureq::Error::Io(io) => {
+            // rustls reports certificate problems through the I/O error.
+            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                return tls_error(&peer, tls);
+            }
             let what = match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
                 std::io::ErrorKind::ConnectionReset => "connection reset by peer".to_string(),
@@ -323,17 +353,18 @@ fn map_ureq_error(e: ureq::Error, target: &Target, settings: &Settings) -> Error
             Error::new(ErrorKind::Transport, format!("cannot connect to {peer}: connection failed"))
         }
         ureq::Error::Tls(msg) => Error::new(ErrorKind::Tls, format!("TLS with {peer} failed: {msg}")),
-        ureq::Error::Rustls(re) => {
-            let msg = if format!("{re:?}").starts_with("InvalidCertificate") {
-                format!("the server certificate is not trusted ({re})")
-            } else {
-                re.to_string()
-            };
-            Error::new(ErrorKind::Tls, format!("TLS with {peer} failed: {msg}"))
-        }
+        ureq::Error::Rustls(re) => tls_error(&peer, &re),
         other => Error::new(ErrorKind::Transport, format!("request to {peer} failed: {other}")),
     }
 }
 
 /// Shared handle to a transport; swapped whole when settings change.
 pub type SharedTransport = Arc<Transport>;
+
+fn tls_error(peer: &str, e: &rustls::Error) -> Error {
+    let msg = match e {
+        rustls::Error::InvalidCertificate(_) => format!("the server certificate is not trusted ({e})"),
+        _ => e.to_string(),
+    };
+    Error::new(ErrorKind::Tls, format!("TLS with {peer} failed: {msg}"))
+}

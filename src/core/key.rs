@@ -17,7 +17,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::error::{Error, ErrorKind, Result, err};
+use super::error::{Error, ErrorKind, Result, err, shorten};
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
@@ -135,7 +135,7 @@ impl EcKey {
 
     /// Reads a key file in any supported format (see [`EcKey::from_any_format`]).
     pub fn load_file(path: &Path, password: Option<&str>) -> Result<Self> {
-        let shown = path.display();
+        let shown = shorten(&path.display().to_string());
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read key file '{shown}': {e}")))?;
         if meta.is_dir() {

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
-use super::error::{ErrorKind, Result, err};
+use super::error::{ErrorKind, Result, err, shorten};
 use super::key::EcKey;
 
 /// A parsed absolute http(s) URL, split the way DPoP and the nonce cache need it.
@@ -61,17 +61,6 @@ impl Target {
         let htu = format!("{origin}{path}");
         Ok(Target { url: url.to_string(), origin, htu })
     }
-}
-
-fn shorten(s: &str) -> String {
-    if s.len() <= 200 {
-        return s.to_string();
-    }
-    let mut end = 200;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 /// base64url(SHA-256(access token)): the `ath` claim.

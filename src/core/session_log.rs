@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, ErrorKind, Result, shorten};
 use super::redact::{redact_body, redact_header_value, scrub};
 
 /// Bodies longer than this are cut in the log (the request itself is not affected).
@@ -35,7 +35,7 @@ impl SessionLog {
     /// Opens (creating if needed) the file for appending; fails now rather than silently later.
     pub fn open(path: &Path) -> Result<SessionLog> {
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-            Error::new(ErrorKind::FileIo, format!("cannot open session log '{}': {e}", path.display()))
+            Error::new(ErrorKind::FileIo, format!("cannot open session log '{}': {e}", shorten(&path.display().to_string())))
         })?;
         Ok(SessionLog { path: path.to_path_buf(), file: Mutex::new(file) })
     }

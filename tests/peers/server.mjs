@@ -8,9 +8,15 @@
 //
 // Options: --as-port N  --rs-port N  --as-nonce  --rs-nonce  --ttl SECONDS
 //          --rs-nonce-rotate SECONDS  --ignore-stdin  --verbose
+//          --tls CERT_PEM KEY_PEM  (both servers speak https with that certificate;
+//                                   the URLs in the JSON line are then https://)
+//          --tls-ca CA_PEM         (the CA the RS trusts when it fetches the AS JWKS
+//                                   over https; default: the --tls certificate file)
 
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 // ---------------------------------------------------------------------------
 // stdout is reserved for the single JSON line. oidc-provider prints its
@@ -34,7 +40,8 @@ const log = (...args) => {
 function usage(msg) {
   process.stderr.write(`server.mjs: ${msg}\n`
     + 'usage: node server.mjs [--as-port N] [--rs-port N] [--as-nonce] [--rs-nonce]\n'
-    + '                       [--ttl SECONDS] [--rs-nonce-rotate SECONDS] [--ignore-stdin] [--verbose]\n');
+    + '                       [--ttl SECONDS] [--rs-nonce-rotate SECONDS] [--ignore-stdin] [--verbose]\n'
+    + '                       [--tls CERT_PEM KEY_PEM [--tls-ca CA_PEM]]\n');
   process.exit(2);
 }
 
@@ -47,6 +54,13 @@ function parseArgs(args) {
     ttl: 300,
     rsNonceRotate: 0,
     ignoreStdin: false,
+    tlsCert: undefined,
+    tlsKey: undefined,
+    tlsCa: undefined,
+  };
+  const file = (name, v) => {
+    if (v === undefined || v.startsWith('--')) usage(`${name} needs a file name`);
+    return v;
   };
   const int = (name, v, min) => {
     if (v === undefined || !/^\d+$/.test(v)) usage(`${name} needs a non-negative integer`);
@@ -65,9 +79,15 @@ function parseArgs(args) {
       case '--rs-nonce-rotate': opts.rsNonceRotate = int(a, args[++i], 1); break;
       case '--ignore-stdin': opts.ignoreStdin = true; break;
       case '--verbose': break;
+      case '--tls':
+        opts.tlsCert = file(a, args[++i]);
+        opts.tlsKey = file(a, args[++i]);
+        break;
+      case '--tls-ca': opts.tlsCa = file(a, args[++i]); break;
       default: usage(`unknown option ${a}`);
     }
   }
+  if (opts.tlsCa !== undefined && opts.tlsCert === undefined) usage('--tls-ca needs --tls');
   return opts;
 }
 
@@ -96,6 +116,26 @@ const jose = await import('jose');
 const { default: Provider } = await import('oidc-provider');
 
 const HOST = '127.0.0.1';
+
+// --tls: both servers are https servers with the given certificate and key.
+let tls;
+if (opts.tlsCert !== undefined) {
+  const read = (what, f) => {
+    try {
+      return fs.readFileSync(f);
+    } catch (err) {
+      usage(`cannot read ${what} ${f}: ${err.message}`);
+    }
+    return undefined;
+  };
+  tls = {
+    cert: read('--tls certificate', opts.tlsCert),
+    key: read('--tls key', opts.tlsKey),
+    ca: read('--tls-ca file', opts.tlsCa ?? opts.tlsCert),
+  };
+}
+const SCHEME = tls ? 'https' : 'http';
+const createServer = () => (tls ? https.createServer({ cert: tls.cert, key: tls.key }) : http.createServer());
 const ALGS = ['ES256', 'ES384'];
 const RESOURCE = 'urn:dpopkit:api'; // resource indicator (must be an absolute URI)
 const AUDIENCE = 'api';
@@ -183,9 +223,9 @@ class MemoryAdapter {
 // ---------------------------------------------------------------------------
 // Authorization server
 // ---------------------------------------------------------------------------
-const asServer = http.createServer();
+const asServer = createServer();
 const asPort = await listen(asServer, opts.asPort);
-const issuer = `http://${HOST}:${asPort}`;
+const issuer = `${SCHEME}://${HOST}:${asPort}`;
 
 const { privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
 const signingJwk = {
@@ -337,11 +377,37 @@ asServer.on('request', async (req, res) => {
 // ---------------------------------------------------------------------------
 // Resource server: an independent DPoP validator (jose only)
 // ---------------------------------------------------------------------------
-const rsServer = http.createServer();
+const rsServer = createServer();
 const rsPort = await listen(rsServer, opts.rsPort);
-const rsOrigin = `http://${HOST}:${rsPort}`;
+const rsOrigin = `${SCHEME}://${HOST}:${rsPort}`;
 
-const asJwks = jose.createRemoteJWKSet(new URL(`${issuer}/jwks`));
+// Over https the RS fetches the AS JWKS trusting only the --tls-ca certificate(s): a
+// fetch for jose built on node:https (the global fetch has no per-request CA option).
+function fetchTrustingCa(url, { method, headers, signal }) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, {
+      method,
+      headers: Object.fromEntries(headers),
+      signal,
+      ca: tls.ca,
+      agent: false,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode, json: async () => JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+const asJwks = jose.createRemoteJWKSet(
+  new URL(`${issuer}/jwks`),
+  tls ? { [jose.customFetch]: fetchTrustingCa } : {},
+);
 const rsStats = { requests: 0, ok: 0, rejected: 0, last_error: '' };
 
 const REPLAY_WINDOW_MS = 5 * 60 * 1000;
@@ -440,7 +506,7 @@ async function validateRequest(req, pathname) {
   if (p.htm !== req.method) throw new RsError('invalid_dpop_proof', 'DPoP proof htm mismatch');
 
   {
-    const expected = new URL(`http://${req.headers.host}${pathname}`);
+    const expected = new URL(`${SCHEME}://${req.headers.host}${pathname}`);
     expected.search = '';
     expected.hash = '';
     const actual = typeof p.htu === 'string' ? URL.parse(p.htu) : null;
@@ -546,4 +612,4 @@ process.stdout.write(`${JSON.stringify({
   rs: rsOrigin,
   api: `${rsOrigin}/api/test`,
 })}\n`);
-log(`ready: as-nonce=${opts.asNonce} rs-nonce=${opts.rsNonce} ttl=${opts.ttl}`);
+log(`ready: as-nonce=${opts.asNonce} rs-nonce=${opts.rsNonce} ttl=${opts.ttl} tls=${!!tls}`);
