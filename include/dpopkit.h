@@ -92,6 +92,11 @@ enum dpopkit_result
   DPOPKIT_RESULT_RESPONSE_NOT_TEXT = 20,
   // The JSON object has no such member, or the text is not a JSON object.
   DPOPKIT_RESULT_JSON = 21,
+  // Authorization server metadata (discovery) could not be fetched or does not fit.
+  DPOPKIT_RESULT_DISCOVERY = 22,
+  // The server refused the DPoP proof (`invalid_dpop_proof`) or does not support the
+  // key's algorithm; the text names the cause (e.g. a clock difference) and the fix.
+  DPOPKIT_RESULT_DPOP_PROOF = 23,
   // A panic was caught at the boundary: a bug in dpopkit, please report it.
   DPOPKIT_RESULT_PANIC = 100,
   // Another internal error.
@@ -171,13 +176,23 @@ int64_t dpopkit_http_new(void);
 // Returns 1 on success, 0 on failure (`DPOPKIT_RESULT_NO_KEY` if the key object is empty).
 int dpopkit_http_set_dpop_key(int64_t http, int64_t key);
 
-// Sets the AuthToken description (JSON): required `token_endpoint`, `client_id`,
-// `client_secret`; optional `scope`, `audience`, `resource`, `client_auth_method`
-// (`client_secret_post`, the default, or `client_secret_basic`), `allow_bearer`
+// Sets the key that signs private_key_jwt client assertions (AuthToken member
+// `"client_auth_method": "private_key_jwt"`), from a PrivateKey object; `key` = 0 goes back
+// to the default, the DPoP key. The Http keeps its own reference. Returns 1 on success, 0
+// on failure.
+int dpopkit_http_set_client_assertion_key(int64_t http, int64_t key);
+
+// Sets the AuthToken description (JSON): required `client_id` and `token_endpoint` (or
+// `issuer` / `metadata_url`, to discover it from the server's metadata, which also checks
+// the server's DPoP algorithms); `client_secret` for `client_auth_method`
+// `client_secret_post` (the default) or `client_secret_basic`, or `private_key_jwt` with
+// `client_assertion_audience` ("token_endpoint", the default, "issuer", or a value) and
+// `client_assertion_kid`; optional `scope`, `audience`, `resource`, `allow_bearer`
 // ("true" to accept a token the server did not bind to the key), `default_expires_in`
-// (seconds, when the server sends no `expires_in`; default 300). Any other string member
-// is sent as an extra form field of the token request. The token is fetched on the first
-// request and cached process-wide. Returns 1 on success, 0 on failure.
+// (seconds, when the server sends no `expires_in`; default 300), `clock_skew_correction`
+// ("false" to never date proofs on the server's clock). Any other string member is sent
+// as an extra form field of the token request. The token is fetched on the first request
+// and cached process-wide. Returns 1 on success, 0 on failure.
 //
 // # Safety
 // `auth_token_json` is a NUL-terminated UTF-8 string, borrowed for the call.
@@ -318,11 +333,11 @@ char *dpopkit_json_string_of(int64_t json, const char *name);
 // Returns a handle > 0, or 0 on failure. Destroy it with `dpopkit_destroy`.
 int64_t dpopkit_key_new(void);
 
-// Loads an EC P-256 private key from a file in any supported format: PEM SEC1
-// (`EC PRIVATE KEY`), PEM PKCS#8 (`PRIVATE KEY`), PEM encrypted PKCS#8
-// (`ENCRYPTED PRIVATE KEY`, needs `password`), DER (SEC1, PKCS#8 or encrypted PKCS#8),
-// or a JWK JSON object with `d`. RSA and other curves are refused with
-// `DPOPKIT_RESULT_KEY_UNSUPPORTED`.
+// Loads a private key from a file in any supported format: PEM SEC1 (`EC PRIVATE KEY`),
+// PEM PKCS#8 (`PRIVATE KEY`), PEM encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, needs
+// `password`), DER (SEC1, PKCS#8 or encrypted PKCS#8), or a JWK JSON object with `d`.
+// EC P-256 (ES256), EC P-384 (ES384) and Ed25519 (EdDSA) keys are supported; RSA and other
+// curves are refused with `DPOPKIT_RESULT_KEY_UNSUPPORTED`.
 //
 // `password` may be NULL or "" when the key is not encrypted. Returns 1 on success, 0 on
 // failure (the key object keeps its previous key).
@@ -337,8 +352,21 @@ int dpopkit_key_load_any_format_file(int64_t key, const char *path, const char *
 // `data` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
 int dpopkit_key_load_any_format(int64_t key, const char *data, const char *password);
 
-// Generates a new random P-256 key into the object. Returns 1 on success, 0 on failure.
+// Generates a new random P-256 key (ES256) into the object. Returns 1 on success, 0 on failure.
 int dpopkit_key_generate(int64_t key);
+
+// Generates a new random key for `alg`: "ES256" (EC P-256, the usual choice), "ES384"
+// (EC P-384) or "EdDSA" (Ed25519). Returns 1 on success, 0 on failure
+// (`DPOPKIT_RESULT_INVALID_ARGUMENT` for another name).
+//
+// # Safety
+// `alg` is a NUL-terminated UTF-8 string, borrowed for the call.
+int dpopkit_key_generate_alg(int64_t key, const char *alg);
+
+// The JWS algorithm the key signs DPoP proofs with: "ES256", "ES384" or "EdDSA".
+//
+// Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
+char *dpopkit_key_get_alg(int64_t key);
 
 // The private key as unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
 // This is secret material: protect and free it promptly.

@@ -189,13 +189,15 @@ fn key_errors_are_clear() {
     let e = EcKey::load_file(&fixture("rsa.pem"), None).unwrap_err();
     assert_eq!(e.kind, ErrorKind::KeyUnsupported);
     assert!(e.message.contains("RSA") && e.message.contains("P-256"), "{}", e.message);
-    for f in ["p384_pkcs8.pem", "p384_sec1.pem"] {
+    for (f, curve) in [("p521_sec1.pem", "P-521"), ("secp256k1_pkcs8.pem", "secp256k1")] {
         let e = EcKey::load_file(&fixture(f), None).unwrap_err();
         assert_eq!(e.kind, ErrorKind::KeyUnsupported, "{f}");
-        assert!(e.message.contains("P-384"), "{f}: {}", e.message);
+        assert!(e.message.contains(curve) && e.message.contains("ES256"), "{f}: {}", e.message);
     }
-    let e = EcKey::load_file(&fixture("ed25519.pem"), None).unwrap_err();
-    assert!(e.message.contains("Ed25519"), "{}", e.message);
+    // P-384 and Ed25519 are supported (ES384, EdDSA).
+    for (f, alg) in [("p384_pkcs8.pem", "ES384"), ("p384_sec1.pem", "ES384"), ("ed25519.pem", "EdDSA")] {
+        assert_eq!(EcKey::load_file(&fixture(f), None).unwrap().alg(), alg, "{f}");
+    }
     let e = EcKey::load_file(&fixture("ec_pkcs8_enc.pem"), Some("wrong")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::KeyFormat);
     assert!(e.message.contains("wrong password"), "{}", e.message);

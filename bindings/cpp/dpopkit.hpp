@@ -185,6 +185,10 @@ public:
         detail::check(dpopkit_key_load_any_format(h_, detail::arg(data, "data"), detail::arg(password, "password")));
     }
     void generate() { detail::check(dpopkit_key_generate(h_)); }
+    /// A new random key for "ES256" (P-256), "ES384" (P-384) or "EdDSA" (Ed25519).
+    void generate(const std::string& alg) { detail::check(dpopkit_key_generate_alg(h_, detail::arg(alg, "alg"))); }
+    /// "ES256", "ES384" or "EdDSA".
+    std::string get_alg() const { return detail::take(dpopkit_key_get_alg(h_)); }
 
     /// Unencrypted PKCS#8 PEM. Secret material: the std::string is not wiped on destruction.
     std::string get_pkcs8_pem() const { return detail::take(dpopkit_key_get_pkcs8_pem(h_)); }
@@ -244,6 +248,10 @@ public:
 
     /// The DPoP key (the Http keeps its own reference; the PrivateKey may be destroyed).
     void set_dpop_key(const PrivateKey& key) { detail::check(dpopkit_http_set_dpop_key(h_, key.handle())); }
+    /// The key that signs private_key_jwt client assertions (the DPoP key unless set).
+    void set_client_assertion_key(const PrivateKey& key) {
+        detail::check(dpopkit_http_set_client_assertion_key(h_, key.handle()));
+    }
     /// The AuthToken description as JSON text (token_endpoint, client_id, client_secret, ...).
     void set_auth_token(const std::string& auth_token_json) {
         detail::check(dpopkit_http_set_auth_token(h_, detail::arg(auth_token_json, "auth_token_json")));

@@ -58,6 +58,8 @@ namespace DpopKit
         ResponseTooLarge = 19,
         ResponseNotText = 20,
         Json = 21,
+        Discovery = 22,
+        DpopProof = 23,
         Panic = 100,
         Internal = 101,
     }
@@ -92,6 +94,8 @@ namespace DpopKit
         internal static extern long dpopkit_http_new();
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int dpopkit_http_set_dpop_key(long http, long key);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int dpopkit_http_set_client_assertion_key(long http, long key);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int dpopkit_http_set_auth_token(long http, byte[] auth_token_json);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
@@ -142,6 +146,10 @@ namespace DpopKit
         internal static extern int dpopkit_key_load_any_format(long key, byte[] data, byte[] password);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int dpopkit_key_generate(long key);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int dpopkit_key_generate_alg(long key, byte[] alg);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr dpopkit_key_get_alg(long key);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr dpopkit_key_get_pkcs8_pem(long key);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
@@ -384,6 +392,16 @@ namespace DpopKit
 
         public bool Generate() { return CallOk(NativeMethods.dpopkit_key_generate); }
 
+        /// <summary>A new key for "ES256" (P-256), "ES384" (P-384) or "EdDSA" (Ed25519).</summary>
+        public bool Generate(string alg)
+        {
+            byte[] a = Utf8.In(alg, "alg");
+            return CallOk(h => NativeMethods.dpopkit_key_generate_alg(h, a));
+        }
+
+        /// <summary>"ES256", "ES384" or "EdDSA".</summary>
+        public string Alg { get { return Call(h => Utf8.Take(NativeMethods.dpopkit_key_get_alg(h))); } }
+
         /// <summary>Secret material.</summary>
         public string GetPkcs8Pem() { return Call(h => Utf8.Take(NativeMethods.dpopkit_key_get_pkcs8_pem(h))); }
 
@@ -444,6 +462,13 @@ namespace DpopKit
         {
             if (key == null) throw new ArgumentNullException("key");
             return key.Call(k => CallOk(h => NativeMethods.dpopkit_http_set_dpop_key(h, k)));
+        }
+
+        /// <summary>The key that signs private_key_jwt client assertions (null: the DPoP key).</summary>
+        public bool SetClientAssertionKey(PrivateKey key)
+        {
+            if (key == null) return CallOk(h => NativeMethods.dpopkit_http_set_client_assertion_key(h, 0));
+            return key.Call(k => CallOk(h => NativeMethods.dpopkit_http_set_client_assertion_key(h, k)));
         }
 
         /// <summary>Sets the AuthToken JSON (token_endpoint, client_id, client_secret, scope, ...).</summary>

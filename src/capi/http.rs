@@ -35,13 +35,31 @@ pub extern "C" fn dpopkit_http_set_dpop_key(http: i64, key: i64) -> c_int {
     })
 }
 
-/// Sets the AuthToken description (JSON): required `token_endpoint`, `client_id`,
-/// `client_secret`; optional `scope`, `audience`, `resource`, `client_auth_method`
-/// (`client_secret_post`, the default, or `client_secret_basic`), `allow_bearer`
+/// Sets the key that signs private_key_jwt client assertions (AuthToken member
+/// `"client_auth_method": "private_key_jwt"`), from a PrivateKey object; `key` = 0 goes back
+/// to the default, the DPoP key. The Http keeps its own reference. Returns 1 on success, 0
+/// on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_set_client_assertion_key(http: i64, key: i64) -> c_int {
+    run("dpopkit_http_set_client_assertion_key", http, |_| {
+        let obj = registry::http(http)?;
+        let k = if key == 0 { None } else { Some(super::key::key_of(key)?) };
+        obj.client.set_client_assertion_key(k);
+        Ok(1)
+    })
+}
+
+/// Sets the AuthToken description (JSON): required `client_id` and `token_endpoint` (or
+/// `issuer` / `metadata_url`, to discover it from the server's metadata, which also checks
+/// the server's DPoP algorithms); `client_secret` for `client_auth_method`
+/// `client_secret_post` (the default) or `client_secret_basic`, or `private_key_jwt` with
+/// `client_assertion_audience` ("token_endpoint", the default, "issuer", or a value) and
+/// `client_assertion_kid`; optional `scope`, `audience`, `resource`, `allow_bearer`
 /// ("true" to accept a token the server did not bind to the key), `default_expires_in`
-/// (seconds, when the server sends no `expires_in`; default 300). Any other string member
-/// is sent as an extra form field of the token request. The token is fetched on the first
-/// request and cached process-wide. Returns 1 on success, 0 on failure.
+/// (seconds, when the server sends no `expires_in`; default 300), `clock_skew_correction`
+/// ("false" to never date proofs on the server's clock). Any other string member is sent
+/// as an extra form field of the token request. The token is fetched on the first request
+/// and cached process-wide. Returns 1 on success, 0 on failure.
 ///
 /// # Safety
 /// `auth_token_json` is a NUL-terminated UTF-8 string, borrowed for the call.

@@ -38,11 +38,11 @@ pub(crate) fn key_of(key: i64) -> Result<Arc<EcKey>, FfiError> {
     loaded(&*registry::key(key)?)
 }
 
-/// Loads an EC P-256 private key from a file in any supported format: PEM SEC1
-/// (`EC PRIVATE KEY`), PEM PKCS#8 (`PRIVATE KEY`), PEM encrypted PKCS#8
-/// (`ENCRYPTED PRIVATE KEY`, needs `password`), DER (SEC1, PKCS#8 or encrypted PKCS#8),
-/// or a JWK JSON object with `d`. RSA and other curves are refused with
-/// `DPOPKIT_RESULT_KEY_UNSUPPORTED`.
+/// Loads a private key from a file in any supported format: PEM SEC1 (`EC PRIVATE KEY`),
+/// PEM PKCS#8 (`PRIVATE KEY`), PEM encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, needs
+/// `password`), DER (SEC1, PKCS#8 or encrypted PKCS#8), or a JWK JSON object with `d`.
+/// EC P-256 (ES256), EC P-384 (ES384) and Ed25519 (EdDSA) keys are supported; RSA and other
+/// curves are refused with `DPOPKIT_RESULT_KEY_UNSUPPORTED`.
 ///
 /// `password` may be NULL or "" when the key is not encrypted. Returns 1 on success, 0 on
 /// failure (the key object keeps its previous key).
@@ -73,13 +73,36 @@ pub unsafe extern "C" fn dpopkit_key_load_any_format(key: i64, data: *const c_ch
     })
 }
 
-/// Generates a new random P-256 key into the object. Returns 1 on success, 0 on failure.
+/// Generates a new random P-256 key (ES256) into the object. Returns 1 on success, 0 on failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_key_generate(key: i64) -> c_int {
     run("dpopkit_key_generate", key, |_| {
         registry::key(key)?;
         store(key, EcKey::generate()?)
     })
+}
+
+/// Generates a new random key for `alg`: "ES256" (EC P-256, the usual choice), "ES384"
+/// (EC P-384) or "EdDSA" (Ed25519). Returns 1 on success, 0 on failure
+/// (`DPOPKIT_RESULT_INVALID_ARGUMENT` for another name).
+///
+/// # Safety
+/// `alg` is a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_key_generate_alg(key: i64, alg: *const c_char) -> c_int {
+    run("dpopkit_key_generate_alg", key, |_| {
+        registry::key(key)?;
+        let alg = unsafe { arg(alg, "alg") }?;
+        store(key, EcKey::generate_alg(alg)?)
+    })
+}
+
+/// The JWS algorithm the key signs DPoP proofs with: "ES256", "ES384" or "EdDSA".
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_key_get_alg(key: i64) -> *mut c_char {
+    run("dpopkit_key_get_alg", key, |_| out(key_of(key)?.alg()))
 }
 
 /// The private key as unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).

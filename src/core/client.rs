@@ -13,11 +13,13 @@ use super::nonce;
 use super::proof::{Target, make_proof};
 use super::redact::scrub;
 use super::session_log::SessionLog;
-use super::token::{AccessToken, AuthConfig, FetchContext, get_token, oauth_error};
+use super::clock;
+use super::token::{AccessToken, AuthConfig, FetchContext, clock_skew_retry, get_token, oauth_error};
 
 #[derive(Default)]
 struct Config {
     key: Option<Arc<EcKey>>,
+    assertion_key: Option<Arc<EcKey>>,
     auth: Option<Arc<AuthConfig>>,
     log: Option<Arc<SessionLog>>,
 }
@@ -47,6 +49,7 @@ impl std::fmt::Debug for HttpClient {
 /// Snapshot of the configuration for one call, so setters on other threads never tear it.
 struct CallConfig {
     key: Option<Arc<EcKey>>,
+    assertion_key: Option<Arc<EcKey>>,
     auth: Option<Arc<AuthConfig>>,
     log: Option<Arc<SessionLog>>,
     transport: Arc<Transport>,
@@ -67,6 +70,7 @@ impl HttpClient {
         let c = self.config.read().unwrap_or_else(|e| e.into_inner());
         CallConfig {
             key: c.key.clone(),
+            assertion_key: c.assertion_key.clone(),
             auth: c.auth.clone(),
             log: c.log.clone(),
             transport: self.transport.read().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -75,6 +79,11 @@ impl HttpClient {
 
     pub fn set_dpop_key(&self, key: Arc<EcKey>) {
         self.config.write().unwrap_or_else(|e| e.into_inner()).key = Some(key);
+    }
+
+    /// The key that signs private_key_jwt client assertions (the DPoP key when not set).
+    pub fn set_client_assertion_key(&self, key: Option<Arc<EcKey>>) {
+        self.config.write().unwrap_or_else(|e| e.into_inner()).assertion_key = key;
     }
 
     /// Sets the AuthToken JSON; the token itself is fetched on the first request.
@@ -142,7 +151,7 @@ impl HttpClient {
         let cc = self.snapshot();
         let mut e = status_error(url, &resp);
         if let (Some(auth), Some(key)) = (cc.auth.as_deref(), cc.key.as_deref()) {
-            let token = super::token::cached(auth, key);
+            let token = super::token::cached(auth, key, cc.assertion_key.as_deref());
             let token = token.as_ref().map_or("", |t| t.value());
             e.message = scrub(&e.message, &[auth.secret(), token]);
         }
@@ -222,17 +231,19 @@ impl HttpClient {
                 "an AuthToken is set but no DPoP key: call set_dpop_key with a loaded or generated key first",
             );
         };
-        let ctx = FetchContext { transport: &cc.transport, log };
+        let ctx = FetchContext { transport: &cc.transport, log, assertion_key: cc.assertion_key.as_deref() };
         let mut token = get_token(auth, key, &ctx, None)?;
         let mut retried_nonce = false;
         let mut retried_token = false;
+        let mut retried_clock = false;
         loop {
             let sent_nonce = nonce::get(&target.origin, key.jkt());
             let mut headers = base_headers.clone();
             let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
             headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
             if token.is_dpop() {
-                let proof = make_proof(key, method, &target.htu, Some(token.value()), sent_nonce.as_deref(), None)?;
+                let iat = clock::iat_for(&target.origin);
+                let proof = make_proof(key, method, &target.htu, Some(token.value()), sent_nonce.as_deref(), Some(iat))?;
                 headers.push(("DPoP".to_string(), proof));
             }
             let secrets = [auth.secret(), token.value()];
@@ -264,6 +275,17 @@ impl HttpClient {
                 Some("invalid_token") if !retried_token => {
                     retried_token = true;
                     token = refetch(auth, key, &ctx, &token)?;
+                }
+                Some("invalid_dpop_proof") => {
+                    match clock_skew_retry(&target.origin, auth.clock_skew_correction, retried_clock, log) {
+                        Ok(()) => retried_clock = true,
+                        Err(None) => return Ok(resp),
+                        Err(Some(hint)) => {
+                            let base = status_error(&target.url, &resp);
+                            let msg = scrub(&format!("{}; {hint}", base.message), &[auth.secret(), token.value()]);
+                            return Err(Error::new(ErrorKind::DpopProof, msg).with_response(resp));
+                        }
+                    }
                 }
                 _ => return Ok(resp),
             }

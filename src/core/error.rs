@@ -38,6 +38,10 @@ pub enum ErrorKind {
     ResponseTooLarge,
     /// A 2xx body was asked for as text but is not UTF-8 (or contains NUL).
     ResponseNotText,
+    /// Authorization server metadata could not be fetched or does not fit.
+    Discovery,
+    /// The server does not accept the key's algorithm, or refused the proof as invalid.
+    DpopProof,
     /// Something that should not happen; a bug in dpopkit.
     Internal,
 }

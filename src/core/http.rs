@@ -277,6 +277,7 @@ impl Transport {
             .read_to_vec()
             .map_err(|e| map_ureq_error(e, req.target, self))
             .map_err(|e| e.with_response(ResponseInfo { status, headers: headers.clone(), body: Vec::new() }))?;
+        super::clock::observe(&req.target.origin, resp.headers().get("date").and_then(|d| d.to_str().ok()));
         if let Some(log) = log {
             let reason = resp.status().canonical_reason().unwrap_or("");
             log.write(false, &Entry { first_line: format!("HTTP/1.1 {status} {reason}"), headers: &headers, body: &body }, secrets);

@@ -1,9 +1,9 @@
-//! EC P-256 private keys: loading from every common format, generation, export, and the
-//! public JWK with its RFC 7638 thumbprint.
+//! DPoP private keys: EC P-256 (ES256), EC P-384 (ES384) and Ed25519 (EdDSA). Loading from
+//! every common format, generation, export, and the public JWK with its RFC 7638 thumbprint.
 //!
-//! Parsing and export use RustCrypto (`p256`, `pkcs8`, `sec1`); signing uses `ring`, which
-//! rustls already links and which signs about ten times faster than `p256` 0.13 here
-//! (see BENCHMARKS.md). Both hold the same scalar; `ring` validates the pair on load.
+//! Parsing and export use RustCrypto (`p256`, `p384`, `pkcs8`, `sec1`); signing uses `ring`,
+//! which rustls already links and which signs about ten times faster than `p256` 0.13 here
+//! (see BENCHMARKS.md). Both hold the secret; both copies are wiped on drop.
 
 use std::fmt;
 use std::path::Path;
@@ -12,8 +12,11 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm,
+    Ed25519KeyPair, KeyPair,
+};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -33,68 +36,91 @@ const OID_ED448: &str = "1.3.101.113";
 /// (a log file, a database) from being read into memory.
 const MAX_KEY_FILE: u64 = 1 << 20;
 
-fn unsupported_curve(what: &str) -> Error {
+/// The signature algorithms a DPoP key can have, named as in JWS (`alg`).
+pub const SUPPORTED_ALGS: &[&str] = &["ES256", "ES384", "EdDSA"];
+
+fn unsupported(what: &str) -> Error {
     Error::new(
         ErrorKind::KeyUnsupported,
         format!(
-            "the key is {what}; DPoP here signs with ES256, which needs an EC key on curve P-256 \
-             (prime256v1 / secp256r1). Generate one with: openssl ecparam -name prime256v1 -genkey"
+            "the key is {what}; DPoP proofs here are signed with ES256 (EC P-256, the usual choice), \
+             ES384 (EC P-384) or EdDSA (Ed25519). Generate a P-256 key with: openssl ecparam -name prime256v1 -genkey"
         ),
     )
 }
 
-fn describe_oid(oid: &str) -> &'static str {
+fn rsa_refused() -> Error {
+    Error::new(
+        ErrorKind::KeyUnsupported,
+        "the key is an RSA key: RFC 9449 allows RSA proofs, but dpopkit (like the component it replaces) \
+         signs DPoP proofs with EC P-256 (ES256), P-384 (ES384) or Ed25519 (EdDSA) keys only. \
+         Generate a P-256 key with: openssl ecparam -name prime256v1 -genkey",
+    )
+}
+
+fn describe_oid(oid: &str) -> Error {
     match oid {
-        OID_P384 => "an EC key on curve P-384",
-        OID_P521 => "an EC key on curve P-521",
-        OID_SECP256K1 => "an EC key on curve secp256k1",
-        OID_RSA | OID_RSA_PSS => "an RSA key",
-        OID_ED25519 => "an Ed25519 key",
-        OID_ED448 => "an Ed448 key",
-        _ => "of an unsupported algorithm",
+        OID_P521 => unsupported("an EC key on curve P-521"),
+        OID_SECP256K1 => unsupported("an EC key on curve secp256k1"),
+        OID_RSA | OID_RSA_PSS => rsa_refused(),
+        OID_ED448 => unsupported("an Ed448 key"),
+        other => unsupported(&format!("of an unsupported algorithm (OID {other})")),
     }
 }
 
-/// ring's key pair, kept in its own heap block that is wiped when dropped: ring does not
-/// zeroize its private scalar itself.
-struct WipedKeyPair(std::mem::ManuallyDrop<Box<EcdsaKeyPair>>);
+/// A ring key pair kept in its own heap block that is wiped when dropped: ring does not
+/// zeroize its private keys itself.
+struct Wiped<T>(std::mem::ManuallyDrop<Box<T>>);
 
-impl WipedKeyPair {
-    fn new(pair: EcdsaKeyPair) -> Self {
-        WipedKeyPair(std::mem::ManuallyDrop::new(Box::new(pair)))
+impl<T> Wiped<T> {
+    fn new(pair: T) -> Self {
+        Wiped(std::mem::ManuallyDrop::new(Box::new(pair)))
     }
 }
 
-impl std::ops::Deref for WipedKeyPair {
-    type Target = EcdsaKeyPair;
-    fn deref(&self) -> &EcdsaKeyPair {
+impl<T> std::ops::Deref for Wiped<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
         &self.0
     }
 }
 
 #[allow(unsafe_code)]
-impl Drop for WipedKeyPair {
+impl<T> Drop for Wiped<T> {
     fn drop(&mut self) {
         use std::mem::MaybeUninit;
         use zeroize::Zeroize;
         // SAFETY: the box is taken exactly once, here, and never used again. After
         // drop_in_place the block holds no live value, so overwriting its bytes is fine;
-        // it is then freed as a Box<MaybeUninit<EcdsaKeyPair>>, which has the same layout.
+        // it is then freed as a Box<MaybeUninit<T>>, which has the same layout.
         unsafe {
             let raw = Box::into_raw(std::mem::ManuallyDrop::take(&mut self.0));
             std::ptr::drop_in_place(raw);
-            let bytes = std::slice::from_raw_parts_mut(raw.cast::<MaybeUninit<u8>>(), size_of::<EcdsaKeyPair>());
+            let bytes = std::slice::from_raw_parts_mut(raw.cast::<MaybeUninit<u8>>(), size_of::<T>());
             bytes.zeroize();
-            drop(Box::from_raw(raw.cast::<MaybeUninit<EcdsaKeyPair>>()));
+            drop(Box::from_raw(raw.cast::<MaybeUninit<T>>()));
         }
     }
 }
 
-/// An ES256 signing key. The private scalar lives in `p256::SecretKey` and in ring's key
-/// pair, both wiped when the key is dropped; `Debug` shows only the public thumbprint.
+/// The secret as RustCrypto (or, for Ed25519, a wiped seed) holds it, for export.
+enum Secret {
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
+    Ed25519(Zeroizing<[u8; 32]>),
+}
+
+enum Signer {
+    Ecdsa(Wiped<EcdsaKeyPair>),
+    Ed25519(Wiped<Ed25519KeyPair>),
+}
+
+/// A DPoP signing key (the name is historical: it may also be an Ed25519 key). `Debug`
+/// shows only the algorithm and the public thumbprint.
 pub struct EcKey {
-    secret: p256::SecretKey,
-    signer: WipedKeyPair,
+    secret: Secret,
+    signer: Signer,
+    alg: &'static str,
     public_jwk: String,
     jkt: String,
     /// base64url of the DPoP proof's JOSE header, which depends only on the public key.
@@ -103,34 +129,74 @@ pub struct EcKey {
 
 impl fmt::Debug for EcKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EcKey").field("alg", &"ES256").field("jkt", &self.jkt).finish_non_exhaustive()
+        f.debug_struct("EcKey").field("alg", &self.alg).field("jkt", &self.jkt).finish_non_exhaustive()
     }
 }
 
+fn ecdsa_pair(alg: &'static EcdsaSigningAlgorithm, scalar: &[u8], point: &[u8]) -> Result<Signer> {
+    EcdsaKeyPair::from_private_key_and_public_key(alg, scalar, point, &SystemRandom::new())
+        .map(|p| Signer::Ecdsa(Wiped::new(p)))
+        .map_err(|_| Error::new(ErrorKind::KeyFormat, "the EC private key is not a valid key pair"))
+}
+
 impl EcKey {
-    /// A fresh random P-256 key from the operating system's CSPRNG.
+    /// A fresh random P-256 key (ES256) from the operating system's CSPRNG.
     pub fn generate() -> Result<Self> {
-        Self::from_secret(p256::SecretKey::random(&mut rand_core::OsRng))
+        Self::generate_alg("ES256")
     }
 
-    fn from_secret(secret: p256::SecretKey) -> Result<Self> {
+    /// A fresh random key for `alg`: `ES256` (P-256), `ES384` (P-384) or `EdDSA` (Ed25519).
+    pub fn generate_alg(alg: &str) -> Result<Self> {
+        match alg {
+            "ES256" => Self::from_p256(p256::SecretKey::random(&mut rand_core::OsRng)),
+            "ES384" => Self::from_p384(p384::SecretKey::random(&mut rand_core::OsRng)),
+            "EdDSA" | "Ed25519" => {
+                let mut seed = Zeroizing::new([0u8; 32]);
+                SystemRandom::new()
+                    .fill(seed.as_mut())
+                    .map_err(|_| Error::new(ErrorKind::Internal, "the system random generator failed"))?;
+                Self::from_ed25519_seed(seed)
+            }
+            other => err(
+                ErrorKind::InvalidArgument,
+                format!("unknown key algorithm '{}': use ES256, ES384 or EdDSA", shorten(other)),
+            ),
+        }
+    }
+
+    fn from_p256(secret: p256::SecretKey) -> Result<Self> {
         let point = secret.public_key().to_encoded_point(false);
         let scalar = Zeroizing::new(secret.to_bytes());
-        let signer = EcdsaKeyPair::from_private_key_and_public_key(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            scalar.as_slice(),
-            point.as_bytes(),
-            &SystemRandom::new(),
-        )
-        .map_err(|_| Error::new(ErrorKind::KeyFormat, "the EC private key is not a valid P-256 key"))?;
+        let signer = ecdsa_pair(&ECDSA_P256_SHA256_FIXED_SIGNING, scalar.as_slice(), point.as_bytes())?;
         let (x, y) = (point.x().expect("uncompressed point"), point.y().expect("uncompressed point"));
-        let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
         // RFC 7638: the required members in lexicographic order, no whitespace.
-        let public_jwk = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let jwk = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+        Ok(Self::assemble(Secret::P256(secret), signer, "ES256", jwk))
+    }
+
+    fn from_p384(secret: p384::SecretKey) -> Result<Self> {
+        use p384::elliptic_curve::sec1::ToEncodedPoint as _;
+        let point = secret.public_key().to_encoded_point(false);
+        let scalar = Zeroizing::new(secret.to_bytes());
+        let signer = ecdsa_pair(&ECDSA_P384_SHA384_FIXED_SIGNING, scalar.as_slice(), point.as_bytes())?;
+        let (x, y) = (point.x().expect("uncompressed point"), point.y().expect("uncompressed point"));
+        let jwk = format!(r#"{{"crv":"P-384","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+        Ok(Self::assemble(Secret::P384(secret), signer, "ES384", jwk))
+    }
+
+    fn from_ed25519_seed(seed: Zeroizing<[u8; 32]>) -> Result<Self> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed.as_slice())
+            .map_err(|_| Error::new(ErrorKind::KeyFormat, "the Ed25519 private key is not valid"))?;
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let jwk = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        Ok(Self::assemble(Secret::Ed25519(seed), Signer::Ed25519(Wiped::new(pair)), "EdDSA", jwk))
+    }
+
+    fn assemble(secret: Secret, signer: Signer, alg: &'static str, public_jwk: String) -> Self {
         let jkt = URL_SAFE_NO_PAD.encode(Sha256::digest(public_jwk.as_bytes()));
-        let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{public_jwk}}}"#);
+        let header = format!(r#"{{"typ":"dpop+jwt","alg":"{alg}","jwk":{public_jwk}}}"#);
         let proof_header_b64 = URL_SAFE_NO_PAD.encode(header.as_bytes());
-        Ok(EcKey { secret, signer: WipedKeyPair::new(signer), public_jwk, jkt, proof_header_b64 })
+        EcKey { secret, signer, alg, public_jwk, jkt, proof_header_b64 }
     }
 
     /// Reads a key file in any supported format (see [`EcKey::from_any_format`]).
@@ -178,23 +244,34 @@ impl EcKey {
 
     fn from_parsed_jwk(text: &str, v: &serde_json::Value) -> Result<Self> {
         let field = |name: &str| v.get(name).and_then(|x| x.as_str());
-        match (field("kty"), field("crv")) {
-            (Some("EC"), Some("P-256")) => {}
-            (Some("EC"), Some(crv)) => return Err(unsupported_curve(&format!("an EC key on curve {crv}"))),
-            (Some("RSA"), _) => return Err(unsupported_curve("an RSA key")),
-            (Some("OKP"), Some(crv)) => return Err(unsupported_curve(&format!("an {crv} key"))),
-            (Some(kty), _) => return Err(unsupported_curve(&format!("a JWK of type {kty}"))),
-            (None, _) => return err(ErrorKind::KeyFormat, "the JWK has no \"kty\" member"),
-        }
-        if field("d").is_none() {
+        let kty = field("kty");
+        if kty.is_some() && field("d").is_none() && kty != Some("RSA") {
             return err(
                 ErrorKind::KeyFormat,
                 "the JWK holds only a public key (no \"d\" member); DPoP needs the private key",
             );
         }
-        let secret = p256::SecretKey::from_jwk_str(text)
-            .map_err(|_| Error::new(ErrorKind::KeyFormat, "the JWK's x, y or d are not a valid P-256 key pair"))?;
-        Self::from_secret(secret)
+        let bad = |what: &str| Error::new(ErrorKind::KeyFormat, format!("the JWK's {what} are not a valid key"));
+        match (kty, field("crv")) {
+            (Some("EC"), Some("P-256")) => Self::from_p256(p256::SecretKey::from_jwk_str(text).map_err(|_| bad("x, y or d"))?),
+            (Some("EC"), Some("P-384")) => Self::from_p384(p384::SecretKey::from_jwk_str(text).map_err(|_| bad("x, y or d"))?),
+            (Some("OKP"), Some("Ed25519")) => {
+                let d = Zeroizing::new(URL_SAFE_NO_PAD.decode(field("d").unwrap_or_default()).map_err(|_| bad("d"))?);
+                let seed: [u8; 32] = d.as_slice().try_into().map_err(|_| bad("d"))?;
+                let key = Self::from_ed25519_seed(Zeroizing::new(seed))?;
+                if let Some(x) = field("x") {
+                    if !key.public_jwk.contains(&format!("\"x\":\"{x}\"")) {
+                        return Err(bad("x and d (x is not the public key of d)"));
+                    }
+                }
+                Ok(key)
+            }
+            (Some("EC"), Some(crv)) => Err(unsupported(&format!("an EC key on curve {}", shorten(crv)))),
+            (Some("RSA"), _) => Err(rsa_refused()),
+            (Some("OKP"), Some(crv)) => Err(unsupported(&format!("an {} key", shorten(crv)))),
+            (Some(kty), _) => Err(unsupported(&format!("a JWK of type {}", shorten(kty)))),
+            (None, _) => err(ErrorKind::KeyFormat, "the JWK has no \"kty\" member"),
+        }
     }
 
     fn from_pem(text: &str, password: Option<&str>) -> Result<Self> {
@@ -227,7 +304,7 @@ impl EcKey {
                         _ => Self::from_encrypted_pkcs8_der(&der, password),
                     };
                 }
-                "RSA PRIVATE KEY" => return Err(unsupported_curve("an RSA key")),
+                "RSA PRIVATE KEY" => return Err(rsa_refused()),
                 "OPENSSH PRIVATE KEY" => {
                     return err(
                         ErrorKind::KeyFormat,
@@ -269,31 +346,44 @@ impl EcKey {
     fn from_sec1_der(der: &[u8]) -> Result<Self> {
         let parsed = sec1::EcPrivateKey::try_from(der)
             .map_err(|e| Error::new(ErrorKind::KeyFormat, format!("invalid SEC1 EC private key: {e}")))?;
-        if let Some(oid) = parsed.parameters.and_then(|p| p.named_curve()) {
-            let oid = oid.to_string();
-            if oid != OID_P256 {
-                return Err(unsupported_curve(describe_oid(&oid)));
-            }
+        let curve = match parsed.parameters.and_then(|p| p.named_curve()).map(|o| o.to_string()) {
+            Some(oid) => oid,
+            // No parameters: the scalar's length tells the curve.
+            None if parsed.private_key.len() == 48 => OID_P384.to_string(),
+            None => OID_P256.to_string(),
+        };
+        let bad = || Error::new(ErrorKind::KeyFormat, "invalid SEC1 EC private key");
+        match curve.as_str() {
+            OID_P256 => Self::from_p256(p256::SecretKey::from_sec1_der(der).map_err(|_| bad())?),
+            OID_P384 => Self::from_p384(p384::SecretKey::from_sec1_der(der).map_err(|_| bad())?),
+            other => Err(describe_oid(other)),
         }
-        let secret = p256::SecretKey::from_sec1_der(der)
-            .map_err(|_| Error::new(ErrorKind::KeyFormat, "invalid SEC1 EC private key"))?;
-        Self::from_secret(secret)
     }
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
         let info = pkcs8::PrivateKeyInfo::try_from(der)
             .map_err(|e| Error::new(ErrorKind::KeyFormat, format!("invalid PKCS#8 private key: {e}")))?;
-        let alg = info.algorithm.oid.to_string();
-        if alg != OID_EC_PUBLIC_KEY {
-            return Err(unsupported_curve(describe_oid(&alg)));
+        let bad = || Error::new(ErrorKind::KeyFormat, "invalid PKCS#8 private key");
+        match info.algorithm.oid.to_string().as_str() {
+            OID_EC_PUBLIC_KEY => {
+                let curve = info.algorithm.parameters_oid().map(|o| o.to_string()).unwrap_or_default();
+                match curve.as_str() {
+                    OID_P256 => Self::from_p256(p256::SecretKey::from_pkcs8_der(der).map_err(|_| bad())?),
+                    OID_P384 => Self::from_p384(p384::SecretKey::from_pkcs8_der(der).map_err(|_| bad())?),
+                    other => Err(describe_oid(other)),
+                }
+            }
+            OID_ED25519 => {
+                // RFC 8410: privateKey is an OCTET STRING holding the 32-byte seed.
+                let inner = info.private_key;
+                if inner.len() != 34 || inner[0] != 0x04 || inner[1] != 0x20 {
+                    return Err(bad());
+                }
+                let seed: [u8; 32] = inner[2..].try_into().map_err(|_| bad())?;
+                Self::from_ed25519_seed(Zeroizing::new(seed))
+            }
+            other => Err(describe_oid(other)),
         }
-        let curve = info.algorithm.parameters_oid().map(|o| o.to_string()).unwrap_or_default();
-        if curve != OID_P256 {
-            return Err(unsupported_curve(describe_oid(&curve)));
-        }
-        let secret = p256::SecretKey::from_pkcs8_der(der)
-            .map_err(|_| Error::new(ErrorKind::KeyFormat, "invalid PKCS#8 P-256 private key"))?;
-        Self::from_secret(secret)
     }
 
     fn from_encrypted_pkcs8_der(der: &[u8], password: Option<&str>) -> Result<Self> {
@@ -314,14 +404,32 @@ impl EcKey {
 
     /// The private key as unencrypted PKCS#8 PEM.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>> {
-        self.secret
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("PKCS#8 encoding failed: {e}")))
+        let failed = |e: &dyn fmt::Display| Error::new(ErrorKind::Internal, format!("PKCS#8 encoding failed: {e}"));
+        match &self.secret {
+            Secret::P256(k) => k.to_pkcs8_pem(LineEnding::LF).map_err(|e| failed(&e)),
+            Secret::P384(k) => k.to_pkcs8_pem(LineEnding::LF).map_err(|e| failed(&e)),
+            Secret::Ed25519(seed) => {
+                // RFC 8410 §7: the fixed PKCS#8 v1 prefix for Ed25519, then the seed.
+                const PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+                let mut der = Zeroizing::new(PREFIX.to_vec());
+                der.extend_from_slice(seed.as_slice());
+                let doc = pkcs8::SecretDocument::try_from(der.as_slice()).map_err(|e| failed(&e))?;
+                doc.to_pem("PRIVATE KEY", LineEnding::LF).map_err(|e| failed(&e))
+            }
+        }
     }
 
-    /// The private key as a JWK (`kty`, `crv`, `x`, `y`, `d`).
+    /// The private key as a JWK (`kty`, `crv`, `x`, `y` or `x`, `d`).
     pub fn to_private_jwk(&self) -> Zeroizing<String> {
-        self.secret.to_jwk_string()
+        match &self.secret {
+            Secret::P256(k) => k.to_jwk_string(),
+            Secret::P384(k) => k.to_jwk_string(),
+            Secret::Ed25519(seed) => {
+                let x = self.public_jwk.split("\"x\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+                let d = Zeroizing::new(URL_SAFE_NO_PAD.encode(seed.as_slice()));
+                Zeroizing::new(format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","d":"{}"}}"#, d.as_str()))
+            }
+        }
     }
 
     /// The public key as a JWK with only the RFC 7638 members.
@@ -334,27 +442,33 @@ impl EcKey {
         &self.jkt
     }
 
+    /// The JWS algorithm of the key: `ES256`, `ES384` or `EdDSA`.
     pub fn alg(&self) -> &'static str {
-        "ES256"
+        self.alg
     }
 
     pub(crate) fn proof_header_b64(&self) -> &str {
         &self.proof_header_b64
     }
 
-    /// ES256 signature in JWS form (r || s, 64 bytes), never DER.
+    /// A JWS signature: r || s for ECDSA (64 or 96 bytes, never DER), 64 bytes for EdDSA.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let rng = SystemRandom::new();
-        let sig = self
-            .signer
-            .sign(&rng, message)
-            .map_err(|_| Error::new(ErrorKind::Internal, "ES256 signing failed"))?;
-        Ok(sig.as_ref().to_vec())
+        match &self.signer {
+            Signer::Ecdsa(pair) => pair
+                .sign(&SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| Error::new(ErrorKind::Internal, "ECDSA signing failed")),
+            Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
     }
 
-    /// Uncompressed SEC1 public point (65 bytes), for verification in tests.
+    /// The raw public key (SEC1 uncompressed point, or the 32 Ed25519 bytes), for
+    /// verification in tests.
     pub fn public_point(&self) -> &[u8] {
-        self.signer.public_key().as_ref()
+        match &self.signer {
+            Signer::Ecdsa(pair) => pair.public_key().as_ref(),
+            Signer::Ed25519(pair) => pair.public_key().as_ref(),
+        }
     }
 }
 
@@ -412,7 +526,25 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::KeyFormat);
         let e = EcKey::from_any_format(br#"{"kty":"RSA","n":"x","e":"AQAB","d":"x"}"#, None).unwrap_err();
         assert_eq!(e.kind, ErrorKind::KeyUnsupported);
-        assert!(e.message.contains("P-256"));
+        assert!(e.message.contains("P-256") && e.message.contains("RFC 9449 allows RSA"), "{}", e.message);
+    }
+
+    #[test]
+    fn every_algorithm_generates_exports_reloads_and_signs() {
+        for (alg, sig_len, crv) in [("ES256", 64, "P-256"), ("ES384", 96, "P-384"), ("EdDSA", 64, "Ed25519")] {
+            let k = EcKey::generate_alg(alg).unwrap();
+            assert_eq!(k.alg(), alg);
+            assert!(k.public_jwk().contains(crv));
+            assert_eq!(k.sign(b"m").unwrap().len(), sig_len, "{alg}");
+            let pem = k.to_pkcs8_pem().unwrap();
+            assert_eq!(EcKey::from_any_format(pem.as_bytes(), None).unwrap().jkt(), k.jkt(), "{alg} PEM");
+            let jwk = k.to_private_jwk();
+            assert_eq!(EcKey::from_any_format(jwk.as_bytes(), None).unwrap().jkt(), k.jkt(), "{alg} JWK");
+        }
+        let ed = EcKey::generate_alg("EdDSA").unwrap();
+        let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, ed.public_point());
+        pk.verify(b"m", &ed.sign(b"m").unwrap()).unwrap();
+        assert!(EcKey::generate_alg("RS256").is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 pub mod challenge;
 pub mod client;
+pub mod clock;
+pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod http;

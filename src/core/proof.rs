@@ -105,16 +105,40 @@ pub fn make_proof(
     if let Some(n) = nonce {
         claims.insert("nonce".into(), n.into());
     }
-    let payload = serde_json::to_vec(&claims).expect("a map of strings and numbers serialises");
-    let header = key.proof_header_b64();
-    let mut signing_input = String::with_capacity(header.len() + 1 + payload.len() * 4 / 3 + 4 + 90);
-    signing_input.push_str(header);
+    sign_jws(key, key.proof_header_b64(), &claims)
+}
+
+/// A compact JWS: `header_b64` (already base64url) . base64url(claims) . signature.
+pub fn sign_jws(key: &EcKey, header_b64: &str, claims: &serde_json::Map<String, serde_json::Value>) -> Result<String> {
+    let payload = serde_json::to_vec(claims).expect("a map of strings and numbers serialises");
+    let mut signing_input = String::with_capacity(header_b64.len() + 1 + payload.len() * 4 / 3 + 4 + 130);
+    signing_input.push_str(header_b64);
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut signing_input);
     let sig = key.sign(signing_input.as_bytes())?;
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&sig, &mut signing_input);
     Ok(signing_input)
+}
+
+/// A private_key_jwt client assertion (RFC 7523 §3, OpenID Connect Core §9): iss = sub =
+/// client_id, the given audience, a new jti, valid for 60 s from `iat`.
+pub fn client_assertion(key: &EcKey, client_id: &str, audience: &str, kid: Option<&str>, iat: i64) -> Result<String> {
+    let mut header = serde_json::Map::new();
+    header.insert("alg".into(), key.alg().into());
+    header.insert("typ".into(), "JWT".into());
+    if let Some(kid) = kid {
+        header.insert("kid".into(), kid.into());
+    }
+    let header_b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("strings serialise"));
+    let mut claims = serde_json::Map::new();
+    claims.insert("iss".into(), client_id.into());
+    claims.insert("sub".into(), client_id.into());
+    claims.insert("aud".into(), audience.into());
+    claims.insert("jti".into(), new_jti()?.into());
+    claims.insert("iat".into(), iat.into());
+    claims.insert("exp".into(), (iat + 60).into());
+    sign_jws(key, &header_b64, &claims)
 }
 
 #[cfg(test)]

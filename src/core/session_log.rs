@@ -44,6 +44,14 @@ impl SessionLog {
         &self.path
     }
 
+    /// Appends a note of dpopkit's own (e.g. a clock correction), between the exchanges.
+    pub fn note(&self, text: &str) {
+        let when = httpdate::fmt_http_date(std::time::SystemTime::now());
+        if let Ok(mut f) = self.file.lock() {
+            let _ = f.write_all(format!("---- Note {when} ----\n{text}\n\n").as_bytes());
+        }
+    }
+
     /// Appends one entry. `secrets` are values that must never appear (client secret,
     /// access token); they are scrubbed from the whole text as a last line of defence.
     /// Write failures are ignored: logging never makes a request fail.

@@ -17,12 +17,13 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::challenge;
-use super::error::{Error, ErrorKind, ResponseInfo, Result, err};
+use super::error::{Error, ErrorKind, ResponseInfo, Result, err, shorten};
 use super::form;
 use super::http::{Request, Transport};
 use super::key::EcKey;
 use super::nonce;
-use super::proof::{Target, make_proof};
+use super::proof::{Target, client_assertion, make_proof};
+use super::{clock, discovery};
 use super::redact::scrub;
 use super::session_log::SessionLog;
 
@@ -45,11 +46,29 @@ pub enum ClientAuth {
     SecretPost,
     /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
     SecretBasic,
+    /// A signed client assertion (RFC 7523, OpenID Connect `private_key_jwt`).
+    PrivateKeyJwt,
+}
+
+/// The `aud` of a private_key_jwt client assertion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssertionAudience {
+    /// The token endpoint URL (what Okta and most servers expect), the default.
+    TokenEndpoint,
+    /// The issuer identifier.
+    Issuer,
+    /// An explicit value.
+    Value(String),
 }
 
 /// Members of the AuthToken JSON that are settings, not form fields.
 const KNOWN: &[&str] = &[
     "token_endpoint",
+    "issuer",
+    "metadata_url",
+    "client_assertion_audience",
+    "client_assertion_kid",
+    "clock_skew_correction",
     "client_id",
     "client_secret",
     "scope",
@@ -65,9 +84,17 @@ const KNOWN: &[&str] = &[
 const RESERVED: &[&str] = &["grant_type", "client_assertion", "client_assertion_type"];
 
 pub struct AuthConfig {
-    pub token_endpoint: Target,
+    /// Given directly, or `None` when it comes from discovery (`issuer`, `metadata_url`).
+    pub token_endpoint: Option<Target>,
+    pub issuer: Option<String>,
+    pub metadata_url: Option<Target>,
     pub client_id: String,
-    client_secret: Zeroizing<String>,
+    client_secret: Option<Zeroizing<String>>,
+    pub assertion_audience: AssertionAudience,
+    pub assertion_kid: Option<String>,
+    /// Retry once with `iat` on the server's clock when a proof is refused and the clocks
+    /// differ (default on).
+    pub clock_skew_correction: bool,
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub resource: Option<String>,
@@ -82,7 +109,8 @@ pub struct AuthConfig {
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("token_endpoint", &self.token_endpoint.url)
+            .field("token_endpoint", &self.token_endpoint.as_ref().map(|t| &t.url))
+            .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("client_secret", &"****")
             .field("scope", &self.scope)
@@ -134,23 +162,70 @@ impl AuthConfig {
                 Error::new(ErrorKind::AuthToken, format!("the AuthToken JSON has no \"{name}\" (it is required)"))
             })
         };
-        let endpoint = require("token_endpoint")?;
-        let token_endpoint = Target::parse(&endpoint)
-            .map_err(|e| Error::new(ErrorKind::AuthToken, format!("AuthToken \"token_endpoint\": {}", e.message)))?;
+        let url = |name: &str| -> Result<Option<Target>> {
+            get(name)?
+                .map(|u| {
+                    Target::parse(&u)
+                        .map_err(|e| Error::new(ErrorKind::AuthToken, format!("AuthToken \"{name}\": {}", e.message)))
+                })
+                .transpose()
+        };
+        let token_endpoint = url("token_endpoint")?;
+        let metadata_url = url("metadata_url")?;
+        let issuer = get("issuer")?;
+        if let Some(i) = &issuer {
+            Target::parse(i).map_err(|e| Error::new(ErrorKind::AuthToken, format!("AuthToken \"issuer\": {}", e.message)))?;
+        }
+        if token_endpoint.is_none() && metadata_url.is_none() && issuer.is_none() {
+            return err(
+                ErrorKind::AuthToken,
+                "the AuthToken JSON has no \"token_endpoint\" (it is required, or \"issuer\" to discover it from the server's metadata)",
+            );
+        }
         let client_id = require("client_id")?;
-        let client_secret = Zeroizing::new(require("client_secret")?);
         let method = get("client_auth_method")?.or(get("token_endpoint_auth_method")?);
         let client_auth = match method.as_deref() {
             None | Some("client_secret_post") => ClientAuth::SecretPost,
             Some("client_secret_basic") => ClientAuth::SecretBasic,
+            Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
             Some(other) => {
                 return err(
                     ErrorKind::AuthToken,
                     format!(
-                        "AuthToken \"client_auth_method\" '{other}' is not supported: use client_secret_post or client_secret_basic"
+                        "AuthToken \"client_auth_method\" '{}' is not supported: use client_secret_post, client_secret_basic or private_key_jwt",
+                        shorten(other)
                     ),
                 );
             }
+        };
+        let client_secret = match (get("client_secret")?, client_auth) {
+            (Some(s), _) => Some(Zeroizing::new(s)),
+            (None, ClientAuth::PrivateKeyJwt) => None,
+            (None, _) => {
+                return err(
+                    ErrorKind::AuthToken,
+                    "the AuthToken JSON has no \"client_secret\" (it is required for client_secret_post and \
+                     client_secret_basic; with \"client_auth_method\": \"private_key_jwt\" a signed assertion is sent instead)",
+                );
+            }
+        };
+        let assertion_audience = match get("client_assertion_audience")?.as_deref() {
+            None | Some("token_endpoint") => AssertionAudience::TokenEndpoint,
+            Some("issuer") => {
+                if issuer.is_none() {
+                    return err(
+                        ErrorKind::AuthToken,
+                        "AuthToken \"client_assertion_audience\": \"issuer\" needs \"issuer\" in the AuthToken too",
+                    );
+                }
+                AssertionAudience::Issuer
+            }
+            Some(other) => AssertionAudience::Value(other.to_string()),
+        };
+        let clock_skew_correction = match get("clock_skew_correction")?.as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(_) => return err(ErrorKind::AuthToken, "AuthToken \"clock_skew_correction\" must be true or false"),
         };
         let allow_bearer = match get("allow_bearer")?.as_deref() {
             None | Some("false") | Some("0") => false,
@@ -180,8 +255,13 @@ impl AuthConfig {
         extra.sort();
         let mut cfg = AuthConfig {
             token_endpoint,
+            issuer,
+            metadata_url,
             client_id,
             client_secret,
+            assertion_audience,
+            assertion_kid: get("client_assertion_kid")?,
+            clock_skew_correction,
             scope: get("scope")?,
             audience: get("audience")?,
             resource: get("resource")?,
@@ -201,13 +281,15 @@ impl AuthConfig {
             h.update((s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         };
-        field(&self.token_endpoint.url);
+        field(self.token_endpoint.as_ref().map_or("\u{0}", |t| &t.url));
+        field(self.issuer.as_deref().unwrap_or("\u{0}"));
+        field(self.metadata_url.as_ref().map_or("\u{0}", |t| &t.url));
         field(&self.client_id);
-        field(&self.client_secret);
+        field(self.client_secret.as_deref().map_or("\u{0}", |s| s.as_str()));
+        field(&format!("{:?} {:?} {:?}", self.client_auth, self.assertion_audience, self.assertion_kid));
         for o in [&self.scope, &self.audience, &self.resource] {
             field(o.as_deref().unwrap_or("\u{0}"));
         }
-        field(if self.client_auth == ClientAuth::SecretBasic { "basic" } else { "post" });
         field(if self.allow_bearer { "bearer" } else { "dpop" });
         for (k, v) in &self.extra {
             field(k);
@@ -216,9 +298,9 @@ impl AuthConfig {
         h.finalize().into()
     }
 
-    /// Values that must never be written anywhere.
+    /// The client secret ("" with private_key_jwt): a value never to be written anywhere.
     pub fn secret(&self) -> &str {
-        &self.client_secret
+        self.client_secret.as_deref().map_or("", |s| s.as_str())
     }
 }
 
@@ -268,10 +350,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn slot_for(cfg: &AuthConfig, key: &EcKey) -> Arc<Slot> {
+fn slot_for(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> Arc<Slot> {
     let mut h = Sha256::new();
     h.update(cfg.fingerprint);
     h.update(key.jkt().as_bytes());
+    if cfg.client_auth == ClientAuth::PrivateKeyJwt {
+        h.update(assertion_key.unwrap_or(key).jkt().as_bytes());
+    }
     let id: [u8; 32] = h.finalize().into();
     let mut cache = lock(&CACHE);
     if cache.len() >= 1024 && !cache.contains_key(&id) {
@@ -285,14 +370,16 @@ fn slot_for(cfg: &AuthConfig, key: &EcKey) -> Arc<Slot> {
 }
 
 /// The token currently cached for (cfg, key), without fetching one.
-pub fn cached(cfg: &AuthConfig, key: &EcKey) -> Option<Arc<AccessToken>> {
-    let slot = slot_for(cfg, key);
+pub fn cached(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> Option<Arc<AccessToken>> {
+    let slot = slot_for(cfg, key, assertion_key);
     let st = lock(&slot.state);
     st.token.clone()
 }
 
 /// Forgets all cached tokens (their memory is wiped when the last user drops them).
 pub fn clear_cache() {
+    discovery::clear();
+    clock::clear();
     let mut cache = lock(&CACHE);
     for slot in cache.values() {
         lock(&slot.state).token = None;
@@ -328,6 +415,8 @@ impl Drop for FetchGuard<'_> {
 pub struct FetchContext<'a> {
     pub transport: &'a Transport,
     pub log: Option<&'a SessionLog>,
+    /// Signs private_key_jwt assertions; the DPoP key when `None`.
+    pub assertion_key: Option<&'a EcKey>,
 }
 
 /// Returns a valid token for (cfg, key), fetching one if needed. `stale` is a token the
@@ -338,7 +427,7 @@ pub fn get_token(
     ctx: &FetchContext<'_>,
     stale: Option<&Arc<AccessToken>>,
 ) -> Result<Arc<AccessToken>> {
-    let slot = slot_for(cfg, key);
+    let slot = slot_for(cfg, key, ctx.assertion_key);
     let mut st = lock(&slot.state);
     if let (Some(stale), Some(current)) = (stale, st.token.as_ref()) {
         if Arc::ptr_eq(stale, current) {
@@ -377,24 +466,69 @@ pub fn get_token(
     result
 }
 
-/// One client_credentials token request, with one retry when the server asks for a nonce.
-fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
-    let endpoint = &cfg.token_endpoint;
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    if cfg.client_auth == ClientAuth::SecretPost {
-        pairs.push(("client_secret", cfg.secret()));
-        pairs.push(("client_id", &cfg.client_id));
+/// The token endpoint to use, given or discovered; discovery also checks that the server
+/// accepts the key's algorithm for DPoP.
+fn resolve_endpoint(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<(Target, Option<String>)> {
+    if let Some(t) = &cfg.token_endpoint {
+        return Ok((t.clone(), cfg.issuer.clone()));
     }
-    for (name, value) in [("scope", &cfg.scope), ("audience", &cfg.audience), ("resource", &cfg.resource)] {
-        if let Some(v) = value {
-            pairs.push((name, v));
+    let meta = discovery::discover(cfg.issuer.as_deref(), cfg.metadata_url.as_ref(), ctx.transport, ctx.log)?;
+    if let Some(algs) = &meta.dpop_algs {
+        if !algs.iter().any(|a| a == key.alg()) {
+            return Err(Error::new(
+                ErrorKind::DpopProof,
+                format!(
+                    "the authorization server {} accepts DPoP proofs signed with {} only (dpop_signing_alg_values_supported), \
+                     but the DPoP key is {}: load or generate a key for one of those algorithms",
+                    meta.issuer,
+                    algs.join(", "),
+                    key.alg()
+                ),
+            ));
         }
     }
-    for (k, v) in &cfg.extra {
-        pairs.push((k, v));
+    Ok((meta.token_endpoint.clone(), Some(meta.issuer.clone())))
+}
+
+/// The `error` of a refused proof, from an OAuth error body or a DPoP challenge.
+fn proof_error(resp: &ResponseInfo) -> Option<String> {
+    oauth_error(resp).0.or_else(|| challenge::dpop_error(&resp.header_all("www-authenticate")))
+}
+
+/// After `invalid_dpop_proof` from `origin`: `Ok` to retry with the server's clock (now
+/// switched on), or `Err` with the text that explains the refusal when the clocks differ.
+pub fn clock_skew_retry(origin: &str, correction: bool, already: bool, log: Option<&SessionLog>) -> Result<(), Option<String>> {
+    let Some(offset) = clock::significant_offset(origin) else { return Err(None) };
+    if correction && !already {
+        clock::enable_correction(origin);
+        if let Some(log) = log {
+            log.note(&format!(
+                "{origin} refused the DPoP proof (invalid_dpop_proof); its clock is {} this machine's \
+                 (Date header). Retrying once with iat on the server's clock, and dating later proofs for it that way.",
+                clock::describe(offset)
+            ));
+        }
+        return Ok(());
     }
-    pairs.push(("grant_type", "client_credentials"));
-    let body = Zeroizing::new(form::encode(&pairs));
+    let fix = if correction {
+        "the retry with a corrected iat was refused too"
+    } else {
+        "fix this machine's clock (NTP), or remove \"clock_skew_correction\": \"false\" from the AuthToken so that \
+         dpopkit dates its proofs on the server's clock"
+    };
+    Err(Some(format!("the server's clock is {} this machine's (Date header): {fix}", clock::describe(offset))))
+}
+
+/// One client_credentials token request, with one retry when the server asks for a nonce
+/// and one when it refuses the proof while its clock differs from ours.
+fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
+    let (endpoint, issuer) = resolve_endpoint(cfg, key, ctx)?;
+    let endpoint = &endpoint;
+    let assertion_aud = match &cfg.assertion_audience {
+        AssertionAudience::TokenEndpoint => endpoint.url.clone(),
+        AssertionAudience::Issuer => issuer.clone().unwrap_or_default(),
+        AssertionAudience::Value(v) => v.clone(),
+    };
     let basic = (cfg.client_auth == ClientAuth::SecretBasic).then(|| {
         let mut creds = String::new();
         form::encode_component(&cfg.client_id, &mut creds);
@@ -404,9 +538,45 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
     });
     let secrets = [cfg.secret()];
     let mut retried_nonce = false;
+    let mut retried_clock = false;
     loop {
+        let iat = clock::iat_for(&endpoint.origin);
+        // A new assertion (new jti) on every attempt: servers refuse a replayed one.
+        let assertion = match cfg.client_auth {
+            ClientAuth::PrivateKeyJwt => Some(Zeroizing::new(client_assertion(
+                ctx.assertion_key.unwrap_or(key),
+                &cfg.client_id,
+                &assertion_aud,
+                cfg.assertion_kid.as_deref(),
+                iat,
+            )?)),
+            _ => None,
+        };
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        match cfg.client_auth {
+            ClientAuth::SecretPost => {
+                pairs.push(("client_secret", cfg.secret()));
+                pairs.push(("client_id", &cfg.client_id));
+            }
+            ClientAuth::PrivateKeyJwt => {
+                pairs.push(("client_id", &cfg.client_id));
+                pairs.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+                pairs.push(("client_assertion", assertion.as_deref().map_or("", |a| a.as_str())));
+            }
+            ClientAuth::SecretBasic => {}
+        }
+        for (name, value) in [("scope", &cfg.scope), ("audience", &cfg.audience), ("resource", &cfg.resource)] {
+            if let Some(v) = value {
+                pairs.push((name, v));
+            }
+        }
+        for (k, v) in &cfg.extra {
+            pairs.push((k, v));
+        }
+        pairs.push(("grant_type", "client_credentials"));
+        let body = Zeroizing::new(form::encode(&pairs));
         let sent_nonce = nonce::get(&endpoint.origin, key.jkt());
-        let proof = make_proof(key, "POST", &endpoint.htu, None, sent_nonce.as_deref(), None)?;
+        let proof = make_proof(key, "POST", &endpoint.htu, None, sent_nonce.as_deref(), Some(iat))?;
         let mut headers = vec![
             ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
             ("Accept".to_string(), "application/json".to_string()),
@@ -439,9 +609,8 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
             };
         }
         let (error, description) = oauth_error(&resp);
-        let dpop_challenge = challenge::dpop_error(&resp.header_all("www-authenticate"));
-        let wants_nonce = error.as_deref() == Some("use_dpop_nonce") || dpop_challenge.as_deref() == Some("use_dpop_nonce");
-        if wants_nonce {
+        let refused = proof_error(&resp);
+        if refused.as_deref() == Some("use_dpop_nonce") {
             if !retried_nonce && given_nonce.is_some() && given_nonce != sent_nonce {
                 retried_nonce = true;
                 continue;
@@ -457,6 +626,16 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
             )
             .with_response(resp));
         }
+        let mut hint = None;
+        if refused.as_deref() == Some("invalid_dpop_proof") {
+            match clock_skew_retry(&endpoint.origin, cfg.clock_skew_correction, retried_clock, ctx.log) {
+                Ok(()) => {
+                    retried_clock = true;
+                    continue;
+                }
+                Err(h) => hint = h,
+            }
+        }
         let mut msg = format!("token endpoint {} answered HTTP {}", endpoint.url, resp.status);
         if let Some(e) = &error {
             msg.push_str(&format!(": {e}"));
@@ -468,9 +647,21 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
             msg.push_str("; redirects are not followed for token requests");
         }
         if error.as_deref() == Some("invalid_client") {
-            msg.push_str("; check client_id, client_secret and client_auth_method");
+            msg.push_str(match cfg.client_auth {
+                ClientAuth::PrivateKeyJwt => {
+                    "; check client_id, the key that signs the assertion (registered with the server?) and client_assertion_audience"
+                }
+                _ => "; check client_id, client_secret and client_auth_method",
+            });
         }
-        return Err(Error::new(ErrorKind::TokenEndpoint, scrub(&msg, &secrets)).with_response(resp));
+        let kind = match hint {
+            Some(h) => {
+                msg.push_str(&format!("; {h}"));
+                ErrorKind::DpopProof
+            }
+            None => ErrorKind::TokenEndpoint,
+        };
+        return Err(Error::new(kind, scrub(&msg, &secrets)).with_response(resp));
     }
 }
 
@@ -487,7 +678,7 @@ pub fn oauth_error(resp: &ResponseInfo) -> (Option<String>, Option<String>) {
 
 /// Parses a 2xx token response (public for fuzzing and tests).
 pub fn parse_token_response(cfg: &AuthConfig, resp: &ResponseInfo, requested: Instant) -> Result<AccessToken> {
-    let url = &cfg.token_endpoint.url;
+    let url = cfg.token_endpoint.as_ref().map_or("(discovered)", |t| t.url.as_str());
     let bad = |what: &str| Error::new(ErrorKind::TokenResponse, format!("token endpoint {url} answered {} but {what}", resp.status));
     let mut v: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|_| {
         let ct = resp.header("content-type").unwrap_or("no content type");
@@ -504,7 +695,7 @@ fn token_from_json(
     requested: Instant,
     bad: impl Fn(&str) -> Error,
 ) -> Result<AccessToken> {
-    let url = &cfg.token_endpoint.url;
+    let url = cfg.token_endpoint.as_ref().map_or("(discovered)", |t| t.url.as_str());
     let Some(obj) = v.as_object() else { return Err(bad("the body is not a JSON object")) };
     let value = match obj.get("access_token") {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Zeroizing::new(s.clone()),

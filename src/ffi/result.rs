@@ -52,6 +52,11 @@ pub enum dpopkit_result {
     ResponseNotText = 20,
     /// The JSON object has no such member, or the text is not a JSON object.
     Json = 21,
+    /// Authorization server metadata (discovery) could not be fetched or does not fit.
+    Discovery = 22,
+    /// The server refused the DPoP proof (`invalid_dpop_proof`) or does not support the
+    /// key's algorithm; the text names the cause (e.g. a clock difference) and the fix.
+    DpopProof = 23,
     /// A panic was caught at the boundary: a bug in dpopkit, please report it.
     Panic = 100,
     /// Another internal error.
@@ -77,6 +82,8 @@ impl From<ErrorKind> for dpopkit_result {
             ErrorKind::DpopNonce => dpopkit_result::DpopNonce,
             ErrorKind::ResponseTooLarge => dpopkit_result::ResponseTooLarge,
             ErrorKind::ResponseNotText => dpopkit_result::ResponseNotText,
+            ErrorKind::Discovery => dpopkit_result::Discovery,
+            ErrorKind::DpopProof => dpopkit_result::DpopProof,
             ErrorKind::Internal => dpopkit_result::Internal,
         }
     }

@@ -57,10 +57,13 @@ def test_rsa_key_is_key_unsupported() -> None:
         dpopkit.PrivateKey.from_file(fixture("rsa.pem"))
     assert info.value.code == R.KEY_UNSUPPORTED
     assert "RSA" in info.value.text and "P-256" in info.value.text
-    for name in ("p384_pkcs8.pem", "p384_sec1.pem", "ed25519.pem"):
+    for name in ("p521_sec1.pem", "secp256k1_pkcs8.pem"):
         with pytest.raises(dpopkit.DpopkitError) as info:
             dpopkit.PrivateKey.from_file(fixture(name))
         assert info.value.code == R.KEY_UNSUPPORTED, name
+    for name, alg in (("p384_pkcs8.pem", "ES384"), ("p384_sec1.pem", "ES384"), ("ed25519.pem", "EdDSA")):
+        with dpopkit.PrivateKey.from_file(fixture(name)) as key:
+            assert key.alg == alg, name
 
 
 def test_missing_file_is_file_io() -> None:

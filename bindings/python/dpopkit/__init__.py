@@ -89,19 +89,19 @@ class _Generate:
     random key into an existing object (and returns it)."""
 
     @overload
-    def __get__(self, obj: None, owner: type) -> Callable[[], "PrivateKey"]: ...
+    def __get__(self, obj: None, owner: type) -> Callable[..., "PrivateKey"]: ...
 
     @overload
-    def __get__(self, obj: "PrivateKey", owner: Optional[type] = None) -> Callable[[], "PrivateKey"]: ...
+    def __get__(self, obj: "PrivateKey", owner: Optional[type] = None) -> Callable[..., "PrivateKey"]: ...
 
-    def __get__(self, obj: Optional["PrivateKey"], owner: Optional[type] = None) -> Callable[[], "PrivateKey"]:
+    def __get__(self, obj: Optional["PrivateKey"], owner: Optional[type] = None) -> Callable[..., "PrivateKey"]:
         if obj is None:
             cls: Any = owner if owner is not None else PrivateKey
 
-            def new_generated() -> "PrivateKey":
+            def new_generated(alg: str = "ES256") -> "PrivateKey":
                 key: PrivateKey = cls()
                 try:
-                    return key._generate()
+                    return key._generate(alg)
                 except BaseException:
                     key.close()
                     raise
@@ -111,7 +111,7 @@ class _Generate:
 
 
 class PrivateKey(Handle):
-    """An EC P-256 private key (the DPoP key). ``PrivateKey()`` is empty: load or generate
+    """A DPoP private key: EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA). ``PrivateKey()`` is empty: load or generate
     a key into it, or use :meth:`from_file`, :meth:`from_text` or ``PrivateKey.generate()``.
     """
 
@@ -157,10 +157,19 @@ class PrivateKey(Handle):
         self._check(_native.lib.dpopkit_key_load_any_format(h, data, pw), h)
         return self
 
-    def _generate(self) -> "PrivateKey":
+    def _generate(self, alg: str = "ES256") -> "PrivateKey":
         h = self.handle
-        self._check(_native.lib.dpopkit_key_generate(h), h)
+        if alg == "ES256":
+            self._check(_native.lib.dpopkit_key_generate(h), h)
+        else:
+            self._check(_native.lib.dpopkit_key_generate_alg(h, _native.encode(alg, "alg")), h)
         return self
+
+    @property
+    def alg(self) -> str:
+        """The JWS algorithm of the key: ``ES256``, ``ES384`` or ``EdDSA``."""
+        h = self.handle
+        return self._string(_native.lib.dpopkit_key_get_alg(h), h)
 
     @property
     def pkcs8_pem(self) -> str:
@@ -252,6 +261,13 @@ class Http(Handle):
             raise TypeError(f"key must be a dpopkit.PrivateKey, not {type(key).__name__}")
         h = self.handle
         self._check(_native.lib.dpopkit_http_set_dpop_key(h, key.handle), h)
+
+    def set_client_assertion_key(self, key: Optional[PrivateKey]) -> None:
+        """The key that signs private_key_jwt client assertions (``None``: the DPoP key)."""
+        if key is not None and not isinstance(key, PrivateKey):
+            raise TypeError(f"key must be a dpopkit.PrivateKey or None, not {type(key).__name__}")
+        h = self.handle
+        self._check(_native.lib.dpopkit_http_set_client_assertion_key(h, 0 if key is None else key.handle), h)
 
     def _get_auth_token(self) -> str:
         raise AttributeError("Http.auth_token is write-only (it holds the client secret)")

@@ -34,6 +34,8 @@ class Result(enum.IntEnum):
     RESPONSE_TOO_LARGE = 19
     RESPONSE_NOT_TEXT = 20
     JSON = 21
+    DISCOVERY = 22
+    DPOP_PROOF = 23
     PANIC = 100
     INTERNAL = 101
 
