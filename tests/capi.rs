@@ -3,36 +3,19 @@
 
 mod common;
 
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::c_char;
 
 use common::{Peers, fixture};
+use common::capi::{Client, c, code, take, text};
 use dpopkit::capi::common::*;
 use dpopkit::capi::http::*;
 use dpopkit::capi::json::*;
 use dpopkit::capi::key::*;
 use dpopkit::dpopkit_result as R;
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
 
-/// Takes ownership of a returned string.
-fn take(p: *mut c_char) -> Option<String> {
-    if p.is_null() {
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
-    unsafe { dpopkit_string_free(p) };
-    Some(s)
-}
 
-fn code(h: i64) -> u32 {
-    dpopkit_last_error_code(h)
-}
 
-fn text(h: i64) -> String {
-    take(dpopkit_last_error_text(h)).unwrap()
-}
 
 const BAD_UTF8: &[u8] = b"\xff\xfe\0";
 
@@ -185,32 +168,6 @@ fn key_and_json_objects() {
     }
 }
 
-struct Client {
-    key: i64,
-    http: i64,
-}
-
-impl Client {
-    fn new(peers: &Peers) -> Client {
-        let key = dpopkit_key_new();
-        assert_eq!(dpopkit_key_generate(key), 1);
-        let http = dpopkit_http_new();
-        assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
-        assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&peers.auth_token()).as_ptr()) }, 1);
-        Client { key, http }
-    }
-
-    fn get(&self, url: &str) -> Option<String> {
-        take(unsafe { dpopkit_http_quick_get_str(self.http, c(url).as_ptr()) })
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        dpopkit_destroy(self.http);
-        dpopkit_destroy(self.key);
-    }
-}
 
 #[test]
 fn last_status_response_and_other_verbs() {

@@ -7,7 +7,6 @@ mod common;
 #[path = "tls/support.rs"]
 mod support;
 
-use std::ffi::{CStr, CString, c_char};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -22,6 +21,7 @@ use dpopkit::core::{EcKey, ErrorKind, HttpClient, Settings};
 use dpopkit::dpopkit_result as R;
 
 use common::{Peers, closed_port};
+use common::capi::{c, take, text as last_text};
 use support::{TempDir, TestPki};
 
 const TINYPROXY_MISSING: &str =
@@ -115,22 +115,8 @@ fn count_requests(log: &str, origin: &str) -> usize {
         .count()
 }
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
 
-fn take(p: *mut c_char) -> Option<String> {
-    if p.is_null() {
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
-    unsafe { dpopkit_string_free(p) };
-    Some(s)
-}
 
-fn last_text(h: i64) -> String {
-    take(dpopkit_last_error_text(h)).unwrap()
-}
 
 fn auth_token(token_endpoint: &str) -> String {
     serde_json::json!({ "client_secret": "secret", "client_id": "m2m.dpop", "token_endpoint": token_endpoint, "scope": "api" })

@@ -6,7 +6,6 @@ mod common;
 #[path = "tls/support.rs"]
 mod support;
 
-use std::ffi::{CStr, CString, c_char};
 use std::sync::Arc;
 
 use dpopkit::capi::common::*;
@@ -17,24 +16,11 @@ use dpopkit::core::{EcKey, ErrorKind, HttpClient, Settings};
 use dpopkit::dpopkit_result as R;
 
 use common::Peers;
+use common::capi::{c, take, text as last_text};
 use support::TestPki;
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
 
-fn take(p: *mut c_char) -> Option<String> {
-    if p.is_null() {
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
-    unsafe { dpopkit_string_free(p) };
-    Some(s)
-}
 
-fn last_text(h: i64) -> String {
-    take(dpopkit_last_error_text(h)).unwrap()
-}
 
 /// A core client with a fresh key, the sample AuthToken and `trust`; no proxy, so a proxy
 /// in the environment cannot change what these tests see.

@@ -2,6 +2,7 @@
 //! server, a jose-validating resource server) on 127.0.0.1 and stops them on drop.
 #![allow(dead_code)]
 
+pub mod capi;
 pub mod fault;
 
 use std::io::{BufRead, BufReader, Read};
