@@ -72,17 +72,23 @@ pub fn parse(value: &str) -> Vec<Challenge> {
             }
         } else {
             out.push(Challenge { scheme: tok, params: Vec::new() });
-            // A token68 after the scheme (e.g. `Negotiate abc==`): skip it.
-            let mut k = i;
-            skip_ws(&mut k);
-            let start = k;
-            while k < s.len() && (is_tchar(s[k]) || s[k] == '/' || s[k] == '=') && s[k] != ',' {
-                k += 1;
-            }
-            let word: String = s[start..k].iter().collect();
-            let at_end = k >= s.len() || s[k] == ',' || s[k] == ' ' || s[k] == '\t';
-            if at_end && word.ends_with('=') && !word.trim_end_matches('=').contains('=') {
-                i = k;
+            // A token68 after the scheme and a space (e.g. `Negotiate abc==`): skip it. It is
+            // token68 only if '=' appears nowhere but at its end (else it is a param).
+            if i < s.len() && (s[i] == ' ' || s[i] == '\t') {
+                let mut k = i;
+                skip_ws(&mut k);
+                let start = k;
+                while k < s.len() && (is_tchar(s[k]) || s[k] == '/') {
+                    k += 1;
+                }
+                let body_end = k;
+                while k < s.len() && s[k] == '=' {
+                    k += 1;
+                }
+                let at_end = k >= s.len() || s[k] == ',' || s[k] == ' ' || s[k] == '\t';
+                if body_end > start && at_end {
+                    i = k;
+                }
             }
         }
     }
@@ -123,6 +129,8 @@ mod tests {
         for junk in ["", "=", "\"", "DPoP error=\"unterminated", ",,,", "DPoP ==== ,", "é DPoP error=x"] {
             let _ = parse(junk);
         }
+        assert_eq!(parse("Negotiate abc== , DPoP error=\"x\"")[1].param("error"), Some("x"));
+        assert_eq!(parse("Basic, DPoP algs=\"ES256\"")[1].param("algs"), Some("ES256"));
         assert_eq!(dpop_error(&["Bearer error=\"use_dpop_nonce\""]), None);
     }
 }

@@ -646,6 +646,10 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
         if (300..400).contains(&resp.status) {
             msg.push_str("; redirects are not followed for token requests");
         }
+        let mentions_audience = [&error, &description].iter().any(|t| t.as_deref().is_some_and(|t| t.contains("audience")));
+        if mentions_audience && cfg.audience.is_none() {
+            msg.push_str("; the server wants an audience: add \"audience\" to the AuthToken");
+        }
         if error.as_deref() == Some("invalid_client") {
             msg.push_str(match cfg.client_auth {
                 ClientAuth::PrivateKeyJwt => {

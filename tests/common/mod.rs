@@ -38,6 +38,7 @@ fn ensure_node_modules() {
 pub struct Peers {
     child: Child,
     _stdin: ChildStdin,
+    stderr_path: PathBuf,
     pub issuer: String,
     pub token_endpoint: String,
     pub rs: String,
@@ -69,7 +70,7 @@ impl Peers {
         }
         let v: serde_json::Value = serde_json::from_str(&line).expect("peers print one JSON line");
         let s = |k: &str| v[k].as_str().unwrap().to_string();
-        Peers { child, _stdin: stdin, issuer: s("issuer"), token_endpoint: s("token_endpoint"), rs: s("rs"), api: s("api") }
+        Peers { child, _stdin: stdin, stderr_path, issuer: s("issuer"), token_endpoint: s("token_endpoint"), rs: s("rs"), api: s("api") }
     }
 
     /// The sample's AuthToken JSON (client m2m.dpop / secret, scope api).
@@ -107,6 +108,7 @@ impl Drop for Peers {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
 
