@@ -4,13 +4,16 @@
 
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
 import * as jose from 'jose';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SERVER = path.join(HERE, 'server.mjs');
+const FIXTURES = path.join(HERE, '..', 'fixtures');
 const VERBOSE = process.argv.includes('--verbose');
 
 let passed = 0;
@@ -113,17 +116,26 @@ async function makeProof(key, { htm, htu, token, nonce }, claims = {}, header = 
     .sign(key.privateKey);
 }
 
-async function tokenRequest(srv, key, { clientId = 'm2m.dpop', basic = false, secret = 'secret', nonce, proof, noDpop = false, url } = {}) {
+// `assertion`: a function returning a client assertion (called for each request, so a
+// nonce retry sends a new one): private_key_jwt instead of the secret. `form`: extra fields.
+async function tokenRequest(srv, key, {
+  clientId = 'm2m.dpop', basic = false, secret = 'secret', nonce, proof, noDpop = false, url, assertion, form: extra = {},
+  iat,
+} = {}) {
   const endpoint = url ?? srv.info.token_endpoint;
-  const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'api' });
+  const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'api', ...extra });
   const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-  if (basic) {
+  if (assertion) {
+    form.set('client_id', clientId);
+    form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+    form.set('client_assertion', await assertion());
+  } else if (basic) {
     headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`;
   } else {
     form.set('client_id', clientId);
     form.set('client_secret', secret);
   }
-  if (!noDpop) headers.dpop = proof ?? await makeProof(key, { htm: 'POST', htu: endpoint, nonce });
+  if (!noDpop) headers.dpop = proof ?? await makeProof(key, { htm: 'POST', htu: endpoint, nonce }, iat !== undefined ? { iat } : {});
   const res = await fetch(endpoint, { method: 'POST', headers, body: form });
   const text = await res.text();
   let json;
@@ -195,7 +207,7 @@ const claimValue = (list, type) => list?.find((c) => c.type === type)?.value;
 // ---------------------------------------------------------------------------
 // scenarios
 // ---------------------------------------------------------------------------
-async function checkToken(tag, srv, key, r, { clientId = 'm2m.dpop', ttl = 300 } = {}) {
+async function checkToken(tag, srv, key, r, { clientId = 'm2m.dpop', ttl = 300, aud = 'api' } = {}) {
   check(`${tag}: token 200`, r.status === 200, r.text);
   if (r.status !== 200) return undefined;
   check(`${tag}: token_type DPoP`, r.json.token_type === 'DPoP', r.json);
@@ -206,7 +218,7 @@ async function checkToken(tag, srv, key, r, { clientId = 'm2m.dpop', ttl = 300 }
   const jwks = jose.createRemoteJWKSet(new URL(`${srv.info.issuer}/jwks`));
   let payload;
   try {
-    ({ payload } = await jose.jwtVerify(at, jwks, { issuer: srv.info.issuer, audience: 'api' }));
+    ({ payload } = await jose.jwtVerify(at, jwks, { issuer: srv.info.issuer, audience: aud }));
   } catch (e) {
     check(`${tag}: token verifies against AS jwks`, false, e.message);
     return at;
@@ -215,7 +227,7 @@ async function checkToken(tag, srv, key, r, { clientId = 'm2m.dpop', ttl = 300 }
   check(`${tag}: cnf.jkt bound to key`, payload.cnf?.jkt === key.jkt, payload);
   check(`${tag}: client_id`, payload.client_id === clientId, payload);
   check(`${tag}: scope api`, payload.scope === 'api', payload);
-  check(`${tag}: aud api`, payload.aud === 'api', payload);
+  check(`${tag}: aud ${aud}`, payload.aud === aud, payload);
   check(`${tag}: iss/iat/exp/jti`, payload.iss === srv.info.issuer && typeof payload.iat === 'number'
     && payload.exp - payload.iat === ttl && typeof payload.jti === 'string', payload);
   return at;
@@ -274,7 +286,7 @@ async function scenarioPlain() {
     if (json === undefined) { try { json = JSON.parse(res.text); } catch { /* empty */ } }
     const ok = res.status === 401 && json?.error === code
       && typeof www === 'string' && www.startsWith(`DPoP error="${code}"`)
-      && www.includes('algs="ES256 ES384"') && (!re || re.test(json.error_description));
+      && www.includes('algs="ES256 ES384 EdDSA"') && (!re || re.test(json.error_description));
     check(`${tag}: RS refuses ${name}`, ok, { status: res.status, www, body: res.text });
   };
   const u = new URL(info.api);
@@ -316,7 +328,7 @@ async function scenarioPlain() {
 
   r = await apiRequest(srv, key, at, { authz: null });
   check(`${tag}: missing Authorization -> 401 DPoP algs challenge`, r.status === 401
-    && r.headers.get('www-authenticate') === 'DPoP algs="ES256 ES384"', { s: r.status, w: r.headers.get('www-authenticate') });
+    && r.headers.get('www-authenticate') === 'DPoP algs="ES256 ES384 EdDSA"', { s: r.status, w: r.headers.get('www-authenticate') });
 
   // --- other client, HTTP Basic ---
   const keyB = await newKey();
@@ -519,11 +531,224 @@ async function scenarioLifecycle() {
   await srv.stop();
 
   // bad option -> non-zero exit, nothing on stdout
-  const bad = spawn(process.execPath, [SERVER, '--nope'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  bad.stdout.on('data', (d) => { out += d; });
-  const code = await new Promise((resolve) => bad.on('exit', resolve));
-  check('lifecycle: unknown option rejected', code !== 0 && out === '', { code, out });
+  for (const args of [['--nope'], ['--profile', 'nope'], ['--dpop-algs', 'HS256'], ['--clock-skew', 'x'], ['--pkjwt-jwk', '/nonexistent.jwk']]) {
+    const bad = spawn(process.execPath, [SERVER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    bad.stdout.on('data', (d) => { out += d; });
+    const code = await new Promise((resolve) => bad.on('exit', resolve));
+    check(`lifecycle: ${args.join(' ')} rejected`, code !== 0 && out === '', { code, out });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// server profiles and their options
+// ---------------------------------------------------------------------------
+const nowS = () => Math.floor(Date.now() / 1000);
+
+// The fixture client-assertion key (SEC1 PEM) as a jose-usable ES256 key.
+async function fixtureAssertionKey() {
+  const pem = crypto.createPrivateKey(fs.readFileSync(path.join(FIXTURES, 'client_assertion_p256.pem')))
+    .export({ type: 'pkcs8', format: 'pem' });
+  return jose.importPKCS8(pem, 'ES256');
+}
+
+// A private_key_jwt client assertion (RFC 7523): new jti, exp = now + 60.
+function assertionFor(clientId, privateKey, alg, aud, { jti } = {}) {
+  return () => new jose.SignJWT({})
+    .setProtectedHeader({ alg })
+    .setIssuer(clientId).setSubject(clientId).setAudience(aud)
+    .setJti(jti ?? crypto.randomUUID())
+    .setIssuedAt().setExpirationTime(nowS() + 60)
+    .sign(privateKey);
+}
+
+// An RS refusal: 401, error code in body and WWW-Authenticate DPoP challenge.
+function rsRefused(name, r, code, { re, algs } = {}) {
+  const www = r.headers.get('www-authenticate');
+  check(name, r.status === 401 && r.json?.error === code && typeof www === 'string'
+    && www.startsWith(`DPoP error="${code}"`) && (!algs || www.includes(`algs="${algs}"`))
+    && (!re || re.test(r.json.error_description)), { status: r.status, www, body: r.text });
+}
+
+// Okta-like: private_key_jwt (aud = token endpoint or issuer) with a nonce at the token
+// endpoint; plus the m2m.pkjwt.dpopkey client whose key is the DPoP key (--pkjwt-jwk).
+async function scenarioOkta() {
+  const dpopKey = await newKey('EdDSA'); // the DPoP key that also signs its client assertion
+  const jwkFile = path.join(os.tmpdir(), `dpopkit-selftest-${process.pid}.jwk`);
+  fs.writeFileSync(jwkFile, JSON.stringify(dpopKey.jwk));
+  let srv;
+  try {
+    srv = await startServer(['--profile', 'okta', '--pkjwt-jwk', jwkFile]);
+  } finally {
+    fs.rmSync(jwkFile, { force: true });
+  }
+  const tag = 'okta';
+  const { info } = srv;
+  const disco = await getJson(`${info.issuer}/.well-known/openid-configuration`);
+  check(`${tag}: discovery lists private_key_jwt / ES256`, disco.token_endpoint_auth_methods_supported?.includes('private_key_jwt')
+    && disco.token_endpoint_auth_signing_alg_values_supported?.includes('ES256'), disco);
+
+  const signer = await fixtureAssertionKey();
+  const key = await newKey();
+  for (const [audName, aud] of [['token endpoint', info.token_endpoint], ['issuer', info.issuer]]) {
+    const t = `${tag}/aud=${audName}`;
+    const assertion = assertionFor('m2m.pkjwt', signer, 'ES256', aud);
+    let r = await tokenRequest(srv, key, { clientId: 'm2m.pkjwt', assertion });
+    check(`${t}: nonce required first`, r.status === 400 && r.json?.error === 'use_dpop_nonce' && !!r.headers.get('dpop-nonce'), r.text);
+    r = await tokenRequest(srv, key, { clientId: 'm2m.pkjwt', assertion, nonce: r.headers.get('dpop-nonce') });
+    const at = await checkToken(t, srv, key, r, { clientId: 'm2m.pkjwt' });
+    r = await callApi(srv, key, at);
+    check(`${t}: api 200`, r.status === 200 && claimValue(r.json, 'client_id') === 'm2m.pkjwt', r.text);
+  }
+  const tr = await getToken(srv, key, { clientId: 'm2m.pkjwt', assertion: assertionFor('m2m.pkjwt', signer, 'ES256', info.token_endpoint) });
+  const nonce = tr.headers.get('dpop-nonce') ?? (await tokenRequest(srv, key)).headers.get('dpop-nonce');
+  const asRefused = async (name, opts) => {
+    const r = await tokenRequest(srv, key, { clientId: 'm2m.pkjwt', nonce, ...opts });
+    check(`${tag}: AS refuses ${name}`, r.status === 401 && r.json?.error === 'invalid_client', r.text);
+  };
+  const jti = crypto.randomUUID();
+  let r = await tokenRequest(srv, key, { clientId: 'm2m.pkjwt', nonce, assertion: assertionFor('m2m.pkjwt', signer, 'ES256', info.issuer, { jti }) });
+  check(`${tag}: assertion with a fixed jti accepted once`, r.status === 200, r.text);
+  await asRefused('a replayed assertion jti', { assertion: assertionFor('m2m.pkjwt', signer, 'ES256', info.issuer, { jti }) });
+  await asRefused('aud = the RS', { assertion: assertionFor('m2m.pkjwt', signer, 'ES256', info.rs) });
+  await asRefused('an assertion signed by another key', { assertion: assertionFor('m2m.pkjwt', key.privateKey, 'ES256', info.token_endpoint) });
+  await asRefused('client_secret_post for the private_key_jwt client', {});
+
+  // m2m.pkjwt.dpopkey: the (Ed25519) DPoP key signs the assertion too.
+  const assertion = assertionFor('m2m.pkjwt.dpopkey', dpopKey.privateKey, 'EdDSA', info.token_endpoint);
+  const trD = await getToken(srv, dpopKey, { clientId: 'm2m.pkjwt.dpopkey', assertion });
+  check(`${tag}/dpopkey: nonce retry`, trD.retried);
+  const atD = await checkToken(`${tag}/dpopkey`, srv, dpopKey, trD, { clientId: 'm2m.pkjwt.dpopkey' });
+  r = await callApi(srv, dpopKey, atD);
+  check(`${tag}/dpopkey: api 200`, r.status === 200 && claimValue(r.json, 'client_id') === 'm2m.pkjwt.dpopkey', r.text);
+  const ex = await srv.stop();
+  check(`${tag}: exit 0`, ex.code === 0, ex);
+}
+
+// Auth0-like: audience required.
+async function scenarioAuth0() {
+  const tag = 'auth0';
+  const srv = await startServer(['--profile', 'auth0']);
+  const AUD = 'https://api.example/';
+  const key = await newKey();
+  let r = await tokenRequest(srv, key);
+  check(`${tag}: no audience -> 400 invalid_request`, r.status === 400 && r.json?.error === 'invalid_request'
+    && r.json.error_description === `audience is required (expected ${AUD})`, r.text);
+  r = await tokenRequest(srv, key, { form: { audience: 'https://other.example/' } });
+  check(`${tag}: other audience -> 400 invalid_request`, r.status === 400 && r.json?.error === 'invalid_request'
+    && r.json.error_description === `audience https://other.example/ is not allowed (expected ${AUD})`, r.text);
+  r = await tokenRequest(srv, key, { form: { audience: AUD } });
+  const at = await checkToken(tag, srv, key, r, { aud: AUD });
+  r = await callApi(srv, key, at);
+  check(`${tag}: api 200 (RS expects aud ${AUD})`, r.status === 200 && claimValue(r.json, 'aud') === AUD, r.text);
+  const s = await getJson(`${srv.info.issuer}/_stats`);
+  check(`${tag}: AS stats`, s.token_requests === 3 && s.token_issued === 1, s);
+  await srv.stop();
+}
+
+// Keycloak-like: no nonces, iat within 15 s at the AS and at the RS.
+async function scenarioKeycloak() {
+  const tag = 'keycloak';
+  const srv = await startServer(['--profile', 'keycloak']);
+  const key = await newKey();
+  let r = await tokenRequest(srv, key, { iat: nowS() - 30 });
+  check(`${tag}: AS refuses a proof 30 s old`, r.status === 400 && r.json?.error === 'invalid_dpop_proof'
+    && /iat/.test(r.json.error_description) && /15 s/.test(r.json.error_description), r.text);
+  r = await tokenRequest(srv, key, { iat: nowS() + 30 });
+  check(`${tag}: AS refuses a proof 30 s ahead`, r.status === 400 && r.json?.error === 'invalid_dpop_proof', r.text);
+  r = await tokenRequest(srv, key, { iat: nowS() - 10 });
+  check(`${tag}: AS accepts a proof 10 s old`, r.status === 200, r.text);
+  const tr = await getToken(srv, key);
+  check(`${tag}: no nonce at the AS`, !tr.retried && !tr.headers.get('dpop-nonce'));
+  const at = await checkToken(tag, srv, key, tr);
+  r = await apiRequest(srv, key, at, { claims: { iat: nowS() - 30 } });
+  rsRefused(`${tag}: RS refuses a proof 30 s old`, r, 'invalid_dpop_proof', { re: /iat.*15 s/ });
+  r = await apiRequest(srv, key, at);
+  check(`${tag}: RS accepts a fresh proof, no nonce`, r.status === 200 && !r.headers.get('dpop-nonce'), r.text);
+  r = await apiRequest(srv, key, at, { claims: { iat: nowS() - 10 } });
+  check(`${tag}: RS accepts a proof 10 s old`, r.status === 200, r.text);
+  await srv.stop();
+}
+
+// Server clock ahead (--clock-skew 60) with a 15 s window; and behind (-60).
+async function scenarioSkew() {
+  const dateOffset = (r) => Math.floor(Date.parse(r.headers.get('date')) / 1000) - nowS();
+  for (const skew of [60, -60]) {
+    const tag = `--clock-skew ${skew}`;
+    const srv = await startServer(['--clock-skew', String(skew), '--iat-window', '15']);
+    const { info } = srv;
+    const key = await newKey();
+    let r = await fetch(`${info.issuer}/.well-known/openid-configuration`);
+    check(`${tag}: AS Date header`, Math.abs(dateOffset(r) - skew) <= 2, r.headers.get('date'));
+    r = await fetch(`${info.rs}/_stats`);
+    check(`${tag}: RS Date header`, Math.abs(dateOffset(r) - skew) <= 2, r.headers.get('date'));
+    r = await fetch(`${info.issuer}/nowhere`);
+    check(`${tag}: AS 404 Date header`, r.status === 404 && Math.abs(dateOffset(r) - skew) <= 2, r.headers.get('date'));
+    r = await tokenRequest(srv, key);
+    check(`${tag}: AS refuses a proof with the real iat`, r.status === 400 && r.json?.error === 'invalid_dpop_proof'
+      && /iat/.test(r.json.error_description), r.text);
+    const serverNow = () => nowS() + dateOffset(r);
+    r = await tokenRequest(srv, key, { iat: serverNow() });
+    const at = await checkToken(tag, srv, key, r);
+    if (at) {
+      const { iat } = jose.decodeJwt(at);
+      check(`${tag}: token iat on the server's clock`, Math.abs(iat - nowS() - skew) <= 2, { iat, now: nowS() });
+    }
+    if (skew > 0) {
+      r = await apiRequest(srv, key, at);
+      rsRefused(`${tag}: RS refuses a proof with the real iat`, r, 'invalid_dpop_proof', { re: /iat/ });
+      check(`${tag}: RS 401 Date header`, Math.abs(dateOffset(r) - skew) <= 2, r.headers.get('date'));
+    }
+    r = await apiRequest(srv, key, at, { claims: { iat: nowS() + dateOffset(r) } });
+    check(`${tag}: RS accepts a proof with iat = server time`, r.status === 200, r.text);
+    await srv.stop();
+  }
+}
+
+// DPoP algorithms (default ES256,ES384,EdDSA; --dpop-algs ES256) and discovery.
+async function scenarioAlgs() {
+  let tag = 'algs default';
+  let srv = await startServer();
+  let { info } = srv;
+  const oidc = await getJson(`${info.issuer}/.well-known/openid-configuration`);
+  const oauth = await getJson(`${info.issuer}/.well-known/oauth-authorization-server`);
+  check(`${tag}: openid-configuration`, oidc.token_endpoint === info.token_endpoint
+    && JSON.stringify(oidc.dpop_signing_alg_values_supported) === '["ES256","ES384","EdDSA"]', oidc);
+  check(`${tag}: oauth-authorization-server = openid-configuration`, JSON.stringify(oauth) === JSON.stringify(oidc), oauth);
+  for (const alg of ['ES384', 'EdDSA']) {
+    const key = await newKey(alg);
+    const at = await checkToken(`${tag}/${alg}`, srv, key, await getToken(srv, key));
+    const r = await callApi(srv, key, at);
+    check(`${tag}/${alg}: api 200`, r.status === 200, r.text);
+  }
+  const key = await newKey();
+  let r = await tokenRequest(srv, key, { clientId: 'm2m.pkjwt.dpopkey', assertion: assertionFor('m2m.pkjwt.dpopkey', key.privateKey, 'ES256', info.token_endpoint) });
+  check(`${tag}: no m2m.pkjwt.dpopkey without --pkjwt-jwk`, r.status === 401 && r.json?.error === 'invalid_client', r.text);
+  // oidc-provider's own iat window for nonce-less proofs: a fixed 300 s
+  r = await tokenRequest(srv, key, { iat: nowS() - 120 });
+  check(`${tag}: AS (oidc-provider) accepts a proof 120 s old`, r.status === 200, r.text);
+  r = await tokenRequest(srv, key, { iat: nowS() - 400 });
+  check(`${tag}: AS (oidc-provider) refuses a proof 400 s old`, r.status === 400
+    && r.text === '{"error":"invalid_dpop_proof","error_description":"DPoP proof iat is not recent enough"}', r.text);
+  await srv.stop();
+
+  tag = '--dpop-algs ES256';
+  srv = await startServer(['--dpop-algs', 'ES256']);
+  ({ info } = srv);
+  const disco = await getJson(`${info.issuer}/.well-known/oauth-authorization-server`);
+  check(`${tag}: discovery`, JSON.stringify(disco.dpop_signing_alg_values_supported) === '["ES256"]', disco);
+  const at = await checkToken(tag, srv, key, await getToken(srv, key));
+  for (const alg of ['ES384', 'EdDSA']) {
+    const other = await newKey(alg);
+    r = await tokenRequest(srv, other);
+    check(`${tag}: AS refuses an ${alg} proof`, r.status === 400 && r.json?.error === 'invalid_dpop_proof', r.text);
+    // at the RS: an ES256-bound token with a proof by that key (refused on alg before cnf.jkt)
+    r = await apiRequest(srv, other, at);
+    rsRefused(`${tag}: RS refuses an ${alg} proof`, r, 'invalid_dpop_proof', { re: /alg/, algs: 'ES256' });
+  }
+  r = await callApi(srv, key, at);
+  check(`${tag}: ES256 api 200`, r.status === 200, r.text);
+  await srv.stop();
 }
 
 const scenarios = [
@@ -534,6 +759,11 @@ const scenarios = [
   ['ttl', scenarioTtl],
   ['rotate', scenarioRotate],
   ['lifecycle', scenarioLifecycle],
+  ['okta', scenarioOkta],
+  ['auth0', scenarioAuth0],
+  ['keycloak', scenarioKeycloak],
+  ['skew', scenarioSkew],
+  ['algs', scenarioAlgs],
 ];
 
 const overall = setTimeout(() => {

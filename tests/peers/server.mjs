@@ -12,6 +12,26 @@
 //                                   the URLs in the JSON line are then https://)
 //          --tls-ca CA_PEM         (the CA the RS trusts when it fetches the AS JWKS
 //                                   over https; default: the --tls certificate file)
+//          --pkjwt-jwk FILE        (registers client m2m.pkjwt.dpopkey, private_key_jwt with
+//                                   that public JWK, e.g. the DPoP key's; without it the
+//                                   client does not exist. m2m.pkjwt, private_key_jwt ES256
+//                                   with tests/fixtures/client_assertion_p256.pub.jwk, always is)
+//          --require-audience VALUE (Auth0-like: client_credentials requests must carry
+//                                   audience=VALUE, else 400 invalid_request; the token's aud
+//                                   is then VALUE, and the RS expects that aud)
+//          --iat-window SECONDS    (Keycloak-like: the RS accepts proofs whose iat is within
+//                                   +-SECONDS of its clock (default 60); the AS refuses at its
+//                                   /token a proof outside that window, in front of
+//                                   oidc-provider, whose own window is a fixed 300 s)
+//          --clock-skew SECONDS    (may be negative: both servers run SECONDS ahead of the real
+//                                   clock: Date.now/new Date() and every Date header)
+//          --dpop-algs LIST        (comma-separated; default ES256,ES384,EdDSA: the AS's
+//                                   dpop_signing_alg_values_supported and the RS's algs)
+//          --profile NAME          (defaults for the options above: okta = --as-nonce, with the
+//                                   m2m.pkjwt client; auth0 = --require-audience
+//                                   https://api.example/; keycloak = no nonces + --iat-window
+//                                   15; duende = the defaults (m2m.dpop / secret, scope api).
+//                                   Options given explicitly win over the profile's)
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -41,7 +61,9 @@ function usage(msg) {
   process.stderr.write(`server.mjs: ${msg}\n`
     + 'usage: node server.mjs [--as-port N] [--rs-port N] [--as-nonce] [--rs-nonce]\n'
     + '                       [--ttl SECONDS] [--rs-nonce-rotate SECONDS] [--ignore-stdin] [--verbose]\n'
-    + '                       [--tls CERT_PEM KEY_PEM [--tls-ca CA_PEM]]\n');
+    + '                       [--tls CERT_PEM KEY_PEM [--tls-ca CA_PEM]]\n'
+    + '                       [--pkjwt-jwk FILE] [--require-audience VALUE] [--iat-window SECONDS]\n'
+    + '                       [--clock-skew SECONDS] [--dpop-algs LIST] [--profile okta|auth0|keycloak|duende]\n');
   process.exit(2);
 }
 
@@ -57,7 +79,14 @@ function parseArgs(args) {
     tlsCert: undefined,
     tlsKey: undefined,
     tlsCa: undefined,
+    pkjwtJwk: undefined,
+    requireAudience: undefined,
+    iatWindow: undefined, // undefined: RS 60 s, no extra check at the AS
+    clockSkew: 0,
+    dpopAlgs: ['ES256', 'ES384', 'EdDSA'],
+    profile: undefined,
   };
+  const explicit = new Set();
   const file = (name, v) => {
     if (v === undefined || v.startsWith('--')) usage(`${name} needs a file name`);
     return v;
@@ -68,8 +97,25 @@ function parseArgs(args) {
     if (n < min) usage(`${name} must be >= ${min}`);
     return n;
   };
+  const signedInt = (name, v) => {
+    if (v === undefined || !/^[-+]?\d+$/.test(v)) usage(`${name} needs an integer (may be negative)`);
+    return Number(v);
+  };
+  const value = (name, v) => {
+    if (v === undefined || v.startsWith('--') || v === '') usage(`${name} needs a value`);
+    return v;
+  };
+  const algList = (name, v) => {
+    const list = value(name, v).split(',').map((x) => x.trim()).filter(Boolean);
+    if (list.length === 0) usage(`${name} needs at least one algorithm`);
+    for (const alg of list) {
+      if (!DPOP_ALGS_KNOWN.includes(alg)) usage(`${name}: unknown algorithm ${alg} (known: ${DPOP_ALGS_KNOWN.join(', ')})`);
+    }
+    return [...new Set(list)];
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
+    explicit.add(a);
     switch (a) {
       case '--as-port': opts.asPort = int(a, args[++i], 0); break;
       case '--rs-port': opts.rsPort = int(a, args[++i], 0); break;
@@ -84,12 +130,34 @@ function parseArgs(args) {
         opts.tlsKey = file(a, args[++i]);
         break;
       case '--tls-ca': opts.tlsCa = file(a, args[++i]); break;
+      case '--pkjwt-jwk': opts.pkjwtJwk = file(a, args[++i]); break;
+      case '--require-audience': opts.requireAudience = value(a, args[++i]); break;
+      case '--iat-window': opts.iatWindow = int(a, args[++i], 1); break;
+      case '--clock-skew': opts.clockSkew = signedInt(a, args[++i]); break;
+      case '--dpop-algs': opts.dpopAlgs = algList(a, args[++i]); break;
+      case '--profile': opts.profile = value(a, args[++i]); break;
       default: usage(`unknown option ${a}`);
     }
   }
   if (opts.tlsCa !== undefined && opts.tlsCert === undefined) usage('--tls-ca needs --tls');
+  // A profile only supplies defaults: options given explicitly win.
+  const profileDefaults = {
+    okta: { '--as-nonce': () => { opts.asNonce = true; } }, // + the m2m.pkjwt client (always registered)
+    auth0: { '--require-audience': () => { opts.requireAudience = 'https://api.example/'; } },
+    keycloak: { '--iat-window': () => { opts.iatWindow = 15; } }, // no nonces: the default
+    duende: {}, // m2m.dpop / secret, client_secret_post, scope api: the default
+  };
+  if (opts.profile !== undefined) {
+    const defaults = profileDefaults[opts.profile];
+    if (!defaults) usage(`unknown profile ${opts.profile} (known: ${Object.keys(profileDefaults).join(', ')})`);
+    for (const [option, apply] of Object.entries(defaults)) if (!explicit.has(option)) apply();
+  }
   return opts;
 }
+
+// Algorithms oidc-provider accepts in enabledJWA.dPoPSigningAlgValues (its "EdDSA" and
+// "Ed25519" both mean Ed25519 proofs; jose verifies either name).
+const DPOP_ALGS_KNOWN = ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA', 'Ed25519'];
 
 const opts = parseArgs(argv);
 
@@ -110,10 +178,41 @@ if (!opts.ignoreStdin) {
 // If stdout is closed by the parent, writing would raise EPIPE: just go.
 process.stdout.on('error', () => shutdown('stdout error'));
 
+// --clock-skew: the whole process runs on a clock SECONDS ahead (or behind). oidc-provider
+// (epochTime, its memory structures, nonces) takes "now" from Date.now(); jose from
+// new Date() (jwt_claims_set: iat/exp/nbf checks, setIssuedAt) and Date.now() (JWKS cache).
+// Replace the global Date before importing either, keeping instanceof and statics working.
+// node:http's own Date header comes from node's internal (real) clock: see stampDate below.
+const SKEW_MS = opts.clockSkew * 1000;
+if (SKEW_MS !== 0) {
+  const RealDate = Date;
+  const realNow = RealDate.now.bind(RealDate);
+  // eslint-disable-next-line no-inner-declarations
+  function SkewedDate(...args) {
+    if (!new.target) return new RealDate(realNow() + SKEW_MS).toString();
+    return Reflect.construct(RealDate, args.length ? args : [realNow() + SKEW_MS], new.target);
+  }
+  Object.setPrototypeOf(SkewedDate, RealDate); // Date.UTC, Date.parse
+  SkewedDate.prototype = RealDate.prototype; // instanceof Date holds for real and skewed dates
+  SkewedDate.now = () => realNow() + SKEW_MS;
+  globalThis.Date = SkewedDate;
+}
+
+// With a skewed clock, every response of both servers carries a Date header from it.
+function stampDate(res) {
+  if (SKEW_MS === 0) return;
+  const writeHead = res.writeHead;
+  // res.end()/write() without writeHead() go through this.writeHead (_implicitHeader).
+  res.writeHead = function writeHeadWithSkewedDate(...args) {
+    if (!this.headersSent) this.setHeader('Date', new Date().toUTCString());
+    return writeHead.apply(this, args);
+  };
+}
+
 // Imported after the console redirection above so that anything printed at
 // import time goes to stderr.
 const jose = await import('jose');
-const { default: Provider } = await import('oidc-provider');
+const { default: Provider, errors: oidcErrors } = await import('oidc-provider');
 
 const HOST = '127.0.0.1';
 
@@ -136,9 +235,9 @@ if (opts.tlsCert !== undefined) {
 }
 const SCHEME = tls ? 'https' : 'http';
 const createServer = () => (tls ? https.createServer({ cert: tls.cert, key: tls.key }) : http.createServer());
-const ALGS = ['ES256', 'ES384'];
+const ALGS = opts.dpopAlgs;
 const RESOURCE = 'urn:dpopkit:api'; // resource indicator (must be an absolute URI)
-const AUDIENCE = 'api';
+const AUDIENCE = opts.requireAudience ?? 'api';
 
 function listen(server, port) {
   return new Promise((resolve, reject) => {
@@ -244,12 +343,73 @@ const clientCommon = {
   dpop_bound_access_tokens: true,
 };
 
+// private_key_jwt clients. oidc-provider accepts a client assertion whose aud is (or, as
+// an array, includes) the issuer, the token endpoint URL, or the URL of the endpoint it is
+// sent to (here the token endpoint too): OIDCContext.clientJwtAuthExpectedAudience.
+function readJwk(what, f) {
+  let jwk;
+  try {
+    jwk = JSON.parse(fs.readFileSync(f, 'utf8'));
+  } catch (err) {
+    usage(`cannot read ${what} ${f}: ${err.message}`);
+  }
+  if (Array.isArray(jwk?.keys)) [jwk] = jwk.keys; // a JWKS with one key is fine too
+  if (!jwk || typeof jwk !== 'object' || typeof jwk.kty !== 'string') usage(`${what} ${f} is not a JWK`);
+  // Public members only, should a private JWK be given.
+  const { d, p, q, dp, dq, qi, oth, k, ...pub } = jwk;
+  if (k !== undefined) usage(`${what} ${f} is a symmetric key, not a public key`);
+  return pub;
+}
+const pkjwtCommon = {
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  scope: 'api',
+  dpop_bound_access_tokens: true,
+  token_endpoint_auth_method: 'private_key_jwt',
+};
+const pkjwtClients = [{
+  ...pkjwtCommon,
+  client_id: 'm2m.pkjwt',
+  token_endpoint_auth_signing_alg: 'ES256',
+  jwks: { keys: [readJwk('client assertion JWK', new URL('../fixtures/client_assertion_p256.pub.jwk', import.meta.url))] },
+}];
+if (opts.pkjwtJwk !== undefined) {
+  // The DPoP key signs the assertion: any algorithm enabled below that fits the key
+  // (ES256, ES384, EdDSA/Ed25519); pinned only when the JWK names its alg.
+  const jwk = readJwk('--pkjwt-jwk', opts.pkjwtJwk);
+  pkjwtClients.push({
+    ...pkjwtCommon,
+    client_id: 'm2m.pkjwt.dpopkey',
+    ...(jwk.alg ? { token_endpoint_auth_signing_alg: jwk.alg } : {}),
+    jwks: { keys: [jwk] },
+  });
+}
+
+// --require-audience (Auth0-like): checked when the client_credentials grant resolves its
+// resource server, i.e. after client authentication and the DPoP proof. The raw form is in
+// ctx.oidc.body (oidc-provider drops unknown parameters from ctx.oidc.params).
+function checkAudience(ctx) {
+  const expected = opts.requireAudience;
+  const got = ctx.oidc.body?.audience;
+  if (got === undefined || got === '') {
+    throw new oidcErrors.InvalidRequest(`audience is required (expected ${expected})`);
+  }
+  if (Array.isArray(got)) {
+    throw new oidcErrors.InvalidRequest(`audience must be given once (expected ${expected})`);
+  }
+  if (got !== expected) {
+    throw new oidcErrors.InvalidRequest(`audience ${got} is not allowed (expected ${expected})`);
+  }
+}
+
 const provider = new Provider(issuer, {
   adapter: MemoryAdapter,
   jwks: { keys: [signingJwk] },
   clients: [
     { ...clientCommon, client_id: 'm2m.dpop', token_endpoint_auth_method: 'client_secret_post' },
     { ...clientCommon, client_id: 'm2m.dpop.basic', token_endpoint_auth_method: 'client_secret_basic' },
+    ...pkjwtClients,
   ],
   clientDefaults: {
     grant_types: ['client_credentials'],
@@ -260,6 +420,8 @@ const provider = new Provider(issuer, {
   scopes: ['api'],
   enabledJWA: {
     dPoPSigningAlgValues: ALGS,
+    // oidc-provider's default plus ES384 (for --pkjwt-jwk with a P-384 DPoP key)
+    clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'ES384', 'Ed25519', 'EdDSA'],
   },
   ttl: {
     ClientCredentials: () => opts.ttl,
@@ -285,8 +447,9 @@ const provider = new Provider(issuer, {
       useGrantedResource: () => true,
       getResourceServerInfo: (ctx, resourceIndicator) => {
         if (resourceIndicator !== RESOURCE) {
-          throw new Provider.errors.InvalidTarget();
+          throw new oidcErrors.InvalidTarget();
         }
+        if (opts.requireAudience !== undefined && ctx.oidc.route === 'token') checkAudience(ctx);
         return {
           scope: 'api',
           audience: AUDIENCE,
@@ -310,7 +473,29 @@ if (VERBOSE) {
 const asStats = { token_requests: 0, token_issued: 0 };
 const providerCallback = provider.callback();
 
+// --iat-window at the AS. oidc-provider 9 has no setting for it: validate_dpop.js
+// compares a nonce-less proof's iat with CHALLENGE_OK_WINDOW, a constant 300 s (clockTolerance
+// is for JWT client assertions and the like, not DPoP proofs), and does not look at iat at all
+// when the proof carries a nonce. So the window is enforced here, in front of oidc-provider,
+// with oidc-provider's own answer to a stale proof: 400 invalid_dpop_proof.
+function staleProofAtAs(req) {
+  if (opts.iatWindow === undefined) return undefined;
+  const proofs = req.headersDistinct.dpop;
+  if (!proofs || proofs.length !== 1) return undefined; // oidc-provider judges those
+  let iat;
+  try {
+    ({ iat } = jose.decodeJwt(proofs[0].trim()));
+  } catch {
+    return undefined;
+  }
+  if (typeof iat !== 'number') return undefined;
+  const now = Math.floor(Date.now() / 1000);
+  if (Math.abs(now - iat) <= opts.iatWindow) return undefined;
+  return `DPoP proof iat is not recent enough (must be within ${opts.iatWindow} s of the server's clock)`;
+}
+
 asServer.on('request', async (req, res) => {
+  stampDate(res);
   try {
     const url = new URL(req.url, issuer);
     const path = url.pathname;
@@ -366,6 +551,13 @@ asServer.on('request', async (req, res) => {
         res.end = end;
         return end.apply(this, args);
       };
+      const stale = staleProofAtAs(req);
+      if (stale) {
+        await readBody(req);
+        log('as reject:', stale);
+        sendJson(res, 400, { error: 'invalid_dpop_proof', error_description: stale });
+        return;
+      }
     }
     providerCallback(req, res);
   } catch (err) {
@@ -411,7 +603,7 @@ const asJwks = jose.createRemoteJWKSet(
 const rsStats = { requests: 0, ok: 0, rejected: 0, last_error: '' };
 
 const REPLAY_WINDOW_MS = 5 * 60 * 1000;
-const IAT_WINDOW_S = 60;
+const IAT_WINDOW_S = opts.iatWindow ?? 60;
 const seenJti = new Map(); // jti -> expiry (ms)
 function pruneJti(now) {
   for (const [jti, exp] of seenJti) {
@@ -521,7 +713,9 @@ async function validateRequest(req, pathname) {
   if (typeof p.iat !== 'number') throw new RsError('invalid_dpop_proof', 'DPoP proof iat must be a number');
   const now = Math.floor(Date.now() / 1000);
   if (Math.abs(now - p.iat) > IAT_WINDOW_S) {
-    throw new RsError('invalid_dpop_proof', 'DPoP proof iat is not recent enough');
+    throw new RsError('invalid_dpop_proof', opts.iatWindow === undefined
+      ? 'DPoP proof iat is not recent enough'
+      : `DPoP proof iat is not recent enough (must be within ${IAT_WINDOW_S} s of the server's clock)`);
   }
 
   const ath = crypto.createHash('sha256').update(token).digest('base64url');
@@ -549,6 +743,7 @@ async function validateRequest(req, pathname) {
 }
 
 rsServer.on('request', async (req, res) => {
+  stampDate(res);
   try {
     const qi = req.url.indexOf('?');
     const rawPath = qi === -1 ? req.url : req.url.slice(0, qi);
@@ -612,4 +807,6 @@ process.stdout.write(`${JSON.stringify({
   rs: rsOrigin,
   api: `${rsOrigin}/api/test`,
 })}\n`);
-log(`ready: as-nonce=${opts.asNonce} rs-nonce=${opts.rsNonce} ttl=${opts.ttl} tls=${!!tls}`);
+log(`ready: as-nonce=${opts.asNonce} rs-nonce=${opts.rsNonce} ttl=${opts.ttl} tls=${!!tls}`
+  + ` profile=${opts.profile ?? '-'} audience=${AUDIENCE} iat-window=${opts.iatWindow ?? '-'}`
+  + ` clock-skew=${opts.clockSkew} dpop-algs=${ALGS.join(',')} pkjwt-dpopkey=${opts.pkjwtJwk !== undefined}`);
