@@ -21,7 +21,9 @@ pub struct Metadata {
     pub dpop_algs: Option<Vec<String>>,
 }
 
-static CACHE: LazyLock<Mutex<HashMap<String, (Instant, Arc<Metadata>)>>> = LazyLock::new(Default::default);
+/// Metadata by the first URL tried, with the time it was fetched.
+type Cache = HashMap<String, (Instant, Arc<Metadata>)>;
+static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Default::default);
 
 fn fail(msg: String) -> Error {
     Error::new(ErrorKind::Discovery, msg)

@@ -710,18 +710,17 @@ fn token_from_json(
         Some(serde_json::Value::String(s)) => s.clone(),
         _ => return Err(bad("the response has no \"token_type\"")),
     };
-    if !token_type.eq_ignore_ascii_case("dpop") {
-        if !(token_type.eq_ignore_ascii_case("bearer") && cfg.allow_bearer) {
-            return Err(Error::new(
-                ErrorKind::TokenNotBound,
-                format!(
-                    "token endpoint {url} issued a '{}' token, not a DPoP-bound one: the server did not bind the \
-                     token to the DPoP key (RFC 9449 §5). Enable DPoP for this client on the server, or set \
-                     \"allow_bearer\": \"true\" in the AuthToken to accept it",
-                    token_type.chars().take(40).collect::<String>()
-                ),
-            ));
-        }
+    let accepted = token_type.eq_ignore_ascii_case("dpop") || (token_type.eq_ignore_ascii_case("bearer") && cfg.allow_bearer);
+    if !accepted {
+        return Err(Error::new(
+            ErrorKind::TokenNotBound,
+            format!(
+                "token endpoint {url} issued a '{}' token, not a DPoP-bound one: the server did not bind the \
+                 token to the DPoP key (RFC 9449 §5). Enable DPoP for this client on the server, or set \
+                 \"allow_bearer\": \"true\" in the AuthToken to accept it",
+                token_type.chars().take(40).collect::<String>()
+            ),
+        ));
     }
     let expires_in = match obj.get("expires_in") {
         None | Some(serde_json::Value::Null) => cfg.default_expires_in,
