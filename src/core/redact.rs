@@ -130,38 +130,46 @@ fn redact_form(text: &str) -> String {
 }
 
 /// For text that is neither JSON nor a form (malformed JSON, HTML): mask anything that
-/// looks like `"secret_name": "value"` or `secret_name=value`. One linear pass per pattern.
+/// looks like `"secret_name": "value"` or `secret_name=value`. The values are found in the
+/// original text first and masked together, so masking one can never hide another's name.
 fn redact_form_like(text: &str) -> String {
-    let mut current = text.to_string();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
     for field in SECRET_FIELDS.iter().filter(|f| f.len() > 1) {
         for pat in [format!("\"{field}\""), format!("{field}=")] {
-            if !current.contains(&pat) {
-                continue;
-            }
-            let mut out = String::with_capacity(current.len());
-            let mut rest = current.as_str();
-            while let Some(pos) = rest.find(&pat) {
-                let after = pos + pat.len();
-                out.push_str(&rest[..after]);
-                rest = &rest[after..];
+            for (pos, _) in text.match_indices(&pat) {
+                let rest = &text[pos + pat.len()..];
                 let skip = rest.len() - rest.trim_start_matches(|c: char| c == ':' || c.is_whitespace()).len();
-                out.push_str(&rest[..skip]);
-                rest = &rest[skip..];
-                let vlen = if let Some(stripped) = rest.strip_prefix('"') {
-                    stripped.find('"').map_or(rest.len(), |e| e + 2)
+                let value = &rest[skip..];
+                let vlen = if let Some(stripped) = value.strip_prefix('"') {
+                    stripped.find('"').map_or(value.len(), |e| e + 2)
                 } else {
-                    rest.find(['&', ',', '}', ' ', '\n', '\r']).unwrap_or(rest.len())
+                    value.find(['&', ',', '}', ' ', '\n', '\r']).unwrap_or(value.len())
                 };
                 if vlen > 0 {
-                    out.push_str(MASK);
-                    rest = &rest[vlen..];
+                    let start = pos + pat.len() + skip;
+                    ranges.push((start, start + vlen));
                 }
             }
-            out.push_str(rest);
-            current = out;
         }
     }
-    current
+    if ranges.is_empty() {
+        return text.to_string();
+    }
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in ranges {
+        if end <= at {
+            continue; // inside a range already masked
+        }
+        if start >= at {
+            out.push_str(&text[at..start]);
+            out.push_str(MASK);
+        }
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 #[cfg(test)]
@@ -180,6 +188,8 @@ mod tests {
         assert!(!t.contains("yyyy8888"), "{t}");
         let f = redact_body("", "access_token=x&".repeat(100_000).as_bytes(), usize::MAX);
         assert!(!f.contains("=x") && f.len() > 1_000_000, "linear and complete");
+        let o = redact_body("", br#"{"note":"client_secret=","access_token":"SECRETXY"},"#, 1000);
+        assert!(!o.contains("SECRETXY"), "one mask must not hide the next name: {o}");
         let b = redact_body("", &[0xff, 0xfe, 0], 1000);
         assert!(b.contains("3 bytes"));
     }
