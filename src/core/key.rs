@@ -167,21 +167,30 @@ impl EcKey {
     fn from_p256(secret: p256::SecretKey) -> Result<Self> {
         let point = secret.public_key().to_encoded_point(false);
         let scalar = Zeroizing::new(secret.to_bytes());
-        let signer = ecdsa_pair(&ECDSA_P256_SHA256_FIXED_SIGNING, scalar.as_slice(), point.as_bytes())?;
-        let (x, y) = (point.x().expect("uncompressed point"), point.y().expect("uncompressed point"));
-        // RFC 7638: the required members in lexicographic order, no whitespace.
-        let jwk = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
-        Ok(Self::assemble(Secret::P256(secret), signer, "ES256", jwk))
+        Self::from_ec(Secret::P256(secret), "ES256", "P-256", &ECDSA_P256_SHA256_FIXED_SIGNING, &scalar, point.as_bytes())
     }
 
     fn from_p384(secret: p384::SecretKey) -> Result<Self> {
         use p384::elliptic_curve::sec1::ToEncodedPoint as _;
         let point = secret.public_key().to_encoded_point(false);
         let scalar = Zeroizing::new(secret.to_bytes());
-        let signer = ecdsa_pair(&ECDSA_P384_SHA384_FIXED_SIGNING, scalar.as_slice(), point.as_bytes())?;
-        let (x, y) = (point.x().expect("uncompressed point"), point.y().expect("uncompressed point"));
-        let jwk = format!(r#"{{"crv":"P-384","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
-        Ok(Self::assemble(Secret::P384(secret), signer, "ES384", jwk))
+        Self::from_ec(Secret::P384(secret), "ES384", "P-384", &ECDSA_P384_SHA384_FIXED_SIGNING, &scalar, point.as_bytes())
+    }
+
+    /// An EC key from its scalar and uncompressed public point (0x04 || x || y).
+    fn from_ec(
+        secret: Secret,
+        alg: &'static str,
+        crv: &str,
+        signing: &'static EcdsaSigningAlgorithm,
+        scalar: &[u8],
+        point: &[u8],
+    ) -> Result<Self> {
+        let signer = ecdsa_pair(signing, scalar, point)?;
+        let (x, y) = point[1..].split_at((point.len() - 1) / 2);
+        // RFC 7638: the required members in lexicographic order, no whitespace.
+        let jwk = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+        Ok(Self::assemble(secret, signer, alg, jwk))
     }
 
     fn from_ed25519_seed(seed: Zeroizing<[u8; 32]>) -> Result<Self> {
