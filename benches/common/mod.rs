@@ -1,0 +1,360 @@
+//! Shared by the bench programs: a tiny HTTP/1.1 keep-alive server on 127.0.0.1, the
+//! quick-mode switch, statistics and the RSS reader.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The body of every non-token response.
+pub const API_BODY: &str = r#"{"ok":true,"service":"dpopkit-bench","items":[1,2,3]}"#;
+/// The body of every `/token` response (the server does not validate anything).
+pub const TOKEN_BODY: &str = r#"{"access_token":"x","token_type":"DPoP","expires_in":3600}"#;
+
+/// The body of `/big...` responses: a 1 MiB JSON document.
+pub fn big_body() -> String {
+    format!(r#"{{"data":"{}"}}"#, "a".repeat(BIG_SIZE - 11))
+}
+pub const BIG_SIZE: usize = 1 << 20;
+
+/// How long `/slow...` paths wait before answering (to show whether threads sharing one
+/// handle overlap their I/O, independently of free CPU cores).
+pub const SLOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A fast loopback HTTP/1.1 server: one thread per connection, keep-alive, a fixed 200
+/// JSON body for every path, a token response for `/token`, 1 MiB for `/big...`; `/slow...` waits [`SLOW`] first. It never validates.
+pub struct LocalServer {
+    pub port: u16,
+    /// Requests to `/token`.
+    pub token_requests: Arc<AtomicU64>,
+    /// All requests.
+    pub requests: Arc<AtomicU64>,
+    /// Requests that carried a `DPoP` header.
+    pub dpop_requests: Arc<AtomicU64>,
+}
+
+impl LocalServer {
+    pub fn start() -> LocalServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let token_requests = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
+        let dpop_requests = Arc::new(AtomicU64::new(0));
+        let counters = Counters { token: token_requests.clone(), all: requests.clone(), dpop: dpop_requests.clone() };
+        std::thread::Builder::new()
+            .name("bench-server-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let counters = counters.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("bench-server-conn".into())
+                        .stack_size(64 * 1024)
+                        .spawn(move || serve(stream, &counters));
+                }
+            })
+            .unwrap();
+        LocalServer { port, token_requests, requests, dpop_requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// AuthToken JSON pointing at this server's `/token`.
+    pub fn count(&self, which: &AtomicU64) -> u64 {
+        which.load(Ordering::Relaxed)
+    }
+
+    pub fn auth_token(&self) -> String {
+        format!(
+            r#"{{"token_endpoint":"{}","client_id":"bench","client_secret":"bench-secret","scope":"api"}}"#,
+            self.url("/token")
+        )
+    }
+}
+
+fn response(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[derive(Clone)]
+struct Counters {
+    token: Arc<AtomicU64>,
+    all: Arc<AtomicU64>,
+    dpop: Arc<AtomicU64>,
+}
+
+fn serve(stream: TcpStream, counters: &Counters) {
+    let _ = stream.set_nodelay(true);
+    // Built once for all connections: the server must not add to the figures it serves.
+    static RESPONSES: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
+    let [api, token, big] = RESPONSES.get_or_init(|| [response(API_BODY), response(TOKEN_BODY), response(&big_body())]);
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::with_capacity(16 * 1024, stream);
+    let mut line = String::with_capacity(256);
+    let mut discard = Vec::new();
+    loop {
+        // Request line.
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let path = line.split(' ').nth(1).unwrap_or("");
+        let is_token = path.starts_with("/token");
+        let is_slow = path.starts_with("/slow");
+        let is_big = path.starts_with("/big");
+        let mut content_length = 0usize;
+        let mut close = false;
+        let mut dpop = false;
+        // Headers.
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    content_length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("dpop") {
+                    dpop = true;
+                } else if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
+                    close = true;
+                }
+            }
+        }
+        if content_length > 0 {
+            discard.resize(content_length, 0);
+            if reader.read_exact(&mut discard).is_err() {
+                return;
+            }
+        }
+        if is_slow {
+            std::thread::sleep(SLOW);
+        }
+        counters.all.fetch_add(1, Ordering::Relaxed);
+        if dpop {
+            counters.dpop.fetch_add(1, Ordering::Relaxed);
+        }
+        let out = if is_token {
+            counters.token.fetch_add(1, Ordering::Relaxed);
+            token
+        } else if is_big {
+            big
+        } else {
+            api
+        };
+        if writer.write_all(out).is_err() || close {
+            return;
+        }
+    }
+}
+
+/// Quick mode (CI): `DPOPKIT_BENCH_QUICK=1`, or the program was not started by
+/// `cargo bench` (which passes `--bench`; `cargo test --all-targets` passes nothing).
+pub fn quick_mode() -> bool {
+    if std::env::var("DPOPKIT_BENCH_QUICK").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    !std::env::args().skip(1).any(|a| a == "--bench")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Median, min and max of a sample (sorted copy).
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub fn stats(xs: &[f64]) -> Stats {
+    assert!(!xs.is_empty());
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    Stats { median, min: v[0], max: v[n - 1] }
+}
+
+/// Resident set size of this process in bytes, from /proc/self/statm (pages).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux only)");
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("statm has a resident field");
+    pages * page_size()
+}
+
+/// The kernel page size, from /proc/self/smaps_rollup's or smaps' KernelPageSize (no libc).
+fn page_size() -> u64 {
+    static SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        for file in ["/proc/self/smaps"] {
+            if let Ok(f) = std::fs::File::open(file) {
+                for line in BufReader::new(f).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.strip_prefix("KernelPageSize:") {
+                        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().unwrap_or(4);
+                        return kb * 1024;
+                    }
+                }
+            }
+        }
+        4096
+    })
+}
+
+pub fn mib(bytes: i64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The C ABI as Rust calls it, with owned strings.
+pub mod c {
+    use std::ffi::{CStr, CString, c_char};
+
+    pub use dpopkit::capi::common::*;
+    pub use dpopkit::capi::http::*;
+    pub use dpopkit::capi::key::*;
+
+    pub fn cs(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    /// Takes ownership of a returned string (NULL -> None) and frees it.
+    pub fn take(p: *mut c_char) -> Option<String> {
+        if p.is_null() {
+            return None;
+        }
+        let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        unsafe { dpopkit_string_free(p) };
+        Some(s)
+    }
+
+    pub fn last_error(h: i64) -> String {
+        take(dpopkit_last_error_text(h)).unwrap_or_default()
+    }
+
+    /// A PrivateKey handle loaded from a fixture file.
+    pub fn key_from_fixture(name: &str) -> i64 {
+        let k = dpopkit_key_new();
+        assert!(k > 0);
+        let path = cs(super::fixture(name).to_str().unwrap());
+        let ok = unsafe { dpopkit_key_load_any_format_file(k, path.as_ptr(), std::ptr::null()) };
+        assert_eq!(ok, 1, "loading {name}: {}", last_error(k));
+        k
+    }
+
+    /// An Http handle with no proxy (the environment's proxy must not change loopback
+    /// figures); with `key` and `auth_token` when given.
+    pub fn http(key: Option<i64>, auth_token: Option<&str>) -> i64 {
+        let h = dpopkit_http_new();
+        assert!(h > 0);
+        let empty = cs("");
+        assert_eq!(unsafe { dpopkit_http_set_proxy(h, empty.as_ptr()) }, 1, "{}", last_error(h));
+        if let Some(k) = key {
+            assert_eq!(dpopkit_http_set_dpop_key(h, k), 1, "{}", last_error(h));
+        }
+        if let Some(a) = auth_token {
+            let a = cs(a);
+            assert_eq!(unsafe { dpopkit_http_set_auth_token(h, a.as_ptr()) }, 1, "{}", last_error(h));
+        }
+        h
+    }
+
+    /// One GET through the C ABI; panics on failure. Returns the body length.
+    pub fn get(h: i64, url: &CStr) -> usize {
+        let p = unsafe { dpopkit_http_quick_get_str(h, url.as_ptr()) };
+        if p.is_null() {
+            panic!("GET failed: {}", last_error(h));
+        }
+        let n = unsafe { CStr::from_ptr(p) }.to_bytes().len();
+        unsafe { dpopkit_string_free(p) };
+        n
+    }
+}
+
+/// CPU time so far: this process's (user + system) and the whole machine's busy and total
+/// time, all in clock ticks (/proc/self/stat, /proc/stat).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    pub process: u64,
+    pub machine_busy: u64,
+    pub machine_total: u64,
+}
+
+pub fn cpu_times() -> CpuTimes {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // After the command: state(0) ppid(1) ... utime(11) stime(12).
+    let process = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    let all = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = all.lines().next().unwrap_or("").split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0)).collect();
+    let total: u64 = cpu.iter().take(8).sum();
+    let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+    CpuTimes { process, machine_busy: total - idle, machine_total: total }
+}
+
+impl CpuTimes {
+    /// (cores used by this process, cores busy machine-wide) between `self` and `later`.
+    pub fn cores_until(&self, later: &CpuTimes, ncpu: usize) -> (f64, f64) {
+        let total = (later.machine_total - self.machine_total).max(1) as f64;
+        let busy = (later.machine_busy - self.machine_busy) as f64;
+        let wall_ticks = total / ncpu as f64;
+        ((later.process - self.process) as f64 / wall_ticks, busy / wall_ticks)
+    }
+}
+
+pub fn ncpu() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One line about the machine and its load right now, printed with the figures.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "rustc ?".into());
+    format!("machine: {} CPUs ({model}), {rustc}, load average {}", ncpu(), load.join(" "))
+}
+
+/// CPU time of the calling thread in nanoseconds (/proc/thread-self/schedstat), 0 if unknown.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Minor page faults of this process so far (/proc/self/stat).
+pub fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    // After the command: state(0) ppid(1) pgrp(2) session(3) tty(4) tpgid(5) flags(6) minflt(7).
+    after.split_whitespace().nth(7).and_then(|x| x.parse().ok()).unwrap_or(0)
+}
