@@ -232,6 +232,7 @@ fn interleaved_ratio(k: &Keys) -> (common::Stats, common::Stats, common::Stats) 
 fn summary(dir: &std::path::Path, k: &Keys, since: std::time::SystemTime) {
     println!("\n=== dpopkit micro benchmarks: median (min-max) per call over criterion's samples ===");
     println!("{}", common::machine());
+    println!("(raw signatures sign {} bytes: the length of a proof's JWS signing input)", k.message.len());
     let ids = [
         "sign/ring_es256",
         "sign/p256_ecdsa",

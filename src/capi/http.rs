@@ -210,12 +210,13 @@ fn request(
     let obj = registry::http(http)?;
     ctx.requested = true;
     let resp = obj.client.request(method, url, content_type, body)?;
-    let text = std::str::from_utf8(&resp.body).ok().filter(|t| !t.contains('\0')).map(str::to_string);
+    // The C string is built straight from the body (one copy; `out` rejects a NUL).
+    let result = match std::str::from_utf8(&resp.body) {
+        Ok(text) => out(text),
+        Err(_) => Err(Error::new(ErrorKind::ResponseNotText, "the response body is not UTF-8 text").into()),
+    };
     ctx.response = Some(resp);
-    match text {
-        Some(t) => out(&t),
-        None => Err(Error::new(ErrorKind::ResponseNotText, "the response body is not UTF-8 text").into()),
-    }
+    result
 }
 
 /// GET `url`. With an AuthToken set, the first call fetches an access token (with a DPoP
