@@ -14,7 +14,7 @@ use super::proof::{Target, make_proof};
 use super::redact::scrub;
 use super::session_log::SessionLog;
 use super::clock;
-use super::token::{AccessToken, AuthConfig, FetchContext, clock_skew_retry, get_token, oauth_error};
+use super::token::{AuthConfig, FetchContext, clock_skew_retry, get_token, nonce_retry, oauth_error};
 
 #[derive(Default)]
 struct Config {
@@ -143,12 +143,12 @@ impl HttpClient {
         content_type: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<Response> {
-        let resp = self.send(method.unwrap_or("GET"), url, content_type, body)?;
+        let cc = self.snapshot();
+        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body)?;
         if resp.is_success() {
             return Ok(resp);
         }
         // The server's words go into the error text: keep our secrets out of it.
-        let cc = self.snapshot();
         let mut e = status_error(url, &resp);
         if let (Some(auth), Some(key)) = (cc.auth.as_deref(), cc.key.as_deref()) {
             let token = super::token::cached(auth, key, cc.assertion_key.as_deref());
@@ -162,11 +162,22 @@ impl HttpClient {
     /// Redirects (when enabled) are followed here: credentials (`Authorization`, `DPoP`)
     /// go only to the origin of `url`; each hop there gets its own proof.
     pub fn send(&self, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
+        self.send_with(&self.snapshot(), method, url, content_type, body)
+    }
+
+    /// [`HttpClient::send`] with the configuration snapshot of the call.
+    fn send_with(
+        &self,
+        cc: &CallConfig,
+        method: &str,
+        url: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Response> {
         if !valid_method(method) {
             return err(ErrorKind::InvalidArgument, "the HTTP method is not a valid method name");
         }
         let original = Target::parse(url)?;
-        let cc = self.snapshot();
         if let Some(ct) = content_type {
             if ct.contains(['\r', '\n']) {
                 return err(ErrorKind::InvalidArgument, "the content type contains a line break");
@@ -179,7 +190,7 @@ impl HttpClient {
         let mut hops = 0;
         loop {
             let with_credentials = target.origin == original.origin;
-            let resp = self.send_one(&cc, &method, &target, content_type, body, with_credentials)?;
+            let resp = self.send_one(cc, &method, &target, content_type, body, with_credentials)?;
             if !cc.transport.settings.follow_redirects || !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
             }
@@ -257,24 +268,13 @@ impl HttpClient {
             }
             match challenge::dpop_error(&resp.header_all("www-authenticate")).as_deref() {
                 Some("use_dpop_nonce") => {
-                    if !retried_nonce && given_nonce.is_some() && given_nonce != sent_nonce {
-                        retried_nonce = true;
-                        continue;
+                    if let Err(e) = nonce_retry(&target.origin, given_nonce.as_deref(), sent_nonce.as_deref(), &mut retried_nonce) {
+                        return Err(e.with_response(resp));
                     }
-                    let why = if given_nonce.is_none() {
-                        "but sent no DPoP-Nonce header"
-                    } else {
-                        "again after a retry with the nonce it gave"
-                    };
-                    return Err(Error::new(
-                        ErrorKind::DpopNonce,
-                        format!("{} asked for a DPoP nonce (use_dpop_nonce) {why}", target.origin),
-                    )
-                    .with_response(resp));
                 }
                 Some("invalid_token") if !retried_token => {
                     retried_token = true;
-                    token = refetch(auth, key, &ctx, &token)?;
+                    token = get_token(auth, key, &ctx, Some(&token))?;
                 }
                 Some("invalid_dpop_proof") => {
                     match clock_skew_retry(&target.origin, auth.clock_skew_correction, retried_clock, log) {
@@ -309,10 +309,6 @@ fn resolve_location(base: &Target, location: &str) -> Result<Target> {
     }
     let dir = base.htu.rfind('/').map_or(base.htu.as_str(), |i| &base.htu[..=i]);
     Target::parse(&format!("{dir}{location}"))
-}
-
-fn refetch(auth: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: &Arc<AccessToken>) -> Result<Arc<AccessToken>> {
-    get_token(auth, key, ctx, Some(stale))
 }
 
 fn body_text(resp: &Response) -> Result<String> {

@@ -495,6 +495,17 @@ fn proof_error(resp: &ResponseInfo) -> Option<String> {
     oauth_error(resp).0.or_else(|| challenge::dpop_error(&resp.header_all("www-authenticate")))
 }
 
+/// After `use_dpop_nonce` from `who`: `Ok` to retry once with the nonce the server just
+/// gave (a new one, never a loop), or the `DpopNonce` error that says why not.
+pub fn nonce_retry(who: &str, given: Option<&str>, sent: Option<&str>, retried: &mut bool) -> Result<()> {
+    if !*retried && given.is_some() && given != sent {
+        *retried = true;
+        return Ok(());
+    }
+    let why = if given.is_none() { "but sent no DPoP-Nonce header" } else { "again after a retry with the nonce it gave" };
+    err(ErrorKind::DpopNonce, format!("{who} asked for a DPoP nonce (use_dpop_nonce) {why}"))
+}
+
 /// After `invalid_dpop_proof` from `origin`: `Ok` to retry with the server's clock (now
 /// switched on), or `Err` with the text that explains the refusal when the clocks differ.
 pub fn clock_skew_retry(origin: &str, correction: bool, already: bool, log: Option<&SessionLog>) -> Result<(), Option<String>> {
@@ -611,20 +622,11 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
         let (error, description) = oauth_error(&resp);
         let refused = proof_error(&resp);
         if refused.as_deref() == Some("use_dpop_nonce") {
-            if !retried_nonce && given_nonce.is_some() && given_nonce != sent_nonce {
-                retried_nonce = true;
-                continue;
+            let who = format!("token endpoint {}", endpoint.url);
+            match nonce_retry(&who, given_nonce.as_deref(), sent_nonce.as_deref(), &mut retried_nonce) {
+                Ok(()) => continue,
+                Err(e) => return Err(e.with_response(resp)),
             }
-            let why = if given_nonce.is_none() {
-                "but sent no DPoP-Nonce header"
-            } else {
-                "again after a retry with the nonce it gave"
-            };
-            return Err(Error::new(
-                ErrorKind::DpopNonce,
-                format!("token endpoint {} asked for a DPoP nonce (use_dpop_nonce) {why}", endpoint.url),
-            )
-            .with_response(resp));
         }
         let mut hint = None;
         if refused.as_deref() == Some("invalid_dpop_proof") {
