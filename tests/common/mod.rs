@@ -122,3 +122,14 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// Whether `text` holds a JWT (an access token or a DPoP proof): `eyJ…` (a base64url JSON
+/// header), a dot, `eyJ…` (the JSON claims). A bare "eyJ" can occur by chance inside a
+/// random nonce or jti; a header-dot-claims pair does not.
+pub fn contains_jwt(text: &str) -> bool {
+    text.match_indices("eyJ").any(|(i, _)| {
+        let rest = &text[i..];
+        let header_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(rest.len());
+        rest[header_len..].starts_with(".eyJ")
+    })
+}
