@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::ffi::c_char;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::ThreadId;
 
@@ -41,6 +42,42 @@ impl From<Error> for FfiError {
     }
 }
 
+/// Bytes of response bodies and headers held in last-call states, process-wide.
+static HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// A last response kept for the `last_*` getters; counted in [`held_response_bytes`].
+pub struct HeldResponse(ResponseInfo);
+
+impl HeldResponse {
+    fn new(r: ResponseInfo) -> Self {
+        HELD_BYTES.fetch_add(weight(&r), Ordering::Relaxed);
+        HeldResponse(r)
+    }
+}
+
+fn weight(r: &ResponseInfo) -> usize {
+    r.body.len() + r.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
+
+impl Drop for HeldResponse {
+    fn drop(&mut self) {
+        HELD_BYTES.fetch_sub(weight(&self.0), Ordering::Relaxed);
+    }
+}
+
+impl std::ops::Deref for HeldResponse {
+    type Target = ResponseInfo;
+    fn deref(&self) -> &ResponseInfo {
+        &self.0
+    }
+}
+
+/// Diagnostics (Rust only, not in the C ABI): bytes of responses that last-call states
+/// of all handles and threads hold right now.
+pub fn held_response_bytes() -> usize {
+    HELD_BYTES.load(Ordering::Relaxed)
+}
+
 /// What one call left behind, as read by the `last_*` getters.
 #[derive(Clone, Default)]
 pub struct LastCall {
@@ -49,7 +86,7 @@ pub struct LastCall {
     pub success: bool,
     /// HTTP status of the last request made through this handle on this thread.
     pub status: u16,
-    pub response: Option<Arc<ResponseInfo>>,
+    pub response: Option<Arc<HeldResponse>>,
 }
 
 /// Per-thread last-call state of one object.
@@ -59,6 +96,11 @@ pub struct CallStates(Mutex<HashMap<ThreadId, LastCall>>);
 impl CallStates {
     pub fn get(&self) -> Option<LastCall> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&std::thread::current().id()).cloned()
+    }
+
+    /// Number of threads whose state this object holds.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     fn update(&self, f: impl FnOnce(&mut LastCall)) {
@@ -179,7 +221,7 @@ fn record<T>(handle: i64, result: &Result<T, FfiError>, ctx: Ctx) {
     if ctx.response.is_some() {
         response = ctx.response;
     }
-    let response = response.map(Arc::new);
+    let response = response.map(|r| Arc::new(HeldResponse::new(r)));
     let requested = ctx.requested || response.is_some();
     let apply = |s: &mut LastCall| {
         s.code = code;
@@ -212,6 +254,12 @@ pub fn last_for(handle: i64) -> LastCall {
         }
     }
     thread_last()
+}
+
+/// Diagnostics (Rust only, not in the C ABI): how many threads' last-call states the
+/// object behind `handle` holds (0 for an invalid handle).
+pub fn thread_states(handle: i64) -> usize {
+    registry::get(handle).map_or(0, |o| o.calls().len())
 }
 
 #[cfg(test)]
