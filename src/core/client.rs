@@ -248,12 +248,12 @@ impl HttpClient {
         let mut retried_token = false;
         let mut retried_clock = false;
         loop {
-            let sent_nonce = nonce::get(&target.origin, key.jkt());
+            let sent_nonce = nonce::get(&target.origin, nonce::Role::ResourceServer, key.jkt());
             let mut headers = base_headers.clone();
             let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
             headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
             if token.is_dpop() {
-                let iat = clock::iat_for(&target.origin);
+                let iat = clock::iat_for(&target.origin, auth.max_clock_skew);
                 let proof = make_proof(key, method, &target.htu, Some(token.value()), sent_nonce.as_deref(), Some(iat))?;
                 headers.push(("DPoP".to_string(), proof));
             }
@@ -261,7 +261,7 @@ impl HttpClient {
             let resp = cc.transport.send(Request { method, target, headers, body }, log, &secrets)?;
             let given_nonce = resp.header("dpop-nonce").map(str::to_string);
             if let Some(n) = &given_nonce {
-                nonce::set(&target.origin, key.jkt(), n);
+                nonce::set(&target.origin, nonce::Role::ResourceServer, key.jkt(), n);
             }
             if resp.status != 401 {
                 return Ok(resp);
@@ -277,7 +277,7 @@ impl HttpClient {
                     token = get_token(auth, key, &ctx, Some(&token))?;
                 }
                 Some("invalid_dpop_proof") => {
-                    match clock_skew_retry(&target.origin, auth.clock_skew_correction, retried_clock, log) {
+                    match clock_skew_retry(&target.origin, auth.clock_skew_correction, auth.max_clock_skew, retried_clock, log) {
                         Ok(()) => retried_clock = true,
                         Err(None) => return Ok(resp),
                         Err(Some(hint)) => {

@@ -1,14 +1,21 @@
 //! Authorization server metadata (RFC 8414, OpenID Connect Discovery): the token endpoint
 //! and the DPoP algorithms a server supports, fetched once per process and cached.
+//!
+//! The cache is keyed by the metadata URL, the issuer the caller expects and the trust
+//! settings of its transport (trusted roots and proxy): a handle that could not have
+//! fetched (and verified) the metadata itself never gets it from another handle's fetch,
+//! and the issuer is checked again on every hit.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use super::error::{Error, ErrorKind, Result, shorten};
-use super::http::{Request, Transport};
+use super::http::{ProxyChoice, Request, Settings, Transport, TrustRoots};
 use super::proof::Target;
 use super::session_log::SessionLog;
+use super::state::{BoundedLru, never_in_use};
 
 /// How long fetched metadata is reused.
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -21,9 +28,43 @@ pub struct Metadata {
     pub dpop_algs: Option<Vec<String>>,
 }
 
-/// Metadata by the first URL tried, with the time it was fetched.
-type Cache = HashMap<String, (Instant, Arc<Metadata>)>;
-static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Default::default);
+/// (first URL tried, expected issuer, trust fingerprint of the transport).
+type Key = (String, Option<String>, [u8; 32]);
+
+/// Metadata with the time it was fetched.
+static CACHE: LazyLock<BoundedLru<Key, (Instant, Arc<Metadata>)>> =
+    LazyLock::new(|| BoundedLru::new(256, 4 << 20, |k, (_, m)| k.0.len() + weigh(m), never_in_use));
+
+fn weigh(m: &Metadata) -> usize {
+    let algs = m.dpop_algs.as_ref().map_or(0, |a| a.iter().map(|s| s.len() + 24).sum());
+    256 + m.issuer.len() + 2 * m.token_endpoint.url.len() + algs
+}
+
+/// A hash of what decides whether a transport would accept a server: its trusted roots
+/// and its proxy.
+fn trust_fingerprint(s: &Settings) -> [u8; 32] {
+    let mut h = Sha256::new();
+    match &s.trust {
+        TrustRoots::Bundled => h.update(b"bundled"),
+        TrustRoots::Os => h.update(b"os"),
+        TrustRoots::Pem(certs) => {
+            h.update(b"pem");
+            for c in certs.iter() {
+                h.update((c.len() as u64).to_le_bytes());
+                h.update(c);
+            }
+        }
+    }
+    match &s.proxy {
+        ProxyChoice::Env => h.update(b"\0proxy-env"),
+        ProxyChoice::None => h.update(b"\0proxy-none"),
+        ProxyChoice::Url(u) => {
+            h.update(b"\0proxy-url");
+            h.update(u.as_bytes());
+        }
+    }
+    h.finalize().into()
+}
 
 fn fail(msg: String) -> Error {
     Error::new(ErrorKind::Discovery, msg)
@@ -47,10 +88,13 @@ pub fn discover(issuer: Option<&str>, metadata_url: Option<&Target>, transport: 
         (None, Some(i)) => candidate_urls(i)?,
         (None, None) => return Err(fail("no issuer or metadata_url to discover the token endpoint from".into())),
     };
-    let cache_key = urls[0].url.clone();
-    if let Some((at, m)) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
+    let cache_key: Key = (urls[0].url.clone(), issuer.map(str::to_string), trust_fingerprint(&transport.settings));
+    if let Some((at, m)) = CACHE.get(&cache_key) {
         if at.elapsed() < METADATA_TTL {
-            return Ok(m.clone());
+            // The key holds the issuer, but check anyway: the rule must not depend on how
+            // the cache is keyed.
+            check_issuer(&m.issuer, &urls[0], issuer)?;
+            return Ok(m);
         }
     }
     let mut tried = Vec::new();
@@ -66,11 +110,7 @@ pub fn discover(issuer: Option<&str>, metadata_url: Option<&Target>, transport: 
         }
         let meta = parse(&resp.body, url, issuer)?;
         let meta = Arc::new(meta);
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() > 256 {
-            cache.clear();
-        }
-        cache.insert(cache_key, (Instant::now(), meta.clone()));
+        CACHE.insert(cache_key, (Instant::now(), meta.clone()));
         return Ok(meta);
     }
     Err(fail(format!("no authorization server metadata found: tried {}", tried.join(", "))))
@@ -81,17 +121,7 @@ fn parse(body: &[u8], url: &Target, issuer: Option<&str>) -> Result<Metadata> {
         .map_err(|_| fail(format!("metadata at {} is not JSON", url.url)))?;
     let field = |n: &str| v.get(n).and_then(|x| x.as_str());
     let found_issuer = field("issuer").unwrap_or_default().to_string();
-    if let Some(expected) = issuer {
-        // RFC 8414 §3.3 / OIDC Discovery §4.3: the metadata must name the issuer we asked for.
-        if found_issuer.trim_end_matches('/') != expected.trim_end_matches('/') {
-            return Err(fail(format!(
-                "metadata at {} names issuer '{}', not '{}' (RFC 8414 §3.3); check \"issuer\" in the AuthToken",
-                url.url,
-                shorten(&found_issuer),
-                shorten(expected)
-            )));
-        }
-    }
+    check_issuer(&found_issuer, url, issuer)?;
     let token_endpoint = field("token_endpoint")
         .ok_or_else(|| fail(format!("metadata at {} has no token_endpoint", url.url)))
         .and_then(|t| Target::parse(t).map_err(|e| fail(format!("metadata token_endpoint: {}", e.message))))?;
@@ -101,9 +131,25 @@ fn parse(body: &[u8], url: &Target, issuer: Option<&str>) -> Result<Metadata> {
     Ok(Metadata { issuer: found_issuer, token_endpoint, dpop_algs })
 }
 
+/// RFC 8414 §3.3 / OIDC Discovery §4.3: the metadata must name exactly the issuer we asked
+/// for (identical strings: a trailing slash is a different issuer).
+fn check_issuer(found: &str, url: &Target, expected: Option<&str>) -> Result<()> {
+    let Some(expected) = expected else { return Ok(()) };
+    if found == expected {
+        return Ok(());
+    }
+    Err(fail(format!(
+        "metadata at {} names issuer '{}', not '{}' (RFC 8414 §3.3: they must be identical); if that server is \
+         the one you meant, set \"issuer\" in the AuthToken to exactly what its metadata names",
+        url.url,
+        shorten(found),
+        shorten(expected)
+    )))
+}
+
 /// Forgets cached metadata.
 pub fn clear() {
-    CACHE.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    CACHE.clear();
 }
 
 #[cfg(test)]
@@ -126,7 +172,10 @@ mod tests {
         let e = parse(body, &url, Some("https://as.example")).unwrap_err();
         assert!(e.message.contains("RFC 8414"), "{}", e.message);
         let body = br#"{"issuer":"https://as.example","token_endpoint":"https://as.example/t","dpop_signing_alg_values_supported":["ES256"]}"#;
-        let m = parse(body, &url, Some("https://as.example/")).unwrap();
+        let m = parse(body, &url, Some("https://as.example")).unwrap();
         assert_eq!(m.dpop_algs.as_deref(), Some(&["ES256".to_string()][..]));
+        // Identical, not "equal up to a trailing slash".
+        let e = parse(body, &url, Some("https://as.example/")).unwrap_err();
+        assert!(e.message.contains("identical"), "{}", e.message);
     }
 }

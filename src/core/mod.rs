@@ -14,6 +14,7 @@ pub mod nonce;
 pub mod proof;
 pub mod redact;
 pub mod session_log;
+pub mod state;
 pub mod token;
 
 pub use client::HttpClient;

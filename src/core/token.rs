@@ -6,7 +6,6 @@
 //! reuses the token. Concurrent callers wait for one fetch (single flight); while a token
 //! that is still valid is being refreshed, other callers keep using it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use super::proof::{Target, client_assertion, make_proof};
 use super::{clock, discovery};
 use super::redact::scrub;
 use super::session_log::SessionLog;
+use super::state::{BoundedLru, shared_arc, weightless};
 
 /// Lifetime assumed when a token response has no `expires_in` (RFC 6749 makes it optional).
 pub const DEFAULT_EXPIRES_IN: u64 = 300;
@@ -69,6 +69,7 @@ const KNOWN: &[&str] = &[
     "client_assertion_audience",
     "client_assertion_kid",
     "clock_skew_correction",
+    "max_clock_skew",
     "client_id",
     "client_secret",
     "scope",
@@ -95,6 +96,10 @@ pub struct AuthConfig {
     /// Retry once with `iat` on the server's clock when a proof is refused and the clocks
     /// differ (default on).
     pub clock_skew_correction: bool,
+    /// The largest server clock offset (seconds) that proofs are ever dated by
+    /// (`max_clock_skew`, default [`clock::DEFAULT_MAX_SKEW`]); a server whose `Date` is
+    /// further off gets local-time proofs and an error that says so.
+    pub max_clock_skew: i64,
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub resource: Option<String>,
@@ -227,6 +232,22 @@ impl AuthConfig {
             Some("false") | Some("0") => false,
             Some(_) => return err(ErrorKind::AuthToken, "AuthToken \"clock_skew_correction\" must be true or false"),
         };
+        let max_clock_skew = match get("max_clock_skew")? {
+            None => clock::DEFAULT_MAX_SKEW,
+            Some(s) => match s.trim().parse::<i64>() {
+                Ok(n) if (0..=clock::LIMIT_MAX_SKEW).contains(&n) => n,
+                _ => {
+                    return err(
+                        ErrorKind::AuthToken,
+                        format!(
+                            "AuthToken \"max_clock_skew\" must be a number of seconds from 0 to {} (default {})",
+                            clock::LIMIT_MAX_SKEW,
+                            clock::DEFAULT_MAX_SKEW
+                        ),
+                    );
+                }
+            },
+        };
         let allow_bearer = match get("allow_bearer")?.as_deref() {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
@@ -262,6 +283,7 @@ impl AuthConfig {
             assertion_audience,
             assertion_kid: get("client_assertion_kid")?,
             clock_skew_correction,
+            max_clock_skew,
             scope: get("scope")?,
             audience: get("audience")?,
             resource: get("resource")?,
@@ -291,6 +313,8 @@ impl AuthConfig {
             field(o.as_deref().unwrap_or("\u{0}"));
         }
         field(if self.allow_bearer { "bearer" } else { "dpop" });
+        // Handles that date proofs differently do not share a fetch (or its failure).
+        field(&format!("skew {} {}", self.clock_skew_correction, self.max_clock_skew));
         for (k, v) in &self.extra {
             field(k);
             field(v);
@@ -344,47 +368,44 @@ struct Slot {
     done: Condvar,
 }
 
-static CACHE: LazyLock<Mutex<HashMap<[u8; 32], Arc<Slot>>>> = LazyLock::new(Default::default);
+/// Token slots by (configuration, key). A slot is in use, and never evicted, while a
+/// caller holds it: during a fetch and while others wait for it.
+const MAX_SLOTS: usize = 1024;
+static CACHE: LazyLock<BoundedLru<[u8; 32], Arc<Slot>>> =
+    LazyLock::new(|| BoundedLru::new(MAX_SLOTS, usize::MAX, weightless, shared_arc));
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn slot_for(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> Arc<Slot> {
+fn slot_id(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(cfg.fingerprint);
     h.update(key.jkt().as_bytes());
     if cfg.client_auth == ClientAuth::PrivateKeyJwt {
         h.update(assertion_key.unwrap_or(key).jkt().as_bytes());
     }
-    let id: [u8; 32] = h.finalize().into();
-    let mut cache = lock(&CACHE);
-    if cache.len() >= 1024 && !cache.contains_key(&id) {
-        let now = Instant::now();
-        cache.retain(|_, s| {
-            let st = lock(&s.state);
-            st.fetching || st.token.as_ref().is_some_and(|t| t.expires_at > now)
-        });
-    }
-    cache.entry(id).or_default().clone()
+    h.finalize().into()
+}
+
+fn slot_for(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> Arc<Slot> {
+    CACHE.get_or_insert_with(slot_id(cfg, key, assertion_key), Arc::default)
 }
 
 /// The token currently cached for (cfg, key), without fetching one.
 pub fn cached(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> Option<Arc<AccessToken>> {
-    let slot = slot_for(cfg, key, assertion_key);
-    let st = lock(&slot.state);
-    st.token.clone()
+    let slot = CACHE.get(&slot_id(cfg, key, assertion_key))?;
+    let token = lock(&slot.state).token.clone();
+    token
 }
 
 /// Forgets all cached tokens (their memory is wiped when the last user drops them).
 pub fn clear_cache() {
     discovery::clear();
     clock::clear();
-    let mut cache = lock(&CACHE);
-    for slot in cache.values() {
+    for slot in CACHE.clear() {
         lock(&slot.state).token = None;
     }
-    cache.clear();
 }
 
 /// Resets `fetching` even if the fetch panics, so waiters are never stranded.
@@ -508,8 +529,24 @@ pub fn nonce_retry(who: &str, given: Option<&str>, sent: Option<&str>, retried: 
 
 /// After `invalid_dpop_proof` from `origin`: `Ok` to retry with the server's clock (now
 /// switched on), or `Err` with the text that explains the refusal when the clocks differ.
-pub fn clock_skew_retry(origin: &str, correction: bool, already: bool, log: Option<&SessionLog>) -> Result<(), Option<String>> {
+/// An offset beyond `max_skew` seconds is never corrected.
+pub fn clock_skew_retry(
+    origin: &str,
+    correction: bool,
+    max_skew: i64,
+    already: bool,
+    log: Option<&SessionLog>,
+) -> Result<(), Option<String>> {
     let Some(offset) = clock::significant_offset(origin) else { return Err(None) };
+    if correction && offset.abs() > max_skew {
+        return Err(Some(format!(
+            "the server's clock is {} this machine's (Date header), {} s beyond the {max_skew} s that dpopkit \
+             corrects for: fix the server's or this machine's clock (NTP), or, if that server's clock really is \
+             that far off, raise \"max_clock_skew\" (seconds) in the AuthToken",
+            clock::describe(offset),
+            offset.abs() - max_skew
+        )));
+    }
     if correction && !already {
         clock::enable_correction(origin);
         if let Some(log) = log {
@@ -551,7 +588,7 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
     let mut retried_nonce = false;
     let mut retried_clock = false;
     loop {
-        let iat = clock::iat_for(&endpoint.origin);
+        let iat = clock::iat_for(&endpoint.origin, cfg.max_clock_skew);
         // A new assertion (new jti) on every attempt: servers refuse a replayed one.
         let assertion = match cfg.client_auth {
             ClientAuth::PrivateKeyJwt => Some(Zeroizing::new(client_assertion(
@@ -586,7 +623,7 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
         }
         pairs.push(("grant_type", "client_credentials"));
         let body = Zeroizing::new(form::encode(&pairs));
-        let sent_nonce = nonce::get(&endpoint.origin, key.jkt());
+        let sent_nonce = nonce::get(&endpoint.origin, nonce::Role::AuthorizationServer, key.jkt());
         let proof = make_proof(key, "POST", &endpoint.htu, None, sent_nonce.as_deref(), Some(iat))?;
         let mut headers = vec![
             ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
@@ -604,7 +641,7 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
         )?;
         let given_nonce = resp.header("dpop-nonce").map(str::to_string);
         if let Some(n) = &given_nonce {
-            nonce::set(&endpoint.origin, key.jkt(), n);
+            nonce::set(&endpoint.origin, nonce::Role::AuthorizationServer, key.jkt(), n);
         }
         if resp.is_success() {
             let mut resp = resp;
@@ -630,7 +667,7 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
         }
         let mut hint = None;
         if refused.as_deref() == Some("invalid_dpop_proof") {
-            match clock_skew_retry(&endpoint.origin, cfg.clock_skew_correction, retried_clock, ctx.log) {
+            match clock_skew_retry(&endpoint.origin, cfg.clock_skew_correction, cfg.max_clock_skew, retried_clock, ctx.log) {
                 Ok(()) => {
                     retried_clock = true;
                     continue;
