@@ -6,8 +6,11 @@
 //!
 //! The last-call state (code, text, success, HTTP status, last response) is kept per
 //! handle *and* per calling thread, inside the object, so threads that share one Http
-//! handle never read each other's results. A thread-local copy of the latest failure
-//! serves `dpopkit_last_error_text(0)` and calls whose handle was invalid.
+//! handle never read each other's results. A thread's entry is removed when the thread
+//! ends and with the object when its handle is destroyed, and never otherwise: memory
+//! follows the live (thread, object) pairs, and a live thread never loses its result. A
+//! thread-local copy of the latest failure serves `dpopkit_last_error_text(0)` and calls
+//! whose handle was invalid.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -15,7 +18,7 @@ use std::ffi::c_char;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::thread::ThreadId;
 
 use super::registry;
@@ -89,30 +92,87 @@ pub struct LastCall {
     pub response: Option<Arc<HeldResponse>>,
 }
 
-/// Per-thread last-call state of one object.
+type StateMap = Mutex<HashMap<ThreadId, LastCall>>;
+
+fn lock(m: &StateMap) -> std::sync::MutexGuard<'_, HashMap<ThreadId, LastCall>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Per-thread last-call state of one object. A thread's entry lives as long as both the
+/// thread and the object: it is removed when the thread ends (see [`Touched`]) and with
+/// the object when its handle is destroyed. Entries of live threads are never dropped, so
+/// a thread always reads back its own result, however many threads come and go.
 #[derive(Default)]
-pub struct CallStates(Mutex<HashMap<ThreadId, LastCall>>);
+pub struct CallStates(Arc<StateMap>);
 
 impl CallStates {
     pub fn get(&self) -> Option<LastCall> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&std::thread::current().id()).cloned()
+        lock(&self.0).get(&std::thread::current().id()).cloned()
     }
 
     /// Number of threads whose state this object holds.
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.0).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn update(&self, f: impl FnOnce(&mut LastCall)) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 4096 {
-            map.clear(); // many short-lived threads: forget the oldest states wholesale
-        }
-        f(map.entry(std::thread::current().id()).or_default());
+        let id = touch(&self.0);
+        f(lock(&self.0).entry(id).or_default());
     }
 }
 
+/// The objects in which this thread has left a last-call state, so that the state is
+/// removed when the thread ends (its thread-local is dropped). Weak references: an object
+/// that goes away takes its states with it, and its dead entry here is pruned later.
+struct Touched {
+    thread: ThreadId,
+    /// By the address of the object's state map (stable while the Weak is held).
+    objects: HashMap<usize, Weak<StateMap>>,
+    /// Dead entries are pruned when `objects` reaches this size (amortized O(1)).
+    prune_at: usize,
+}
+
+impl Drop for Touched {
+    fn drop(&mut self) {
+        for w in self.objects.values() {
+            if let Some(map) = w.upgrade() {
+                let mine = lock(&map).remove(&self.thread);
+                drop(mine); // outside the lock: a large response is freed here
+            }
+        }
+    }
+}
+
+/// Records that this thread keeps state in `map`; returns the thread's id.
+fn touch(map: &Arc<StateMap>) -> ThreadId {
+    let id = std::thread::current().id();
+    // During thread teardown the registry may be gone already: the state is then kept
+    // until the object is destroyed (a bounded leak, never a lost result).
+    let _ = TOUCHED.try_with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else { return };
+        let key = Arc::as_ptr(map) as usize;
+        if t.objects.contains_key(&key) {
+            return;
+        }
+        if t.objects.len() >= t.prune_at {
+            t.objects.retain(|_, w| w.strong_count() > 0);
+            t.prune_at = (2 * t.objects.len()).max(16);
+        }
+        t.objects.insert(key, Arc::downgrade(map));
+    });
+    id
+}
+
 thread_local! {
+    static TOUCHED: RefCell<Touched> = RefCell::new(Touched {
+        thread: std::thread::current().id(),
+        objects: HashMap::new(),
+        prune_at: 16,
+    });
     static THREAD_LAST: RefCell<LastCall> = RefCell::new(LastCall::default());
     /// > 0 while this thread runs inside an exported function.
     static IN_BOUNDARY: Cell<u32> = const { Cell::new(0) };
@@ -275,6 +335,29 @@ mod tests {
         assert!(last.text.contains("test_fn"));
         let p: *mut c_char = run("test_fn", 0, |_| -> Result<*mut c_char, FfiError> { panic!("boom") });
         assert!(p.is_null());
+    }
+
+    #[test]
+    fn a_threads_state_dies_with_the_thread_and_dead_objects_are_pruned() {
+        use super::super::registry::{Object, insert, remove};
+        let h = insert(Object::Json(Arc::default())).unwrap();
+        std::thread::spawn(move || {
+            let _: c_int = run("f", h, |_| Err(FfiError::new(dpopkit_result::Json, "theirs")));
+            assert_eq!(last_for(h).text, "theirs");
+            assert_eq!(thread_states(h), 1);
+            // Objects this thread touched and that were destroyed do not pile up here.
+            for _ in 0..1000 {
+                let o = insert(Object::Json(Arc::default())).unwrap();
+                let _: c_int = run("f", o, |_| Ok(1));
+                remove(o).unwrap();
+            }
+            let kept = TOUCHED.with(|t| t.borrow().objects.len());
+            assert!(kept <= 40, "{kept} entries for 1 live object");
+        })
+        .join()
+        .unwrap();
+        assert_eq!(thread_states(h), 0, "the ended thread's state went with it");
+        remove(h).unwrap();
     }
 
     #[test]
