@@ -126,7 +126,8 @@ extern "C" {
 // can destroy objects first and read `dpopkit_last_error_text(0)` after.
 int dpopkit_destroy(int64_t handle);
 
-// Forgets every cached access token and DPoP nonce of this process, for example after
+// Forgets every cached access token, DPoP nonce, learned server clock and discovered
+// authorization server metadata of this process, for example after
 // rotating a client secret or a key: the next request fetches a new token. Calls in
 // flight finish with the token they have. Returns 1.
 int dpopkit_token_cache_clear(void);
@@ -190,7 +191,8 @@ int dpopkit_http_set_client_assertion_key(int64_t http, int64_t key);
 // `client_assertion_kid`; optional `scope`, `audience`, `resource`, `allow_bearer`
 // ("true" to accept a token the server did not bind to the key), `default_expires_in`
 // (seconds, when the server sends no `expires_in`; default 300), `clock_skew_correction`
-// ("false" to never date proofs on the server's clock). Any other string member is sent
+// ("false" to never date proofs on the server's clock), `max_clock_skew` (seconds, the
+// largest server clock offset proofs are dated by; default 3600). Any other string member is sent
 // as an extra form field of the token request. The token is fetched on the first request
 // and cached process-wide. Returns 1 on success, 0 on failure.
 //

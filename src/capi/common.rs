@@ -21,7 +21,8 @@ pub extern "C" fn dpopkit_destroy(handle: i64) -> c_int {
     run_keep_success("dpopkit_destroy", || registry::remove(handle).map(|_| 1))
 }
 
-/// Forgets every cached access token and DPoP nonce of this process, for example after
+/// Forgets every cached access token, DPoP nonce, learned server clock and discovered
+/// authorization server metadata of this process, for example after
 /// rotating a client secret or a key: the next request fetches a new token. Calls in
 /// flight finish with the token they have. Returns 1.
 #[unsafe(no_mangle)]

@@ -57,7 +57,8 @@ pub extern "C" fn dpopkit_http_set_client_assertion_key(http: i64, key: i64) -> 
 /// `client_assertion_kid`; optional `scope`, `audience`, `resource`, `allow_bearer`
 /// ("true" to accept a token the server did not bind to the key), `default_expires_in`
 /// (seconds, when the server sends no `expires_in`; default 300), `clock_skew_correction`
-/// ("false" to never date proofs on the server's clock). Any other string member is sent
+/// ("false" to never date proofs on the server's clock), `max_clock_skew` (seconds, the
+/// largest server clock offset proofs are dated by; default 3600). Any other string member is sent
 /// as an extra form field of the token request. The token is fetched on the first request
 /// and cached process-wide. Returns 1 on success, 0 on failure.
 ///
