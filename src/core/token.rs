@@ -395,8 +395,7 @@ fn slot_for(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> Arc
 /// The token currently cached for (cfg, key), without fetching one.
 pub fn cached(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> Option<Arc<AccessToken>> {
     let slot = CACHE.get(&slot_id(cfg, key, assertion_key))?;
-    let token = lock(&slot.state).token.clone();
-    token
+    lock(&slot.state).token.clone()
 }
 
 /// Forgets all cached tokens (their memory is wiped when the last user drops them).
