@@ -310,6 +310,12 @@ impl Transport {
     /// Sends one request and reads the whole response. Any status is a success here;
     /// only transport failures are errors. `secrets` are scrubbed from the log.
     pub fn send(&self, req: Request<'_>, log: Option<&SessionLog>, secrets: &[&str]) -> Result<Response> {
+        // The request gets what is left of the call's deadline (connect, send and the whole
+        // response body), never more than request_timeout.
+        let limit = match &self.deadline {
+            Some(d) => d.check(|| format!(" before {} {}", req.method, shorten(&req.target.htu)))?.min(self.settings.request_timeout),
+            None => self.settings.request_timeout,
+        };
         let mut builder = ureq::http::Request::builder().method(req.method).uri(&req.target.url);
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
@@ -325,12 +331,6 @@ impl Transport {
                 secrets,
             );
         }
-        // The request gets what is left of the call's deadline (connect, send and the whole
-        // response body), never more than request_timeout.
-        let limit = match &self.deadline {
-            Some(d) => d.check(|| format!(" before {} {}", req.method, shorten(&req.target.htu)))?.min(self.settings.request_timeout),
-            None => self.settings.request_timeout,
-        };
         let result = match req.body {
             Some(b) => builder.body(b).map(|r| self.run(r, limit)),
             None => builder.body(()).map(|r| self.run(r, limit)),
