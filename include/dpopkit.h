@@ -167,8 +167,9 @@ int64_t dpopkit_live_handles(void);
 // Creates an Http object with its own connection pool (keep-alive). Returns a handle > 0,
 // or 0 on failure. Destroy it with `dpopkit_destroy`.
 //
-// Defaults: connect timeout 10 s, whole-request timeout 60 s, response size limit 16 MiB,
-// up to 5 redirects followed (credentials only to the original origin), TLS certificates
+// Defaults: connect timeout 10 s, whole-call timeout 60 s, response size limit 16 MiB,
+// up to 5 redirects followed (credentials only to the original origin, and only until the
+// chain leaves it), TLS certificates
 // verified against the bundled Mozilla roots, proxy from the environment.
 int64_t dpopkit_http_new(void);
 
@@ -209,8 +210,12 @@ int dpopkit_http_set_auth_token(int64_t http, const char *auth_token_json);
 int dpopkit_http_set_session_log_filename(int64_t http, const char *path);
 
 // Sets the timeouts in milliseconds: `connect_ms` for establishing a connection,
-// `request_ms` for the whole request (connect, send, full response). Both must be > 0.
-// Replaces the connection pool. Returns 1 on success, 0 on failure.
+// `request_ms` for the whole call: every request it makes (connect, send, full response),
+// every redirect hop, every retry (DPoP nonce, invalid_token, clock skew), the token and
+// metadata requests, and the wait for another thread's token request. Each request gets
+// what is left of `request_ms`; when nothing is left the call fails with
+// `DPOPKIT_RESULT_TIMEOUT`. Both must be > 0. Replaces the connection pool.
+// Returns 1 on success, 0 on failure.
 int dpopkit_http_set_timeouts(int64_t http, uint32_t connect_ms, uint32_t request_ms);
 
 // Sets the largest response body accepted, in bytes (> 0; default 16 MiB). Larger bodies

@@ -5,9 +5,13 @@
 mod common;
 
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::Peers;
+use common::fault::{FaultServer, json};
+use dpopkit::core::{EcKey, ErrorKind, HttpClient};
 use dpopkit::capi::common::*;
 use dpopkit::capi::http::*;
 use dpopkit::capi::key::*;
@@ -110,4 +114,91 @@ fn short_token_lifetime_means_one_fetch_per_lifetime_not_per_thread() {
     assert_eq!(peers.rs_stats()["rejected"].as_u64(), Some(0), "no request went out with an expired token");
     dpopkit_destroy(http);
     dpopkit_destroy(key);
+}
+
+/// A token endpoint that issues `ttl`-second tokens until `fail` is set, then answers 503
+/// after `delay`; it counts its requests. The API answers 200 with the token it was sent.
+fn flaky_token_endpoint(ttl: u64, delay: Duration, fail: Arc<AtomicBool>) -> (FaultServer, Arc<AtomicU32>) {
+    let count = Arc::new(AtomicU32::new(0));
+    let c = count.clone();
+    let srv = FaultServer::start(move |r| {
+        if r.path != "/token" {
+            let token = r.header("authorization").unwrap_or("none").to_string();
+            return json(200, &serde_json::json!({ "sent": token }).to_string());
+        }
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(delay);
+        if fail.load(Ordering::SeqCst) {
+            json(503, r#"{"error":"temporarily_unavailable","error_description":"down for maintenance"}"#)
+        } else {
+            json(200, &format!(r#"{{"access_token":"flaky-{n}","token_type":"DPoP","expires_in":{ttl}}}"#))
+        }
+    });
+    (srv, count)
+}
+
+fn core_http(srv: &FaultServer) -> HttpClient {
+    let http = HttpClient::new();
+    http.set_dpop_key(Arc::new(EcKey::generate().unwrap()));
+    let auth = serde_json::json!({"client_id":"m2m.dpop","client_secret":"secret","token_endpoint":srv.url("/token")});
+    http.set_auth_token(&auth.to_string()).unwrap();
+    http
+}
+
+#[test]
+fn a_failed_fetch_for_an_expired_token_is_shared_by_all_waiters_then_backs_off() {
+    let fail = Arc::new(AtomicBool::new(false));
+    let (srv, count) = flaky_token_endpoint(1, Duration::from_millis(300), fail.clone());
+    let http = core_http(&srv);
+    http.quick_get_str(&srv.url("/api")).unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    std::thread::sleep(Duration::from_millis(1200)); // the cached token has expired
+    fail.store(true, Ordering::SeqCst);
+    let barrier = Barrier::new(THREADS);
+    let errors: Vec<_> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| s.spawn(|| {
+                barrier.wait();
+                http.quick_get_str(&srv.url("/api")).unwrap_err()
+            }))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for e in &errors {
+        assert_eq!(e.kind, ErrorKind::TokenEndpoint, "{e}");
+        assert!(e.message.contains("503"), "{}", e.message);
+    }
+    // Before the fix every waiter found the expired token and fetched again: 8 requests.
+    assert_eq!(count.load(Ordering::SeqCst), 2, "{THREADS} threads, one token request for the round");
+    // Right after a failure, calls share it instead of asking again (a short back-off)...
+    let e = http.quick_get_str(&srv.url("/api")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TokenEndpoint);
+    assert!(e.message.contains("503") && e.message.contains("again"), "{}", e.message);
+    assert_eq!(count.load(Ordering::SeqCst), 2, "no token request during the back-off");
+    // ...and after it, ask again (and succeed once the server is back).
+    fail.store(false, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(2100));
+    let (body, _) = http.quick_get_str(&srv.url("/api")).unwrap();
+    assert!(body.contains("flaky-2"), "{body}");
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_failed_early_refresh_keeps_using_the_valid_token() {
+    // A 4 s token is renewed 1 s before it expires. The renewal fails: the token still has
+    // ~0.8 s to live, so the request goes out with it and succeeds.
+    let fail = Arc::new(AtomicBool::new(false));
+    let (srv, count) = flaky_token_endpoint(4, Duration::ZERO, fail.clone());
+    let http = core_http(&srv);
+    let (body, _) = http.quick_get_str(&srv.url("/api")).unwrap();
+    assert!(body.contains("flaky-0"));
+    std::thread::sleep(Duration::from_millis(3200));
+    fail.store(true, Ordering::SeqCst);
+    let (body, _) = http.quick_get_str(&srv.url("/api")).expect("the cached token is still valid");
+    assert!(body.contains("DPoP flaky-0"), "{body}");
+    assert_eq!(count.load(Ordering::SeqCst), 2, "the refresh was tried");
+    // During the back-off the valid token is used without asking the failing server again.
+    let (body, _) = http.quick_get_str(&srv.url("/api")).unwrap();
+    assert!(body.contains("DPoP flaky-0"), "{body}");
+    assert_eq!(count.load(Ordering::SeqCst), 2, "no second refresh within the back-off");
 }

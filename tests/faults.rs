@@ -201,3 +201,53 @@ fn redirect_loops_stop() {
     assert!(e.message.contains("more than 5"), "{}", e.message);
     assert_eq!(srv.requests().iter().filter(|r| r.path == "/loop").count(), 6);
 }
+
+#[test]
+fn a_chain_that_left_the_origin_gets_no_credentials_when_it_comes_back() {
+    // A → B → back to A: the hop back to A follows a redirect chosen by B, so it is sent
+    // without the token and without a proof (before the fix it carried both).
+    // Each server learns the other's port once both listen.
+    let a_port = Arc::new(std::sync::atomic::AtomicU16::new(0));
+    let seen_a = a_port.clone();
+    let b = FaultServer::start(move |_| {
+        let a = seen_a.load(std::sync::atomic::Ordering::SeqCst);
+        Action::Respond(307, vec![("Location".into(), format!("http://127.0.0.1:{a}/back"))], vec![])
+    });
+    let b_away = b.url("/away");
+    let a = FaultServer::start(move |r| match r.path.as_str() {
+        "/token" => json(200, TOKEN),
+        "/start" => Action::Respond(302, vec![("Location".into(), b_away.clone())], vec![]),
+        _ => json(200, r#"{"back":"home"}"#),
+    });
+    a_port.store(a.port, std::sync::atomic::Ordering::SeqCst);
+    let http = http_with(&a.url("/token"), 2000);
+    let (body, resp) = http.quick_get_str(&a.url("/start")).unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(body.contains("home"));
+    let at_a = a.requests();
+    let start = at_a.iter().find(|r| r.path == "/start").unwrap();
+    assert!(start.header("authorization").is_some() && start.header("dpop").is_some(), "the first hop has credentials");
+    let back = at_a.iter().find(|r| r.path == "/back").expect("the chain came back to A");
+    assert!(back.header("authorization").is_none() && back.header("dpop").is_none(), "credentials on the way back: {back:?}");
+    let away = b.requests();
+    assert_eq!(away.len(), 1);
+    assert!(away[0].header("authorization").is_none() && away[0].header("dpop").is_none());
+}
+
+#[test]
+fn relative_locations_with_scheme_like_queries_are_followed() {
+    let srv = FaultServer::start(|r| match r.path.as_str() {
+        "/token" => json(200, TOKEN),
+        "/dir/start" => Action::Respond(302, vec![("Location".into(), "/next?u=https://x.test/y".into())], vec![]),
+        p if p.starts_with("/next") => Action::Respond(303, vec![("Location".into(), "dir/leaf?x=a://b".into())], vec![]),
+        p if p.starts_with("/dir/leaf") => json(200, r#"{"ok":true}"#),
+        _ => json(404, "{}"),
+    });
+    let http = http_with(&srv.url("/token"), 2000);
+    let (body, _) = http.quick_get_str(&srv.url("/dir/start")).unwrap();
+    assert!(body.contains("ok"), "{body}");
+    let paths: Vec<String> = srv.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/token", "/dir/start", "/next?u=https://x.test/y", "/dir/leaf?x=a://b"]);
+    // Same origin all along: every hop carries the token and a proof.
+    assert!(srv.requests().iter().skip(1).all(|r| r.header("authorization").is_some() && r.header("dpop").is_some()));
+}

@@ -503,7 +503,7 @@ namespace DpopKit
             set { if (!SetSessionLogFilename(value)) throw LastError("SessionLogFilename", 0); }
         }
 
-        /// <summary>Both in milliseconds, both > 0. request_ms bounds the whole request.</summary>
+        /// <summary>Both in milliseconds, both > 0. request_ms bounds the whole call: redirects, retries and token requests included.</summary>
         public bool SetTimeouts(uint connectMs, uint requestMs)
         {
             bool ok = CallOk(h => NativeMethods.dpopkit_http_set_timeouts(h, connectMs, requestMs));

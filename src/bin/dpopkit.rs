@@ -56,7 +56,8 @@ REQUEST OPTIONS:
     --auth-method M          client_secret_post (default) or client_secret_basic
     --session-log FILE       Append every request and response to FILE, with
                              Authorization, DPoP, secrets and tokens shown as ****
-    --timeout-ms N           Whole-request timeout in milliseconds (default 60000)
+    --timeout-ms N           Time limit of the whole call in ms: redirects, retries and
+                             token requests included (default 60000)
     --data BODY              (request) Request body
     --content-type TYPE      (request) Content-Type of the body
 

@@ -15,8 +15,9 @@ use crate::ffi::strings::{arg, opt_arg, out};
 /// Creates an Http object with its own connection pool (keep-alive). Returns a handle > 0,
 /// or 0 on failure. Destroy it with `dpopkit_destroy`.
 ///
-/// Defaults: connect timeout 10 s, whole-request timeout 60 s, response size limit 16 MiB,
-/// up to 5 redirects followed (credentials only to the original origin), TLS certificates
+/// Defaults: connect timeout 10 s, whole-call timeout 60 s, response size limit 16 MiB,
+/// up to 5 redirects followed (credentials only to the original origin, and only until the
+/// chain leaves it), TLS certificates
 /// verified against the bundled Mozilla roots, proxy from the environment.
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_http_new() -> i64 {
@@ -91,8 +92,12 @@ pub unsafe extern "C" fn dpopkit_http_set_session_log_filename(http: i64, path: 
 }
 
 /// Sets the timeouts in milliseconds: `connect_ms` for establishing a connection,
-/// `request_ms` for the whole request (connect, send, full response). Both must be > 0.
-/// Replaces the connection pool. Returns 1 on success, 0 on failure.
+/// `request_ms` for the whole call: every request it makes (connect, send, full response),
+/// every redirect hop, every retry (DPoP nonce, invalid_token, clock skew), the token and
+/// metadata requests, and the wait for another thread's token request. Each request gets
+/// what is left of `request_ms`; when nothing is left the call fails with
+/// `DPOPKIT_RESULT_TIMEOUT`. Both must be > 0. Replaces the connection pool.
+/// Returns 1 on success, 0 on failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_http_set_timeouts(http: i64, connect_ms: u32, request_ms: u32) -> c_int {
     run("dpopkit_http_set_timeouts", http, |_| {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use super::challenge;
 use super::error::{Error, ErrorKind, Result, err};
-use super::http::{MAX_REDIRECTS, Request, Response, Settings, Transport};
+use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Settings, Transport};
 use super::key::EcKey;
 use super::nonce;
 use super::proof::{Target, make_proof};
@@ -52,7 +52,34 @@ struct CallConfig {
     assertion_key: Option<Arc<EcKey>>,
     auth: Option<Arc<AuthConfig>>,
     log: Option<Arc<SessionLog>>,
-    transport: Arc<Transport>,
+    /// The Http object's transport (its connection pool) with this call's deadline: every
+    /// request of the call, token and metadata requests included, ends by it.
+    transport: Transport,
+}
+
+/// The retries of one call. They are shared by its redirect hops: one nonce retry, one
+/// token refetch after `invalid_token` and one clock-skew retry per call, never per hop.
+#[derive(Default)]
+struct Retries {
+    nonce: bool,
+    token: bool,
+    clock: bool,
+}
+
+impl Retries {
+    /// "the DPoP nonce retry and the clock-skew retry", for error texts ("" when none).
+    fn describe(&self) -> String {
+        let done: Vec<&str> = [
+            (self.nonce, "the DPoP nonce retry"),
+            (self.token, "the token refetch after invalid_token"),
+            (self.clock, "the clock-skew retry"),
+        ]
+        .iter()
+        .filter(|(d, _)| *d)
+        .map(|(_, w)| *w)
+        .collect();
+        done.join(" and ")
+    }
 }
 
 /// Checks an HTTP method name (RFC 9110 token); DPoP's `htm` is the method as sent.
@@ -66,14 +93,19 @@ impl HttpClient {
         HttpClient { config: RwLock::default(), transport: RwLock::new(Arc::new(transport)) }
     }
 
+    /// The configuration of a call that starts now, with its deadline (request_timeout).
     fn snapshot(&self) -> CallConfig {
+        let transport = {
+            let shared = self.transport.read().unwrap_or_else(|e| e.into_inner());
+            shared.for_call(Deadline::after(shared.settings.request_timeout))
+        };
         let c = self.config.read().unwrap_or_else(|e| e.into_inner());
         CallConfig {
             key: c.key.clone(),
             assertion_key: c.assertion_key.clone(),
             auth: c.auth.clone(),
             log: c.log.clone(),
-            transport: self.transport.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            transport,
         }
     }
 
@@ -160,7 +192,9 @@ impl HttpClient {
 
     /// Like [`HttpClient::request`] but any status is returned as a response.
     /// Redirects (when enabled) are followed here: credentials (`Authorization`, `DPoP`)
-    /// go only to the origin of `url`; each hop there gets its own proof.
+    /// go only to the origin of `url`, and only until the chain leaves it (a hop that comes
+    /// back was chosen by another origin); each hop there gets its own proof. The whole
+    /// call, every hop and retry included, ends within `request_timeout`.
     pub fn send(&self, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
         self.send_with(&self.snapshot(), method, url, content_type, body)
     }
@@ -188,9 +222,14 @@ impl HttpClient {
         let mut content_type = content_type.filter(|c| !c.is_empty());
         let mut body = body;
         let mut hops = 0;
+        let mut retries = Retries::default();
+        let mut left_origin = false;
+        let deadline = cc.transport.deadline();
         loop {
-            let with_credentials = target.origin == original.origin;
-            let resp = self.send_one(cc, &method, &target, content_type, body, with_credentials)?;
+            left_origin |= target.origin != original.origin;
+            let resp = self
+                .send_one(cc, &method, &target, content_type, body, !left_origin, &mut retries)
+                .map_err(|e| with_progress(e, &original, hops, &retries))?;
             if !cc.transport.settings.follow_redirects || !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
             }
@@ -211,13 +250,18 @@ impl HttpClient {
                 body = None;
                 content_type = None;
             }
-            target = next;
             hops += 1;
+            if let Err(e) = deadline.check(|| format!(" before redirect hop {hops} to {}", next.htu)) {
+                return Err(with_progress(e, &original, hops - 1, &retries).with_response(resp));
+            }
+            target = next;
         }
     }
 
     /// One request: plain, or with the token and a proof (and the nonce/invalid_token
-    /// retries) when an AuthToken is set and `with_credentials` allows it.
+    /// retries) when an AuthToken is set and `with_credentials` allows it. `retries` are
+    /// the call's, shared with its other hops.
+    #[allow(clippy::too_many_arguments)]
     fn send_one(
         &self,
         cc: &CallConfig,
@@ -226,6 +270,7 @@ impl HttpClient {
         content_type: Option<&str>,
         body: Option<&[u8]>,
         with_credentials: bool,
+        retries: &mut Retries,
     ) -> Result<Response> {
         let mut base_headers = Vec::with_capacity(4);
         if let Some(ct) = content_type {
@@ -244,9 +289,6 @@ impl HttpClient {
         };
         let ctx = FetchContext { transport: &cc.transport, log, assertion_key: cc.assertion_key.as_deref() };
         let mut token = get_token(auth, key, &ctx, None)?;
-        let mut retried_nonce = false;
-        let mut retried_token = false;
-        let mut retried_clock = false;
         loop {
             let sent_nonce = nonce::get(&target.origin, nonce::Role::ResourceServer, key.jkt());
             let mut headers = base_headers.clone();
@@ -268,17 +310,17 @@ impl HttpClient {
             }
             match challenge::dpop_error(&resp.header_all("www-authenticate")).as_deref() {
                 Some("use_dpop_nonce") => {
-                    if let Err(e) = nonce_retry(&target.origin, given_nonce.as_deref(), sent_nonce.as_deref(), &mut retried_nonce) {
+                    if let Err(e) = nonce_retry(&target.origin, given_nonce.as_deref(), sent_nonce.as_deref(), &mut retries.nonce) {
                         return Err(e.with_response(resp));
                     }
                 }
-                Some("invalid_token") if !retried_token => {
-                    retried_token = true;
+                Some("invalid_token") if !retries.token => {
+                    retries.token = true;
                     token = get_token(auth, key, &ctx, Some(&token))?;
                 }
                 Some("invalid_dpop_proof") => {
-                    match clock_skew_retry(&target.origin, auth.clock_skew_correction, auth.max_clock_skew, retried_clock, log) {
-                        Ok(()) => retried_clock = true,
+                    match clock_skew_retry(&target.origin, auth.clock_skew_correction, auth.max_clock_skew, retries.clock, log) {
+                        Ok(()) => retries.clock = true,
                         Err(None) => return Ok(resp),
                         Err(Some(hint)) => {
                             let base = status_error(&target.url, &resp);
@@ -293,19 +335,53 @@ impl HttpClient {
     }
 }
 
+/// Adds where the call was to a timeout: the redirect hop and the retries already made.
+fn with_progress(mut e: Error, original: &Target, hops: u32, retries: &Retries) -> Error {
+    if e.kind == ErrorKind::Timeout {
+        let done = retries.describe();
+        if hops > 0 {
+            let after = if done.is_empty() { String::new() } else { format!(", after {done}") };
+            e.message.push_str(&format!("; the call to {} was at redirect hop {hops}{after}", original.htu));
+        } else if !done.is_empty() {
+            e.message.push_str(&format!("; the call to {} had made {done}", original.htu));
+        }
+    }
+    e
+}
+
+/// Whether a URI reference begins with a scheme (RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT /
+/// "+" / "-" / "." ) ":"`, before any '/', '?' or '#'). Anything else is a relative
+/// reference, even when its query or path holds "://" (`/next?u=https://x`).
+fn has_scheme(reference: &str) -> bool {
+    let Some(colon) = reference.find([':', '/', '?', '#']).filter(|&i| reference.as_bytes()[i] == b':') else {
+        return false;
+    };
+    let scheme = &reference[..colon];
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
 /// Resolves a `Location` value against the current URL (RFC 3986 §5, without dot-segment
-/// removal): absolute, scheme-relative, absolute-path and relative-path references.
+/// removal): absolute, scheme-relative, absolute-path, query-only and relative-path
+/// references. The fragment is dropped (it is never sent).
 fn resolve_location(base: &Target, location: &str) -> Result<Target> {
     let location = location.trim();
-    if location.contains("://") {
+    let location = location.split_once('#').map_or(location, |(l, _)| l);
+    if has_scheme(location) {
         return Target::parse(location);
     }
     let scheme = base.origin.split("://").next().unwrap_or("https");
     if let Some(rest) = location.strip_prefix("//") {
         return Target::parse(&format!("{scheme}://{rest}"));
     }
+    if location.is_empty() {
+        return Ok(base.clone());
+    }
     if location.starts_with('/') {
         return Target::parse(&format!("{}{location}", base.origin));
+    }
+    if location.starts_with('?') {
+        return Target::parse(&format!("{}{location}", base.htu));
     }
     let dir = base.htu.rfind('/').map_or(base.htu.as_str(), |i| &base.htu[..=i]);
     Target::parse(&format!("{dir}{location}"))
@@ -358,5 +434,32 @@ mod tests {
         assert_eq!(resolve_location(&base, "/root?q=1").unwrap().url, "http://a.test:8080/root?q=1");
         assert_eq!(resolve_location(&base, "other").unwrap().htu, "http://a.test:8080/api/v1/other");
         assert!(resolve_location(&base, "ftp://x/").is_err());
+        assert_eq!(resolve_location(&base, "?q=2").unwrap().url, "http://a.test:8080/api/v1/items?q=2");
+        assert_eq!(resolve_location(&base, "#top").unwrap().url, base.url);
+        assert_eq!(resolve_location(&base, "HTTPS://B.test/x#frag").unwrap().url, "HTTPS://B.test/x");
+    }
+
+    #[test]
+    fn a_query_with_a_scheme_in_it_is_still_a_relative_reference() {
+        let base = Target::parse("http://a.test/dir/page").unwrap();
+        let r = resolve_location(&base, "/next?u=https://x.test/y").unwrap();
+        assert_eq!(r.url, "http://a.test/next?u=https://x.test/y");
+        assert_eq!(r.origin, "http://a.test");
+        let r = resolve_location(&base, "next?x=a://b").unwrap();
+        assert_eq!(r.url, "http://a.test/dir/next?x=a://b");
+        let r = resolve_location(&base, "sub/leaf#x://y").unwrap();
+        assert_eq!(r.url, "http://a.test/dir/sub/leaf");
+        for (reference, scheme) in [
+            ("https://b.test/", true),
+            ("a+b-c.d:rest", true),
+            ("1abc:rest", false),
+            ("next?x=a://b", false),
+            ("/p:q", false),
+            ("seg/x:y", false),
+            (":nothing", false),
+            ("", false),
+        ] {
+            assert_eq!(has_scheme(reference), scheme, "{reference}");
+        }
     }
 }

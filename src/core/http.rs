@@ -41,7 +41,8 @@ pub enum ProxyChoice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub connect_timeout: Duration,
-    /// The whole request: connect, send, and read the full response.
+    /// The whole call: connect, send, read the full response — and every redirect hop,
+    /// retry and token request of the call (see [`Deadline`]).
     pub request_timeout: Duration,
     /// Largest response body read; larger ones fail with `ResponseTooLarge`.
     pub max_response_size: u64,
@@ -126,6 +127,62 @@ pub struct Transport {
     pub settings: Settings,
     /// " (through proxy host:port)" for error texts, when a proxy is used.
     via: Option<String>,
+    /// The end of the call this transport serves ([`Transport::for_call`]); `None` on the
+    /// Http object's own transport.
+    deadline: Option<Deadline>,
+}
+
+/// The end of one call. `request_timeout` (the C API's `request_ms`) bounds the whole call:
+/// every redirect hop, every nonce / invalid_token / clock-skew retry, the token request and
+/// the metadata request. Each request gets what is left of it, never a fresh allowance.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    /// A deadline `budget` from now.
+    pub fn after(budget: Duration) -> Deadline {
+        let now = Instant::now();
+        // An absurd budget (far beyond any real call) saturates instead of overflowing.
+        let at = now.checked_add(budget).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86400));
+        Deadline { at, budget }
+    }
+
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The whole call's allowance (request_ms).
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// What is left; zero once the deadline has passed.
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// The `Timeout` error of a call that ran out of time; `doing` says where it was
+    /// ("while …", "before …", ": request to … timed out …").
+    pub fn exceeded(&self, doing: &str) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the whole call exceeded request_ms {} ms (redirects, retries and token requests included){doing}",
+                self.budget.as_millis()
+            ),
+        )
+    }
+
+    /// What is left for the next request, or the `Timeout` error when nothing is.
+    pub fn check(&self, doing: impl FnOnce() -> String) -> Result<Duration> {
+        match self.remaining() {
+            left if left.is_zero() => Err(self.exceeded(&doing())),
+            left => Ok(left),
+        }
+    }
 }
 
 /// A request as the core sends it.
@@ -232,12 +289,33 @@ impl Transport {
             .max_idle_connections_per_host(16)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default());
-        Ok(Transport { agent, settings, via })
+        Ok(Transport { agent, settings, via, deadline: None })
+    }
+
+    /// This transport (the same connection pool) for one call that must end by `deadline`.
+    pub fn for_call(&self, deadline: Deadline) -> Transport {
+        Transport { agent: self.agent.clone(), settings: self.settings.clone(), via: self.via.clone(), deadline: Some(deadline) }
+    }
+
+    /// The deadline of the call, or one `request_timeout` from now outside a call.
+    pub fn deadline(&self) -> Deadline {
+        self.deadline.unwrap_or_else(|| Deadline::after(self.settings.request_timeout))
+    }
+
+    /// Runs a request with `limit` as its global timeout (what is left of the call).
+    fn run<S: ureq::AsSendBody>(&self, r: ureq::http::Request<S>, limit: Duration) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        self.agent.run(self.agent.configure_request(r).timeout_global(Some(limit)).build())
     }
 
     /// Sends one request and reads the whole response. Any status is a success here;
     /// only transport failures are errors. `secrets` are scrubbed from the log.
     pub fn send(&self, req: Request<'_>, log: Option<&SessionLog>, secrets: &[&str]) -> Result<Response> {
+        // The request gets what is left of the call's deadline (connect, send and the whole
+        // response body), never more than request_timeout.
+        let limit = match &self.deadline {
+            Some(d) => d.check(|| format!(" before {} {}", req.method, shorten(&req.target.htu)))?.min(self.settings.request_timeout),
+            None => self.settings.request_timeout,
+        };
         let mut builder = ureq::http::Request::builder().method(req.method).uri(&req.target.url);
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
@@ -254,12 +332,12 @@ impl Transport {
             );
         }
         let result = match req.body {
-            Some(b) => builder.body(b).map(|r| self.agent.run(r)),
-            None => builder.body(()).map(|r| self.agent.run(r)),
+            Some(b) => builder.body(b).map(|r| self.run(r, limit)),
+            None => builder.body(()).map(|r| self.run(r, limit)),
         };
         let mut resp = match result {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(map_ureq_error(e, req.target, self)),
+            Ok(Err(e)) => return Err(map_ureq_error(e, req.target, self, limit)),
             Err(e) => {
                 return Err(Error::new(ErrorKind::InvalidArgument, format!("cannot build the request: {e}")));
             }
@@ -275,7 +353,7 @@ impl Transport {
             .with_config()
             .limit(self.settings.max_response_size)
             .read_to_vec()
-            .map_err(|e| map_ureq_error(e, req.target, self))
+            .map_err(|e| map_ureq_error(e, req.target, self, limit))
             .map_err(|e| e.with_response(ResponseInfo { status, headers: headers.clone(), body: Vec::new() }))?;
         super::clock::observe(&req.target.origin, resp.headers().get("date").and_then(|d| d.to_str().ok()));
         if let Some(log) = log {
@@ -315,19 +393,28 @@ fn canonical_name(name: &str) -> String {
     out
 }
 
-fn map_ureq_error(e: ureq::Error, target: &Target, transport: &Transport) -> Error {
+/// `limit` is the time the request was given: request_timeout, or less when that was all
+/// that was left of the call's deadline.
+fn map_ureq_error(e: ureq::Error, target: &Target, transport: &Transport, limit: Duration) -> Error {
     let settings = &transport.settings;
     let peer = format!("{}{}", target.origin, transport.via.as_deref().unwrap_or(""));
     match e {
         ureq::Error::Timeout(which) => {
-            let limit = match which {
-                ureq::Timeout::Connect => settings.connect_timeout,
-                _ => settings.request_timeout,
-            };
-            Error::new(
-                ErrorKind::Timeout,
-                format!("request to {peer} timed out ({which}, limit {} ms)", limit.as_millis()),
-            )
+            if matches!(which, ureq::Timeout::Connect) && settings.connect_timeout < limit {
+                return Error::new(
+                    ErrorKind::Timeout,
+                    format!("request to {peer} timed out ({which}, limit {} ms)", settings.connect_timeout.as_millis()),
+                );
+            }
+            match transport.deadline {
+                Some(d) if limit < settings.request_timeout => {
+                    d.exceeded(&format!(": request to {peer} timed out after the {} ms that were left", limit.as_millis()))
+                }
+                _ => Error::new(
+                    ErrorKind::Timeout,
+                    format!("request to {peer} timed out ({which}, limit {} ms)", limit.as_millis()),
+                ),
+            }
         }
         ureq::Error::HostNotFound => {
             Error::new(ErrorKind::Transport, format!("cannot resolve host of {peer}: host not found"))

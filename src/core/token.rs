@@ -359,7 +359,49 @@ struct SlotState {
     fetching: bool,
     /// Number of completed fetches; a waiter compares it to know its fetch ended.
     round: u64,
-    failure: Option<(u64, Error)>,
+    /// The last round's failure, until a fetch succeeds.
+    failure: Option<Failure>,
+}
+
+/// A failed token request, shared by the calls that waited for it and, during a short
+/// back-off, by the calls that come next.
+struct Failure {
+    round: u64,
+    error: Error,
+    at: Instant,
+    /// Failures in a row; the back-off grows with them up to [`MAX_BACKOFF`].
+    in_a_row: u32,
+}
+
+/// After a failed token request no new one is made for this long (doubling while the
+/// failures go on, up to [`MAX_BACKOFF`]): calls keep using a token that is still valid,
+/// or get the failure at once instead of asking a failing server again.
+pub const BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl Failure {
+    fn backoff(&self) -> Duration {
+        BACKOFF.saturating_mul(1 << self.in_a_row.saturating_sub(1).min(4)).min(MAX_BACKOFF)
+    }
+
+    fn backing_off(&self, now: Instant) -> bool {
+        now < self.at + self.backoff()
+    }
+
+    /// Whether the next calls may get this failure instead of a request of their own: only
+    /// what the server answered, never what depends on one caller's settings (its deadline,
+    /// its network path, its trust roots) or a local failure.
+    fn shared_with_next_calls(&self) -> bool {
+        matches!(
+            self.error.kind,
+            ErrorKind::TokenEndpoint
+                | ErrorKind::TokenResponse
+                | ErrorKind::TokenNotBound
+                | ErrorKind::DpopNonce
+                | ErrorKind::DpopProof
+                | ErrorKind::Discovery
+        )
+    }
 }
 
 #[derive(Default)]
@@ -424,8 +466,14 @@ impl Drop for FetchGuard<'_> {
                 st.token = Some(t);
                 st.failure = None;
             }
-            Some(Err(e)) => st.failure = Some((round, e)),
-            None => st.failure = Some((round, Error::new(ErrorKind::Internal, "internal error while fetching a token"))),
+            failed => {
+                let error = match failed {
+                    Some(Err(e)) => e,
+                    _ => Error::new(ErrorKind::Internal, "internal error while fetching a token"),
+                };
+                let in_a_row = st.failure.as_ref().map_or(0, |f| f.in_a_row) + 1;
+                st.failure = Some(Failure { round, error, at: Instant::now(), in_a_row });
+            }
         }
         self.slot.done.notify_all();
     }
@@ -441,6 +489,11 @@ pub struct FetchContext<'a> {
 
 /// Returns a valid token for (cfg, key), fetching one if needed. `stale` is a token the
 /// resource server refused as `invalid_token`: it is dropped if it is still the cached one.
+///
+/// One fetch at a time per token (single flight): the other calls wait for it until their
+/// own deadline, and all of them get its result, a failure included. After a failure no new
+/// request is made for a short back-off: a token that is still valid is used meanwhile, and
+/// a failure the server gave is handed to the next calls as it is.
 pub fn get_token(
     cfg: &AuthConfig,
     key: &EcKey,
@@ -448,42 +501,77 @@ pub fn get_token(
     stale: Option<&Arc<AccessToken>>,
 ) -> Result<Arc<AccessToken>> {
     let slot = slot_for(cfg, key, ctx.assertion_key);
+    let deadline = ctx.transport.deadline();
     let mut st = lock(&slot.state);
     if let (Some(stale), Some(current)) = (stale, st.token.as_ref()) {
         if Arc::ptr_eq(stale, current) {
             st.token = None;
         }
     }
-    let wait_limit = ctx.transport.settings.request_timeout * 3 + Duration::from_secs(1);
-    loop {
+    // The round of the fetch this call waited for, if it waited.
+    let mut waited_for = None;
+    let valid = loop {
         let now = Instant::now();
-        if let Some(t) = &st.token {
-            if now < t.refresh_at || (st.fetching && now < t.expires_at) {
-                return Ok(t.clone());
+        let valid = st.token.as_ref().filter(|t| now < t.expires_at).cloned();
+        let backing_off = st.failure.as_ref().is_some_and(|f| f.backing_off(now));
+        match &valid {
+            Some(t) if now < t.refresh_at || st.fetching || backing_off => return Ok(t.clone()),
+            _ => {}
+        }
+        if let Some(f) = &st.failure {
+            if waited_for.is_some_and(|r| f.round > r) {
+                let mut e = f.error.clone();
+                if e.kind == ErrorKind::Timeout {
+                    e.message.push_str(" (a token request of another call, which this call waited for)");
+                }
+                return Err(e);
+            }
+            if !st.fetching && backing_off && f.shared_with_next_calls() {
+                let mut e = f.error.clone();
+                e.message.push_str(&format!(
+                    " (this token request failed {} ms ago; dpopkit asks again after {} ms)",
+                    now.saturating_duration_since(f.at).as_millis(),
+                    f.backoff().as_millis()
+                ));
+                return Err(e);
             }
         }
         if !st.fetching {
-            break;
+            break valid;
         }
-        let my_round = st.round;
-        let (guard, timeout) = slot.done.wait_timeout(st, wait_limit).unwrap_or_else(|e| e.into_inner());
-        st = guard;
-        if timeout.timed_out() && st.fetching {
-            return err(ErrorKind::Timeout, "timed out waiting for another thread's token request");
+        waited_for = Some(st.round);
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Err(deadline.exceeded(" while waiting for another thread's token request"));
         }
-        if let Some((round, e)) = &st.failure {
-            if *round > my_round && st.token.is_none() {
-                return Err(e.clone());
-            }
-        }
-    }
+        st = slot.done.wait_timeout(st, left).unwrap_or_else(|e| e.into_inner()).0;
+    };
     st.fetching = true;
     drop(st);
     let mut guard = FetchGuard { slot: &slot, result: None };
-    let result = fetch_token(cfg, key, ctx).map(Arc::new);
+    let result = fetch_token(cfg, key, ctx).map(Arc::new).map_err(|mut e| {
+        if e.kind == ErrorKind::Timeout {
+            e.message.push_str(" (requesting an access token)");
+        }
+        e
+    });
     guard.result = Some(result.clone());
     drop(guard);
-    result
+    match (result, valid) {
+        // A refresh inside the early-refresh margin failed: the cached token still works.
+        (Err(e), Some(t)) if Instant::now() < t.expires_at => {
+            if let Some(log) = ctx.log {
+                log.note(&format!(
+                    "renewing the access token failed ({}); the cached one is valid for {} ms more and is used, \
+                     renewal is tried again after the back-off",
+                    e.message,
+                    t.expires_at.saturating_duration_since(Instant::now()).as_millis()
+                ));
+            }
+            Ok(t)
+        }
+        (result, _) => result,
+    }
 }
 
 /// The token endpoint to use, given or discovered; discovery also checks that the server

@@ -307,7 +307,8 @@ class Http(Handle):
         self._session_log_filename = shown
 
     def set_timeouts(self, connect_ms: int, request_ms: int) -> None:
-        """Connect timeout and whole-request timeout, in milliseconds (both > 0)."""
+        """Connect timeout and whole-call timeout (redirects, retries and token requests
+        included), in milliseconds (both > 0)."""
         h = self.handle
         c = _unsigned(connect_ms, _U32_MAX, "connect_ms")
         r = _unsigned(request_ms, _U32_MAX, "request_ms")
