@@ -425,6 +425,21 @@ fn split_origin(origin: &str) -> (&str, &str) {
     (scheme, host)
 }
 
+/// Whether `scheme://host[:port]` names this machine: the host `localhost` (exactly), or
+/// a loopback IP literal (127.0.0.0/8, `[::1]`, `[::ffff:127.x.y.z]`). Names that merely
+/// resolve to a loopback address (`localhost.`, `127.1`, `2130706433`) do not count.
+pub fn is_loopback_origin(origin: &str) -> bool {
+    let (_, host) = split_origin(origin);
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        Err(_) => false,
+    }
+}
+
 /// How a Transport picks the proxy of a request.
 enum Route {
     Direct,
@@ -715,6 +730,29 @@ mod tests {
         let env = EnvRoute::from_vars(|n| (n == "https_proxy").then(|| format!("http://u:{secret}@proxy:70000")));
         let e = env.proxy_for(&Target::parse("https://as.example/token").unwrap()).unwrap_err();
         assert!(e.message.contains("https_proxy") && !e.message.contains(secret), "{}", e.message);
+    }
+
+    #[test]
+    fn loopback_is_an_ip_literal_or_localhost() {
+        for yes in ["http://localhost", "http://LOCALHOST:8080", "http://127.0.0.1:9", "http://127.255.3.4", "http://[::1]:80", "http://[::ffff:127.0.0.1]"] {
+            assert!(is_loopback_origin(yes), "{yes}");
+        }
+        for no in [
+            "http://localhost.",
+            "http://localhost.:8080",
+            "http://a.localhost",
+            "http://localhost.evil.example",
+            "http://127.1",
+            "http://2130706433",
+            "http://0x7f000001",
+            "http://127.0.0.1.nip.io",
+            "http://128.0.0.1",
+            "http://[::2]",
+            "http://0.0.0.0",
+            "http://10.0.0.1",
+        ] {
+            assert!(!is_loopback_origin(no), "{no}");
+        }
     }
 
     fn env_of(vars: &'static [(&'static str, &'static str)]) -> EnvRoute {
