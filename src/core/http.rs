@@ -485,6 +485,9 @@ impl Transport {
             .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
+            // Any RFC 9110 token (PROPFIND, QUERY, ...): the client checks methods itself
+            // and refuses CONNECT and TRACE; ureq would only allow the registered ones.
+            .allow_non_standard_methods(true)
             .user_agent(concat!("dpopkit/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.request_timeout))
