@@ -293,7 +293,8 @@ impl AuthConfig {
             }
         }
         if let Some(i) = &cfg.issuer {
-            check_cleartext(&cfg, "AuthToken \"issuer\"", &Target::parse(i)?)?;
+            let t = Target::parse(i).map_err(|e| Error::new(ErrorKind::AuthToken, format!("AuthToken \"issuer\": {}", e.message)))?;
+            check_cleartext(&cfg, "AuthToken \"issuer\"", &t)?;
         }
         cfg.fingerprint = cfg.compute_fingerprint();
         Ok(cfg)
