@@ -468,7 +468,9 @@ impl Transport {
         let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
         let route = match &settings.proxy {
             ProxyChoice::Env => {
-                let env = EnvRoute::from_vars(|n| std::env::var(n).ok());
+                // Lossy, not `var`: a value that is not UTF-8 must not read as "unset"
+                // (REQUEST_METHOD) nor be skipped silently (a proxy variable).
+                let env = EnvRoute::from_vars(|n| std::env::var_os(n).map(|v| v.to_string_lossy().into_owned()));
                 if env.http.is_none() && env.https.is_none() { Route::Direct } else { Route::Env(Box::new(env)) }
             }
             ProxyChoice::None => Route::Direct,
