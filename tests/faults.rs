@@ -74,9 +74,10 @@ fn nothing_listening_is_a_transport_error() {
 
 #[test]
 fn dns_failure_is_a_clear_error() {
-    let http = http_with("http://no-such-host.invalid/token", 3000);
+    // https: plain http to another machine would be refused before any lookup.
+    let http = http_with("https://no-such-host.invalid/token", 3000);
     let t0 = Instant::now();
-    let e = http.quick_get_str("http://no-such-host.invalid/api").unwrap_err();
+    let e = http.quick_get_str("https://no-such-host.invalid/api").unwrap_err();
     assert!(matches!(e.kind, ErrorKind::Transport | ErrorKind::Timeout), "{e}");
     assert!(e.message.contains("no-such-host.invalid"), "{}", e.message);
     assert!(t0.elapsed() < Duration::from_secs(8));

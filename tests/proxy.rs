@@ -233,6 +233,54 @@ fn c_abi_set_proxy() {
     dpopkit_destroy(key);
 }
 
+#[test]
+fn proxy_urls_with_a_bad_port_are_refused() {
+    let h = dpopkit_http_new();
+    for bad in ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://127.0.0.1:0", "http://127.0.0.1:", "127.0.0.1:65536"] {
+        assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(bad).as_ptr()) }, 0, "{bad} was accepted");
+        assert_eq!(dpopkit_last_error_code(h), R::InvalidArgument as u32, "{bad}: {}", last_text(h));
+        assert!(last_text(h).contains("port"), "{bad}: {}", last_text(h));
+    }
+    let e = HttpClient::new()
+        .set_settings(Settings { proxy: ProxyChoice::Url("http://proxy.example:99999".into()), ..Settings::default() })
+        .unwrap_err();
+    assert!(e.message.contains("'99999' is not a number from 1 to 65535"), "{e}");
+    assert_eq!(unsafe { dpopkit_http_set_proxy(h, c("http://127.0.0.1:65535").as_ptr()) }, 1, "{}", last_text(h));
+    dpopkit_destroy(h);
+}
+
+#[test]
+fn proxy_passwords_stay_out_of_error_texts() {
+    const PASS: &str = "pr0xy-pa55w0rd";
+    let peers = Peers::start(&[]);
+    let key = dpopkit_key_new();
+    assert_eq!(dpopkit_key_generate(key), 1);
+    let h = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_dpop_key(h, key), 1);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&peers.auth_token()).as_ptr()) }, 1);
+    // Refused URLs: the text shows the URL with `****@` instead of the credentials.
+    for bad in [format!("socks5://user:{PASS}@127.0.0.1:1080"), format!("ftp://user:{PASS}@127.0.0.1:21"), format!("http://user:{PASS}@127.0.0.1:99999")] {
+        assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&bad).as_ptr()) }, 0, "{bad}");
+        let text = last_text(h);
+        assert!(!text.contains(PASS) && text.contains("****@127.0.0.1"), "{text}");
+    }
+    // A proxy that refuses the connection: the error names it by host and port only.
+    let port = closed_port();
+    assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&format!("http://user:{PASS}@127.0.0.1:{port}")).as_ptr()) }, 1);
+    assert!(unsafe { dpopkit_http_quick_get_str(h, c(&peers.api).as_ptr()) }.is_null());
+    let text = last_text(h);
+    assert_eq!(dpopkit_last_error_code(h), R::Transport as u32, "{text}");
+    assert!(text.contains(&format!("through proxy 127.0.0.1:{port}")) && !text.contains(PASS) && !text.contains("user"), "{text}");
+    // Nor in the settings' Debug text.
+    let http = HttpClient::new();
+    http.set_settings(Settings { proxy: ProxyChoice::Url(format!("http://user:{PASS}@127.0.0.1:{port}")), ..Settings::default() }).unwrap();
+    let e = http.quick_get_str(&peers.api).unwrap_err();
+    assert!(!e.message.contains(PASS), "{e}");
+    assert!(!format!("{:?}", http.settings()).contains(PASS));
+    dpopkit_destroy(h);
+    dpopkit_destroy(key);
+}
+
 // ---------------------------------------------------------------------------------------
 // Environment variables, in child processes: this binary runs itself with `--exact NAME`
 // and DPOPKIT_PROXY_CHILD=NAME, plus the proxy variables of the case and the peers' URLs.
@@ -257,6 +305,7 @@ fn run_child(name: &str, vars: &[(&str, &str)], peers: &Peers, ca: Option<&str>,
     for v in PROXY_VARS {
         cmd.env_remove(v);
     }
+    cmd.env_remove("REQUEST_METHOD");
     cmd.env("DPOPKIT_PROXY_CHILD", name)
         .env("DPOPKIT_TEST_TOKEN_ENDPOINT", &peers.token_endpoint)
         .env("DPOPKIT_TEST_API", &peers.api)
@@ -321,8 +370,8 @@ fn no_proxy_setting_ignores_proxy_variables() {
 }
 
 #[test]
-fn https_proxy_variable_is_used_for_http_targets_too() {
-    const NAME: &str = "https_proxy_variable_is_used_for_http_targets_too";
+fn https_proxy_variable_is_not_used_for_http_targets() {
+    const NAME: &str = "https_proxy_variable_is_not_used_for_http_targets";
     if in_child(NAME) {
         assert_ok(&client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), None), &env("DPOPKIT_TEST_API"));
         println!("child ok");
@@ -332,14 +381,31 @@ fn https_proxy_variable_is_used_for_http_targets_too() {
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
     run_child(NAME, &[("HTTPS_PROXY", &proxy.url)], &peers, None, None);
     assert_eq!(peers.rs_stats()["ok"], 1);
-    // ureq takes ALL_PROXY, then HTTPS_PROXY, then HTTP_PROXY, for every scheme; and it
-    // does not exempt loopback addresses by itself.
-    assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
+    // HTTPS_PROXY is for https:// targets only (curl's rule): these http peers went direct.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(proxy.requests_to(&peers.issuer) + proxy.requests_to(&peers.rs), 0, "{}", proxy.log_text());
 }
 
 #[test]
-fn http_proxy_variable_is_used_for_https_targets() {
-    const NAME: &str = "http_proxy_variable_is_used_for_https_targets";
+fn http_proxy_variable_is_not_used_for_https_targets() {
+    const NAME: &str = "http_proxy_variable_is_not_used_for_https_targets";
+    if in_child(NAME) {
+        assert_ok(&client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), Some(child_settings(ProxyChoice::Env))), &env("DPOPKIT_TEST_API"));
+        println!("child ok");
+        return;
+    }
+    let proxy = Tinyproxy::start();
+    let pki = TestPki::new();
+    let peers = pki.peers(&["--as-nonce", "--rs-nonce"]);
+    run_child(NAME, &[("HTTP_PROXY", &proxy.url), ("http_proxy", &proxy.url)], &peers, Some(pki.ca.to_str().unwrap()), None);
+    assert_eq!(pki.get_json(&format!("{}/_stats", peers.rs))["ok"], 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(proxy.requests_to(&peers.issuer) + proxy.requests_to(&peers.rs), 0, "{}", proxy.log_text());
+}
+
+#[test]
+fn https_proxy_variable_is_used_for_https_targets() {
+    const NAME: &str = "https_proxy_variable_is_used_for_https_targets";
     if in_child(NAME) {
         assert_ok(&client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), Some(child_settings(ProxyChoice::Env))), &env("DPOPKIT_TEST_API"));
         // The C ABI reads the environment too (dpopkit_http_set_proxy NULL = the default).
@@ -357,11 +423,62 @@ fn http_proxy_variable_is_used_for_https_targets() {
     let proxy = Tinyproxy::start();
     let pki = TestPki::new();
     let peers = pki.peers(&["--as-nonce", "--rs-nonce"]);
-    run_child(NAME, &[("HTTP_PROXY", &proxy.url)], &peers, Some(pki.ca.to_str().unwrap()), None);
+    run_child(NAME, &[("HTTPS_PROXY", &proxy.url)], &peers, Some(pki.ca.to_str().unwrap()), None);
     assert_eq!(pki.get_json(&format!("{}/_stats", peers.rs))["ok"], 2);
     assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
     let log = proxy.log_text();
     assert!(log.contains(&format!("CONNECT {} ", peers.rs.trim_start_matches("https://"))), "{log}");
+}
+
+#[test]
+fn http_proxy_variable_is_ignored_under_cgi() {
+    const NAME: &str = "http_proxy_variable_is_ignored_under_cgi";
+    if in_child(NAME) {
+        // REQUEST_METHOD is set: HTTP_PROXY may be a request's `Proxy:` header (httpoxy).
+        // The dead proxy it names is not used: direct, and the call works.
+        assert_ok(&client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), None), &env("DPOPKIT_TEST_API"));
+        println!("child ok");
+        return;
+    }
+    let peers = Peers::start(&[]);
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    run_child(NAME, &[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", &dead)], &peers, None, None);
+    assert_eq!(peers.rs_stats()["ok"], 1);
+}
+
+#[test]
+fn lower_case_http_proxy_is_used_under_cgi() {
+    const NAME: &str = "lower_case_http_proxy_is_used_under_cgi";
+    if in_child(NAME) {
+        assert_ok(&client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), None), &env("DPOPKIT_TEST_API"));
+        println!("child ok");
+        return;
+    }
+    // CGI cannot set a lower-case variable (it makes HTTP_* of request headers), so
+    // http_proxy is still trusted there, as curl does.
+    let proxy = Tinyproxy::start();
+    let peers = Peers::start(&[]);
+    run_child(NAME, &[("REQUEST_METHOD", "POST"), ("http_proxy", &proxy.url)], &peers, None, None);
+    assert_eq!(peers.rs_stats()["ok"], 1);
+    assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
+}
+
+#[test]
+fn unusable_proxy_variable_is_a_clear_error() {
+    const NAME: &str = "unusable_proxy_variable_is_a_clear_error";
+    if in_child(NAME) {
+        let e = client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), None).quick_get_str(&env("DPOPKIT_TEST_API")).unwrap_err();
+        eprintln!("child: {e}");
+        assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message.contains("ALL_PROXY") && e.message.contains("65535"), "{e}");
+        assert!(!e.message.contains("pr0xy-pa55"), "the proxy password is shown: {e}");
+        println!("child ok");
+        return;
+    }
+    // Port 99999 does not exist: not "port 80", not a silent direct connection.
+    let peers = Peers::start(&[]);
+    run_child(NAME, &[("ALL_PROXY", "http://user:pr0xy-pa55@127.0.0.1:99999")], &peers, None, None);
+    assert_eq!(peers.tokens_issued(), 0);
 }
 
 #[test]

@@ -155,7 +155,7 @@ inline void token_cache_clear() noexcept { dpopkit_token_cache_clear(); }
 inline std::string last_error_text() { return detail::take_opt(dpopkit_last_error_text(0)).value_or(""); }
 inline result last_error_code() noexcept { return static_cast<result>(dpopkit_last_error_code(0)); }
 
-/// An EC P-256 private key (the DPoP key).
+/// The DPoP private key: EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA).
 class PrivateKey : public detail::handle_owner {
 public:
     /// An empty key object: load or generate a key into it.

@@ -371,7 +371,7 @@ namespace DpopKit
         }
     }
 
-    /// <summary>An EC P-256 private key (Chilkat PrivateKey).</summary>
+    /// <summary>The DPoP private key (Chilkat PrivateKey): EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA).</summary>
     public sealed class PrivateKey : DpopKitObject
     {
         public PrivateKey() : base(NativeMethods.dpopkit_key_new, "dpopkit_key_new") { }

@@ -59,7 +59,10 @@ pub extern "C" fn dpopkit_http_set_client_assertion_key(http: i64, key: i64) -> 
 /// ("true" to accept a token the server did not bind to the key), `default_expires_in`
 /// (seconds, when the server sends no `expires_in`; default 300), `clock_skew_correction`
 /// ("false" to never date proofs on the server's clock), `max_clock_skew` (seconds, the
-/// largest server clock offset proofs are dated by; default 3600). Any other string member is sent
+/// largest server clock offset proofs are dated by; default 3600), `allow_insecure_http` ("true" to
+/// let the client secret or assertion go over plain http to a host other than `localhost`
+/// or a loopback IP; refused with `DPOPKIT_RESULT_AUTH_TOKEN` by default, and https
+/// metadata naming an http token endpoint always is). Any other string member is sent
 /// as an extra form field of the token request. The token is fetched on the first request
 /// and cached process-wide. Returns 1 on success, 0 on failure.
 ///
@@ -183,9 +186,16 @@ pub extern "C" fn dpopkit_http_set_use_os_trust_store(http: i64, use_os: c_int) 
 
 /// Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (requests go through
 /// CONNECT; DPoP's `htu` stays the target URL). Only http:// and https:// proxies; a
-/// SOCKS URL is refused with `DPOPKIT_RESULT_INVALID_ARGUMENT`. NULL: use the environment (`HTTPS_PROXY`,
-/// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the setting is made; the default).
-/// "": no proxy at all. Returns 1 on success, 0 on failure (invalid proxy URL).
+/// SOCKS URL, or a port that is not a number from 1 to 65535, is refused with
+/// `DPOPKIT_RESULT_INVALID_ARGUMENT` (no port: 80 for http://, 443 for https://; a
+/// `user:password@` is sent as Proxy-Authorization and never shown in error texts).
+/// NULL: use the environment (the default), read when the setting is made, with curl's
+/// rules: `http_proxy` for http:// targets, `https_proxy`/`HTTPS_PROXY` for https:// targets
+/// only, `all_proxy`/`ALL_PROXY` for both, `no_proxy`/`NO_PROXY`; the upper-case
+/// `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (CGI: "httpoxy"); a variable that
+/// is not a usable proxy URL makes the requests that would use it fail with
+/// `DPOPKIT_RESULT_INVALID_ARGUMENT`. "": no proxy at all. Returns 1 on success, 0 on
+/// failure (invalid proxy URL).
 ///
 /// # Safety
 /// `proxy_url` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
@@ -246,7 +256,9 @@ pub unsafe extern "C" fn dpopkit_http_quick_get_str(http: i64, url: *const c_cha
 
 /// Any method with an optional body, e.g. `POST` with `application/json`. `content_type`
 /// and `body` may be NULL (no body). Returns the body of a 2xx response, else NULL, as
-/// `dpopkit_http_quick_get_str`.
+/// `dpopkit_http_quick_get_str`. `method` is an RFC 9110 token (extension methods such as
+/// `PROPFIND` are fine); `CONNECT`, `TRACE` and `TRACK` are refused with
+/// `DPOPKIT_RESULT_INVALID_ARGUMENT` (a TRACE answer would echo the token and the proof).
 ///
 /// Ownership: caller frees the result with `dpopkit_string_free`.
 ///

@@ -1,4 +1,4 @@
-//! PrivateKey objects: an EC P-256 key for DPoP (ES256).
+//! PrivateKey objects: the DPoP key, EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA).
 
 use std::ffi::c_char;
 use std::os::raw::c_int;

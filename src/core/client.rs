@@ -82,9 +82,29 @@ impl Retries {
     }
 }
 
-/// Checks an HTTP method name (RFC 9110 token); DPoP's `htm` is the method as sent.
-fn valid_method(m: &str) -> bool {
-    !m.is_empty() && m.len() <= 32 && m.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+/// Checks an HTTP method name: an RFC 9110 token (DPoP's `htm` is the method as sent), and
+/// not one whose meaning breaks a request API: CONNECT opens a tunnel, not a request; TRACE
+/// (and IIS's TRACK) echo the request back, so the `Authorization` token and the `DPoP`
+/// proof would come back in the response body (cross-site tracing). Refused in any case
+/// (spelling), as servers and proxies often compare methods case-insensitively.
+fn valid_method(m: &str) -> Result<()> {
+    let token = !m.is_empty() && m.len() <= 32 && m.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return err(
+            ErrorKind::InvalidArgument,
+            "the HTTP method is not a valid method name (an RFC 9110 token of up to 32 letters, digits and !#$%&'*+-.^_`|~)",
+        );
+    }
+    for (name, why) in [
+        ("CONNECT", "it opens a tunnel, it is not a request"),
+        ("TRACE", "the server would echo the access token and the DPoP proof back in the body"),
+        ("TRACK", "the server would echo the access token and the DPoP proof back in the body"),
+    ] {
+        if m.eq_ignore_ascii_case(name) {
+            return err(ErrorKind::InvalidArgument, format!("the HTTP method {name} is not supported: {why}"));
+        }
+    }
+    Ok(())
 }
 
 impl HttpClient {
@@ -208,9 +228,7 @@ impl HttpClient {
         content_type: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<Response> {
-        if !valid_method(method) {
-            return err(ErrorKind::InvalidArgument, "the HTTP method is not a valid method name");
-        }
+        valid_method(method)?;
         let original = Target::parse(url)?;
         if let Some(ct) = content_type {
             if ct.contains(['\r', '\n']) {
@@ -425,6 +443,18 @@ fn status_error(url: &str, resp: &Response) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_are_tokens_and_not_connect_or_trace() {
+        for ok in ["GET", "POST", "PATCH", "PROPFIND", "M-SEARCH", "get"] {
+            assert!(valid_method(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "GE T", "GET\r\nX: y", "G(T", "CONNECT", "connect", "TRACE", "Trace", "TRACK", &"X".repeat(33)] {
+            let e = valid_method(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{bad}");
+        }
+        assert!(valid_method("TRACE").unwrap_err().message.contains("echo"));
+    }
 
     #[test]
     fn locations_resolve_against_the_current_url() {

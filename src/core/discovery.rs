@@ -125,6 +125,17 @@ fn parse(body: &[u8], url: &Target, issuer: Option<&str>) -> Result<Metadata> {
     let token_endpoint = field("token_endpoint")
         .ok_or_else(|| fail(format!("metadata at {} has no token_endpoint", url.url)))
         .and_then(|t| Target::parse(t).map_err(|e| fail(format!("metadata token_endpoint: {}", e.message))))?;
+    // Metadata fetched over https (or naming an https issuer) that sends the credentials to
+    // a plain-http endpoint is a downgrade: refused whatever the AuthToken allows.
+    if (url.origin.starts_with("https://") || found_issuer.starts_with("https://")) && token_endpoint.origin.starts_with("http://") {
+        return Err(fail(format!(
+            "metadata at {} names a plain-http token endpoint ({}) for an https server: refused, the client \
+             credentials would cross the network unencrypted. The server's metadata must name an https \
+             token_endpoint",
+            url.url,
+            shorten(&token_endpoint.url)
+        )));
+    }
     let dpop_algs = v.get("dpop_signing_alg_values_supported").and_then(|a| a.as_array()).map(|a| {
         a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
     });
@@ -177,5 +188,25 @@ mod tests {
         // Identical, not "equal up to a trailing slash".
         let e = parse(body, &url, Some("https://as.example/")).unwrap_err();
         assert!(e.message.contains("identical"), "{}", e.message);
+    }
+
+    #[test]
+    fn https_metadata_never_names_an_http_token_endpoint() {
+        let https = Target::parse("https://as.example/.well-known/openid-configuration").unwrap();
+        for te in ["http://as.example/token", "http://127.0.0.1:8080/token", "HTTP://as.example/token"] {
+            let body = format!(r#"{{"issuer":"https://as.example","token_endpoint":"{te}"}}"#);
+            let e = parse(body.as_bytes(), &https, Some("https://as.example")).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Discovery);
+            assert!(e.message.contains("plain-http token endpoint"), "{}", e.message);
+        }
+        // An https issuer's metadata fetched from an http metadata_url: still refused.
+        let http = Target::parse("http://127.0.0.1:8080/meta").unwrap();
+        let body = br#"{"issuer":"https://as.example","token_endpoint":"http://as.example/token"}"#;
+        assert!(parse(body, &http, None).is_err());
+        // http everywhere (a loopback test server) is not a downgrade.
+        let body = br#"{"issuer":"http://127.0.0.1:8080","token_endpoint":"http://127.0.0.1:8080/token"}"#;
+        assert!(parse(body, &http, Some("http://127.0.0.1:8080")).is_ok());
+        let body = br#"{"issuer":"https://as.example","token_endpoint":"https://as.example/token"}"#;
+        assert!(parse(body, &https, Some("https://as.example")).is_ok());
     }
 }

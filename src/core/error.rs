@@ -10,7 +10,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// Key data could not be parsed in any supported format, or the password is wrong.
     KeyFormat,
-    /// The key parsed, but it is not an EC P-256 key (RSA, P-384, Ed25519, ...).
+    /// The key parsed, but it is of a kind DPoP here does not sign with: only EC P-256
+    /// (ES256), EC P-384 (ES384) and Ed25519 (EdDSA) are (RSA, P-521, secp256k1, ... are not).
     KeyUnsupported,
     /// A file could not be read or written.
     FileIo,

@@ -15,8 +15,10 @@ pub fn encode_component(s: &str, out: &mut String) {
     }
 }
 
+/// The form body. Its buffer is sized for the worst case up front, so growing it never
+/// leaves an unwiped copy of a secret value behind (the caller wipes the result).
 pub fn encode(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| 3 * (k.len() + v.len()) + 2).sum());
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');

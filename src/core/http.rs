@@ -27,14 +27,31 @@ pub enum TrustRoots {
     Pem(Arc<Vec<Vec<u8>>>),
 }
 
-/// Where requests go through. `Env` reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
-/// `NO_PROXY` (upper or lower case) when the Http object is created.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Where requests go through.
+///
+/// `Env` reads the environment when the Http object is created (or its settings are
+/// replaced), the way curl does: `http_proxy` for http:// targets, `https_proxy` /
+/// `HTTPS_PROXY` for https:// targets, `all_proxy` / `ALL_PROXY` for both when the
+/// scheme's own variable is not set, and `no_proxy` / `NO_PROXY` (lower case first). The
+/// upper-case `HTTP_PROXY` is read only outside CGI: when `REQUEST_METHOD` is set, a web
+/// server may have put a request's `Proxy:` header there ("httpoxy"), so it is ignored.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum ProxyChoice {
     #[default]
     Env,
     None,
     Url(String),
+}
+
+impl std::fmt::Debug for ProxyChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyChoice::Env => f.write_str("Env"),
+            ProxyChoice::None => f.write_str("None"),
+            // A proxy URL may carry a password: never shown.
+            ProxyChoice::Url(u) => f.debug_tuple("Url").field(&mask_userinfo(u)).finish(),
+        }
+    }
 }
 
 /// Per-Http settings; the defaults are documented in the header.
@@ -125,8 +142,7 @@ impl Resolver for CachingResolver {
 pub struct Transport {
     agent: ureq::Agent,
     pub settings: Settings,
-    /// " (through proxy host:port)" for error texts, when a proxy is used.
-    via: Option<String>,
+    route: Arc<Route>,
     /// The end of the call this transport serves ([`Transport::for_call`]); `None` on the
     /// Http object's own transport.
     deadline: Option<Deadline>,
@@ -246,16 +262,254 @@ pub fn load_ca_file(path: &std::path::Path) -> Result<TrustRoots> {
     Ok(TrustRoots::Pem(Arc::new(certs)))
 }
 
-/// Checks a proxy URL: http(s) proxies only (SOCKS is not built in).
-fn proxy_from_url(u: &str) -> Result<ureq::Proxy> {
-    let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    if !matches!(scheme.as_deref(), None | Some("http") | Some("https")) {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("proxy '{}': only http:// and https:// proxies are supported", shorten(u)),
-        ));
+/// `u` with any `user:password@` shown as `****@`: what error texts and `Debug` show of a
+/// proxy URL.
+pub fn mask_userinfo(u: &str) -> String {
+    let (scheme, rest) = match u.find("://") {
+        Some(i) => (&u[..i + 3], &u[i + 3..]),
+        None => ("", u),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(i) => format!("****@{}", &authority[i + 1..]),
+        None => authority.to_string(),
+    };
+    shorten(&format!("{scheme}{authority}{tail}"))
+}
+
+/// A checked proxy: what ureq uses, and how texts name it (host and port, never the
+/// credentials).
+#[derive(Clone)]
+struct ProxyUse {
+    proxy: ureq::Proxy,
+    /// " (through proxy host:port)", appended to error texts.
+    via: String,
+}
+
+impl std::fmt::Debug for ProxyUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.via.trim())
     }
-    ureq::Proxy::new(u).map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("the proxy URL is not valid: {e}")))
+}
+
+/// Checks a proxy URL (`[http|https://][user:password@]host[:port][/]`) and says what is
+/// wrong without repeating the URL (the caller shows it masked). No port means 80 for
+/// http:// and 443 for https://; a port must be a number from 1 to 65535.
+fn parse_proxy(u: &str) -> std::result::Result<ProxyUse, String> {
+    if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("it contains spaces or control characters".into());
+    }
+    let (scheme, rest) = match u.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => ("http".to_string(), u),
+    };
+    match scheme.as_str() {
+        "http" | "https" => {}
+        s if s.starts_with("socks") => {
+            return Err("SOCKS proxies are not supported: only http:// and https:// proxies".into());
+        }
+        _ => return Err("only http:// and https:// proxies are supported".into()),
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if !matches!(&rest[end..], "" | "/") {
+        return Err("a proxy URL has no path, query or fragment".into());
+    }
+    let authority = &rest[..end];
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(after) = hostport.strip_prefix('[') {
+        let Some((ip, tail)) = after.split_once(']') else { return Err("the IPv6 address has no closing ']'".into()) };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("the host is not a valid IPv6 address".into());
+        }
+        match tail {
+            "" => (&hostport[..ip.len() + 2], None),
+            t => match t.strip_prefix(':') {
+                Some(p) => (&hostport[..ip.len() + 2], Some(p)),
+                None => return Err("unexpected text after the IPv6 address".into()),
+            },
+        }
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("it has no host".into());
+    }
+    if !host.starts_with('[') && !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        return Err("the host is not a valid host name (an IPv6 address goes in brackets)".into());
+    }
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let port = match port {
+        None => default_port,
+        Some("") => return Err("there is no port number after ':'".into()),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(format!("the port '{}' is not a number from 1 to 65535", shorten(p))),
+        },
+    };
+    let proxy = ureq::Proxy::new(u).map_err(|_| "it is not a valid URL".to_string())?;
+    if proxy.port() != port || !matches!(proxy.protocol(), ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https) {
+        return Err("it is not a valid URL".into());
+    }
+    Ok(ProxyUse { proxy, via: format!(" (through proxy {}:{port})", host.to_ascii_lowercase()) })
+}
+
+/// An explicit proxy URL: checked when it is set.
+fn proxy_from_url(u: &str) -> Result<ProxyUse> {
+    parse_proxy(u).map_err(|why| {
+        Error::new(ErrorKind::InvalidArgument, format!("proxy URL '{}' is not usable: {why}", mask_userinfo(u)))
+    })
+}
+
+/// One `NO_PROXY` entry, curl's rules: `*` (everything), a host name that matches itself
+/// and its subdomains (a leading `.` or `*.` is ignored), an IP address, or an IP range
+/// in CIDR notation (`10.0.0.0/8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NoProxyEntry {
+    All,
+    Name(String),
+    Net(IpAddr, u8),
+}
+
+fn parse_no_proxy(list: &str) -> Vec<NoProxyEntry> {
+    let mut out = Vec::new();
+    for item in list.split(',') {
+        let item = item.trim().to_ascii_lowercase();
+        if item.is_empty() {
+            continue;
+        }
+        if item == "*" {
+            out.push(NoProxyEntry::All);
+            continue;
+        }
+        let (addr, bits) = match item.split_once('/') {
+            Some((a, b)) => (a, b.parse::<u8>().ok()),
+            None => (item.as_str(), None),
+        };
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = addr.parse::<IpAddr>() {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            out.push(NoProxyEntry::Net(ip, bits.unwrap_or(max).min(max)));
+            continue;
+        }
+        let name = item.trim_start_matches("*.").trim_start_matches('.').trim_end_matches('.');
+        if !name.is_empty() {
+            out.push(NoProxyEntry::Name(name.to_string()));
+        }
+    }
+    out
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn no_proxy_matches(entries: &[NoProxyEntry], host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+    let ip = host.parse::<IpAddr>().ok();
+    entries.iter().any(|e| match e {
+        NoProxyEntry::All => true,
+        NoProxyEntry::Net(net, bits) => ip.is_some_and(|ip| in_net(ip, *net, *bits)),
+        NoProxyEntry::Name(n) => {
+            ip.is_none() && (host == *n || host.strip_suffix(n.as_str()).is_some_and(|p| p.ends_with('.')))
+        }
+    })
+}
+
+/// The proxy a variable names, or why it cannot be used (the text names the variable).
+type EnvProxy = std::result::Result<ProxyUse, String>;
+
+/// The proxies of the environment, one per target scheme.
+struct EnvRoute {
+    http: Option<EnvProxy>,
+    https: Option<EnvProxy>,
+    no_proxy: Vec<NoProxyEntry>,
+}
+
+impl EnvRoute {
+    /// Reads the variables through `var` (the process environment, or a test's table).
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> EnvRoute {
+        let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let cgi = var("REQUEST_METHOD").is_some();
+        let first = |names: &[&'static str]| {
+            names.iter().find_map(|n| set(n).map(|v| (*n, v))).map(|(name, value)| {
+                parse_proxy(value.trim()).map_err(|why| {
+                    format!(
+                        "the environment variable {name} ('{}') is not a usable proxy: {why}; fix or unset it, or \
+                         choose the proxy explicitly (dpopkit_http_set_proxy: a URL, or \"\" for none)",
+                        mask_userinfo(value.trim())
+                    )
+                })
+            })
+        };
+        // HTTP_PROXY (upper case) is what CGI makes of a request's `Proxy:` header.
+        let http_names: &[&'static str] =
+            if cgi { &["http_proxy", "all_proxy", "ALL_PROXY"] } else { &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] };
+        EnvRoute {
+            http: first(http_names),
+            https: first(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]),
+            no_proxy: set("no_proxy").or_else(|| set("NO_PROXY")).map(|v| parse_no_proxy(&v)).unwrap_or_default(),
+        }
+    }
+
+    fn proxy_for(&self, target: &Target) -> Result<Option<&ProxyUse>> {
+        let (scheme, host) = split_origin(&target.origin);
+        let chosen = if scheme == "https" { &self.https } else { &self.http };
+        match chosen {
+            None => Ok(None),
+            Some(_) if no_proxy_matches(&self.no_proxy, host) => Ok(None),
+            Some(Ok(p)) => Ok(Some(p)),
+            Some(Err(msg)) => Err(Error::new(ErrorKind::InvalidArgument, msg.clone())),
+        }
+    }
+}
+
+/// `("https", "host")` of `https://host:8443`; an IPv6 host keeps its brackets.
+fn split_origin(origin: &str) -> (&str, &str) {
+    let (scheme, hostport) = origin.split_once("://").unwrap_or(("http", origin));
+    let host = if hostport.starts_with('[') {
+        hostport.find(']').map_or(hostport, |i| &hostport[..=i])
+    } else {
+        hostport.split_once(':').map_or(hostport, |(h, _)| h)
+    };
+    (scheme, host)
+}
+
+/// Whether `scheme://host[:port]` names this machine: the host `localhost` (exactly), or
+/// a loopback IP literal (127.0.0.0/8, `[::1]`, `[::ffff:127.x.y.z]`). Names that merely
+/// resolve to a loopback address (`localhost.`, `127.1`, `2130706433`) do not count.
+pub fn is_loopback_origin(origin: &str) -> bool {
+    let (_, host) = split_origin(origin);
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        Err(_) => false,
+    }
+}
+
+/// How a Transport picks the proxy of a request.
+enum Route {
+    Direct,
+    /// One explicit proxy for everything (set on the agent).
+    Fixed(ProxyUse),
+    /// From the environment, per target scheme and host (set per request).
+    Env(Box<EnvRoute>),
 }
 
 impl Transport {
@@ -269,32 +523,42 @@ impl Transport {
             }
         };
         let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
-        let proxy = match &settings.proxy {
-            ProxyChoice::Env => ureq::Proxy::try_from_env().filter(|p| {
-                // An environment proxy of a kind that is not built in is ignored, not a panic later.
-                matches!(p.protocol(), ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https)
-            }),
-            ProxyChoice::None => None,
-            ProxyChoice::Url(u) => Some(proxy_from_url(u)?),
+        let route = match &settings.proxy {
+            ProxyChoice::Env => {
+                // Lossy, not `var`: a value that is not UTF-8 must not read as "unset"
+                // (REQUEST_METHOD) nor be skipped silently (a proxy variable).
+                let env = EnvRoute::from_vars(|n| std::env::var_os(n).map(|v| v.to_string_lossy().into_owned()));
+                if env.http.is_none() && env.https.is_none() { Route::Direct } else { Route::Env(Box::new(env)) }
+            }
+            ProxyChoice::None => Route::Direct,
+            ProxyChoice::Url(u) => Route::Fixed(proxy_from_url(u)?),
         };
-        let via = proxy.as_ref().map(|p| format!(" (through proxy {}:{})", p.host(), p.port()));
+        // The agent's proxy is the explicit one; environment proxies are chosen per request
+        // (the pool keys connections by proxy, so reuse still works).
+        let proxy = match &route {
+            Route::Fixed(p) => Some(p.proxy.clone()),
+            _ => None,
+        };
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
+            // Any RFC 9110 token (PROPFIND, QUERY, ...): the client checks methods itself
+            // and refuses CONNECT and TRACE; ureq would only allow the registered ones.
+            .allow_non_standard_methods(true)
             .user_agent(concat!("dpopkit/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.request_timeout))
             .max_idle_connections_per_host(16)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default());
-        Ok(Transport { agent, settings, via, deadline: None })
+        Ok(Transport { agent, settings, route: Arc::new(route), deadline: None })
     }
 
     /// This transport (the same connection pool) for one call that must end by `deadline`.
     pub fn for_call(&self, deadline: Deadline) -> Transport {
-        Transport { agent: self.agent.clone(), settings: self.settings.clone(), via: self.via.clone(), deadline: Some(deadline) }
+        Transport { agent: self.agent.clone(), settings: self.settings.clone(), route: self.route.clone(), deadline: Some(deadline) }
     }
 
     /// The deadline of the call, or one `request_timeout` from now outside a call.
@@ -302,42 +566,46 @@ impl Transport {
         self.deadline.unwrap_or_else(|| Deadline::after(self.settings.request_timeout))
     }
 
-    /// Runs a request with `limit` as its global timeout (what is left of the call).
-    fn run<S: ureq::AsSendBody>(&self, r: ureq::http::Request<S>, limit: Duration) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-        self.agent.run(self.agent.configure_request(r).timeout_global(Some(limit)).build())
-    }
-
     /// Sends one request and reads the whole response. Any status is a success here;
     /// only transport failures are errors. `secrets` are scrubbed from the log.
+    ///
+    /// The header values (`Authorization`, `DPoP`) are wiped when the request is sent:
+    /// the copies here are ours; the transport's own buffers (ureq's header map and write
+    /// buffer, rustls's record buffers) are not within reach.
     pub fn send(&self, req: Request<'_>, log: Option<&SessionLog>, secrets: &[&str]) -> Result<Response> {
+        let Request { method, target, headers, body } = req;
         // The request gets what is left of the call's deadline (connect, send and the whole
         // response body), never more than request_timeout.
         let limit = match &self.deadline {
-            Some(d) => d.check(|| format!(" before {} {}", req.method, shorten(&req.target.htu)))?.min(self.settings.request_timeout),
+            Some(d) => d.check(|| format!(" before {method} {}", shorten(&target.htu)))?.min(self.settings.request_timeout),
             None => self.settings.request_timeout,
         };
-        let mut builder = ureq::http::Request::builder().method(req.method).uri(&req.target.url);
-        for (k, v) in &req.headers {
+        let headers = WipeOnDrop(headers);
+        let proxy = self.proxy_for(target)?;
+        let via = proxy.map_or("", |p| p.via.as_str());
+        let mut builder = ureq::http::Request::builder().method(method).uri(&target.url);
+        for (k, v) in headers.0.iter() {
             builder = builder.header(k.as_str(), v.as_str());
         }
         if let Some(log) = log {
-            let mut headers = Vec::with_capacity(req.headers.len() + 1);
-            headers.push(("Host".to_string(), host_header(req.target)));
-            headers.extend(req.headers.iter().cloned());
-            let path = path_and_query(&req.target.url);
+            let mut shown = WipeOnDrop(Vec::with_capacity(headers.0.len() + 1));
+            shown.0.push(("Host".to_string(), host_header(target)));
+            shown.0.extend(headers.0.iter().cloned());
+            let path = path_and_query(&target.url);
             log.write(
                 true,
-                &Entry { first_line: format!("{} {} HTTP/1.1", req.method, path), headers: &headers, body: req.body.unwrap_or(&[]) },
+                &Entry { first_line: format!("{method} {path} HTTP/1.1"), headers: &shown.0, body: body.unwrap_or(&[]) },
                 secrets,
             );
         }
-        let result = match req.body {
-            Some(b) => builder.body(b).map(|r| self.run(r, limit)),
-            None => builder.body(()).map(|r| self.run(r, limit)),
+        let result = match body {
+            Some(b) => builder.body(b).map(|r| self.run(r, proxy, limit)),
+            None => builder.body(()).map(|r| self.run(r, proxy, limit)),
         };
+        drop(headers);
         let mut resp = match result {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(map_ureq_error(e, req.target, self, limit)),
+            Ok(Err(e)) => return Err(map_ureq_error(e, target, &self.settings, via, self.deadline, limit)),
             Err(e) => {
                 return Err(Error::new(ErrorKind::InvalidArgument, format!("cannot build the request: {e}")));
             }
@@ -353,14 +621,57 @@ impl Transport {
             .with_config()
             .limit(self.settings.max_response_size)
             .read_to_vec()
-            .map_err(|e| map_ureq_error(e, req.target, self, limit))
+            .map_err(|e| map_ureq_error(e, target, &self.settings, via, self.deadline, limit))
             .map_err(|e| e.with_response(ResponseInfo { status, headers: headers.clone(), body: Vec::new() }))?;
-        super::clock::observe(&req.target.origin, resp.headers().get("date").and_then(|d| d.to_str().ok()));
+        super::clock::observe(&target.origin, resp.headers().get("date").and_then(|d| d.to_str().ok()));
         if let Some(log) = log {
             let reason = resp.status().canonical_reason().unwrap_or("");
             log.write(false, &Entry { first_line: format!("HTTP/1.1 {status} {reason}"), headers: &headers, body: &body }, secrets);
         }
         Ok(ResponseInfo { status, headers, body })
+    }
+
+    /// The proxy for a request to `target`, if any; an unusable proxy variable of the
+    /// environment is an error here (not a silent direct connection).
+    fn proxy_for(&self, target: &Target) -> Result<Option<&ProxyUse>> {
+        match &*self.route {
+            Route::Direct => Ok(None),
+            Route::Fixed(p) => Ok(Some(p)),
+            Route::Env(env) => env.proxy_for(target),
+        }
+    }
+
+    /// Runs a request with `limit` as its global timeout (what is left of the call), through
+    /// the environment's proxy for its target when the route says so.
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        r: ureq::http::Request<S>,
+        proxy: Option<&ProxyUse>,
+        limit: Duration,
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let r = self.agent.configure_request(r).timeout_global(Some(limit));
+        let r = match (&*self.route, proxy) {
+            (Route::Env(_), Some(p)) => r.proxy(Some(p.proxy.clone())),
+            _ => r,
+        };
+        self.agent.run(r.build())
+    }
+}
+
+/// Header lists whose values may be credentials: wiped (names and values) when dropped.
+struct WipeOnDrop(Vec<(String, String)>);
+
+impl Drop for WipeOnDrop {
+    fn drop(&mut self) {
+        wipe_headers(&mut self.0);
+    }
+}
+
+/// Overwrites every header name and value with zeros (their buffers stay allocated, empty).
+pub fn wipe_headers(headers: &mut [(String, String)]) {
+    for (k, v) in headers.iter_mut() {
+        zeroize::Zeroize::zeroize(k);
+        zeroize::Zeroize::zeroize(v);
     }
 }
 
@@ -394,10 +705,9 @@ fn canonical_name(name: &str) -> String {
 }
 
 /// `limit` is the time the request was given: request_timeout, or less when that was all
-/// that was left of the call's deadline.
-fn map_ureq_error(e: ureq::Error, target: &Target, transport: &Transport, limit: Duration) -> Error {
-    let settings = &transport.settings;
-    let peer = format!("{}{}", target.origin, transport.via.as_deref().unwrap_or(""));
+/// that was left of the call's `deadline`.
+fn map_ureq_error(e: ureq::Error, target: &Target, settings: &Settings, via: &str, deadline: Option<Deadline>, limit: Duration) -> Error {
+    let peer = format!("{}{via}", target.origin);
     match e {
         ureq::Error::Timeout(which) => {
             if matches!(which, ureq::Timeout::Connect) && settings.connect_timeout < limit {
@@ -406,7 +716,7 @@ fn map_ureq_error(e: ureq::Error, target: &Target, transport: &Transport, limit:
                     format!("request to {peer} timed out ({which}, limit {} ms)", settings.connect_timeout.as_millis()),
                 );
             }
-            match transport.deadline {
+            match deadline {
                 Some(d) if limit < settings.request_timeout => {
                     d.exceeded(&format!(": request to {peer} timed out after the {} ms that were left", limit.as_millis()))
                 }
@@ -455,4 +765,147 @@ fn tls_error(peer: &str, e: &rustls::Error) -> Error {
         _ => e.to_string(),
     };
     Error::new(ErrorKind::Tls, format!("TLS with {peer} failed: {msg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn why(u: &str) -> String {
+        parse_proxy(u).err().unwrap_or_else(|| panic!("{u} was accepted"))
+    }
+
+    #[test]
+    fn proxy_ports_are_checked_not_defaulted() {
+        for (u, says) in [
+            ("http://proxy:99999", "'99999' is not a number from 1 to 65535"),
+            ("http://proxy:abc", "'abc' is not a number"),
+            ("http://proxy:0", "'0' is not a number"),
+            ("http://proxy:+80", "'+80' is not a number"),
+            ("http://proxy:", "no port number"),
+            ("http://[::1:3128", "closing ']'"),
+            ("http://pro xy:3128", "spaces"),
+            ("http://proxy:3128/path", "no path"),
+            ("http://a:b:3128", "not a number"),
+            ("socks5://proxy:1080", "SOCKS"),
+            ("ftp://proxy:21", "only http"),
+        ] {
+            assert!(why(u).contains(says), "{u}: {}", why(u));
+        }
+        let p = parse_proxy("http://proxy.example:3128").unwrap();
+        assert_eq!((p.proxy.port(), p.via.as_str()), (3128, " (through proxy proxy.example:3128)"));
+        assert_eq!(parse_proxy("http://proxy.example").unwrap().proxy.port(), 80);
+        assert_eq!(parse_proxy("https://proxy.example/").unwrap().proxy.port(), 443);
+        assert_eq!(parse_proxy("127.0.0.1:8080").unwrap().via, " (through proxy 127.0.0.1:8080)");
+        assert_eq!(parse_proxy("http://[::1]:3128").unwrap().via, " (through proxy [::1]:3128)");
+        let p = parse_proxy("http://user:p%40ss@proxy:3128").unwrap();
+        assert_eq!(p.proxy.password(), Some("p@ss"));
+        assert!(!p.via.contains("user") && !p.via.contains("ss"), "{}", p.via);
+    }
+
+    #[test]
+    fn proxy_passwords_are_never_shown() {
+        let secret = "s3cr3t-proxy-pass";
+        for u in [
+            format!("http://user:{secret}@proxy:99999"),
+            format!("socks5://user:{secret}@proxy:1080"),
+            format!("http://user:{secret}@pro xy:1"),
+        ] {
+            let e = proxy_from_url(&u).unwrap_err();
+            assert!(!e.message.contains(secret) && e.message.contains("****@"), "{}", e.message);
+            let debug = format!("{:?}", Settings { proxy: ProxyChoice::Url(u.clone()), ..Settings::default() });
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert_eq!(mask_userinfo("http://u:p@h:1/x"), "http://****@h:1/x");
+        assert_eq!(mask_userinfo("u:p@h:1"), "****@h:1");
+        assert_eq!(mask_userinfo("http://h:1"), "http://h:1");
+        let env = EnvRoute::from_vars(|n| (n == "https_proxy").then(|| format!("http://u:{secret}@proxy:70000")));
+        let e = env.proxy_for(&Target::parse("https://as.example/token").unwrap()).unwrap_err();
+        assert!(e.message.contains("https_proxy") && !e.message.contains(secret), "{}", e.message);
+    }
+
+    #[test]
+    fn loopback_is_an_ip_literal_or_localhost() {
+        for yes in ["http://localhost", "http://LOCALHOST:8080", "http://127.0.0.1:9", "http://127.255.3.4", "http://[::1]:80", "http://[::ffff:127.0.0.1]"] {
+            assert!(is_loopback_origin(yes), "{yes}");
+        }
+        for no in [
+            "http://localhost.",
+            "http://localhost.:8080",
+            "http://a.localhost",
+            "http://localhost.evil.example",
+            "http://127.1",
+            "http://2130706433",
+            "http://0x7f000001",
+            "http://127.0.0.1.nip.io",
+            "http://128.0.0.1",
+            "http://[::2]",
+            "http://0.0.0.0",
+            "http://10.0.0.1",
+        ] {
+            assert!(!is_loopback_origin(no), "{no}");
+        }
+    }
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> EnvRoute {
+        EnvRoute::from_vars(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()))
+    }
+
+    fn via(env: &EnvRoute, url: &str) -> Option<String> {
+        env.proxy_for(&Target::parse(url).unwrap()).unwrap().map(|p| p.via.clone())
+    }
+
+    #[test]
+    fn environment_proxies_follow_curl() {
+        const HTTP: &str = "http://as.example/token";
+        const HTTPS: &str = "https://as.example/token";
+        let p = |port: u16| Some(format!(" (through proxy p:{port})"));
+        // Each scheme its own variable; HTTPS_PROXY is not used for http:// and HTTP_PROXY
+        // not for https://.
+        let env = env_of(&[("HTTPS_PROXY", "p:1")]);
+        assert_eq!((via(&env, HTTP), via(&env, HTTPS)), (None, p(1)));
+        let env = env_of(&[("HTTP_PROXY", "p:2")]);
+        assert_eq!((via(&env, HTTP), via(&env, HTTPS)), (p(2), None));
+        // ALL_PROXY for both when the scheme's own is not set; lower case first.
+        let env = env_of(&[("ALL_PROXY", "p:3"), ("https_proxy", "p:4"), ("HTTPS_PROXY", "p:5")]);
+        assert_eq!((via(&env, HTTP), via(&env, HTTPS)), (p(3), p(4)));
+        let env = env_of(&[("all_proxy", "p:6"), ("ALL_PROXY", "p:7"), ("http_proxy", ""), ("HTTP_PROXY", " ")]);
+        assert_eq!((via(&env, HTTP), via(&env, HTTPS)), (p(6), p(6)));
+        // httpoxy: under CGI (REQUEST_METHOD set) HTTP_PROXY may come from a request's
+        // `Proxy:` header and is ignored; the lower-case http_proxy and ALL_PROXY are not.
+        let env = env_of(&[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "p:8")]);
+        assert_eq!((via(&env, HTTP), via(&env, HTTPS)), (None, None));
+        let env = env_of(&[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "p:8"), ("ALL_PROXY", "p:9")]);
+        assert_eq!(via(&env, HTTP), p(9));
+        let env = env_of(&[("REQUEST_METHOD", ""), ("HTTP_PROXY", "p:8"), ("http_proxy", "p:10")]);
+        assert_eq!(via(&env, HTTP), p(10));
+    }
+
+    #[test]
+    fn no_proxy_follows_curl() {
+        let env = env_of(&[
+            ("ALL_PROXY", "p:1"),
+            ("NO_PROXY", " example.com, .corp.test ,*.wild.test, 10.0.0.0/8, ::1, [fd00::1] ,127.0.0.1,localhost"),
+        ]);
+        for direct in [
+            "https://example.com/",
+            "https://api.example.com/",
+            "https://x.corp.test/",
+            "https://corp.test/",
+            "https://a.wild.test/",
+            "http://10.2.3.4:8080/",
+            "http://[::1]:8080/",
+            "http://[fd00::1]/",
+            "http://127.0.0.1:9/",
+            "http://localhost:9/",
+            "https://EXAMPLE.com./",
+        ] {
+            assert_eq!(via(&env, direct), None, "{direct}");
+        }
+        for proxied in ["https://notexample.com/", "https://example.com.evil/", "http://11.0.0.1/", "http://127.0.0.2/", "http://[::2]/"] {
+            assert!(via(&env, proxied).is_some(), "{proxied}");
+        }
+        let env = env_of(&[("https_proxy", "p:1"), ("no_proxy", "*"), ("NO_PROXY", "other")]);
+        assert_eq!(via(&env, "https://anything.example/"), None);
+    }
 }

@@ -79,6 +79,7 @@ const KNOWN: &[&str] = &[
     "token_endpoint_auth_method",
     "allow_bearer",
     "default_expires_in",
+    "allow_insecure_http",
 ];
 
 /// Form fields the client sets itself; the AuthToken JSON may not override them.
@@ -105,6 +106,9 @@ pub struct AuthConfig {
     pub resource: Option<String>,
     pub client_auth: ClientAuth,
     pub allow_bearer: bool,
+    /// Send the client secret or assertion over plain http to a host other than this
+    /// machine (default off: see [`check_cleartext`]).
+    pub allow_insecure_http: bool,
     pub default_expires_in: u64,
     pub extra: Vec<(String, String)>,
     /// Hash of everything above except the key; combined with the key's jkt for the cache.
@@ -253,6 +257,16 @@ impl AuthConfig {
             Some("true") | Some("1") => true,
             Some(other) => return err(ErrorKind::AuthToken, format!("AuthToken \"allow_bearer\" must be true or false, not '{other}'")),
         };
+        let allow_insecure_http = match get("allow_insecure_http")?.as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return err(
+                    ErrorKind::AuthToken,
+                    format!("AuthToken \"allow_insecure_http\" must be true or false, not '{}'", shorten(other)),
+                );
+            }
+        };
         let default_expires_in = match get("default_expires_in")? {
             None => DEFAULT_EXPIRES_IN,
             Some(s) => match s.parse::<u64>() {
@@ -289,10 +303,21 @@ impl AuthConfig {
             resource: get("resource")?,
             client_auth,
             allow_bearer,
+            allow_insecure_http,
             default_expires_in,
             extra,
             fingerprint: [0; 32],
         };
+        // The URLs that decide where the credentials go: https, or plain http to this machine.
+        for (name, target) in [("token_endpoint", &cfg.token_endpoint), ("metadata_url", &cfg.metadata_url)] {
+            if let Some(t) = target {
+                check_cleartext(&cfg, &format!("AuthToken \"{name}\""), t)?;
+            }
+        }
+        if let Some(i) = &cfg.issuer {
+            let t = Target::parse(i).map_err(|e| Error::new(ErrorKind::AuthToken, format!("AuthToken \"issuer\": {}", e.message)))?;
+            check_cleartext(&cfg, "AuthToken \"issuer\"", &t)?;
+        }
         cfg.fingerprint = cfg.compute_fingerprint();
         Ok(cfg)
     }
@@ -315,11 +340,35 @@ impl AuthConfig {
         field(if self.allow_bearer { "bearer" } else { "dpop" });
         // Handles that date proofs differently do not share a fetch (or its failure).
         field(&format!("skew {} {}", self.clock_skew_correction, self.max_clock_skew));
+        field(if self.allow_insecure_http { "insecure-http" } else { "tls" });
         for (k, v) in &self.extra {
             field(k);
             field(v);
         }
         h.finalize().into()
+    }
+
+    /// `Authorization: Basic base64(form(client_id):form(secret))` (RFC 6749 §2.3.1), built
+    /// in wiped buffers only.
+    pub fn basic_authorization(&self) -> Zeroizing<String> {
+        // Room for the worst case (every byte percent-encoded): the buffer never moves, so
+        // no unwiped copy is left behind by a reallocation.
+        let mut creds = Zeroizing::new(String::with_capacity(3 * (self.client_id.len() + self.secret().len()) + 1));
+        form::encode_component(&self.client_id, &mut creds);
+        creds.push(':');
+        form::encode_component(self.secret(), &mut creds);
+        let mut header = Zeroizing::new(String::with_capacity(6 + creds.len().div_ceil(3) * 4));
+        header.push_str("Basic ");
+        STANDARD.encode_string(creds.as_bytes(), &mut header);
+        header
+    }
+
+    /// What a token request of this client carries that must not cross a network in clear.
+    fn credential_name(&self) -> &'static str {
+        match self.client_auth {
+            ClientAuth::PrivateKeyJwt => "the signed client assertion",
+            _ => "the client secret",
+        }
     }
 
     /// The client secret ("" with private_key_jwt): a value never to be written anywhere.
@@ -335,6 +384,11 @@ pub struct AccessToken {
     pub token_type: String,
     pub expires_at: Instant,
     pub refresh_at: Instant,
+    /// The last moment the token is sent at all, [`MIN_REFRESH_MARGIN`] (or half its
+    /// lifetime) before `expires_at`: servers floor `iat` to whole seconds, so their `exp` can
+    /// come up to a second before ours. While a renewal is in flight, other calls keep using
+    /// the token until then, and wait for the renewal after.
+    pub usable_until: Instant,
 }
 
 impl fmt::Debug for AccessToken {
@@ -512,7 +566,7 @@ pub fn get_token(
     let mut waited_for = None;
     let valid = loop {
         let now = Instant::now();
-        let valid = st.token.as_ref().filter(|t| now < t.expires_at).cloned();
+        let valid = st.token.as_ref().filter(|t| now < t.usable_until).cloned();
         let backing_off = st.failure.as_ref().is_some_and(|f| f.backing_off(now));
         match &valid {
             Some(t) if now < t.refresh_at || st.fetching || backing_off => return Ok(t.clone()),
@@ -559,7 +613,7 @@ pub fn get_token(
     drop(guard);
     match (result, valid) {
         // A refresh inside the early-refresh margin failed: the cached token still works.
-        (Err(e), Some(t)) if Instant::now() < t.expires_at => {
+        (Err(e), Some(t)) if Instant::now() < t.usable_until => {
             if let Some(log) = ctx.log {
                 log.note(&format!(
                     "renewing the access token failed ({}); the cached one is valid for {} ms more and is used, \
@@ -596,6 +650,28 @@ fn resolve_endpoint(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
         }
     }
     Ok((meta.token_endpoint.clone(), Some(meta.issuer.clone())))
+}
+
+/// Refuses to send credentials in clear: `target` (where the client secret or assertion,
+/// or the metadata that names where they go, would travel) must be https, or plain http to
+/// this machine — the host `localhost` or a loopback IP literal (127.0.0.0/8, ::1) — unless
+/// the AuthToken says `"allow_insecure_http": "true"`. The rule looks at the URL only: a
+/// name that some resolver maps to 127.0.0.1 (`localhost.`, `127.1`, `2130706433`) is not
+/// this machine for it, as DNS can say anything.
+pub fn check_cleartext(cfg: &AuthConfig, what: &str, target: &Target) -> Result<()> {
+    if cfg.allow_insecure_http || !target.origin.starts_with("http://") || super::http::is_loopback_origin(&target.origin) {
+        return Ok(());
+    }
+    err(
+        ErrorKind::AuthToken,
+        format!(
+            "{what} {} is plain http to another machine: {} would cross the network unencrypted. Use an \
+             https:// URL, or set \"allow_insecure_http\": \"true\" in the AuthToken if this network is \
+             trusted (plain http is always allowed to localhost and 127.0.0.1)",
+            shorten(&target.url),
+            cfg.credential_name()
+        ),
+    )
 }
 
 /// The `error` of a refused proof, from an OAuth error body or a DPoP challenge.
@@ -659,18 +735,15 @@ pub fn clock_skew_retry(
 fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
     let (endpoint, issuer) = resolve_endpoint(cfg, key, ctx)?;
     let endpoint = &endpoint;
+    // Checked again here: a discovered endpoint was not known when the AuthToken was set.
+    let what = if cfg.token_endpoint.is_some() { "the token endpoint" } else { "the discovered token endpoint" };
+    check_cleartext(cfg, what, endpoint)?;
     let assertion_aud = match &cfg.assertion_audience {
         AssertionAudience::TokenEndpoint => endpoint.url.clone(),
         AssertionAudience::Issuer => issuer.clone().unwrap_or_default(),
         AssertionAudience::Value(v) => v.clone(),
     };
-    let basic = (cfg.client_auth == ClientAuth::SecretBasic).then(|| {
-        let mut creds = String::new();
-        form::encode_component(&cfg.client_id, &mut creds);
-        creds.push(':');
-        form::encode_component(cfg.secret(), &mut creds);
-        Zeroizing::new(format!("Basic {}", STANDARD.encode(creds.as_bytes())))
-    });
+    let basic = (cfg.client_auth == ClientAuth::SecretBasic).then(|| cfg.basic_authorization());
     let secrets = [cfg.secret()];
     let mut retried_nonce = false;
     let mut retried_clock = false;
@@ -859,7 +932,9 @@ fn token_from_json(
     };
     let lifetime = Duration::from_secs(expires_in.min(10 * 365 * 86400));
     let expires_at = requested + lifetime;
-    Ok(AccessToken { value, token_type, expires_at, refresh_at: expires_at - refresh_margin(lifetime) })
+    let refresh_at = expires_at - refresh_margin(lifetime);
+    let usable_until = expires_at - MIN_REFRESH_MARGIN.min(lifetime / 2);
+    Ok(AccessToken { value, token_type, expires_at, refresh_at, usable_until })
 }
 
 #[cfg(test)]
@@ -886,16 +961,64 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::AuthToken);
         let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"ftp://x"}"#).unwrap_err();
         assert!(e.message.contains("token_endpoint"));
-        let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"http://x/t","grant_type":"password"}"#).unwrap_err();
+        let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"https://x/t","grant_type":"password"}"#).unwrap_err();
         assert!(e.message.contains("grant_type"));
     }
 
     #[test]
     fn extra_fields_and_cache_identity() {
-        let a = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"http://x/t","foo":"bar"}"#).unwrap();
+        let a = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"https://x/t","foo":"bar"}"#).unwrap();
         assert_eq!(a.extra, vec![("foo".to_string(), "bar".to_string())]);
-        let b = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"c","token_endpoint":"http://x/t","foo":"bar"}"#).unwrap();
+        let b = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"c","token_endpoint":"https://x/t","foo":"bar"}"#).unwrap();
         assert_ne!(a.fingerprint, b.fingerprint, "a different secret is a different cache entry");
+    }
+
+    fn auth(extra: &str) -> Result<AuthConfig> {
+        AuthConfig::from_json(&format!(r#"{{"client_id":"a","client_secret":"b"{extra}}}"#))
+    }
+
+    #[test]
+    fn credentials_never_go_to_another_machine_in_clear() {
+        for (member, url) in [
+            ("token_endpoint", "http://as.example/token"),
+            ("token_endpoint", "http://localhost./token"),
+            ("token_endpoint", "http://2130706433:8080/token"),
+            ("token_endpoint", "http://10.1.2.3/token"),
+            ("issuer", "http://as.example"),
+            ("metadata_url", "http://as.example/.well-known/openid-configuration"),
+        ] {
+            for method in ["client_secret_post", "client_secret_basic", "private_key_jwt"] {
+                let e = auth(&format!(r#","{member}":"{url}","client_auth_method":"{method}""#)).unwrap_err();
+                assert_eq!(e.kind, ErrorKind::AuthToken, "{url}");
+                let carried = if method == "private_key_jwt" { "client assertion" } else { "client secret" };
+                for says in [member, "plain http", carried, "https://", "\"allow_insecure_http\": \"true\""] {
+                    assert!(e.message.contains(says), "{member} {url} {method}: no {says:?} in: {}", e.message);
+                }
+                let allowed = auth(&format!(r#","{member}":"{url}","client_auth_method":"{method}","allow_insecure_http":"true""#));
+                assert!(allowed.is_ok(), "{url} {method}: {:?}", allowed.err());
+            }
+        }
+        for url in ["https://as.example/token", "http://127.0.0.1:9/token", "http://localhost:9/t", "http://[::1]:9/t", "http://127.9.9.9/t"] {
+            assert!(auth(&format!(r#","token_endpoint":"{url}""#)).is_ok(), "{url}");
+        }
+        let e = auth(r#","token_endpoint":"https://as.example/t","allow_insecure_http":"yes""#).unwrap_err();
+        assert!(e.message.contains("allow_insecure_http"), "{}", e.message);
+        // Not sent as a form field, and part of the cache identity.
+        let a = auth(r#","token_endpoint":"https://as.example/t","allow_insecure_http":"true""#).unwrap();
+        let b = auth(r#","token_endpoint":"https://as.example/t""#).unwrap();
+        assert!(a.extra.is_empty() && a.allow_insecure_http && !b.allow_insecure_http);
+        assert_ne!(a.fingerprint, b.fingerprint);
+        // The fetch-time check (discovered endpoints) applies the same rule.
+        let discovered = Target::parse("http://as.example/token").unwrap();
+        assert!(check_cleartext(&b, "the discovered token endpoint", &discovered).is_err());
+        assert!(check_cleartext(&a, "the discovered token endpoint", &discovered).is_ok());
+    }
+
+    #[test]
+    fn basic_authorization_form_encodes_then_base64s() {
+        let c = AuthConfig::from_json(r#"{"client_id":"m2m dpop","client_secret":"s:e%c/r+t","token_endpoint":"https://x/t"}"#).unwrap();
+        let expected = format!("Basic {}", STANDARD.encode("m2m+dpop:s%3Ae%25c%2Fr%2Bt"));
+        assert_eq!(c.basic_authorization().as_str(), expected);
     }
 
     fn resp(body: &str) -> ResponseInfo {
@@ -919,6 +1042,8 @@ mod tests {
         let now = Instant::now();
         let t = parse_token_response(&c, &resp(r#"{"access_token":"x","token_type":"DPoP","expires_in":300}"#), now).unwrap();
         assert_eq!(t.refresh_at, now + Duration::from_secs(270));
+        // Never sent in its last second (the server's exp is floored to whole seconds).
+        assert_eq!(t.usable_until, now + Duration::from_secs(299));
         let t = parse_token_response(&c, &resp(r#"{"access_token":"x","token_type":"dpop"}"#), now).unwrap();
         assert_eq!(t.expires_at, now + Duration::from_secs(DEFAULT_EXPIRES_IN));
         let t = parse_token_response(&c, &resp(r#"{"access_token":"x","token_type":"DPoP","expires_in":3600}"#), now).unwrap();

@@ -22,13 +22,16 @@ pub enum dpopkit_result {
     InvalidArgument = 5,
     /// Key data could not be parsed, or the password is wrong.
     KeyFormat = 6,
-    /// The key is not an EC P-256 key (DPoP here signs with ES256).
+    /// The key is not one DPoP here signs with: EC P-256 (ES256), EC P-384 (ES384) or
+    /// Ed25519 (EdDSA) are; RSA and other curves are not.
     KeyUnsupported = 7,
     /// A file could not be read or written (key file, session log).
     FileIo = 8,
     /// A DPoP key is required and none is set, or the key object holds no key.
     NoKey = 9,
-    /// The AuthToken JSON is missing, malformed or lacks a required member.
+    /// The AuthToken JSON is missing, malformed or lacks a required member, or it would send
+    /// the client secret or assertion over plain http to another machine (the text names
+    /// the fix: https, or `"allow_insecure_http": "true"`).
     AuthToken = 10,
     /// A network failure: connection refused or reset, DNS failure.
     Transport = 11,

@@ -286,7 +286,7 @@ class Http(Handle):
         _set_auth_token,
         doc="AuthToken description (JSON text; a JsonObject or a dict also works): "
         "token_endpoint, client_id, client_secret, optional scope, audience, resource, "
-        "client_auth_method, allow_bearer, default_expires_in. Write-only.",
+        "client_auth_method, allow_bearer, allow_insecure_http, default_expires_in. Write-only.",
     )
 
     @property
