@@ -384,9 +384,9 @@ pub struct AccessToken {
     pub token_type: String,
     pub expires_at: Instant,
     pub refresh_at: Instant,
-    /// The last moment the token is sent at all, [`MIN_REFRESH_MARGIN`] (or half its
-    /// lifetime) before `expires_at`: servers floor `iat` to whole seconds, so their `exp` can
-    /// come up to a second before ours. While a renewal is in flight, other calls keep using
+    /// The last moment the token is sent at all, [`MIN_REFRESH_MARGIN`] (or half the
+    /// refresh margin) before `expires_at`: servers floor `iat` to whole seconds, so their
+    /// `exp` can come up to a second before ours. While a renewal is in flight, other calls keep using
     /// the token until then, and wait for the renewal after.
     pub usable_until: Instant,
 }
@@ -932,8 +932,10 @@ fn token_from_json(
     };
     let lifetime = Duration::from_secs(expires_in.min(10 * 365 * 86400));
     let expires_at = requested + lifetime;
-    let refresh_at = expires_at - refresh_margin(lifetime);
-    let usable_until = expires_at - MIN_REFRESH_MARGIN.min(lifetime / 2);
+    let margin = refresh_margin(lifetime);
+    let refresh_at = expires_at - margin;
+    // Half the margin at most, so that a failed renewal still leaves time to use the token.
+    let usable_until = expires_at - MIN_REFRESH_MARGIN.min(margin / 2);
     Ok(AccessToken { value, token_type, expires_at, refresh_at, usable_until })
 }
 
@@ -1044,6 +1046,8 @@ mod tests {
         assert_eq!(t.refresh_at, now + Duration::from_secs(270));
         // Never sent in its last second (the server's exp is floored to whole seconds).
         assert_eq!(t.usable_until, now + Duration::from_secs(299));
+        let t = parse_token_response(&c, &resp(r#"{"access_token":"x","token_type":"DPoP","expires_in":4}"#), now).unwrap();
+        assert_eq!((t.refresh_at, t.usable_until), (now + Duration::from_secs(3), now + Duration::from_millis(3500)));
         let t = parse_token_response(&c, &resp(r#"{"access_token":"x","token_type":"dpop"}"#), now).unwrap();
         assert_eq!(t.expires_at, now + Duration::from_secs(DEFAULT_EXPIRES_IN));
         let t = parse_token_response(&c, &resp(r#"{"access_token":"x","token_type":"DPoP","expires_in":3600}"#), now).unwrap();
