@@ -238,6 +238,8 @@ impl Transport {
     /// Sends one request and reads the whole response. Any status is a success here;
     /// only transport failures are errors. `secrets` are scrubbed from the log.
     pub fn send(&self, req: Request<'_>, log: Option<&SessionLog>, secrets: &[&str]) -> Result<Response> {
+        // Whatever goes out as a credential is a secret of the call from now on.
+        super::redact::remember_request_headers(&req.headers);
         let mut builder = ureq::http::Request::builder().method(req.method).uri(&req.target.url);
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
