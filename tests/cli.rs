@@ -302,7 +302,7 @@ fn hostile_server_echoes_and_terminal_escapes_are_neutralised() {
             "/bad-token" => {
                 let desc = format!("{NASTY} secret {SECRET} in {body}");
                 let err = serde_json::json!({"error": "invalid_client", "error_description": desc});
-                Action::Respond(401, headers, format!("{err}{echo}").into_bytes())
+                Action::Respond(401, headers, err.to_string().into_bytes())
             }
             "/ok" => Action::Respond(200, headers, echo.into_bytes()),
             _ => {
@@ -334,7 +334,7 @@ fn hostile_server_echoes_and_terminal_escapes_are_neutralised() {
     let out = run("/token", "/api");
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(text(&out.stderr).contains("server_error") && text(&out.stderr).contains("tabbed line"), "{}", show(&out));
-    assert!(text(&out.stderr).contains("\ttabbed"), "tabs stay: {}", show(&out));
+    assert!(text(&out.stderr).contains("\ttabbed") && text(&out.stderr).contains("\\x1b[2J"), "tabs stay, ESC is shown: {}", show(&out));
     clean("stderr (RS 500)", &out.stderr, &out);
     // The token endpoint refuses and echoes the secret.
     let out = run("/bad-token", "/api");
@@ -363,6 +363,6 @@ fn hostile_server_echoes_and_terminal_escapes_are_neutralised() {
     );
     let out = std::process::Command::new("script").args(["-qec", &cmdline, "/dev/null"]).output().unwrap();
     let tty = text(&out.stdout).replace("\r\n", "\n");
-    assert!(tty.contains("you sent: DPoP ****"), "{}", show(&out));
+    assert!(tty.contains("you sent: DPoP ****") && tty.contains("\\x1b[2J"), "shown as a visible escape: {}", show(&out));
     clean("stdout on a terminal", tty.as_bytes(), &out);
 }
