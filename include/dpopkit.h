@@ -208,8 +208,12 @@ int dpopkit_http_set_client_assertion_key(int64_t http, int64_t key);
 int dpopkit_http_set_auth_token(int64_t http, const char *auth_token_json);
 
 // Appends a session log (every request and response, with `Authorization`, `DPoP`,
-// client secrets and tokens shown as `****`) to the file at `path`, created if needed.
-// NULL or "" stops logging. Returns 1 on success, 0 if the file cannot be opened.
+// client secrets and tokens shown as `****`, also where a server echoes them back) to the
+// file at `path`, created with mode 0600 if needed. A symbolic link is not followed and
+// anything but a regular file (a FIFO, a device) is refused, without blocking. Size
+// policy: when the file would pass 10 MiB it is renamed to `<path>.1` (replacing an older
+// one) and a new file is started. NULL or "" stops logging. Returns 1 on success, 0 if
+// the file cannot be opened (`DPOPKIT_RESULT_FILE_IO`, the text says why).
 //
 // # Safety
 // `path` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
@@ -306,6 +310,7 @@ int dpopkit_http_last_method_success(int64_t http);
 
 // Body of the last response received through `http` on the calling thread, whatever its
 // status ("" when none). Useful after a failed call to read the server's error document.
+// Credentials of the call that the server echoed back (secret, token, proof) are `****`.
 // NULL if it is not UTF-8 text. Does not change the last error.
 //
 // Ownership: caller frees the result with `dpopkit_string_free`.

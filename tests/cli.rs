@@ -278,3 +278,91 @@ fn help_and_version() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout).trim(), format!("dpopkit {}", env!("CARGO_PKG_VERSION")));
 }
+
+/// A hostile server echoes the access token, the proof and the secret back, with terminal
+/// escape sequences and other control characters (issue 10, item 3): stderr shows neither
+/// the credentials nor a raw control character; stdout on a terminal neither.
+#[test]
+fn hostile_server_echoes_and_terminal_escapes_are_neutralised() {
+    use common::fault::{Action, FaultServer};
+    const TOKEN: &str = "cli-Acc3ss-Token-7e6d5c4b";
+    const SECRET: &str = "cli-S3cret-Value-0a9b8c";
+    const NASTY: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\rfake\u{8}\u{9b}31m\u{202e}evil";
+    let srv = FaultServer::start(|r| {
+        let auth = r.header("authorization").unwrap_or("").to_string();
+        let proof = r.header("dpop").unwrap_or("").to_string();
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        let echo = format!("{NASTY} you sent: {auth} | {proof} | {body}\n\ttabbed line\n");
+        let headers = vec![("X-Echo".to_string(), format!("{auth} {proof}"))];
+        match r.path.as_str() {
+            "/token" => {
+                let tok = serde_json::json!({"access_token": TOKEN, "token_type": "DPoP", "expires_in": 300});
+                Action::Respond(200, vec![("Content-Type".into(), "application/json".into())], tok.to_string().into_bytes())
+            }
+            "/bad-token" => {
+                let desc = format!("{NASTY} secret {SECRET} in {body}");
+                let err = serde_json::json!({"error": "invalid_client", "error_description": desc});
+                Action::Respond(401, headers, err.to_string().into_bytes())
+            }
+            "/ok" => Action::Respond(200, headers, echo.into_bytes()),
+            _ => {
+                let err = serde_json::json!({"error": "server_error", "error_description": format!("{NASTY} {auth}")});
+                Action::Respond(500, headers, format!("{err}\n{echo}").into_bytes())
+            }
+        }
+    });
+    let run = |token_path: &str, api_path: &str| {
+        let mut cmd = dpopkit();
+        cmd.args(["get", &srv.url(api_path), "--key"]).arg(fixture("ec_pkcs8.pem")).args([
+            "--client-id",
+            "m2m.dpop",
+            "--token-endpoint",
+            &srv.url(token_path),
+        ]);
+        cmd.env("DPOPKIT_CLIENT_SECRET", SECRET).output().unwrap()
+    };
+    let clean = |what: &str, out: &[u8], full: &Output| {
+        let t = text(out);
+        for secret in [TOKEN, SECRET] {
+            assert!(!t.contains(secret), "{what} shows a credential:\n{}", show(full));
+        }
+        assert!(!common::contains_jwt(&t), "{what} shows a proof:\n{}", show(full));
+        let bad: Vec<char> = t.chars().filter(|c| (c.is_control() && *c != '\n' && *c != '\t') || *c == '\u{202e}').collect();
+        assert!(bad.is_empty(), "{what} passes control characters {bad:?} to the terminal:\n{}", show(full));
+    };
+    // The RS answers 500: the error and the body go to stderr.
+    let out = run("/token", "/api");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stderr).contains("server_error") && text(&out.stderr).contains("tabbed line"), "{}", show(&out));
+    assert!(text(&out.stderr).contains("\ttabbed") && text(&out.stderr).contains("\\x1b[2J"), "tabs stay, ESC is shown: {}", show(&out));
+    clean("stderr (RS 500)", &out.stderr, &out);
+    // The token endpoint refuses and echoes the secret.
+    let out = run("/bad-token", "/api");
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("invalid_client"), "{}", show(&out));
+    clean("stderr (token endpoint 401)", &out.stderr, &out);
+    // 200: the body goes to stdout; the credentials are masked even in a pipe.
+    let out = run("/token", "/ok");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("you sent: DPoP ****"), "{}", show(&out));
+    assert!(!stdout.contains(TOKEN) && !common::contains_jwt(&stdout), "{}", show(&out));
+    assert!(stdout.contains('\u{1b}'), "a pipe gets the body's bytes as they are (only credentials masked)");
+
+    // On a terminal (a pty from script(1)), stdout is neutralised too.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script(1) not found: the terminal case is not run");
+        return;
+    }
+    let cmdline = format!(
+        "DPOPKIT_CLIENT_SECRET={SECRET} {} get {} --key {} --client-id m2m.dpop --token-endpoint {}",
+        env!("CARGO_BIN_EXE_dpopkit"),
+        srv.url("/ok"),
+        fixture("ec_pkcs8.pem").display(),
+        srv.url("/token")
+    );
+    let out = std::process::Command::new("script").args(["-qec", &cmdline, "/dev/null"]).output().unwrap();
+    let tty = text(&out.stdout).replace("\r\n", "\n");
+    assert!(tty.contains("you sent: DPoP ****") && tty.contains("\\x1b[2J"), "shown as a visible escape: {}", show(&out));
+    clean("stdout on a terminal", tty.as_bytes(), &out);
+}

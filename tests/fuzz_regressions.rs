@@ -168,6 +168,19 @@ fn generated(target: &str) -> Vec<(String, Vec<u8>)> {
                 g("1mb-html", case([2, 9, 1, 4, 255, 0, 8], &format!("{{\"a\":\"{}\"}}", "<p>x</p>".repeat(mb / 8)))),
                 g("1mb-raw-binary", (0..mb).map(|i| (i * 7 % 256) as u8).collect()),
                 g("1mb-form", [&[3u8][..], "access_token=x&".repeat(mb / 15).as_bytes()].concat()),
+                // Each name starts a value that, scanned on its own, runs to the end: the
+                // redaction of issue 10 item 1 took minutes on these.
+                g("2mb-password-runs", [&[4u8][..], "password=".repeat(2 * mb / 9).as_bytes()].concat()),
+                g("2mb-mixed-runs", [&[2u8][..], "access_token=\"client_secret\": password=".repeat(2 * mb / 40).as_bytes()].concat()),
+                g("2mb-unclosed-quotes", [&[1u8][..], "\"password\":\"".repeat(2 * mb / 13).as_bytes()].concat()),
+            ]
+        }
+        "scrub_secrets" => {
+            let secret = |s: &str, text: String| [&[(s.len() - 1) as u8][..], s.as_bytes(), text.as_bytes()].concat();
+            vec![
+                g("2mb-periodic", secret(&"a".repeat(64), "a".repeat(2 * mb))),
+                g("2mb-short-everywhere", secret("-", "-a".repeat(mb))),
+                g("2mb-near-misses", secret("Tok3n-value-aaaaaaaa", "Tok3n-value-aaaaaaa".repeat(2 * mb / 19))),
             ]
         }
         other => panic!("no generated inputs for {other}"),
@@ -211,6 +224,11 @@ fn auth_token_json() {
 #[test]
 fn redact_body() {
     run_target("redact_body");
+}
+
+#[test]
+fn scrub_secrets() {
+    run_target("scrub_secrets");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use dpopkit::core::challenge;
-use dpopkit::core::redact::redact_body;
+use dpopkit::core::redact::{MASK, Secrets, WHOLE_WORD_BELOW, redact_body};
 use dpopkit::core::token::{AuthConfig, parse_token_response};
 use dpopkit::core::{EcKey, ErrorKind, ResponseInfo};
 
@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("www_authenticate", www_authenticate),
     ("auth_token_json", auth_token_json),
     ("redact_body", redact_body_check),
+    ("scrub_secrets", scrub_secrets),
 ];
 
 /// Fixed, valid AuthToken JSON for the token-response target.
@@ -477,4 +478,34 @@ fn ignore_known(name: &str) -> bool {
         })
         .iter()
         .any(|n| n == name)
+}
+
+// ---------------------------------------------------------------------------------------
+// scrub_secrets
+
+/// Input: byte 0 = the secret's length (1..=64), then the secret (lossy UTF-8), then the
+/// text. The secret is added as a client secret and as a token (every echoable form);
+/// the text is scrubbed as text and as bytes. Checks: the secret, as written, is gone
+/// (where it stands alone when it is short); masking only replaces, never adds text
+/// beyond the masks; text and bytes agree. Run with a large -max_len and a short -timeout
+/// (scripts/fuzz.sh), this is also the time bound: masking must be linear.
+pub fn scrub_secrets(data: &[u8]) {
+    let Some((&n, rest)) = data.split_first() else { return };
+    let n = (n as usize % 64 + 1).min(rest.len());
+    let secret = String::from_utf8_lossy(&rest[..n]).into_owned();
+    let text = String::from_utf8_lossy(&rest[n..]).into_owned();
+    let mut set = Secrets::new();
+    set.add_client_secret("client", &secret);
+    set.add_token(&secret);
+    let out = set.scrub(&text);
+    let out_bytes = set.scrub_bytes(text.as_bytes()).unwrap_or_else(|| text.as_bytes().to_vec());
+    assert_eq!(out.as_bytes(), &out_bytes[..], "text and bytes are masked alike");
+    assert!(out.len() <= text.len() * MASK.len() + MASK.len(), "masking only replaces");
+    if out == text {
+        assert!(!text.contains(&secret) || secret.len() < WHOLE_WORD_BELOW, "a long secret was left alone");
+    }
+    // A long secret that holds no `*` cannot survive (a mask cannot make it up either).
+    if secret.len() >= WHOLE_WORD_BELOW && !secret.contains('*') {
+        assert!(!out.contains(&secret), "the secret {secret:?} survives: {out:?}");
+    }
 }

@@ -2,9 +2,11 @@
 //! `dpopkit::core`. Arguments are parsed by hand (no dependencies beyond the library's).
 //!
 //! Exit codes: 0 success (2xx), 1 the server answered a non-2xx status, 2 usage error,
-//! 3 any other error (key, token endpoint, network, file). Secrets are never printed.
+//! 3 any other error (key, token endpoint, network, file). Secrets are never printed, not
+//! even when a server echoes them back; control characters from a server never reach a
+//! terminal raw (see `for_terminal`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -69,6 +71,12 @@ EXIT STATUS:
     0 success (2xx), 1 the server answered another HTTP status, 2 usage error,
     3 other errors (key, token endpoint, network, files).
     On failure the error (and the HTTP status) is printed to stderr.
+
+OUTPUT:
+    Credentials a server echoes back (secret, token, proof) are shown as ****.
+    Control characters from a server (escape sequences) are shown as \\x1b etc.
+    on stderr, and on stdout when it is a terminal; a redirected stdout gets
+    the body's bytes unchanged (but for masked credentials).
 ";
 
 /// Why the program stops early.
@@ -213,12 +221,12 @@ fn finish(outcome: Outcome) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
-            eprintln!("dpopkit: {msg}");
+            eprintln!("dpopkit: {}", for_terminal(&msg));
             eprintln!("Try 'dpopkit --help' for more information.");
             ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Error(msg, code)) => {
-            eprintln!("dpopkit: error: {msg}");
+            eprintln!("dpopkit: error: {}", for_terminal(&msg));
             ExitCode::from(code)
         }
     }
@@ -333,7 +341,13 @@ fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: O
         client.set_settings(s).map_err(fail)?;
     }
 
+    // The library masks the call's credentials in everything it hands back (error texts,
+    // bodies); the secret is masked here once more, and control characters are neutralised
+    // in everything from the server that reaches a terminal.
     match client.request(Some(method), url, content_type, body) {
+        Ok(resp) if std::io::stdout().is_terminal() => {
+            write_stdout(for_terminal(&scrub(&String::from_utf8_lossy(&resp.body), &secrets)).as_bytes())
+        }
         Ok(resp) => write_stdout(&resp.body),
         Err(e) => {
             let status = e.status();
@@ -354,6 +368,27 @@ fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: O
             Err(other(msg))
         }
     }
+}
+
+/// Text from a server made safe to print on a terminal: control characters other than
+/// newline and tab (ESC and the rest of C0, DEL, C1, a lone CR) and the Unicode bidi
+/// overrides become visible escapes (`\x1b`, `\u{202e}`), so a response cannot clear the
+/// screen, retitle the window, rewrite a line or reorder what is shown.
+fn for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}') => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn write_stdout(bytes: &[u8]) -> Outcome {

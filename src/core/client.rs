@@ -11,7 +11,7 @@ use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Settings, Transpor
 use super::key::EcKey;
 use super::nonce;
 use super::proof::{Target, make_proof};
-use super::redact::scrub;
+use super::redact::{self, scrub};
 use super::session_log::SessionLog;
 use super::clock;
 use super::token::{AuthConfig, FetchContext, clock_skew_retry, get_token, nonce_retry, oauth_error};
@@ -149,10 +149,16 @@ impl HttpClient {
         self.config.read().unwrap_or_else(|e| e.into_inner()).auth.clone()
     }
 
-    /// Appends the session log to `path`; `None` or an empty path stops logging.
+    /// Appends the session log to `path` (rotated at 10 MiB, see [`SessionLog`]); `None`
+    /// or an empty path stops logging.
     pub fn set_session_log(&self, path: Option<&Path>) -> Result<()> {
+        self.set_session_log_with_limit(path, super::session_log::DEFAULT_MAX_LOG_SIZE)
+    }
+
+    /// [`HttpClient::set_session_log`], rotating the file to `<path>.1` at `max_bytes`.
+    pub fn set_session_log_with_limit(&self, path: Option<&Path>, max_bytes: u64) -> Result<()> {
         let log = match path {
-            Some(p) if !p.as_os_str().is_empty() => Some(Arc::new(SessionLog::open(p)?)),
+            Some(p) if !p.as_os_str().is_empty() => Some(Arc::new(SessionLog::open_with_limit(p, max_bytes)?)),
             _ => None,
         };
         self.config.write().unwrap_or_else(|e| e.into_inner()).log = log;
@@ -196,18 +202,19 @@ impl HttpClient {
         body: Option<&[u8]>,
     ) -> Result<Response> {
         let cc = self.snapshot();
-        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body)?;
+        let _secrets = call_secrets(&cc);
+        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        // Whatever a server echoes back of the call's credentials is masked in what the
+        // caller gets: the body of a 2xx as well as the error text and response of a failure.
+        let resp = redact::with_call(|s| {
+            let mut resp = resp;
+            s.scrub_response(&mut resp);
+            resp
+        });
         if resp.is_success() {
             return Ok(resp);
         }
-        // The server's words go into the error text: keep our secrets out of it.
-        let mut e = status_error(url, &resp);
-        if let (Some(auth), Some(key)) = (cc.auth.as_deref(), cc.key.as_deref()) {
-            let token = super::token::cached(auth, key, cc.assertion_key.as_deref());
-            let token = token.as_ref().map_or("", |t| t.value());
-            e.message = scrub(&e.message, &[auth.secret(), token]);
-        }
-        Err(e.with_response(resp))
+        Err(redact::scrub_error_of_call(status_error(url, &resp).with_response(resp)))
     }
 
     /// Like [`HttpClient::request`] but any status is returned as a response.
@@ -216,7 +223,11 @@ impl HttpClient {
     /// back was chosen by another origin); each hop there gets its own proof. The whole
     /// call, every hop and retry included, ends within `request_timeout`.
     pub fn send(&self, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
-        self.send_with(&self.snapshot(), method, url, content_type, body)
+        let cc = self.snapshot();
+        let _secrets = call_secrets(&cc);
+        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        redact::with_call(|s| s.scrub_response(&mut resp));
+        Ok(resp)
     }
 
     /// [`HttpClient::send`] with the configuration snapshot of the call.
@@ -379,6 +390,15 @@ fn has_scheme(reference: &str) -> bool {
         && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
+/// Starts the call's secret set (see [`redact::call_scope`]) with the client secret.
+fn call_secrets(cc: &CallConfig) -> redact::CallScope {
+    let scope = redact::call_scope();
+    if let Some(auth) = cc.auth.as_deref() {
+        redact::remember(|s| s.add_client_secret(&auth.client_id, auth.secret()));
+    }
+    scope
+}
+
 /// Resolves a `Location` value against the current URL (RFC 3986 §5, without dot-segment
 /// removal): absolute, scheme-relative, absolute-path, query-only and relative-path
 /// references. The fragment is dropped (it is never sent).
@@ -426,15 +446,16 @@ fn status_error(url: &str, resp: &Response) -> Error {
     let (body_error, body_description) = oauth_error(resp);
     let error = c.and_then(|c| c.param("error").map(str::to_string)).or(body_error);
     let description = c.and_then(|c| c.param("error_description").map(str::to_string)).or(body_description);
+    // The server's words are masked before they are cut: a cut echo would not match.
     if let Some(e) = error {
-        msg.push_str(&format!(": {}", e.chars().take(100).collect::<String>()));
+        msg.push_str(&format!(": {}", scrub(&e, &[]).chars().take(100).collect::<String>()));
     }
     if let Some(d) = description {
-        msg.push_str(&format!(" ({})", d.chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
+        msg.push_str(&format!(" ({})", scrub(&d, &[]).chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
     }
     if (300..400).contains(&resp.status) {
         if let Some(loc) = resp.header("location") {
-            msg.push_str(&format!("; redirect to {} not followed", loc.chars().take(200).collect::<String>()));
+            msg.push_str(&format!("; redirect to {} not followed", scrub(loc, &[]).chars().take(200).collect::<String>()));
         }
     }
     Error::new(ErrorKind::HttpStatus, scrub(&msg, &[]))

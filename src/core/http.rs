@@ -580,6 +580,8 @@ impl Transport {
             Some(d) => d.check(|| format!(" before {method} {}", shorten(&target.htu)))?.min(self.settings.request_timeout),
             None => self.settings.request_timeout,
         };
+        // Whatever goes out as a credential is a secret of the call from now on.
+        super::redact::remember_request_headers(&headers);
         let headers = WipeOnDrop(headers);
         let proxy = self.proxy_for(target)?;
         let via = proxy.map_or("", |p| p.via.as_str());

@@ -1,4 +1,13 @@
-//! Removing secrets from anything that is written down: logs and error texts.
+//! Removing secrets from anything that is written down or handed back: logs, error
+//! texts, response bodies and headers.
+
+use std::cell::RefCell;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::error::{Error, ResponseInfo};
 
 /// Header names whose values are credentials.
 const SECRET_HEADERS: &[&str] = &["authorization", "dpop", "proxy-authorization", "cookie", "set-cookie"];
@@ -20,7 +29,6 @@ pub const MASK: &str = "****";
 /// Overwrites every string in a parsed JSON value (used on documents that held secrets:
 /// a JWK's `d`, an AuthToken's `client_secret`, a token response).
 pub fn wipe_json(v: &mut serde_json::Value) {
-    use zeroize::Zeroize;
     match v {
         serde_json::Value::String(s) => s.zeroize(),
         serde_json::Value::Array(a) => a.iter_mut().for_each(wipe_json),
@@ -37,41 +45,387 @@ fn is_secret_field(name: &str) -> bool {
     SECRET_FIELDS.contains(&name)
 }
 
-/// Replaces every occurrence of each secret (ignoring empty or very short ones, which
-/// would mangle ordinary text) with `****`. An occurrence that is part of a secret field's
-/// name (a client secret `secret` inside `client_secret`) is left alone.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        let mut result = String::with_capacity(out.len());
-        let mut last = 0;
-        for (pos, _) in out.match_indices(s) {
-            if pos < last || inside_field_name(&out, pos, s) {
+/// Secrets shorter than this are masked only where they stand alone (see [`Secrets`]).
+pub const WHOLE_WORD_BELOW: usize = 8;
+
+/// The values that must never be written down, each in every form a server could echo it
+/// back in. Masking is linear in the text: one substring search per value.
+///
+/// The rule: a value of [`WHOLE_WORD_BELOW`] bytes or more is masked wherever it occurs.
+/// A shorter one (a 3-character test secret) is masked wherever it is not glued to a
+/// letter, digit or `_` on a side where it starts or ends with one — as a form or JSON
+/// value, in quotes, after a space — so ordinary words that contain it stay readable.
+#[derive(Default)]
+pub struct Secrets {
+    values: Vec<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} values)", self.values.len())
+    }
+}
+
+impl Secrets {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Adds `s` as written and as a server would echo it: form-urlencoded (WHATWG) and
+    /// percent-encoded (RFC 3986), each with upper- and lower-case hex, and JSON-escaped
+    /// (also with `\/`).
+    pub fn add(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        self.add_exact(s);
+        for form in [true, false] {
+            for lower in [false, true] {
+                self.add_exact(&percent_encode(s, form, lower));
+            }
+        }
+        if let Ok(quoted) = serde_json::to_string(s) {
+            let inner = Zeroizing::new(quoted);
+            let inner = &inner[1..inner.len() - 1];
+            self.add_exact(inner);
+            if inner.contains('/') {
+                self.add_exact(&Zeroizing::new(inner.replace('/', "\\/")));
+            }
+        }
+    }
+
+    /// A token, an assertion or a proof: [`Secrets::add`], plus its base64 (standard and
+    /// URL-safe alphabet; unpadded, which is a prefix of the padded form).
+    pub fn add_token(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        self.add(s);
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            self.add_exact(&Zeroizing::new(engine.encode(s.as_bytes())));
+        }
+    }
+
+    /// The client secret of `client_id`: [`Secrets::add`], plus the base64 of the HTTP
+    /// Basic credentials, form-encoded (RFC 6749 §2.3.1, what dpopkit sends) and raw.
+    pub fn add_client_secret(&mut self, client_id: &str, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        self.add(secret);
+        let mut encoded = Zeroizing::new(String::new());
+        super::form::encode_component(client_id, &mut encoded);
+        encoded.push(':');
+        super::form::encode_component(secret, &mut encoded);
+        let raw = Zeroizing::new(format!("{client_id}:{secret}"));
+        for creds in [&encoded, &raw] {
+            self.add_exact(creds);
+            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                self.add_exact(&Zeroizing::new(engine.encode(creds.as_bytes())));
+            }
+        }
+    }
+
+    /// Adds every value of `other`.
+    pub fn extend(&mut self, other: &Secrets) {
+        for v in &other.values {
+            self.add_exact(v);
+        }
+    }
+
+    fn add_exact(&mut self, s: &str) {
+        if !s.is_empty() && !self.values.iter().any(|v| v.as_str() == s) {
+            self.values.push(Zeroizing::new(s.to_string()));
+        }
+    }
+
+    /// The byte ranges of `hay` to mask, sorted and merged.
+    fn ranges(&self, hay: &[u8]) -> Vec<(usize, usize)> {
+        let mut ranges = Vec::new();
+        for v in &self.values {
+            let needle = v.as_bytes();
+            let first_of_this = ranges.len();
+            if needle.len() >= WHOLE_WORD_BELOW {
+                // Leftmost non-overlapping occurrences leave no whole occurrence behind.
+                ranges.extend(memchr::memmem::find_iter(hay, needle).map(|i| (i, i + needle.len())));
                 continue;
             }
-            result.push_str(&out[last..pos]);
-            result.push_str(MASK);
-            last = pos + s.len();
+            // Short: every occurrence (overlapping too, at most len-1 bytes apart), kept when
+            // it stands alone.
+            let finder = memchr::memmem::Finder::new(needle);
+            let glued_start = is_word_byte(needle[0]);
+            let glued_end = is_word_byte(needle[needle.len() - 1]);
+            let mut at = 0;
+            while let Some(i) = finder.find(&hay[at..]) {
+                let (s, e) = (at + i, at + i + needle.len());
+                let before = s > 0 && glued_start && is_word_byte(hay[s - 1]);
+                let after = e < hay.len() && glued_end && is_word_byte(hay[e]);
+                if !before && !after {
+                    // Runs of touching occurrences become one range (bounded memory).
+                    let len = ranges.len();
+                    match ranges.last_mut() {
+                        Some(last) if len > first_of_this && s <= last.1 => last.1 = e,
+                        _ => ranges.push((s, e)),
+                    }
+                }
+                at = s + 1;
+            }
         }
-        result.push_str(&out[last..]);
-        out = result;
+        ranges.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        for (s, e) in ranges {
+            match merged.last_mut() {
+                Some(last) if s < last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged
+    }
+
+    /// `text` with every occurrence of every value replaced by `****`.
+    pub fn scrub(&self, text: &str) -> String {
+        let ranges = self.ranges(text.as_bytes());
+        if ranges.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (s, e) in ranges {
+            // Values are valid UTF-8, so matches start and end on character boundaries.
+            out.push_str(&text[at..s]);
+            out.push_str(MASK);
+            at = e;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    /// [`Secrets::scrub`] on bytes (a body that may not be text); `None` when unchanged.
+    pub fn scrub_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let ranges = self.ranges(bytes);
+        if ranges.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for (s, e) in ranges {
+            out.extend_from_slice(&bytes[at..s]);
+            out.extend_from_slice(MASK.as_bytes());
+            at = e;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        Some(out)
+    }
+
+    /// Masks the body and every header value of a response, in place (the old body is wiped).
+    pub fn scrub_response(&self, r: &mut ResponseInfo) {
+        if self.is_empty() {
+            return;
+        }
+        if let Some(b) = self.scrub_bytes(&r.body) {
+            r.body.zeroize();
+            r.body = b;
+        }
+        for (_, v) in r.headers.iter_mut() {
+            if !self.ranges(v.as_bytes()).is_empty() {
+                let new = self.scrub(v);
+                v.zeroize();
+                *v = new;
+            }
+        }
+    }
+
+    /// Masks an error's text and the response it carries.
+    pub fn scrub_error(&self, e: &mut Error) {
+        if self.is_empty() {
+            return;
+        }
+        e.message = self.scrub(&e.message);
+        if let Some(r) = e.response.as_deref_mut() {
+            self.scrub_response(r);
+        }
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn percent_encode(s: &str, form: bool, lower: bool) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(s.len() * 3));
+    let hex: &[u8; 16] = if lower { b"0123456789abcdef" } else { b"0123456789ABCDEF" };
+    for b in s.bytes() {
+        let safe = b.is_ascii_alphanumeric() || if form { b"*-._".contains(&b) } else { b"-._~".contains(&b) };
+        if safe {
+            out.push(b as char);
+        } else if form && b == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(hex[(b >> 4) as usize] as char);
+            out.push(hex[(b & 15) as usize] as char);
+        }
     }
     out
 }
 
-fn inside_field_name(text: &str, pos: usize, secret: &str) -> bool {
-    SECRET_FIELDS.iter().any(|f| {
-        f.match_indices(secret).any(|(off, _)| {
-            pos >= off && text.get(pos - off..pos - off + f.len()) == Some(*f)
-        })
-    })
+// ---------------------------------------------------------------------------------------
+// The secrets of the call running on this thread.
+//
+// A call (one `HttpClient::request` or `send`, with its redirects, retries and token fetch)
+// runs on the caller's thread. Everything it sends as a credential — the client secret,
+// the Basic credentials, an assertion, every DPoP proof, the access token — is remembered
+// here for the length of the call, so that whatever a server echoes back is masked in the
+// session log, in error texts and in the response handed back. The set is wiped when the
+// outermost scope ends.
+
+struct CallState {
+    depth: u32,
+    secrets: Secrets,
+}
+
+thread_local! {
+    static CALL: RefCell<CallState> = RefCell::new(CallState { depth: 0, secrets: Secrets::default() });
+}
+
+/// Keeps the call's secret set alive; nested scopes share the outermost one.
+#[must_use]
+pub struct CallScope {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+pub fn call_scope() -> CallScope {
+    CALL.with(|c| c.borrow_mut().depth += 1);
+    CallScope { _not_send: std::marker::PhantomData }
+}
+
+impl Drop for CallScope {
+    fn drop(&mut self) {
+        let _ = CALL.try_with(|c| {
+            let mut c = c.borrow_mut();
+            c.depth = c.depth.saturating_sub(1);
+            if c.depth == 0 {
+                c.secrets = Secrets::default(); // the values are Zeroizing: wiped on drop
+            }
+        });
+    }
+}
+
+/// Adds to the secrets of the current call (nothing outside a call).
+pub fn remember(f: impl FnOnce(&mut Secrets)) {
+    let _ = CALL.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if c.depth > 0 {
+                f(&mut c.secrets);
+            }
+        }
+    });
+}
+
+/// Remembers the credentials of outgoing request headers: the credential of
+/// `Authorization` / `Proxy-Authorization` (after the scheme) and the `DPoP` proof.
+pub fn remember_request_headers(headers: &[(String, String)]) {
+    remember(|s| {
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization") {
+                s.add_token(value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim()));
+            } else if name.eq_ignore_ascii_case("dpop") {
+                s.add_token(value);
+            }
+        }
+    });
+}
+
+/// Runs `f` with the secrets of the current call (an empty set outside a call).
+pub fn with_call<R>(f: impl FnOnce(&Secrets) -> R) -> R {
+    let mut f = Some(f);
+    let done = CALL.try_with(|c| match c.try_borrow() {
+        Ok(c) => f.take().map(|f| f(&c.secrets)),
+        Err(_) => None,
+    });
+    if let Ok(Some(r)) = done {
+        return r;
+    }
+    let empty = Secrets::default();
+    match f {
+        Some(f) => f(&empty),
+        None => unreachable!("with_call ran its closure but returned nothing"),
+    }
+}
+
+/// Masks the call's secrets in an error (text and response).
+pub fn scrub_error_of_call(mut e: Error) -> Error {
+    with_call(|s| s.scrub_error(&mut e));
+    e
+}
+
+/// Replaces every occurrence of each secret, in all its echoable forms (see [`Secrets`]),
+/// and of every secret of the current call, with `****`.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut set = Secrets::default();
+    for s in secrets {
+        set.add(s);
+    }
+    with_call(|call| set.extend(call));
+    set.scrub(text)
+}
+
+/// The values of secret-named members (`access_token`, `refresh_token`, ...) in a body, as
+/// found (JSON-quoted or form-encoded) and decoded: for a response whose secrets are not
+/// known yet (a token response that is refused).
+pub fn secret_field_values(body: &[u8]) -> Vec<Zeroizing<String>> {
+    let text = String::from_utf8_lossy(body);
+    let mut out: Vec<Zeroizing<String>> = Vec::new();
+    if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) {
+        collect_json_secrets(&v, &mut out);
+        wipe_json(&mut v);
+    }
+    for (s, e) in field_value_ranges(&text) {
+        let raw = &text[s..e];
+        if let Some(inner) = raw.strip_prefix('"') {
+            let inner = inner.strip_suffix('"').unwrap_or(inner);
+            out.push(Zeroizing::new(inner.to_string()));
+            if let Ok(decoded) = serde_json::from_str::<String>(&format!("\"{inner}\"")) {
+                out.push(Zeroizing::new(decoded));
+            }
+        } else {
+            out.push(Zeroizing::new(raw.to_string()));
+            out.push(Zeroizing::new(super::form::decode(raw)));
+        }
+    }
+    out.retain(|v| !v.is_empty() && v.as_str() != "null");
+    out
+}
+
+fn collect_json_secrets(v: &serde_json::Value, out: &mut Vec<Zeroizing<String>>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, val) in m {
+                match val {
+                    serde_json::Value::String(s) if is_secret_field(k) => out.push(Zeroizing::new(s.clone())),
+                    _ => collect_json_secrets(val, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_json_secrets(x, out)),
+        _ => {}
+    }
 }
 
 /// A printable, redacted form of a body: JSON and form bodies have their secret members
-/// masked; binary bodies are summarised; long bodies are cut at `max` bytes.
+/// masked; binary bodies are summarised; long bodies are cut at `max` bytes. The body is
+/// cut to `max` bytes *before* it is looked at, and every step is linear in that length.
 pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return format!("({} bytes of binary data)", body.len());
+    let head = &body[..body.len().min(max)];
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        // Cut inside a character: keep the complete ones.
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+        Err(_) => return format!("({} bytes of binary data)", body.len()),
     };
     let ct = content_type.to_ascii_lowercase();
     let trimmed = text.trim_start();
@@ -88,8 +442,8 @@ pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
     // Whatever the structure said, also mask `name=value` / `"name": value` anywhere
     // (HTML pages and malformed JSON echo tokens too).
     let redacted = redact_form_like(structured.as_deref().unwrap_or(text));
-    if redacted.len() > max {
-        let mut end = max;
+    if body.len() > max || redacted.len() > max {
+        let mut end = max.min(redacted.len());
         while !redacted.is_char_boundary(end) {
             end -= 1;
         }
@@ -129,33 +483,80 @@ fn redact_form(text: &str) -> String {
         .join("&")
 }
 
+/// The next position at or after `from` where `pred` holds (or the end), remembering the
+/// last answer: asked with positions that only grow, the scans never overlap, so all the
+/// questions together cost one pass over the text.
+struct NextScan<P: Fn(u8) -> bool> {
+    pred: P,
+    from: usize,
+    found: usize,
+}
+
+impl<P: Fn(u8) -> bool> NextScan<P> {
+    fn new(pred: P) -> Self {
+        NextScan { pred, from: 1, found: 0 } // empty: from > found
+    }
+
+    fn next(&mut self, bytes: &[u8], at: usize) -> usize {
+        if !(self.from <= at && at <= self.found) {
+            self.from = at;
+            self.found = bytes[at.min(bytes.len())..].iter().position(|b| (self.pred)(*b)).map_or(bytes.len(), |i| at + i);
+        }
+        self.found
+    }
+}
+
+/// Where the values of `"secret_name": value` and `secret_name=value` are, in one pass:
+/// the names are found by substring search (each a few bytes, found overlapping), sorted,
+/// and their values measured with [`NextScan`]s, so a body made of nothing but
+/// `password=password=...` costs the same as any other body of its length.
+fn field_value_ranges(text: &str) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut name_ends: Vec<usize> = Vec::new();
+    for field in SECRET_FIELDS.iter().filter(|f| f.len() > 1) {
+        // `name=` cannot overlap itself; `"name"` only on its quote (`"name"name"`).
+        let eq = format!("{field}=");
+        name_ends.extend(memchr::memmem::find_iter(bytes, eq.as_bytes()).map(|i| i + eq.len()));
+        let quoted = format!("\"{field}\"");
+        let finder = memchr::memmem::Finder::new(quoted.as_bytes());
+        let mut at = 0;
+        while let Some(i) = finder.find(&bytes[at..]) {
+            name_ends.push(at + i + quoted.len());
+            at += i + quoted.len() - 1;
+        }
+    }
+    name_ends.sort_unstable();
+    name_ends.dedup();
+    let mut quote = NextScan::new(|b| b == b'"');
+    let mut delim = NextScan::new(|b| matches!(b, b'&' | b',' | b'}' | b' ' | b'\n' | b'\r'));
+    let mut ranges = Vec::new();
+    for end in name_ends {
+        // Skip `:` and white space after the name. Names end in `"` or `=`, never inside
+        // such a run, so the runs skipped never overlap.
+        let rest = &text[end..];
+        let skip = rest.len() - rest.trim_start_matches(|c: char| c == ':' || c.is_whitespace()).len();
+        let start = end + skip;
+        let stop = if bytes.get(start) == Some(&b'"') {
+            let q = quote.next(bytes, start + 1);
+            (q + 1).min(bytes.len())
+        } else {
+            delim.next(bytes, start)
+        };
+        if stop > start {
+            ranges.push((start, stop));
+        }
+    }
+    ranges
+}
+
 /// For text that is neither JSON nor a form (malformed JSON, HTML): mask anything that
 /// looks like `"secret_name": "value"` or `secret_name=value`. The values are found in the
 /// original text first and masked together, so masking one can never hide another's name.
 fn redact_form_like(text: &str) -> String {
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    for field in SECRET_FIELDS.iter().filter(|f| f.len() > 1) {
-        for pat in [format!("\"{field}\""), format!("{field}=")] {
-            for (pos, _) in text.match_indices(&pat) {
-                let rest = &text[pos + pat.len()..];
-                let skip = rest.len() - rest.trim_start_matches(|c: char| c == ':' || c.is_whitespace()).len();
-                let value = &rest[skip..];
-                let vlen = if let Some(stripped) = value.strip_prefix('"') {
-                    stripped.find('"').map_or(value.len(), |e| e + 2)
-                } else {
-                    value.find(['&', ',', '}', ' ', '\n', '\r']).unwrap_or(value.len())
-                };
-                if vlen > 0 {
-                    let start = pos + pat.len() + skip;
-                    ranges.push((start, start + vlen));
-                }
-            }
-        }
-    }
+    let ranges = field_value_ranges(text);
     if ranges.is_empty() {
         return text.to_string();
     }
-    ranges.sort_unstable();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for (start, end) in ranges {
@@ -194,6 +595,134 @@ mod tests {
         assert!(b.contains("3 bytes"));
     }
 
+    /// Runs `f` on a thread and fails if it has not finished after `secs`: a hang guard
+    /// only (the inputs below take well under a second in a debug build when the work is
+    /// linear, and hours when it is quadratic), not a timing assertion.
+    fn finishes_within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs)).expect("still running: super-linear redaction")
+    }
+
+    /// 4 MiB: linear work takes about a second here (unoptimised), quadratic work some
+    /// 10^11 steps — hours. (The session log cuts bodies to 64 KiB before this runs; the
+    /// scan itself must be linear all the same.)
+    const BIG: usize = 4 << 20;
+
+    fn runs(unit: &str) -> String {
+        unit.repeat(BIG / unit.len())
+    }
+
+    #[test]
+    fn field_redaction_is_linear_on_megabytes_of_name_runs() {
+        // Each `name=` starts a value that, scanned on its own, reaches the end of the text.
+        for unit in ["password=", "access_token=password=", "\"d\"assertion=x"] {
+            let text = runs(unit);
+            let out = finishes_within(300, move || redact_form_like(&text));
+            assert!(out.len() < 64 && out.contains(MASK), "{unit}: one value from the first name to the end: {out}");
+        }
+        // Quoted values end at the next quote, which opens the next name: all masked.
+        let text = runs("\"client_secret\":\"password=");
+        let out = finishes_within(300, move || redact_form_like(&text));
+        assert!(!out.contains("password=") && out.matches(MASK).count() == BIG / 26, "{}", &out[..100]);
+        // Values that do end: every one masked, none left.
+        let text = runs("password=x&");
+        let out = finishes_within(300, move || redact_form_like(&text));
+        assert!(!out.contains("=x") && out.matches(MASK).count() == BIG / 11, "all masked");
+    }
+
+    #[test]
+    fn a_body_is_cut_before_it_is_scanned() {
+        let body = runs("password=");
+        let n = body.len();
+        let out = finishes_within(300, move || redact_body("text/plain", body.as_bytes(), 64 * 1024));
+        assert!(out.len() < 64 * 1024 + 64 && out.ends_with(&format!("({n} bytes in all)")), "{}", &out[out.len() - 40..]);
+        let body = runs("x");
+        let out = redact_body("", body.as_bytes(), 10);
+        assert_eq!(out, format!("xxxxxxxxxx... ({BIG} bytes in all)"));
+        // Cut inside a character: the complete ones are kept, it is still text.
+        let out = redact_body("", "ééé".as_bytes(), 3);
+        assert_eq!(out, "é... (6 bytes in all)");
+        // Masks make text longer; the result is cut to `max` again.
+        let out = redact_body("", "password=x&".repeat(100).as_bytes(), 50);
+        assert!(out.starts_with("password=****&password=****") && out.len() < 50 + 30, "{out}");
+    }
+
+    #[test]
+    fn secret_masking_is_linear_and_complete() {
+        // A periodic long secret and a short one found (glued, so kept) at every position.
+        let mut s = Secrets::new();
+        s.add("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        s.add("aaa");
+        let body = runs("a").into_bytes();
+        let out = finishes_within(300, move || s.scrub_bytes(&body)).expect("changed");
+        assert_eq!(out, MASK.repeat(BIG / 64).into_bytes());
+        // A short secret that stands alone at every other position: one mask per run.
+        let mut s = Secrets::new();
+        s.add("-");
+        let body = runs("-").into_bytes();
+        assert_eq!(finishes_within(300, move || s.scrub_bytes(&body)).expect("changed"), MASK.as_bytes());
+        let mut s = Secrets::new();
+        s.add("Tok3n-value-aaaaaaaa");
+        let body = runs("Tok3n-value-aaaaaaa").into_bytes(); // one short of a match, everywhere
+        assert!(finishes_within(300, move || s.scrub_bytes(&body)).is_none());
+    }
+
+    #[test]
+    fn secrets_in_every_echoed_form() {
+        let mut s = Secrets::new();
+        s.add_client_secret("m2m.dpop", "a b&c/é\"x");
+        let text = "raw a b&c/é\"x form a+b%26c%2F%C3%A9%22x lower a+b%26c%2f%c3%a9%22x \
+                    pct a%20b%26c%2F%C3%A9%22x json a b&c\\/é\\\"x basic bTJtLmRwb3A6YStiJTI2YyUyRiVDMyVBOSUyMng";
+        let out = s.scrub(text);
+        assert_eq!(out.matches(MASK).count(), 6, "{out}");
+        for word in ["raw", "form", "lower", "pct", "json", "basic"] {
+            assert!(out.contains(&format!("{word} ****")), "{word}: {out}");
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_masked_where_they_stand_alone() {
+        let mut s = Secrets::new();
+        s.add("x7q");
+        assert_eq!(s.scrub("client_secret=x7q&a=1 'x7q' \"x7q\" x7q."), "client_secret=****&a=1 '****' \"****\" ****.");
+        assert_eq!(s.scrub("ax7q x7qb x7q_ _x7q"), "ax7q x7qb x7q_ _x7q", "glued to a word: left alone");
+        let mut s = Secrets::new();
+        s.add("secret");
+        assert_eq!(s.scrub("client_secret=secret"), "client_secret=****", "the field name stays");
+        let mut s = Secrets::new();
+        s.add("-!-");
+        assert_eq!(s.scrub("a-!-b"), "a****b", "no letter at its edges: masked anywhere");
+    }
+
+    #[test]
+    fn the_call_scope_collects_and_forgets() {
+        remember(|s| s.add("outside-any-call"));
+        assert_eq!(scrub("outside-any-call", &[]), "outside-any-call", "nothing is kept outside a call");
+        {
+            let _outer = call_scope();
+            remember_request_headers(&[("Authorization".into(), "DPoP the-access-token".into()), ("DPoP".into(), "a.proof.jwt".into())]);
+            {
+                let _inner = call_scope();
+                remember(|s| s.add("inner-secret"));
+            }
+            assert_eq!(scrub("the-access-token a.proof.jwt inner-secret", &[]), "**** **** ****");
+        }
+        assert_eq!(scrub("the-access-token", &[]), "the-access-token", "forgotten when the call ends");
+    }
+
+    #[test]
+    fn secret_values_of_a_refused_token_response() {
+        let v = secret_field_values(br#"{"access_token":"a\/b+c","token_type":"Bearer","n":{"refresh_token":"rrrr"}}"#);
+        let v: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
+        assert!(v.contains(&"a/b+c") && v.contains(&"a\\/b+c") && v.contains(&"rrrr"), "{v:?}");
+        let v = secret_field_values(b"access_token=a%2Fb+c&token_type=bearer");
+        let v: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
+        assert!(v.contains(&"a%2Fb+c") && v.contains(&"a/b c"), "{v:?}");
+    }
+
     #[test]
     fn headers_and_scrub() {
         assert_eq!(redact_header_value("Authorization", "DPoP x"), MASK);
@@ -202,6 +731,7 @@ mod tests {
         assert_eq!(scrub("a secret-value b", &["secret-value", ""]), "a **** b");
         assert_eq!(scrub("client_secret=secret&x=secret", &["secret"]), "client_secret=****&x=****");
         assert_eq!(scrub("aaaa", &["aa"]), "aaaa", "too short to scrub");
-        assert_eq!(scrub("xsecretsecret", &["secret"]), "x********");
+        assert_eq!(scrub("xsecretsecret", &["secret-value"]), "xsecretsecret");
+        assert_eq!(scrub("x secret-valuesecret-value", &["secret-value"]), "x ********");
     }
 }

@@ -1,5 +1,13 @@
 //! Chilkat-style session log: every request and response appended to a file, with every
 //! secret replaced by `****` before it is written.
+//!
+//! The file is opened as a careful tool opens a file in a directory others may write to:
+//! a symbolic link is refused (`O_NOFOLLOW`), opening never blocks (`O_NONBLOCK`: a FIFO
+//! without a reader fails instead of hanging the call), anything that is not a regular
+//! file is refused after opening (`fstat`), and a new file is created with mode 0600.
+//! It is capped: when an entry would take it past [`DEFAULT_MAX_LOG_SIZE`] (or the limit
+//! given), the file is renamed to `<name>.1` (replacing an older one) and a new file is
+//! started, so the log takes at most about twice the limit on disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -7,19 +15,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::error::{Error, ErrorKind, Result, shorten};
-use super::redact::{redact_body, redact_header_value, scrub};
+use super::redact::{Secrets, WHOLE_WORD_BELOW, redact_body, redact_header_value, secret_field_values, with_call};
 
 /// Bodies longer than this are cut in the log (the request itself is not affected).
 const MAX_LOGGED_BODY: usize = 64 * 1024;
 
+/// The size at which the log file is rotated to `<name>.1`: 10 MiB.
+pub const DEFAULT_MAX_LOG_SIZE: u64 = 10 * 1024 * 1024;
+
 pub struct SessionLog {
     path: PathBuf,
-    file: Mutex<File>,
+    max_size: u64,
+    file: Mutex<Open>,
+}
+
+struct Open {
+    file: Option<File>,
+    size: u64,
 }
 
 impl std::fmt::Debug for SessionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionLog").field("path", &self.path).finish()
+        f.debug_struct("SessionLog").field("path", &self.path).field("max_size", &self.max_size).finish()
     }
 }
 
@@ -31,30 +48,89 @@ pub struct Entry<'a> {
     pub body: &'a [u8],
 }
 
+/// Opens `path` for appending without following a symlink or blocking, creating it with
+/// mode 0600, and checks that what was opened is a regular file.
+fn open_file(path: &Path) -> Result<File> {
+    let shown = shorten(&path.display().to_string());
+    let fail = |why: String| Error::new(ErrorKind::FileIo, format!("cannot open session log '{shown}': {why}"));
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        match e.raw_os_error() {
+            Some(libc::ELOOP) => {
+                return fail("it is a symbolic link, which is not followed; give the path of a regular file".into());
+            }
+            Some(libc::ENXIO) => return fail("it is a FIFO or a device, not a regular file".into()),
+            _ => {}
+        }
+        fail(e.to_string())
+    })?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.file_type().is_file() {
+        return Err(fail("it is not a regular file (a FIFO, a device or a directory)".into()));
+    }
+    Ok(file)
+}
+
 impl SessionLog {
-    /// Opens (creating if needed) the file for appending; fails now rather than silently later.
+    /// Opens (creating if needed) the file for appending, rotated at [`DEFAULT_MAX_LOG_SIZE`];
+    /// fails now rather than silently later.
     pub fn open(path: &Path) -> Result<SessionLog> {
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-            Error::new(ErrorKind::FileIo, format!("cannot open session log '{}': {e}", shorten(&path.display().to_string())))
-        })?;
-        Ok(SessionLog { path: path.to_path_buf(), file: Mutex::new(file) })
+        Self::open_with_limit(path, DEFAULT_MAX_LOG_SIZE)
+    }
+
+    /// [`SessionLog::open`] with another size limit (bytes, > 0).
+    pub fn open_with_limit(path: &Path, max_size: u64) -> Result<SessionLog> {
+        if max_size == 0 {
+            return Err(Error::new(ErrorKind::InvalidArgument, "the session log size limit must be greater than 0"));
+        }
+        let file = open_file(path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(SessionLog { path: path.to_path_buf(), max_size, file: Mutex::new(Open { file: Some(file), size }) })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends a note of dpopkit's own (e.g. a clock correction), between the exchanges.
-    pub fn note(&self, text: &str) {
-        let when = httpdate::fmt_http_date(std::time::SystemTime::now());
-        if let Ok(mut f) = self.file.lock() {
-            let _ = f.write_all(format!("---- Note {when} ----\n{text}\n\n").as_bytes());
+    /// Appends `text`, first rotating the file when `text` would take it past the limit.
+    /// Failures are ignored: logging never makes a request fail.
+    fn append(&self, text: &str) {
+        let mut open = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if open.size > 0 && open.size + text.len() as u64 > self.max_size {
+            open.file = None;
+            let mut rotated = self.path.clone().into_os_string();
+            rotated.push(".1");
+            // Only a regular file of ours is moved: the path may have been replaced since.
+            let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_file());
+            if ours {
+                let _ = std::fs::rename(&self.path, &rotated);
+            }
+            open.file = open_file(&self.path).ok();
+            open.size = open.file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+        }
+        if let Some(f) = open.file.as_mut() {
+            if f.write_all(text.as_bytes()).is_ok() {
+                open.size += text.len() as u64;
+            }
         }
     }
 
-    /// Appends one entry. `secrets` are values that must never appear (client secret,
-    /// access token); they are scrubbed from the whole text as a last line of defence.
-    /// Write failures are ignored: logging never makes a request fail.
+    /// Appends a note of dpopkit's own (e.g. a clock correction), between the exchanges.
+    pub fn note(&self, text: &str) {
+        let when = httpdate::fmt_http_date(std::time::SystemTime::now());
+        self.append(&format!("---- Note {when} ----\n{text}\n\n"));
+    }
+
+    /// Appends one entry. `secrets`, the secrets of the current call (see
+    /// [`crate::core::redact::call_scope`]) and any long value of a secret-named member of
+    /// the body are masked in the whole entry, headers included, as a last line of defence.
     pub fn write(&self, sending: bool, entry: &Entry<'_>, secrets: &[&str]) {
         let mut out = String::with_capacity(256 + entry.body.len().min(MAX_LOGGED_BODY));
         let when = httpdate::fmt_http_date(std::time::SystemTime::now());
@@ -79,9 +155,17 @@ impl SessionLog {
             out.push('\n');
         }
         out.push('\n');
-        let out = scrub(&out, secrets);
-        if let Ok(mut f) = self.file.lock() {
-            let _ = f.write_all(out.as_bytes());
+        let mut set = Secrets::new();
+        for s in secrets {
+            set.add(s);
         }
+        // A token response names its token before the token is known to the call: what
+        // the body holds under a secret name is masked in its headers too.
+        let head = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY)];
+        for v in secret_field_values(head).iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
+            set.add_token(v);
+        }
+        with_call(|call| set.extend(call));
+        self.append(&set.scrub(&out));
     }
 }

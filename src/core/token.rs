@@ -23,7 +23,7 @@ use super::key::EcKey;
 use super::nonce;
 use super::proof::{Target, client_assertion, make_proof};
 use super::{clock, discovery};
-use super::redact::scrub;
+use super::redact::{self, scrub};
 use super::session_log::SessionLog;
 use super::state::{BoundedLru, shared_arc, weightless};
 
@@ -730,9 +730,17 @@ pub fn clock_skew_retry(
     Err(Some(format!("the server's clock is {} this machine's (Date header): {fix}", clock::describe(offset))))
 }
 
+/// [`fetch_token_once`] with the call's secrets masked in its error before the error is
+/// shared with the threads that waited for this fetch.
+fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
+    let _scope = redact::call_scope();
+    redact::remember(|s| s.add_client_secret(&cfg.client_id, cfg.secret()));
+    fetch_token_once(cfg, key, ctx).map_err(redact::scrub_error_of_call)
+}
+
 /// One client_credentials token request, with one retry when the server asks for a nonce
 /// and one when it refuses the proof while its clock differs from ours.
-fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
+fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
     let (endpoint, issuer) = resolve_endpoint(cfg, key, ctx)?;
     let endpoint = &endpoint;
     // Checked again here: a discovered endpoint was not known when the AuthToken was set.
@@ -760,6 +768,9 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
             )?)),
             _ => None,
         };
+        if let Some(a) = &assertion {
+            redact::remember(|s| s.add_token(a));
+        }
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         match cfg.client_auth {
             ClientAuth::SecretPost => {
@@ -810,10 +821,17 @@ fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<
             // (errors never show bodies in their texts; the last response is the caller's).
             return match parsed {
                 Ok(t) => {
+                    redact::remember(|s| s.add_token(t.value()));
                     zeroize::Zeroize::zeroize(&mut resp.body);
                     Ok(t)
                 }
-                Err(e) => Err(e.with_response(resp)),
+                Err(e) => {
+                    // Refused after a 2xx (a Bearer token, a bad expires_in): the body still
+                    // names a token; it is masked before the response goes anywhere.
+                    let found = redact::secret_field_values(&resp.body);
+                    redact::remember(|s| found.iter().for_each(|v| s.add_token(v)));
+                    Err(e.with_response(resp))
+                }
             };
         }
         let (error, description) = oauth_error(&resp);
@@ -873,8 +891,9 @@ pub fn oauth_error(resp: &ResponseInfo) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&resp.body) else {
         return (None, None);
     };
+    // Masked before it is cut: a cut echo of a credential would no longer match it.
     let field = |n: &str| {
-        v.get(n).and_then(|x| x.as_str()).map(|s| s.chars().filter(|c| !c.is_control()).take(300).collect())
+        v.get(n).and_then(|x| x.as_str()).map(|s| scrub(s, &[]).chars().filter(|c| !c.is_control()).take(300).collect())
     };
     (field("error"), field("error_description"))
 }

@@ -281,3 +281,26 @@ def test_every_returned_string_is_freed_exactly_once(monkeypatch: pytest.MonkeyP
                 j.string_of("missing")
     assert len(returned) >= 15
     assert sorted(freed) == sorted(returned), "every returned string freed once, nothing else freed"
+
+
+def test_str_of_a_json_object_never_shows_a_secret() -> None:
+    """Printing or logging an AuthToken must not show the client secret (issue 10)."""
+    auth = {
+        "client_id": "m2m.dpop",
+        "client_secret": "Py-S3cret-Value-42",
+        "token_endpoint": "https://as.example/token",
+        "token_type_hint": "kept",
+        "refresh_token": "Py-Refresh-Token-43",
+        "key": {"kty": "EC", "d": "Py-Private-D-44", "x": "public-x"},
+        "Password": "Py-Password-45",
+    }
+    with dpopkit.JsonObject(json.dumps(auth)) as j:
+        for shown in (str(j), f"{j}", "%s" % j):
+            for secret in ("Py-S3cret-Value-42", "Py-Refresh-Token-43", "Py-Private-D-44", "Py-Password-45"):
+                assert secret not in shown, shown
+            masked = json.loads(shown)
+            assert masked["client_secret"] == "****" and masked["key"]["d"] == "****"
+            assert masked["client_id"] == "m2m.dpop" and masked["token_endpoint"] == "https://as.example/token"
+            assert masked["token_type_hint"] == "kept" and masked["key"]["x"] == "public-x"
+        assert "Py-S3cret-Value-42" in j.emit(), "emit() still gives the full text"
+        assert "Py-S3cret-Value-42" not in repr(j)

@@ -234,7 +234,32 @@ class JsonObject(Handle):
         return self._string(_native.lib.dpopkit_json_string_of(h, n), h)
 
     def __str__(self) -> str:
-        return self.emit()
+        """The JSON text with secret-looking members (``client_secret``, passwords, tokens,
+        assertions, a JWK's ``d``) shown as ``****``, so that printing or logging the
+        AuthToken never shows the secret. ``emit()`` gives the full text."""
+        text = self.emit()
+        try:
+            value = _json.loads(text)
+        except ValueError:
+            return text
+        return _json.dumps(_mask_secrets(value), separators=(",", ":"), ensure_ascii=False)
+
+
+_SECRET_NAMES = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "pin", "client_assertion", "assertion"})
+_SECRET_SUFFIXES = ("secret", "password", "passphrase", "_token", "private_key")
+
+
+def _is_secret_name(name: str) -> bool:
+    n = name.lower()
+    return n in _SECRET_NAMES or n.endswith(_SECRET_SUFFIXES)
+
+
+def _mask_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("****" if _is_secret_name(k) and v is not None else _mask_secrets(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(v) for v in value]
+    return value
 
 
 class Http(Handle):
