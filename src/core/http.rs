@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -138,6 +138,31 @@ impl Resolver for CachingResolver {
         Ok(addrs)
     }
 }
+
+/// How many transports (each a ureq agent: a connection pool and a TLS configuration) the
+/// process keeps for reuse by new Http objects, least recently used first out.
+pub const MAX_SHARED_TRANSPORTS: usize = 16;
+/// Idle keep-alive connections kept per transport, in all and per origin, and for how long.
+pub const MAX_IDLE_CONNECTIONS: usize = 16;
+pub const MAX_IDLE_PER_ORIGIN: usize = 8;
+pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
+
+/// What makes two transports interchangeable: equal settings, and for
+/// [`ProxyChoice::Env`] the proxy variables as they are now.
+#[derive(PartialEq, Eq)]
+struct SharedKey {
+    settings: Settings,
+    env: Vec<Option<std::ffi::OsString>>,
+}
+
+/// The environment variables that [`ProxyChoice::Env`] reads.
+const PROXY_ENV: &[&str] = &[
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+    "REQUEST_METHOD",
+];
+
+/// Most recently used first; at most [`MAX_SHARED_TRANSPORTS`].
+static SHARED: LazyLock<Mutex<Vec<(SharedKey, Arc<Transport>)>>> = LazyLock::new(Default::default);
 
 pub struct Transport {
     agent: ureq::Agent,
@@ -513,6 +538,40 @@ enum Route {
 }
 
 impl Transport {
+    /// The process-wide transport for `settings`: Http objects whose transport settings are
+    /// equal share one connection pool and one TLS configuration, so a new object reuses
+    /// the keep-alive connections of an earlier one instead of paying a TCP and TLS
+    /// handshake. Objects whose settings differ in anything (trust roots, proxy, timeouts,
+    /// size limit, redirects) never share a connection. Bounded: [`MAX_SHARED_TRANSPORTS`]
+    /// transports, each with at most [`MAX_IDLE_CONNECTIONS`] idle connections
+    /// ([`MAX_IDLE_PER_ORIGIN`] per origin) kept for [`MAX_IDLE_AGE`].
+    pub fn shared(settings: Settings) -> Result<Arc<Transport>> {
+        let env = match settings.proxy {
+            ProxyChoice::Env => PROXY_ENV.iter().map(std::env::var_os).collect(),
+            _ => Vec::new(),
+        };
+        let key = SharedKey { settings, env };
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = shared.iter().position(|(k, _)| *k == key) {
+            let entry = shared.remove(i);
+            let transport = entry.1.clone();
+            shared.insert(0, entry);
+            return Ok(transport);
+        }
+        // Built under the lock: two objects made at once with new settings get one agent.
+        // Building is cheap (the TLS configuration itself is made on first use).
+        let transport = Arc::new(Transport::new(key.settings.clone())?);
+        shared.insert(0, (key, transport.clone()));
+        shared.truncate(MAX_SHARED_TRANSPORTS);
+        Ok(transport)
+    }
+
+    /// How many transports the process keeps for sharing (for tests).
+    pub fn shared_count() -> usize {
+        SHARED.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// A transport of its own (not shared): see [`Transport::shared`].
     pub fn new(settings: Settings) -> Result<Transport> {
         let roots = match &settings.trust {
             TrustRoots::Bundled => ureq::tls::RootCerts::WebPki,
@@ -550,7 +609,9 @@ impl Transport {
             .user_agent(concat!("dpopkit/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.request_timeout))
-            .max_idle_connections_per_host(16)
+            .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_IDLE_PER_ORIGIN)
+            .max_idle_age(MAX_IDLE_AGE)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default());
         Ok(Transport { agent, settings, route: Arc::new(route), deadline: None })
