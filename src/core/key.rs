@@ -260,28 +260,39 @@ impl EcKey {
         Self::parse_file(path, &data, password)
     }
 
-    /// [`EcKey::load_file`] through a process-wide cache of parsed keys, keyed by a salted
-    /// hash of the file's content and of the password: loading the same file again (as a
-    /// program that makes a new key object per call does) costs a read of a few hundred
-    /// bytes and a hash instead of a parse, and a rewritten file (a rotated key) is never
-    /// served from the cache, however quickly it was rewritten. At most
-    /// [`MAX_CACHED_FILE_KEYS`] keys are kept, least recently used out; each is wiped when
-    /// its last user lets go ([`clear_file_cache`] empties the cache). Errors are not cached.
+    /// [`EcKey::load_file`] through a process-wide cache of parsed keys, so that loading
+    /// the same file again (as a program that makes a new key object per call does) costs
+    /// a `stat` instead of a read and a parse.
+    ///
+    /// Entries are keyed by a salted hash of the file's content and of the password. The
+    /// `stat` shortcut (path, device, inode, size, modification and change times equal to
+    /// when the content was hashed) is taken only when those times were at least
+    /// [`SETTLED`] old at that moment — the "racily clean" rule of git: a file rewritten
+    /// within one timestamp tick of being read could otherwise look unchanged. Such a file
+    /// is read and hashed again, and a rotated key is never served from the cache. At
+    /// most [`MAX_CACHED_FILE_KEYS`] keys are kept, least recently used out; each is wiped
+    /// when its last user lets go ([`clear_file_cache`] empties the cache). Errors are not
+    /// cached.
     pub fn load_file_shared(path: &Path, password: Option<&str>) -> Result<std::sync::Arc<Self>> {
-        let data = read_key_file(path)?;
-        let id = file_key_id(&data, password);
-        let mut cache = lock_file_cache();
-        if let Some(i) = cache.iter().position(|(k, _)| *k == id) {
-            let entry = cache.remove(i);
-            let key = entry.1.clone();
-            cache.insert(0, entry);
+        let meta = key_file_metadata(path)?;
+        let stat = FileStat::of(&meta);
+        let pw = salted_hash(&[password.filter(|p| !p.is_empty()).unwrap_or("").as_bytes()]);
+        let seen_as = |e: &CachedFileKey| e.seen.as_ref().is_some_and(|(p, s, h)| p == path && *s == stat && *h == pw);
+        if let Some(key) = cache_hit(seen_as, |_| {}) {
             return Ok(key);
         }
-        drop(cache); // parse without the lock: an encrypted key can take a while
+        let data = read_key_file(path)?;
+        FILE_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = salted_hash(&[&(data.len() as u64).to_le_bytes(), &data, &pw]);
+        let seen = stat.settled().then(|| (path.to_path_buf(), stat, pw));
+        if let Some(key) = cache_hit(|e| e.id == id, |e| e.seen = seen.clone()) {
+            return Ok(key);
+        }
+        // Parsed without the lock: an encrypted key can take a while.
         let key = std::sync::Arc::new(Self::parse_file(path, &data, password)?);
         let mut cache = lock_file_cache();
-        cache.retain(|(k, _)| *k != id);
-        cache.insert(0, (id, key.clone()));
+        cache.retain(|e| e.id != id);
+        cache.insert(0, CachedFileKey { id, seen, key: key.clone() });
         cache.truncate(MAX_CACHED_FILE_KEYS);
         Ok(key)
     }
@@ -559,24 +570,39 @@ impl EcKey {
 /// How many parsed key files [`EcKey::load_file_shared`] keeps.
 pub const MAX_CACHED_FILE_KEYS: usize = 32;
 
-/// The contents of a key file (at most [`MAX_KEY_FILE`] bytes), in memory wiped after use.
-fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+fn key_file_metadata(path: &Path) -> Result<std::fs::Metadata> {
     let shown = shorten(&path.display().to_string());
-    let io = |e: std::io::Error| Error::new(ErrorKind::FileIo, format!("cannot read key file '{shown}': {e}"));
-    let meta = std::fs::metadata(path).map_err(io)?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read key file '{shown}': {e}")))?;
     if meta.is_dir() {
         return err(ErrorKind::FileIo, format!("cannot read key file '{shown}': it is a directory"));
     }
     if meta.len() > MAX_KEY_FILE {
         return err(ErrorKind::KeyFormat, format!("'{shown}' is {} bytes, too large to be a key file", meta.len()));
     }
-    Ok(Zeroizing::new(std::fs::read(path).map_err(io)?))
+    Ok(meta)
 }
 
-/// The cache identity of a key file's content and password: SHA-256 under a random
-/// per-process salt, so the cache keeps neither the key nor the password, nor a plain
-/// hash of them.
-fn file_key_id(data: &[u8], password: Option<&str>) -> [u8; 32] {
+/// The contents of a key file (at most [`MAX_KEY_FILE`] bytes), in memory wiped after use.
+fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    key_file_metadata(path)?;
+    let mut data = Zeroizing::new(Vec::new());
+    let read = std::fs::File::open(path).and_then(|f| {
+        use std::io::Read;
+        f.take(MAX_KEY_FILE + 1).read_to_end(&mut data)
+    });
+    read.map_err(|e| {
+        Error::new(ErrorKind::FileIo, format!("cannot read key file '{}': {e}", shorten(&path.display().to_string())))
+    })?;
+    if data.len() as u64 > MAX_KEY_FILE {
+        return err(ErrorKind::KeyFormat, format!("'{}' is too large to be a key file", shorten(&path.display().to_string())));
+    }
+    Ok(data)
+}
+
+/// SHA-256 of `parts` under a random per-process salt: the file-key cache keeps neither a
+/// key, nor a password, nor a plain hash of either.
+fn salted_hash(parts: &[&[u8]]) -> [u8; 32] {
     static SALT: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
         let mut salt = [0u8; 32];
         let _ = SystemRandom::new().fill(&mut salt);
@@ -584,17 +610,90 @@ fn file_key_id(data: &[u8], password: Option<&str>) -> [u8; 32] {
     });
     let mut h = Sha256::new();
     h.update(*SALT);
-    h.update((data.len() as u64).to_le_bytes());
-    h.update(data);
-    h.update(password.filter(|p| !p.is_empty()).unwrap_or("").as_bytes());
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
     h.finalize().into()
 }
 
-type FileKeyCache = Vec<([u8; 32], std::sync::Arc<EcKey>)>;
+/// How old a key file's timestamps must be before an unchanged `stat` is trusted to mean
+/// unchanged content (2 s covers the coarsest common timestamp granularity, FAT's).
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What `stat` says of a file, to tell whether it changed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStat {
+    id: (u64, u64, u64),
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStat {
+    fn of(meta: &std::fs::Metadata) -> FileStat {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileStat {
+                id: (meta.dev(), meta.ino(), meta.size()),
+                modified: (meta.mtime(), meta.mtime_nsec()),
+                changed: (meta.ctime(), meta.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let t = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_nanos() as i64));
+            FileStat { id: (0, 0, meta.len()), modified: t, changed: t }
+        }
+    }
+
+    /// Whether both times are at least [`SETTLED`] in the past (and not in the future).
+    fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let latest = self.modified.0.max(self.changed.0);
+        latest < now - SETTLED.as_secs() as i64
+    }
+}
+
+struct CachedFileKey {
+    /// Salted hash of the content and of the (salted) password hash.
+    id: [u8; 32],
+    /// The path, `stat` and password hash this content was last read under, when the
+    /// file's times were settled then: a later load that finds all three equal skips the read.
+    seen: Option<(std::path::PathBuf, FileStat, [u8; 32])>,
+    key: std::sync::Arc<EcKey>,
+}
+
+type FileKeyCache = Vec<CachedFileKey>;
 static FILE_KEYS: std::sync::LazyLock<std::sync::Mutex<FileKeyCache>> = std::sync::LazyLock::new(Default::default);
 
 fn lock_file_cache() -> std::sync::MutexGuard<'static, FileKeyCache> {
     FILE_KEYS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The first cached key `matches` picks, updated by `update` and moved to the front
+/// (most recently used).
+fn cache_hit(matches: impl Fn(&CachedFileKey) -> bool, update: impl FnOnce(&mut CachedFileKey)) -> Option<std::sync::Arc<EcKey>> {
+    let mut cache = lock_file_cache();
+    let i = cache.iter().position(matches)?;
+    let mut entry = cache.remove(i);
+    update(&mut entry);
+    let key = entry.key.clone();
+    cache.insert(0, entry);
+    Some(key)
+}
+
+/// How many times [`EcKey::load_file_shared`] had to read a file (for tests).
+static FILE_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn file_cache_reads() -> u64 {
+    FILE_READS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Forgets every key [`EcKey::load_file_shared`] cached (each is wiped when its last user
@@ -733,6 +832,25 @@ mod tests {
         assert!(EcKey::load_file_shared(&path, None).is_err());
         std::fs::write(&path, second.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
         assert_eq!(EcKey::load_file_shared(&path, None).unwrap().jkt(), second.jkt());
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // A file whose times are settled is not read again while its stat is unchanged.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ec_sec1.pem");
+        while !FileStat::of(&std::fs::metadata(&fixture).unwrap()).settled() {
+            std::thread::sleep(std::time::Duration::from_millis(100)); // a fresh checkout
+        }
+        let a = EcKey::load_file_shared(&fixture, None).unwrap();
+        let reads = file_cache_reads();
+        let b = EcKey::load_file_shared(&fixture, None).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(file_cache_reads(), reads, "an unchanged, settled file is served on its stat");
+        // A fresh file is read every time (its stat could hide a same-tick rewrite).
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, first.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        EcKey::load_file_shared(&path, None).unwrap();
+        let reads = file_cache_reads();
+        EcKey::load_file_shared(&path, None).unwrap();
+        assert_eq!(file_cache_reads(), reads + 1, "a file changed within the last {SETTLED:?} is read again");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
