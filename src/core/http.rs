@@ -13,6 +13,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use super::error::{Error, ErrorKind, ResponseInfo, Result, shorten};
 use super::proof::Target;
 use super::session_log::{Entry, SessionLog};
+use super::state::{BoundedLru, never_in_use, weightless};
 
 /// Which certificates a TLS server must chain to. Verification is always on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -149,10 +150,21 @@ pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
 
 /// What makes two transports interchangeable: equal settings, and for
 /// [`ProxyChoice::Env`] the proxy variables as they are now.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct SharedKey {
     settings: Settings,
     env: Vec<Option<std::ffi::OsString>>,
+}
+
+/// Hashes the cheap parts; equality compares everything (the trust roots' certificates too).
+impl std::hash::Hash for SharedKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let s = &self.settings;
+        (s.connect_timeout, s.request_timeout, s.max_response_size, s.follow_redirects).hash(h);
+        std::mem::discriminant(&s.trust).hash(h);
+        std::mem::discriminant(&s.proxy).hash(h);
+        self.env.hash(h);
+    }
 }
 
 /// The environment variables that [`ProxyChoice::Env`] reads.
@@ -161,8 +173,9 @@ const PROXY_ENV: &[&str] = &[
     "REQUEST_METHOD",
 ];
 
-/// Most recently used first; at most [`MAX_SHARED_TRANSPORTS`].
-static SHARED: LazyLock<Mutex<Vec<(SharedKey, Arc<Transport>)>>> = LazyLock::new(Default::default);
+/// At most [`MAX_SHARED_TRANSPORTS`], least recently used out (objects keep theirs).
+static SHARED: LazyLock<BoundedLru<SharedKey, Arc<Transport>>> =
+    LazyLock::new(|| BoundedLru::new(MAX_SHARED_TRANSPORTS, usize::MAX, weightless, never_in_use));
 
 pub struct Transport {
     agent: ureq::Agent,
@@ -551,24 +564,18 @@ impl Transport {
             _ => Vec::new(),
         };
         let key = SharedKey { settings, env };
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = shared.iter().position(|(k, _)| *k == key) {
-            let entry = shared.remove(i);
-            let transport = entry.1.clone();
-            shared.insert(0, entry);
-            return Ok(transport);
+        if let Some(t) = SHARED.get(&key) {
+            return Ok(t);
         }
-        // Built under the lock: two objects made at once with new settings get one agent.
-        // Building is cheap (the TLS configuration itself is made on first use).
+        // Building is cheap (the TLS configuration itself is made on first use); when two
+        // threads race, the first one stored wins and the other's agent is dropped unused.
         let transport = Arc::new(Transport::new(key.settings.clone())?);
-        shared.insert(0, (key, transport.clone()));
-        shared.truncate(MAX_SHARED_TRANSPORTS);
-        Ok(transport)
+        Ok(SHARED.get_or_insert_with(key, || transport))
     }
 
     /// How many transports the process keeps for sharing (for tests).
     pub fn shared_count() -> usize {
-        SHARED.lock().unwrap_or_else(|e| e.into_inner()).len()
+        SHARED.len()
     }
 
     /// A transport of its own (not shared): see [`Transport::shared`].

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, err, shorten};
+use super::state::{BoundedLru, never_in_use, weightless};
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
@@ -277,24 +278,26 @@ impl EcKey {
         let meta = key_file_metadata(path)?;
         let stat = FileStat::of(&meta);
         let pw = salted_hash(&[password.filter(|p| !p.is_empty()).unwrap_or("").as_bytes()]);
-        let seen_as = |e: &CachedFileKey| e.seen.as_ref().is_some_and(|(p, s, h)| p == path && *s == stat && *h == pw);
-        if let Some(key) = cache_hit(seen_as, |_| {}) {
-            return Ok(key);
+        let seen_key = (path.to_path_buf(), pw);
+        if let Some((seen, id)) = SEEN_FILES.get(&seen_key) {
+            if let Some(key) = FILE_KEYS.get(&id).filter(|_| seen == stat) {
+                return Ok(key);
+            }
         }
         let data = read_key_file(path)?;
         FILE_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = salted_hash(&[&(data.len() as u64).to_le_bytes(), &data, &pw]);
-        let seen = stat.settled().then(|| (path.to_path_buf(), stat, pw));
-        if let Some(key) = cache_hit(|e| e.id == id, |e| e.seen = seen.clone()) {
+        if stat.settled() {
+            SEEN_FILES.insert(seen_key, (stat, id));
+        } else {
+            SEEN_FILES.remove(&seen_key);
+        }
+        if let Some(key) = FILE_KEYS.get(&id) {
             return Ok(key);
         }
-        // Parsed without the lock: an encrypted key can take a while.
+        // Parsed without a lock: an encrypted key can take a while.
         let key = std::sync::Arc::new(Self::parse_file(path, &data, password)?);
-        let mut cache = lock_file_cache();
-        cache.retain(|e| e.id != id);
-        cache.insert(0, CachedFileKey { id, seen, key: key.clone() });
-        cache.truncate(MAX_CACHED_FILE_KEYS);
-        Ok(key)
+        Ok(FILE_KEYS.get_or_insert_with(id, || key))
     }
 
     fn parse_file(path: &Path, data: &[u8], password: Option<&str>) -> Result<Self> {
@@ -661,33 +664,16 @@ impl FileStat {
     }
 }
 
-struct CachedFileKey {
-    /// Salted hash of the content and of the (salted) password hash.
-    id: [u8; 32],
-    /// The path, `stat` and password hash this content was last read under, when the
-    /// file's times were settled then: a later load that finds all three equal skips the read.
-    seen: Option<(std::path::PathBuf, FileStat, [u8; 32])>,
-    key: std::sync::Arc<EcKey>,
-}
+/// Parsed keys by the salted hash of their file's content and password.
+static FILE_KEYS: std::sync::LazyLock<BoundedLru<[u8; 32], std::sync::Arc<EcKey>>> =
+    std::sync::LazyLock::new(|| BoundedLru::new(MAX_CACHED_FILE_KEYS, usize::MAX, weightless, never_in_use));
 
-type FileKeyCache = Vec<CachedFileKey>;
-static FILE_KEYS: std::sync::LazyLock<std::sync::Mutex<FileKeyCache>> = std::sync::LazyLock::new(Default::default);
-
-fn lock_file_cache() -> std::sync::MutexGuard<'static, FileKeyCache> {
-    FILE_KEYS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The first cached key `matches` picks, updated by `update` and moved to the front
-/// (most recently used).
-fn cache_hit(matches: impl Fn(&CachedFileKey) -> bool, update: impl FnOnce(&mut CachedFileKey)) -> Option<std::sync::Arc<EcKey>> {
-    let mut cache = lock_file_cache();
-    let i = cache.iter().position(matches)?;
-    let mut entry = cache.remove(i);
-    update(&mut entry);
-    let key = entry.key.clone();
-    cache.insert(0, entry);
-    Some(key)
-}
+/// By (path, salted password hash): the `stat` of the file and the hash of the content it
+/// had then, kept only for files whose times were settled (see [`EcKey::load_file_shared`]).
+type SeenFiles = BoundedLru<(std::path::PathBuf, [u8; 32]), (FileStat, [u8; 32])>;
+static SEEN_FILES: std::sync::LazyLock<SeenFiles> = std::sync::LazyLock::new(|| {
+    BoundedLru::new(2 * MAX_CACHED_FILE_KEYS, 1 << 20, |k, _| k.0.as_os_str().len() + 128, never_in_use)
+});
 
 /// How many times [`EcKey::load_file_shared`] had to read a file (for tests).
 static FILE_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -699,12 +685,13 @@ pub fn file_cache_reads() -> u64 {
 /// Forgets every key [`EcKey::load_file_shared`] cached (each is wiped when its last user
 /// lets go of it).
 pub fn clear_file_cache() {
-    lock_file_cache().clear();
+    FILE_KEYS.clear();
+    SEEN_FILES.clear();
 }
 
 /// How many keys the file cache holds (for tests).
 pub fn file_cache_len() -> usize {
-    lock_file_cache().len()
+    FILE_KEYS.len()
 }
 
 /// Largest PBKDF2 iteration count accepted (OpenSSL uses 2,048, OWASP suggests 600,000):
