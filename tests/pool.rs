@@ -228,3 +228,23 @@ fn the_pool_stays_bounded_over_10000_objects() {
     assert!(server.open() <= bound, "{} connections still open, bound {bound}", server.open());
     assert!(server.open() <= MAX_SHARED_TRANSPORTS, "each kept transport holds one idle connection here");
 }
+
+#[test]
+fn a_rewritten_ca_file_is_read_again() {
+    let _serial = serial();
+    let (pki, other) = (TestPki::new(), TestPki::new());
+    let server = CountingServer::start(Some(&pki));
+    let path = pki.dir.path().join("trust.pem");
+    let with_ca = |h: i64| assert_eq!(unsafe { dpopkit_http_set_ca_file(h, c(path.to_str().unwrap()).as_ptr()) }, 1);
+    // The file names another CA: per-call objects fail, again and again (parsed CA files are
+    // kept process-wide, so this also warms that cache).
+    std::fs::copy(&other.ca, &path).unwrap();
+    for _ in 0..2 {
+        let (body, code, text) = one_call(&server.url(), with_ca);
+        assert_eq!((body, code), (None, dpopkit_result::Tls as u32), "{text}");
+    }
+    // The operator fixes the file in place: the next object trusts the new content at once.
+    std::fs::copy(&pki.ca, &path).unwrap();
+    let (body, code, text) = one_call(&server.url(), with_ca);
+    assert_eq!(body.as_deref(), Some("ok"), "{code} {text}");
+}

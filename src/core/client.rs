@@ -141,8 +141,8 @@ impl HttpClient {
 
     /// Sets the AuthToken JSON; the token itself is fetched on the first request.
     pub fn set_auth_token(&self, json: &str) -> Result<()> {
-        let auth = AuthConfig::from_json(json)?;
-        self.config.write().unwrap_or_else(|e| e.into_inner()).auth = Some(Arc::new(auth));
+        let auth = AuthConfig::from_json_shared(json)?;
+        self.config.write().unwrap_or_else(|e| e.into_inner()).auth = Some(auth);
         Ok(())
     }
 

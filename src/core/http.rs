@@ -13,7 +13,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use super::error::{Error, ErrorKind, ResponseInfo, Result, shorten};
 use super::proof::Target;
 use super::session_log::{Entry, SessionLog};
-use super::state::{BoundedLru, never_in_use, weightless};
+use super::state::{BoundedLru, FileMemo, never_in_use, weightless};
 
 /// Which certificates a TLS server must chain to. Verification is always on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -291,14 +291,30 @@ pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
-/// Trust only the certificates of the PEM file at `path`.
+/// Trust only the certificates of the PEM file at `path`. Parsed bundles are kept
+/// process-wide ([`FileMemo`]): an object made per call that sets the same CA file reads
+/// nothing when the file is unchanged, and its settings compare equal (the same `Arc`) to
+/// the earlier objects', so it shares their connections.
 pub fn load_ca_file(path: &std::path::Path) -> Result<TrustRoots> {
+    static CA_FILES: LazyLock<FileMemo<Vec<Vec<u8>>>> = LazyLock::new(|| FileMemo::new(16));
     let shown = shorten(&path.display().to_string());
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{shown}': {e}")))?;
-    let certs = parse_ca_pem(&pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message)))?;
-    Ok(TrustRoots::Pem(Arc::new(certs)))
+    let io = |e: std::io::Error| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{shown}': {e}"));
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > MAX_CA_FILE {
+        return Err(Error::new(ErrorKind::InvalidArgument, format!("CA file '{shown}' is larger than {MAX_CA_FILE} bytes")));
+    }
+    let certs = CA_FILES.load(
+        path,
+        b"",
+        &meta,
+        || std::fs::read(path).map(zeroize::Zeroizing::new).map_err(io),
+        |pem| parse_ca_pem(pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message))),
+    )?;
+    Ok(TrustRoots::Pem(certs))
 }
+
+/// Largest CA bundle read (the whole Mozilla bundle is ~220 KB).
+const MAX_CA_FILE: u64 = 16 << 20;
 
 /// `u` with any `user:password@` shown as `****@`: what error texts and `Debug` show of a
 /// proxy URL.

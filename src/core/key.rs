@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, err, shorten};
-use super::state::{BoundedLru, never_in_use, weightless};
+use super::state::FileMemo;
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
@@ -265,39 +265,21 @@ impl EcKey {
     /// the same file again (as a program that makes a new key object per call does) costs
     /// a `stat` instead of a read and a parse.
     ///
-    /// Entries are keyed by a salted hash of the file's content and of the password. The
-    /// `stat` shortcut (path, device, inode, size, modification and change times equal to
-    /// when the content was hashed) is taken only when those times were at least
-    /// [`SETTLED`] old at that moment — the "racily clean" rule of git: a file rewritten
-    /// within one timestamp tick of being read could otherwise look unchanged. Such a file
-    /// is read and hashed again, and a rotated key is never served from the cache. At
+    /// Entries are keyed by a salted hash of the file's content and of the password, and a
+    /// rewritten file (a rotated key) is never served from the cache (see [`FileMemo`]). At
     /// most [`MAX_CACHED_FILE_KEYS`] keys are kept, least recently used out; each is wiped
     /// when its last user lets go ([`clear_file_cache`] empties the cache). Errors are not
     /// cached.
     pub fn load_file_shared(path: &Path, password: Option<&str>) -> Result<std::sync::Arc<Self>> {
         let meta = key_file_metadata(path)?;
-        let stat = FileStat::of(&meta);
-        let pw = salted_hash(&[password.filter(|p| !p.is_empty()).unwrap_or("").as_bytes()]);
-        let seen_key = (path.to_path_buf(), pw);
-        if let Some((seen, id)) = SEEN_FILES.get(&seen_key) {
-            if let Some(key) = FILE_KEYS.get(&id).filter(|_| seen == stat) {
-                return Ok(key);
-            }
-        }
-        let data = read_key_file(path)?;
-        FILE_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = salted_hash(&[&(data.len() as u64).to_le_bytes(), &data, &pw]);
-        if stat.settled() {
-            SEEN_FILES.insert(seen_key, (stat, id));
-        } else {
-            SEEN_FILES.remove(&seen_key);
-        }
-        if let Some(key) = FILE_KEYS.get(&id) {
-            return Ok(key);
-        }
-        // Parsed without a lock: an encrypted key can take a while.
-        let key = std::sync::Arc::new(Self::parse_file(path, &data, password)?);
-        Ok(FILE_KEYS.get_or_insert_with(id, || key))
+        let password = password.filter(|p| !p.is_empty());
+        FILE_KEYS.load(
+            path,
+            password.unwrap_or("").as_bytes(),
+            &meta,
+            || read_key_file(path),
+            |data| Self::parse_file(path, data, password),
+        )
     }
 
     fn parse_file(path: &Path, data: &[u8], password: Option<&str>) -> Result<Self> {
@@ -603,90 +585,18 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     Ok(data)
 }
 
-/// SHA-256 of `parts` under a random per-process salt: the file-key cache keeps neither a
-/// key, nor a password, nor a plain hash of either.
-fn salted_hash(parts: &[&[u8]]) -> [u8; 32] {
-    static SALT: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
-        let mut salt = [0u8; 32];
-        let _ = SystemRandom::new().fill(&mut salt);
-        salt
-    });
-    let mut h = Sha256::new();
-    h.update(*SALT);
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
-/// How old a key file's timestamps must be before an unchanged `stat` is trusted to mean
-/// unchanged content (2 s covers the coarsest common timestamp granularity, FAT's).
-pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What `stat` says of a file, to tell whether it changed.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileStat {
-    id: (u64, u64, u64),
-    modified: (i64, i64),
-    changed: (i64, i64),
-}
-
-impl FileStat {
-    fn of(meta: &std::fs::Metadata) -> FileStat {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            FileStat {
-                id: (meta.dev(), meta.ino(), meta.size()),
-                modified: (meta.mtime(), meta.mtime_nsec()),
-                changed: (meta.ctime(), meta.ctime_nsec()),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let t = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_nanos() as i64));
-            FileStat { id: (0, 0, meta.len()), modified: t, changed: t }
-        }
-    }
-
-    /// Whether both times are at least [`SETTLED`] in the past (and not in the future).
-    fn settled(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let latest = self.modified.0.max(self.changed.0);
-        latest < now - SETTLED.as_secs() as i64
-    }
-}
-
 /// Parsed keys by the salted hash of their file's content and password.
-static FILE_KEYS: std::sync::LazyLock<BoundedLru<[u8; 32], std::sync::Arc<EcKey>>> =
-    std::sync::LazyLock::new(|| BoundedLru::new(MAX_CACHED_FILE_KEYS, usize::MAX, weightless, never_in_use));
-
-/// By (path, salted password hash): the `stat` of the file and the hash of the content it
-/// had then, kept only for files whose times were settled (see [`EcKey::load_file_shared`]).
-type SeenFiles = BoundedLru<(std::path::PathBuf, [u8; 32]), (FileStat, [u8; 32])>;
-static SEEN_FILES: std::sync::LazyLock<SeenFiles> = std::sync::LazyLock::new(|| {
-    BoundedLru::new(2 * MAX_CACHED_FILE_KEYS, 1 << 20, |k, _| k.0.as_os_str().len() + 128, never_in_use)
-});
+static FILE_KEYS: std::sync::LazyLock<FileMemo<EcKey>> = std::sync::LazyLock::new(|| FileMemo::new(MAX_CACHED_FILE_KEYS));
 
 /// How many times [`EcKey::load_file_shared`] had to read a file (for tests).
-static FILE_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 pub fn file_cache_reads() -> u64 {
-    FILE_READS.load(std::sync::atomic::Ordering::Relaxed)
+    FILE_KEYS.reads()
 }
 
 /// Forgets every key [`EcKey::load_file_shared`] cached (each is wiped when its last user
 /// lets go of it).
 pub fn clear_file_cache() {
     FILE_KEYS.clear();
-    SEEN_FILES.clear();
 }
 
 /// How many keys the file cache holds (for tests).
@@ -823,7 +733,7 @@ mod tests {
 
         // A file whose times are settled is not read again while its stat is unchanged.
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ec_sec1.pem");
-        while !FileStat::of(&std::fs::metadata(&fixture).unwrap()).settled() {
+        while !crate::core::state::FileStat::of(&std::fs::metadata(&fixture).unwrap()).settled() {
             std::thread::sleep(std::time::Duration::from_millis(100)); // a fresh checkout
         }
         let a = EcKey::load_file_shared(&fixture, None).unwrap();
@@ -837,7 +747,7 @@ mod tests {
         EcKey::load_file_shared(&path, None).unwrap();
         let reads = file_cache_reads();
         EcKey::load_file_shared(&path, None).unwrap();
-        assert_eq!(file_cache_reads(), reads + 1, "a file changed within the last {SETTLED:?} is read again");
+        assert_eq!(file_cache_reads(), reads + 1, "a file changed within the last {:?} is read again", crate::core::state::SETTLED);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
