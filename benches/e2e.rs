@@ -3,6 +3,7 @@
 //! the same local keep-alive server, in interleaved rounds of the same run.
 //!
 //!   cargo bench --bench e2e                 full run (prints the figures)
+//!   cargo bench --bench e2e -- --per-call   only the per-call pattern vs a reused handle
 //!   cargo bench --bench e2e -- --real       also against the real test peers
 //!                                           (node tests/peers/server.mjs)
 //!   DPOPKIT_BENCH_QUICK=1 / cargo test      a handful of requests and sanity checks
@@ -324,6 +325,86 @@ fn overlap(plan: &Plan, plain: i64, dpop: i64, slow: &CString) {
     }
 }
 
+/// The seed's pattern, as the SQL Server procedure runs it on every call: a new PrivateKey
+/// loaded from a file, a new JsonObject for the AuthToken, a new Http object, one GET, all
+/// destroyed. The token is cached process-wide, so what this measures is everything else
+/// a fresh set of objects costs.
+fn per_call_get(url: &CStr, key_file: &CStr, auth: &[(&str, String)], ca_file: Option<&CStr>) -> usize {
+    let key = c::dpopkit_key_new();
+    assert_eq!(unsafe { c::dpopkit_key_load_any_format_file(key, key_file.as_ptr(), std::ptr::null()) }, 1);
+    let json = c::dpopkit_json_new();
+    for (name, value) in auth {
+        let (n, v) = (c::cs(name), c::cs(value));
+        assert_eq!(unsafe { c::dpopkit_json_update_string(json, n.as_ptr(), v.as_ptr()) }, 1);
+    }
+    let emitted = c::dpopkit_json_emit(json);
+    let http = c::http(Some(key), None);
+    if let Some(ca) = ca_file {
+        assert_eq!(unsafe { c::dpopkit_http_set_ca_file(http, ca.as_ptr()) }, 1, "{}", c::last_error(http));
+    }
+    assert_eq!(unsafe { c::dpopkit_http_set_auth_token(http, emitted) }, 1);
+    unsafe { c::dpopkit_string_free(emitted) };
+    let n = c::get(http, url);
+    for h in [http, json, key] {
+        c::dpopkit_destroy(h);
+    }
+    n
+}
+
+/// Per call (the seed's pattern) against one reused Http handle, for http and https on
+/// loopback, interleaved in the same run. Goal: per-call <= 1.3x reused.
+fn per_call(plan: &Plan) {
+    let pki = common::BenchPki::new();
+    let key_file = c::cs(fixture("ec_pkcs8.pem").to_str().unwrap());
+    let ca = c::cs(pki.ca.to_str().unwrap());
+    let block = (plan.block / 4).max(2);
+    println!("-- per call (new key from file + JsonObject + Http per GET, the seed's pattern) vs one reused handle, {} rounds x {block}", plan.rounds);
+    for tls in [false, true] {
+        let server = if tls { LocalServer::start_tls(&pki) } else { LocalServer::start() };
+        let url = c::cs(&server.url("/api/items"));
+        let auth = vec![
+            ("client_secret", "bench-secret".to_string()),
+            ("client_id", "bench".to_string()),
+            ("token_endpoint", server.url("/token")),
+            ("scope", "api".to_string()),
+        ];
+        let ca_file = tls.then_some(ca.as_c_str());
+        let key = c::key_from_fixture("ec_pkcs8.pem");
+        let json: serde_json::Map<String, serde_json::Value> =
+            auth.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect();
+        let reused = c::http(Some(key), Some(&serde_json::Value::Object(json).to_string()));
+        if let Some(ca) = ca_file {
+            assert_eq!(unsafe { c::dpopkit_http_set_ca_file(reused, ca.as_ptr()) }, 1, "{}", c::last_error(reused));
+        }
+        for _ in 0..if quick_mode() { 2 } else { 200 } {
+            assert_eq!(c::get(reused, &url), API_BODY.len());
+            assert_eq!(per_call_get(&url, &key_file, &auth, ca_file), API_BODY.len());
+        }
+        let (mut r, mut p, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..plan.rounds {
+            let reused_run = || per_request(block, || assert_eq!(c::get(reused, &url), API_BODY.len()));
+            let per_call_run = || per_request(block, || assert_eq!(per_call_get(&url, &key_file, &auth, ca_file), API_BODY.len()));
+            let (a, b) = if round % 2 == 0 {
+                let a = reused_run();
+                (a, per_call_run())
+            } else {
+                let b = per_call_run();
+                (reused_run(), b)
+            };
+            r.push(a);
+            p.push(b);
+            ratio.push(b / a);
+        }
+        let scheme = if tls { "https" } else { "http " };
+        println!("  {scheme} reused handle                  {}", fmt_us(&stats(&r)));
+        println!("  {scheme} per call                       {}", fmt_us(&stats(&p)));
+        println!("  {scheme} per call / reused              {}   goal <= 1.3x", fmt_x(&stats(&ratio)));
+        assert_eq!(server.count(&server.token_requests), 1, "one token for the reused handle and every per-call object");
+        c::dpopkit_destroy(reused);
+        c::dpopkit_destroy(key);
+    }
+}
+
 /// `--real`: the test peers (oidc-provider + a jose-validating RS). Plain GETs go to the
 /// RS's unauthenticated `/_stats`, DPoP GETs to its validated `/api/test`.
 fn real(plan: &Plan, key: i64) {
@@ -395,6 +476,10 @@ fn main() {
     } else {
         Plan { rounds: 21, block: 2000, mt_rounds: 9, mt_block: 8000, slow_block: 400 }
     };
+    if std::env::args().any(|a| a == "--per-call") {
+        per_call(&plan); // only this part (the figures of issue 11)
+        return;
+    }
     let server = LocalServer::start();
     let auth = server.auth_token();
     let key = c::key_from_fixture("ec_pkcs8.pem");
@@ -451,6 +536,7 @@ fn main() {
     big_body(&plan, plain, &core_plain, &c::cs(&server.url("/big")));
     multi_thread(&plan, plain, dpop, &url);
     overlap(&plan, plain, dpop, &c::cs(&server.url("/slow")));
+    per_call(&plan);
     let sent = server.count(&server.requests) - all_before;
     let with_dpop = server.count(&server.dpop_requests) - dpop_before;
     assert!(sent > 0 && with_dpop > 0 && with_dpop < sent, "both kinds of requests reached the server");

@@ -130,9 +130,10 @@ extern "C" {
 int dpopkit_destroy(int64_t handle);
 
 // Forgets every cached access token, DPoP nonce, learned server clock and discovered
-// authorization server metadata of this process, for example after
-// rotating a client secret or a key: the next request fetches a new token. Calls in
-// flight finish with the token they have. Returns 1.
+// authorization server metadata of this process, and every key parsed from a file
+// (`dpopkit_key_load_any_format_file` keeps parsed keys, so loading the same file again is
+// cheap), for example after rotating a client secret or a key: the next request fetches a
+// new token. Calls in flight finish with the token they have. Returns 1.
 int dpopkit_token_cache_clear(void);
 
 // The text of the last error of `handle` on the calling thread, or "" after a success.
@@ -167,13 +168,19 @@ char *dpopkit_version(void);
 // Meant for leak checks in tests and diagnostics. Does not change the last error.
 int64_t dpopkit_live_handles(void);
 
-// Creates an Http object with its own connection pool (keep-alive). Returns a handle > 0,
-// or 0 on failure. Destroy it with `dpopkit_destroy`.
+// Creates an Http object. Returns a handle > 0, or 0 on failure. Destroy it with
+// `dpopkit_destroy`.
 //
 // Defaults: connect timeout 10 s, whole-call timeout 60 s, response size limit 16 MiB,
 // up to 5 redirects followed (credentials only to the original origin, and only until the
 // chain leaves it), TLS certificates
 // verified against the bundled Mozilla roots, proxy from the environment.
+//
+// Connections are pooled process-wide: Http objects whose transport settings are equal
+// (timeouts, size limit, redirects, trust roots, proxy) share idle keep-alive connections
+// and one TLS configuration, so an object made per call does not pay a new TCP and TLS
+// handshake. Objects whose settings differ never share a connection. Bounded: 16 sets of
+// settings, each with at most 16 idle connections (8 per origin) kept for 30 s.
 int64_t dpopkit_http_new(void);
 
 // Gives the Http object the DPoP key from a PrivateKey object. The Http keeps its own
@@ -367,6 +374,11 @@ int64_t dpopkit_key_new(void);
 //
 // `password` may be NULL or "" when the key is not encrypted. Returns 1 on success, 0 on
 // failure (the key object keeps its previous key).
+//
+// Parsed keys are kept process-wide under a salted hash of the file's content and the
+// password, so loading the same file again (a new key object per call) costs a small read
+// instead of a parse; a rewritten file is parsed again. At most 32 keys, in memory that is
+// wiped when they go; `dpopkit_token_cache_clear` empties the cache.
 //
 // # Safety
 // `path` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.

@@ -81,6 +81,11 @@ fn destroyed_keys_leave_no_copy_of_the_private_scalar() {
     // The key object goes first; the Http still holds the key, then it goes too.
     assert_eq!(dpopkit_destroy(key), 1);
     assert_eq!(dpopkit_destroy(http), 1);
+    // Keys loaded from files stay in the process-wide file cache until it is cleared: the
+    // clear releases the last reference, and that copy must be wiped as well.
+    assert_eq!(dpopkit::core::key::file_cache_len(), 1, "the loaded key is cached");
+    assert_eq!(dpopkit_token_cache_clear(), 1);
+    assert_eq!(dpopkit::core::key::file_cache_len(), 0);
     SCANNING.store(false, Ordering::SeqCst);
 
     assert_eq!(control_found, 1, "the scanner must find an unwiped copy");

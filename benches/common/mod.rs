@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,8 @@ pub const SLOW: std::time::Duration = std::time::Duration::from_millis(2);
 /// JSON body for every path, a token response for `/token`, 1 MiB for `/big...`; `/slow...` waits [`SLOW`] first. It never validates.
 pub struct LocalServer {
     pub port: u16,
+    /// Serves https (see [`LocalServer::start_tls`]).
+    pub tls: bool,
     /// Requests to `/token`.
     pub token_requests: Arc<AtomicU64>,
     /// All requests.
@@ -37,30 +39,49 @@ pub struct LocalServer {
 
 impl LocalServer {
     pub fn start() -> LocalServer {
+        Self::start_with(None)
+    }
+
+    /// The same server over TLS with a certificate for 127.0.0.1 from `pki`.
+    pub fn start_tls(pki: &BenchPki) -> LocalServer {
+        Self::start_with(Some(pki.server_config()))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> LocalServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().unwrap().port();
         let token_requests = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
         let dpop_requests = Arc::new(AtomicU64::new(0));
         let counters = Counters { token: token_requests.clone(), all: requests.clone(), dpop: dpop_requests.clone() };
+        let tls_on = tls.is_some();
         std::thread::Builder::new()
             .name("bench-server-accept".into())
             .spawn(move || {
                 for stream in listener.incoming() {
                     let Ok(stream) = stream else { continue };
                     let counters = counters.clone();
+                    let tls = tls.clone();
+                    let _ = stream.set_nodelay(true);
                     let _ = std::thread::Builder::new()
                         .name("bench-server-conn".into())
-                        .stack_size(64 * 1024)
-                        .spawn(move || serve(stream, &counters));
+                        .stack_size(256 * 1024)
+                        .spawn(move || match tls {
+                            Some(cfg) => {
+                                if let Ok(conn) = rustls::ServerConnection::new(cfg) {
+                                    serve(rustls::StreamOwned::new(conn, stream), &counters);
+                                }
+                            }
+                            None => serve(stream, &counters),
+                        });
                 }
             })
             .unwrap();
-        LocalServer { port, token_requests, requests, dpop_requests }
+        LocalServer { port, tls: tls_on, token_requests, requests, dpop_requests }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", if self.tls { "https" } else { "http" }, self.port)
     }
 
     /// AuthToken JSON pointing at this server's `/token`.
@@ -91,15 +112,10 @@ struct Counters {
     dpop: Arc<AtomicU64>,
 }
 
-fn serve(stream: TcpStream, counters: &Counters) {
-    let _ = stream.set_nodelay(true);
+fn serve<S: Read + Write>(stream: S, counters: &Counters) {
     // Built once for all connections: the server must not add to the figures it serves.
     static RESPONSES: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
     let [api, token, big] = RESPONSES.get_or_init(|| [response(API_BODY), response(TOKEN_BODY), response(&big_body())]);
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
     let mut reader = BufReader::with_capacity(16 * 1024, stream);
     let mut line = String::with_capacity(256);
     let mut discard = Vec::new();
@@ -159,7 +175,8 @@ fn serve(stream: TcpStream, counters: &Counters) {
         } else {
             api
         };
-        if writer.write_all(out).is_err() || close {
+        let writer = reader.get_mut();
+        if writer.write_all(out).and_then(|_| writer.flush()).is_err() || close {
             return;
         }
     }
@@ -230,6 +247,8 @@ pub mod c {
 
     pub use dpopkit::capi::common::*;
     pub use dpopkit::capi::http::*;
+    #[allow(unused_imports)] // not every bench program uses JSON objects
+    pub use dpopkit::capi::json::*;
     pub use dpopkit::capi::key::*;
 
     pub fn cs(s: &str) -> CString {
@@ -357,4 +376,62 @@ pub fn minor_faults() -> u64 {
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     // After the command: state(0) ppid(1) pgrp(2) session(3) tty(4) tpgid(5) flags(6) minflt(7).
     after.split_whitespace().nth(7).and_then(|x| x.parse().ok()).unwrap_or(0)
+}
+
+/// A throw-away test CA and a leaf for 127.0.0.1, made with the openssl CLI in a temp dir
+/// (removed on drop), for the https variant of the local server.
+pub struct BenchPki {
+    dir: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl BenchPki {
+    pub fn new() -> BenchPki {
+        let dir = std::env::temp_dir().join(format!("dpopkit-bench-pki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl").args(args).current_dir(&dir).output()
+                .expect("the openssl CLI makes the https bench's test certificate");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        run(&[&["req", "-x509", "-new"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=dpopkit bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign"]].concat());
+        run(&[&["req", "-new"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
+        std::fs::write(dir.join("ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n").unwrap();
+        run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "ext", "-out", "server.pem"]);
+        BenchPki { ca: dir.join("ca.pem"), dir }
+    }
+
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let read = |name: &str| std::fs::read(self.dir.join(name)).unwrap();
+        let certs = ureq::tls::parse_pem(&read("server.pem"))
+            .filter_map(|i| match i.ok()? {
+                ureq::tls::PemItem::Certificate(c) => Some(rustls::pki_types::CertificateDer::from(c.der().to_vec())),
+                _ => None,
+            })
+            .collect();
+        let key = ureq::tls::parse_pem(&read("server.key"))
+            .find_map(|i| match i.ok()? {
+                ureq::tls::PemItem::PrivateKey(k) => Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k.der().to_vec().into())),
+                _ => None,
+            })
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Arc::new(config)
+    }
+}
+
+impl Drop for BenchPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

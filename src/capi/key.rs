@@ -19,9 +19,9 @@ pub extern "C" fn dpopkit_key_new() -> i64 {
     run("dpopkit_key_new", 0, |_| registry::insert(Object::Key(Arc::default())))
 }
 
-fn store(key: i64, k: EcKey) -> Result<c_int, FfiError> {
+fn store(key: i64, k: impl Into<Arc<EcKey>>) -> Result<c_int, FfiError> {
     let obj = registry::key(key)?;
-    *obj.key.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(k));
+    *obj.key.write().unwrap_or_else(|e| e.into_inner()) = Some(k.into());
     Ok(1)
 }
 
@@ -47,6 +47,11 @@ pub(crate) fn key_of(key: i64) -> Result<Arc<EcKey>, FfiError> {
 /// `password` may be NULL or "" when the key is not encrypted. Returns 1 on success, 0 on
 /// failure (the key object keeps its previous key).
 ///
+/// Parsed keys are kept process-wide under a salted hash of the file's content and the
+/// password, so loading the same file again (a new key object per call) costs a small read
+/// instead of a parse; a rewritten file is parsed again. At most 32 keys, in memory that is
+/// wiped when they go; `dpopkit_token_cache_clear` empties the cache.
+///
 /// # Safety
 /// `path` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
 #[unsafe(no_mangle)]
@@ -55,7 +60,7 @@ pub unsafe extern "C" fn dpopkit_key_load_any_format_file(key: i64, path: *const
         registry::key(key)?;
         let path = unsafe { arg(path, "path") }?;
         let password = unsafe { opt_arg(password, "password") }?;
-        store(key, EcKey::load_file(Path::new(path), password)?)
+        store(key, EcKey::load_file_shared(Path::new(path), password)?)
     })
 }
 

@@ -26,6 +26,7 @@ struct Config {
 
 pub struct HttpClient {
     config: RwLock<Config>,
+    /// Shared with every Http object whose settings are equal ([`Transport::shared`]).
     transport: RwLock<Arc<Transport>>,
 }
 
@@ -109,8 +110,8 @@ fn valid_method(m: &str) -> Result<()> {
 
 impl HttpClient {
     pub fn new() -> Self {
-        let transport = Transport::new(Settings::default()).expect("the default settings are valid");
-        HttpClient { config: RwLock::default(), transport: RwLock::new(Arc::new(transport)) }
+        let transport = Transport::shared(Settings::default()).expect("the default settings are valid");
+        HttpClient { config: RwLock::default(), transport: RwLock::new(transport) }
     }
 
     /// The configuration of a call that starts now, with its deadline (request_timeout).
@@ -140,8 +141,8 @@ impl HttpClient {
 
     /// Sets the AuthToken JSON; the token itself is fetched on the first request.
     pub fn set_auth_token(&self, json: &str) -> Result<()> {
-        let auth = AuthConfig::from_json(json)?;
-        self.config.write().unwrap_or_else(|e| e.into_inner()).auth = Some(Arc::new(auth));
+        let auth = AuthConfig::from_json_shared(json)?;
+        self.config.write().unwrap_or_else(|e| e.into_inner()).auth = Some(auth);
         Ok(())
     }
 
@@ -174,12 +175,12 @@ impl HttpClient {
         self.transport.read().unwrap_or_else(|e| e.into_inner()).settings.clone()
     }
 
-    /// Replaces the transport (and its connection pool) with one using `settings`.
+    /// Switches to the process-wide transport (connection pool) for `settings`.
     pub fn set_settings(&self, settings: Settings) -> Result<()> {
         if settings.connect_timeout.is_zero() || settings.request_timeout.is_zero() || settings.max_response_size == 0 {
             return err(ErrorKind::InvalidArgument, "timeouts and the response size limit must be greater than 0");
         }
-        let transport = Arc::new(Transport::new(settings)?);
+        let transport = Transport::shared(settings)?;
         *self.transport.write().unwrap_or_else(|e| e.into_inner()) = transport;
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -13,6 +13,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use super::error::{Error, ErrorKind, ResponseInfo, Result, shorten};
 use super::proof::Target;
 use super::session_log::{Entry, SessionLog};
+use super::state::{BoundedLru, FileMemo, never_in_use, weightless};
 
 /// Which certificates a TLS server must chain to. Verification is always on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -139,6 +140,43 @@ impl Resolver for CachingResolver {
     }
 }
 
+/// How many transports (each a ureq agent: a connection pool and a TLS configuration) the
+/// process keeps for reuse by new Http objects, least recently used first out.
+pub const MAX_SHARED_TRANSPORTS: usize = 16;
+/// Idle keep-alive connections kept per transport, in all and per origin, and for how long.
+pub const MAX_IDLE_CONNECTIONS: usize = 16;
+pub const MAX_IDLE_PER_ORIGIN: usize = 8;
+pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
+
+/// What makes two transports interchangeable: equal settings, and for
+/// [`ProxyChoice::Env`] the proxy variables as they are now.
+#[derive(Clone, PartialEq, Eq)]
+struct SharedKey {
+    settings: Settings,
+    env: Vec<Option<std::ffi::OsString>>,
+}
+
+/// Hashes the cheap parts; equality compares everything (the trust roots' certificates too).
+impl std::hash::Hash for SharedKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let s = &self.settings;
+        (s.connect_timeout, s.request_timeout, s.max_response_size, s.follow_redirects).hash(h);
+        std::mem::discriminant(&s.trust).hash(h);
+        std::mem::discriminant(&s.proxy).hash(h);
+        self.env.hash(h);
+    }
+}
+
+/// The environment variables that [`ProxyChoice::Env`] reads.
+const PROXY_ENV: &[&str] = &[
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+    "REQUEST_METHOD",
+];
+
+/// At most [`MAX_SHARED_TRANSPORTS`], least recently used out (objects keep theirs).
+static SHARED: LazyLock<BoundedLru<SharedKey, Arc<Transport>>> =
+    LazyLock::new(|| BoundedLru::new(MAX_SHARED_TRANSPORTS, usize::MAX, weightless, never_in_use));
+
 pub struct Transport {
     agent: ureq::Agent,
     pub settings: Settings,
@@ -253,14 +291,30 @@ pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
-/// Trust only the certificates of the PEM file at `path`.
+/// Trust only the certificates of the PEM file at `path`. Parsed bundles are kept
+/// process-wide ([`FileMemo`]): an object made per call that sets the same CA file reads
+/// nothing when the file is unchanged, and its settings compare equal (the same `Arc`) to
+/// the earlier objects', so it shares their connections.
 pub fn load_ca_file(path: &std::path::Path) -> Result<TrustRoots> {
+    static CA_FILES: LazyLock<FileMemo<Vec<Vec<u8>>>> = LazyLock::new(|| FileMemo::new(16));
     let shown = shorten(&path.display().to_string());
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{shown}': {e}")))?;
-    let certs = parse_ca_pem(&pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message)))?;
-    Ok(TrustRoots::Pem(Arc::new(certs)))
+    let io = |e: std::io::Error| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{shown}': {e}"));
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > MAX_CA_FILE {
+        return Err(Error::new(ErrorKind::InvalidArgument, format!("CA file '{shown}' is larger than {MAX_CA_FILE} bytes")));
+    }
+    let certs = CA_FILES.load(
+        path,
+        b"",
+        &meta,
+        || std::fs::read(path).map(zeroize::Zeroizing::new).map_err(io),
+        |pem| parse_ca_pem(pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message))),
+    )?;
+    Ok(TrustRoots::Pem(certs))
 }
+
+/// Largest CA bundle read (the whole Mozilla bundle is ~220 KB).
+const MAX_CA_FILE: u64 = 16 << 20;
 
 /// `u` with any `user:password@` shown as `****@`: what error texts and `Debug` show of a
 /// proxy URL.
@@ -513,6 +567,34 @@ enum Route {
 }
 
 impl Transport {
+    /// The process-wide transport for `settings`: Http objects whose transport settings are
+    /// equal share one connection pool and one TLS configuration, so a new object reuses
+    /// the keep-alive connections of an earlier one instead of paying a TCP and TLS
+    /// handshake. Objects whose settings differ in anything (trust roots, proxy, timeouts,
+    /// size limit, redirects) never share a connection. Bounded: [`MAX_SHARED_TRANSPORTS`]
+    /// transports, each with at most [`MAX_IDLE_CONNECTIONS`] idle connections
+    /// ([`MAX_IDLE_PER_ORIGIN`] per origin) kept for [`MAX_IDLE_AGE`].
+    pub fn shared(settings: Settings) -> Result<Arc<Transport>> {
+        let env = match settings.proxy {
+            ProxyChoice::Env => PROXY_ENV.iter().map(std::env::var_os).collect(),
+            _ => Vec::new(),
+        };
+        let key = SharedKey { settings, env };
+        if let Some(t) = SHARED.get(&key) {
+            return Ok(t);
+        }
+        // Building is cheap (the TLS configuration itself is made on first use); when two
+        // threads race, the first one stored wins and the other's agent is dropped unused.
+        let transport = Arc::new(Transport::new(key.settings.clone())?);
+        Ok(SHARED.get_or_insert_with(key, || transport))
+    }
+
+    /// How many transports the process keeps for sharing (for tests).
+    pub fn shared_count() -> usize {
+        SHARED.len()
+    }
+
+    /// A transport of its own (not shared): see [`Transport::shared`].
     pub fn new(settings: Settings) -> Result<Transport> {
         let roots = match &settings.trust {
             TrustRoots::Bundled => ureq::tls::RootCerts::WebPki,
@@ -550,7 +632,9 @@ impl Transport {
             .user_agent(concat!("dpopkit/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_global(Some(settings.request_timeout))
-            .max_idle_connections_per_host(16)
+            .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_IDLE_PER_ORIGIN)
+            .max_idle_age(MAX_IDLE_AGE)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default());
         Ok(Transport { agent, settings, route: Arc::new(route), deadline: None })

@@ -11,7 +11,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm,
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, err, shorten};
+use super::state::FileMemo;
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
@@ -165,16 +166,62 @@ impl EcKey {
     }
 
     fn from_p256(secret: p256::SecretKey) -> Result<Self> {
-        let point = secret.public_key().to_encoded_point(false);
-        let scalar = Zeroizing::new(secret.to_bytes());
-        Self::from_ec(Secret::P256(secret), "ES256", "P-256", &ECDSA_P256_SHA256_FIXED_SIGNING, &scalar, point.as_bytes())
+        Self::from_p256_and_point(secret, None)
     }
 
     fn from_p384(secret: p384::SecretKey) -> Result<Self> {
-        use p384::elliptic_curve::sec1::ToEncodedPoint as _;
-        let point = secret.public_key().to_encoded_point(false);
+        Self::from_p384_and_point(secret, None)
+    }
+
+    /// A P-256 key from its scalar and, when the file carried it, its uncompressed public
+    /// point. With the point, nothing here uses RustCrypto's (slow, generic) curve
+    /// arithmetic: ring derives the public key with its fast code and refuses a point that
+    /// does not belong to the scalar. Without it, the point is derived first.
+    fn from_p256_and_point(secret: p256::SecretKey, point: Option<&[u8]>) -> Result<Self> {
+        let derived;
+        let point = match point {
+            Some(p) => p,
+            None => {
+                derived = secret.public_key().to_encoded_point(false);
+                derived.as_bytes()
+            }
+        };
         let scalar = Zeroizing::new(secret.to_bytes());
-        Self::from_ec(Secret::P384(secret), "ES384", "P-384", &ECDSA_P384_SHA384_FIXED_SIGNING, &scalar, point.as_bytes())
+        Self::from_ec(Secret::P256(secret), "ES256", "P-256", &ECDSA_P256_SHA256_FIXED_SIGNING, &scalar, point)
+    }
+
+    /// [`EcKey::from_p256_and_point`] for P-384.
+    fn from_p384_and_point(secret: p384::SecretKey, point: Option<&[u8]>) -> Result<Self> {
+        use p384::elliptic_curve::sec1::ToEncodedPoint as _;
+        let derived;
+        let point = match point {
+            Some(p) => p,
+            None => {
+                derived = secret.public_key().to_encoded_point(false);
+                derived.as_bytes()
+            }
+        };
+        let scalar = Zeroizing::new(secret.to_bytes());
+        Self::from_ec(Secret::P384(secret), "ES384", "P-384", &ECDSA_P384_SHA384_FIXED_SIGNING, &scalar, point)
+    }
+
+    /// An EC key from a SEC1 `ECPrivateKey` (what PKCS#8 wraps too) on the curve `oid`:
+    /// the scalar is taken as is (a range check, no curve arithmetic) and the public point
+    /// the structure carries is used when it is uncompressed (see
+    /// [`EcKey::from_p256_and_point`]).
+    fn from_ec_private_key(oid: &str, parsed: &sec1::EcPrivateKey<'_>, bad: impl Fn() -> Error) -> Result<Self> {
+        let point = parsed.public_key.filter(|p| p.first() == Some(&0x04));
+        match oid {
+            OID_P256 => {
+                let secret = p256::SecretKey::from_slice(parsed.private_key).map_err(|_| bad())?;
+                Self::from_p256_and_point(secret, point.filter(|p| p.len() == 65))
+            }
+            OID_P384 => {
+                let secret = p384::SecretKey::from_slice(parsed.private_key).map_err(|_| bad())?;
+                Self::from_p384_and_point(secret, point.filter(|p| p.len() == 97))
+            }
+            other => Err(describe_oid(other)),
+        }
     }
 
     /// An EC key from its scalar and uncompressed public point (0x04 || x || y).
@@ -210,24 +257,35 @@ impl EcKey {
 
     /// Reads a key file in any supported format (see [`EcKey::from_any_format`]).
     pub fn load_file(path: &Path, password: Option<&str>) -> Result<Self> {
-        let shown = shorten(&path.display().to_string());
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read key file '{shown}': {e}")))?;
-        if meta.is_dir() {
-            return err(ErrorKind::FileIo, format!("cannot read key file '{shown}': it is a directory"));
-        }
-        if meta.len() > MAX_KEY_FILE {
-            return err(
-                ErrorKind::KeyFormat,
-                format!("'{shown}' is {} bytes, too large to be a key file", meta.len()),
-            );
-        }
-        let data = Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read key file '{shown}': {e}")))?,
-        );
-        Self::from_any_format(&data, password)
-            .map_err(|e| Error::new(e.kind, format!("key file '{shown}': {}", e.message)))
+        let data = read_key_file(path)?;
+        Self::parse_file(path, &data, password)
+    }
+
+    /// [`EcKey::load_file`] through a process-wide cache of parsed keys, so that loading
+    /// the same file again (as a program that makes a new key object per call does) costs
+    /// a `stat` instead of a read and a parse.
+    ///
+    /// Entries are keyed by a salted hash of the file's content and of the password, and a
+    /// rewritten file (a rotated key) is never served from the cache (see [`FileMemo`]). At
+    /// most [`MAX_CACHED_FILE_KEYS`] keys are kept, least recently used out; each is wiped
+    /// when its last user lets go ([`clear_file_cache`] empties the cache). Errors are not
+    /// cached.
+    pub fn load_file_shared(path: &Path, password: Option<&str>) -> Result<std::sync::Arc<Self>> {
+        let meta = key_file_metadata(path)?;
+        let password = password.filter(|p| !p.is_empty());
+        FILE_KEYS.load(
+            path,
+            password.unwrap_or("").as_bytes(),
+            &meta,
+            || read_key_file(path),
+            |data| Self::parse_file(path, data, password),
+        )
+    }
+
+    fn parse_file(path: &Path, data: &[u8], password: Option<&str>) -> Result<Self> {
+        Self::from_any_format(data, password).map_err(|e| {
+            Error::new(e.kind, format!("key file '{}': {}", shorten(&path.display().to_string()), e.message))
+        })
     }
 
     /// Parses PEM (SEC1 `EC PRIVATE KEY`, PKCS#8 `PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`),
@@ -246,12 +304,12 @@ impl EcKey {
     fn from_jwk(text: &str) -> Result<Self> {
         let mut v: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::new(ErrorKind::KeyFormat, format!("the JWK is not valid JSON: {e}")))?;
-        let result = Self::from_parsed_jwk(text, &v);
+        let result = Self::from_parsed_jwk(&v);
         super::redact::wipe_json(&mut v);
         result
     }
 
-    fn from_parsed_jwk(text: &str, v: &serde_json::Value) -> Result<Self> {
+    fn from_parsed_jwk(v: &serde_json::Value) -> Result<Self> {
         let field = |name: &str| v.get(name).and_then(|x| x.as_str());
         let kty = field("kty");
         if kty.is_some() && field("d").is_none() && kty != Some("RSA") {
@@ -262,8 +320,22 @@ impl EcKey {
         }
         let bad = |what: &str| Error::new(ErrorKind::KeyFormat, format!("the JWK's {what} are not a valid key"));
         match (kty, field("crv")) {
-            (Some("EC"), Some("P-256")) => Self::from_p256(p256::SecretKey::from_jwk_str(text).map_err(|_| bad("x, y or d"))?),
-            (Some("EC"), Some("P-384")) => Self::from_p384(p384::SecretKey::from_jwk_str(text).map_err(|_| bad("x, y or d"))?),
+            (Some("EC"), Some(crv @ ("P-256" | "P-384"))) => {
+                // x and y are the public point: ring checks them against d (no slow
+                // derivation here); a JWK without them is refused as malformed.
+                let n = if crv == "P-256" { 32 } else { 48 };
+                let coord = |name: &str| {
+                    URL_SAFE_NO_PAD.decode(field(name).unwrap_or_default()).ok().filter(|c| c.len() == n).ok_or_else(|| bad("x, y or d"))
+                };
+                let d = Zeroizing::new(coord("d")?);
+                let mut point = vec![0x04];
+                point.extend(coord("x")?);
+                point.extend(coord("y")?);
+                let oid = if crv == "P-256" { OID_P256 } else { OID_P384 };
+                let parsed = sec1::EcPrivateKey { private_key: &d, parameters: None, public_key: Some(&point) };
+                Self::from_ec_private_key(oid, &parsed, || bad("x, y or d"))
+                    .map_err(|e| if e.kind == ErrorKind::KeyFormat { bad("x, y or d") } else { e })
+            }
             (Some("OKP"), Some("Ed25519")) => {
                 let d = Zeroizing::new(URL_SAFE_NO_PAD.decode(field("d").unwrap_or_default()).map_err(|_| bad("d"))?);
                 let seed: [u8; 32] = d.as_slice().try_into().map_err(|_| bad("d"))?;
@@ -361,12 +433,7 @@ impl EcKey {
             None if parsed.private_key.len() == 48 => OID_P384.to_string(),
             None => OID_P256.to_string(),
         };
-        let bad = || Error::new(ErrorKind::KeyFormat, "invalid SEC1 EC private key");
-        match curve.as_str() {
-            OID_P256 => Self::from_p256(p256::SecretKey::from_sec1_der(der).map_err(|_| bad())?),
-            OID_P384 => Self::from_p384(p384::SecretKey::from_sec1_der(der).map_err(|_| bad())?),
-            other => Err(describe_oid(other)),
-        }
+        Self::from_ec_private_key(&curve, &parsed, || Error::new(ErrorKind::KeyFormat, "invalid SEC1 EC private key"))
     }
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
@@ -376,11 +443,14 @@ impl EcKey {
         match info.algorithm.oid.to_string().as_str() {
             OID_EC_PUBLIC_KEY => {
                 let curve = info.algorithm.parameters_oid().map(|o| o.to_string()).unwrap_or_default();
-                match curve.as_str() {
-                    OID_P256 => Self::from_p256(p256::SecretKey::from_pkcs8_der(der).map_err(|_| bad())?),
-                    OID_P384 => Self::from_p384(p384::SecretKey::from_pkcs8_der(der).map_err(|_| bad())?),
-                    other => Err(describe_oid(other)),
+                if !matches!(curve.as_str(), OID_P256 | OID_P384) {
+                    return Err(describe_oid(&curve));
                 }
+                let inner = sec1::EcPrivateKey::try_from(info.private_key).map_err(|_| bad())?;
+                if inner.parameters.and_then(|p| p.named_curve()).is_some_and(|o| o.to_string() != curve) {
+                    return Err(bad()); // the inner curve contradicts the outer one
+                }
+                Self::from_ec_private_key(&curve, &inner, bad)
             }
             OID_ED25519 => {
                 // RFC 8410: privateKey is an OCTET STRING holding the 32-byte seed.
@@ -482,6 +552,58 @@ impl EcKey {
     }
 }
 
+/// How many parsed key files [`EcKey::load_file_shared`] keeps.
+pub const MAX_CACHED_FILE_KEYS: usize = 32;
+
+fn key_file_metadata(path: &Path) -> Result<std::fs::Metadata> {
+    let shown = shorten(&path.display().to_string());
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read key file '{shown}': {e}")))?;
+    if meta.is_dir() {
+        return err(ErrorKind::FileIo, format!("cannot read key file '{shown}': it is a directory"));
+    }
+    if meta.len() > MAX_KEY_FILE {
+        return err(ErrorKind::KeyFormat, format!("'{shown}' is {} bytes, too large to be a key file", meta.len()));
+    }
+    Ok(meta)
+}
+
+/// The contents of a key file (at most [`MAX_KEY_FILE`] bytes), in memory wiped after use.
+fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    key_file_metadata(path)?;
+    let mut data = Zeroizing::new(Vec::new());
+    let read = std::fs::File::open(path).and_then(|f| {
+        use std::io::Read;
+        f.take(MAX_KEY_FILE + 1).read_to_end(&mut data)
+    });
+    read.map_err(|e| {
+        Error::new(ErrorKind::FileIo, format!("cannot read key file '{}': {e}", shorten(&path.display().to_string())))
+    })?;
+    if data.len() as u64 > MAX_KEY_FILE {
+        return err(ErrorKind::KeyFormat, format!("'{}' is too large to be a key file", shorten(&path.display().to_string())));
+    }
+    Ok(data)
+}
+
+/// Parsed keys by the salted hash of their file's content and password.
+static FILE_KEYS: std::sync::LazyLock<FileMemo<EcKey>> = std::sync::LazyLock::new(|| FileMemo::new(MAX_CACHED_FILE_KEYS));
+
+/// How many times [`EcKey::load_file_shared`] had to read a file (for tests).
+pub fn file_cache_reads() -> u64 {
+    FILE_KEYS.reads()
+}
+
+/// Forgets every key [`EcKey::load_file_shared`] cached (each is wiped when its last user
+/// lets go of it).
+pub fn clear_file_cache() {
+    FILE_KEYS.clear();
+}
+
+/// How many keys the file cache holds (for tests).
+pub fn file_cache_len() -> usize {
+    FILE_KEYS.len()
+}
+
 /// Largest PBKDF2 iteration count accepted (OpenSSL uses 2,048, OWASP suggests 600,000):
 /// a key file must not be able to keep a caller busy for minutes.
 pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
@@ -536,6 +658,97 @@ mod tests {
         let k3 = EcKey::from_any_format(jwk.as_bytes(), None).unwrap();
         assert_eq!(k.jkt(), k3.jkt());
         assert_eq!(k.jkt().len(), 43);
+    }
+
+    /// A SEC1 `ECPrivateKey` DER with the scalar of one key and, optionally, a public point.
+    fn sec1_der(scalar: &[u8], oid: &str, point: Option<&[u8]>) -> Vec<u8> {
+        use sec1::der::Encode;
+        let oid = sec1::der::asn1::ObjectIdentifier::new_unwrap(oid);
+        let parsed = sec1::EcPrivateKey {
+            private_key: scalar,
+            parameters: Some(sec1::EcParameters::NamedCurve(oid)),
+            public_key: point,
+        };
+        parsed.to_der().unwrap()
+    }
+
+    #[test]
+    fn stored_public_points_are_used_and_checked() {
+        for (alg, oid) in [("ES256", OID_P256), ("ES384", OID_P384)] {
+            let a = EcKey::generate_alg(alg).unwrap();
+            let b = EcKey::generate_alg(alg).unwrap();
+            let scalar = match &a.secret {
+                Secret::P256(k) => k.to_bytes().to_vec(),
+                Secret::P384(k) => k.to_bytes().to_vec(),
+                Secret::Ed25519(_) => unreachable!(),
+            };
+            // With its own point: the same key; without a point: derived, the same key.
+            let with = EcKey::from_any_format(&sec1_der(&scalar, oid, Some(a.public_point())), None).unwrap();
+            assert_eq!(with.jkt(), a.jkt());
+            let without = EcKey::from_any_format(&sec1_der(&scalar, oid, None), None).unwrap();
+            assert_eq!(without.jkt(), a.jkt());
+            // Another key's point next to this scalar: refused, never a key with a wrong jkt.
+            let e = EcKey::from_any_format(&sec1_der(&scalar, oid, Some(b.public_point())), None).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::KeyFormat, "{alg}: {}", e.message);
+            // The same for a JWK whose x/y belong to another key.
+            let jwk: serde_json::Value = serde_json::from_str(&a.to_private_jwk()).unwrap();
+            let other: serde_json::Value = serde_json::from_str(b.public_jwk()).unwrap();
+            let mut mixed = jwk.clone();
+            mixed["x"] = other["x"].clone();
+            mixed["y"] = other["y"].clone();
+            let e = EcKey::from_any_format(mixed.to_string().as_bytes(), None).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::KeyFormat, "{alg}: {}", e.message);
+            let mut no_y = jwk.clone();
+            no_y.as_object_mut().unwrap().remove("y");
+            assert_eq!(EcKey::from_any_format(no_y.to_string().as_bytes(), None).unwrap_err().kind, ErrorKind::KeyFormat);
+        }
+    }
+
+    #[test]
+    fn the_file_cache_follows_the_file_and_the_password() {
+        let dir = std::env::temp_dir().join(format!("dpopkit-keycache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key.pem");
+        let first = EcKey::generate().unwrap();
+        std::fs::write(&path, first.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        let a = EcKey::load_file_shared(&path, None).unwrap();
+        let b = EcKey::load_file_shared(&path, Some("")).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b), "the same unchanged file is parsed once");
+        assert_eq!(a.jkt(), first.jkt());
+        // A rewritten file (a rotated key, same size, maybe the same mtime) is parsed again.
+        let second = EcKey::generate().unwrap();
+        std::fs::write(&path, second.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        let c = EcKey::load_file_shared(&path, None).unwrap();
+        assert_eq!(c.jkt(), second.jkt(), "a changed file is never served from the cache");
+        // A password is part of the identity (an unencrypted key ignores it, but the entry differs).
+        let d = EcKey::load_file_shared(&path, Some("pw")).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&c, &d));
+        assert!(file_cache_len() <= MAX_CACHED_FILE_KEYS);
+        // Errors are not cached.
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(EcKey::load_file_shared(&path, None).is_err());
+        std::fs::write(&path, second.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        assert_eq!(EcKey::load_file_shared(&path, None).unwrap().jkt(), second.jkt());
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // A file whose times are settled is not read again while its stat is unchanged.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ec_sec1.pem");
+        while !crate::core::state::FileStat::of(&std::fs::metadata(&fixture).unwrap()).settled() {
+            std::thread::sleep(std::time::Duration::from_millis(100)); // a fresh checkout
+        }
+        let a = EcKey::load_file_shared(&fixture, None).unwrap();
+        let reads = file_cache_reads();
+        let b = EcKey::load_file_shared(&fixture, None).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(file_cache_reads(), reads, "an unchanged, settled file is served on its stat");
+        // A fresh file is read every time (its stat could hide a same-tick rewrite).
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, first.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        EcKey::load_file_shared(&path, None).unwrap();
+        let reads = file_cache_reads();
+        EcKey::load_file_shared(&path, None).unwrap();
+        assert_eq!(file_cache_reads(), reads + 1, "a file changed within the last {:?} is read again", crate::core::state::SETTLED);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::proof::{Target, client_assertion, make_proof};
 use super::{clock, discovery};
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
-use super::state::{BoundedLru, shared_arc, weightless};
+use super::state::{BoundedLru, never_in_use, salted_hash, shared_arc, weightless};
 
 /// Lifetime assumed when a token response has no `expires_in` (RFC 6749 makes it optional).
 pub const DEFAULT_EXPIRES_IN: u64 = 300;
@@ -150,6 +150,19 @@ impl AuthConfig {
         let result = Self::from_value(&v);
         super::redact::wipe_json(&mut v);
         result
+    }
+
+    /// [`AuthConfig::from_json`] through a small process-wide cache keyed by a salted hash of
+    /// the text: a program that builds the same AuthToken for every call (a new Http object
+    /// per call, as the SQL CLR procedure does) parses and checks it once. Errors are not
+    /// cached; [`clear_cache`] empties it.
+    pub fn from_json_shared(text: &str) -> Result<Arc<AuthConfig>> {
+        let id = salted_hash(&[text.as_bytes()]);
+        if let Some(cfg) = PARSED.get(&id) {
+            return Ok(cfg);
+        }
+        let cfg = Arc::new(Self::from_json(text)?);
+        Ok(PARSED.get_or_insert_with(id, || cfg))
     }
 
     fn from_value(v: &serde_json::Value) -> Result<AuthConfig> {
@@ -495,9 +508,14 @@ pub fn cached(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> O
 }
 
 /// Forgets all cached tokens (their memory is wiped when the last user drops them).
+/// Parsed AuthTokens by the salted hash of their JSON text ([`AuthConfig::from_json_shared`]).
+static PARSED: LazyLock<BoundedLru<[u8; 32], Arc<AuthConfig>>> =
+    LazyLock::new(|| BoundedLru::new(16, usize::MAX, weightless, never_in_use));
+
 pub fn clear_cache() {
     discovery::clear();
     clock::clear();
+    PARSED.clear();
     for slot in CACHE.clear() {
         lock(&slot.state).token = None;
     }
@@ -984,6 +1002,19 @@ mod tests {
         assert!(e.message.contains("token_endpoint"));
         let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"https://x/t","grant_type":"password"}"#).unwrap_err();
         assert!(e.message.contains("grant_type"));
+    }
+
+    #[test]
+    fn parsed_auth_tokens_are_shared_by_text() {
+        let text = BASE.replace("\"secret\"", "\"shared-parse-secret\"");
+        let a = AuthConfig::from_json_shared(&text).unwrap();
+        let b = AuthConfig::from_json_shared(&text).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same AuthToken text is parsed once");
+        let other = AuthConfig::from_json_shared(&text.replace("\"api\"", "\"api2\"")).unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_eq!(other.scope.as_deref(), Some("api2"));
+        assert!(AuthConfig::from_json_shared("{").is_err());
+        assert!(AuthConfig::from_json_shared("{").is_err(), "errors are not cached");
     }
 
     #[test]
