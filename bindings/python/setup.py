@@ -18,6 +18,7 @@ wheel is pure (py3-none-any) and the package loads a system-installed libdpopkit
 
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,10 @@ from setuptools.dist import Distribution
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))
 _OVERRIDE = "DPOPKIT_BUILD_LIBRARY"
+_CRATE_VAR = re.compile(
+    r"^(CARGO_MANIFEST_\w+|CARGO_PKG_\w+|CARGO_BIN_EXE_.+|OUT_DIR|CARGO_CRATE_NAME|CARGO_BIN_NAME"
+    r"|CARGO_PRIMARY_PACKAGE|CARGO_TARGET_TMPDIR)$"
+)
 
 
 def _library_filename() -> str:
@@ -74,7 +79,10 @@ def _native_library() -> str:
         libs_file = os.path.join(target, "release", "dpopkit-native-static-libs.txt")
         cmd = [cargo, "rustc", "--profile", "release", "--lib", "--", "--print", f"native-static-libs={libs_file}"]
         print("dpopkit: building the library: " + " ".join(cmd), file=sys.stderr)
-        r = subprocess.run(cmd, cwd=_REPO)
+        # Run from inside cargo (a test), the environment carries the variables cargo sets for
+        # one crate; some build scripts watch them (ring: CARGO_MANIFEST_DIR, OUT_DIR) and would rebuild.
+        env = {k: v for k, v in os.environ.items() if not _CRATE_VAR.match(k)}
+        r = subprocess.run(cmd, cwd=_REPO, env=env)
         if r.returncode != 0:
             _fail(f"`{' '.join(cmd)}` failed (exit {r.returncode}) in {_REPO}; see cargo's output above")
         built = os.path.join(target, "release", name)
