@@ -43,7 +43,7 @@ def clean_env(**extra: str) -> Dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DPOPKIT_LIBRARY", "DPOPKIT_BUILD_LIBRARY", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+        if not k.startswith("DPOPKIT_") and k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LD_LIBRARY_PATH")
     }
     env.update(extra)
     return env
@@ -139,6 +139,13 @@ def test_pip_install_from_the_source_tree_needs_no_environment_variable(
 ) -> None:
     assert not leftovers_in_source_tree(), leftovers_in_source_tree()
     builder_venv.pip("install", "--no-index", "--no-build-isolation", str(BINDINGS), what="pip install ./bindings/python")
+    try:
+        check_source_tree_install(builder_venv, peers, tmp_path)
+    finally:
+        builder_venv.pip("uninstall", "-y", "dpopkit", what="pip uninstall dpopkit")
+
+
+def check_source_tree_install(builder_venv: Venv, peers: Peers, tmp_path: Path) -> None:
     assert not leftovers_in_source_tree(), f"the build left files in bindings/python: {leftovers_in_source_tree()}"
     env = clean_env()
     assert not any(k.startswith("DPOPKIT_") for k in env), sorted(k for k in env if k.startswith("DPOPKIT_"))
@@ -152,7 +159,6 @@ def test_pip_install_from_the_source_tree_needs_no_environment_variable(
     # setup.py built (or reused) the release library with cargo and copied it in.
     assert inside.read_bytes() == release_library().read_bytes(), "the package does not carry target/release's library"
     assert peers.tokens_issued() == 1
-    builder_venv.pip("uninstall", "-y", "dpopkit", what="pip uninstall dpopkit")
 
 
 def test_pip_wheel_is_platform_tagged_and_installs_offline_without_dpopkit_library(
@@ -202,17 +208,17 @@ def test_a_copy_outside_the_source_tree_builds_a_pure_wheel_using_dpopkit_librar
     )
     wheels = list(dist.glob("dpopkit-*.whl"))
     assert [w.name for w in wheels] == [f"dpopkit-{VERSION}-py3-none-any.whl"], wheels
-    builder_venv.pip("install", "--no-index", str(wheels[0]), what="pip install the pure wheel")
+    user = Venv(tmp_path / "venv-pure")
+    user.pip("install", "--no-index", str(wheels[0]), what="pip install the pure wheel")
     lib = os.environ["DPOPKIT_LIBRARY"]
-    result = sample_flow(builder_venv.python, peers, clean_env(DPOPKIT_LIBRARY=lib), tmp_path)
+    result = sample_flow(user.python, peers, clean_env(DPOPKIT_LIBRARY=lib), tmp_path)
     assert result["status"] == 200 and result["client_id"] == "m2m.dpop", result
-    site = builder_venv.site_packages()
+    site = user.site_packages()
     assert Path(str(result["package"])).resolve().is_relative_to(site.resolve()), result
     assert os.path.samefile(str(result["library"]), lib), result
     assert not (site / "dpopkit" / "libdpopkit.so").exists(), "a pure install must not carry a library"
     assert (site / "dpopkit" / "py.typed").exists()
     assert peers.tokens_issued() == 1
-    builder_venv.pip("uninstall", "-y", "dpopkit", what="pip uninstall dpopkit")
 
 
 def test_build_wheel_sh_packages_the_given_library(builder_venv: Venv, tmp_path: Path) -> None:
