@@ -1,24 +1,72 @@
-//! Generates the C header with cbindgen into OUT_DIR (never into the source tree).
-//! `tests/header.rs` compares it with the committed include/dpopkit.h.
+//! Build script:
+//! - generates the C header with cbindgen into OUT_DIR (never into the source tree), with
+//!   the version macros from Cargo's version; `tests/header.rs` compares it with the
+//!   committed include/dpopkit.h;
+//! - generates the C# P/Invoke declarations (NativeMethods.g.cs) from that header, so the
+//!   SQL Server binding cannot drift from the C ABI; `tests/header.rs` compares it with the
+//!   committed bindings/sqlserver/NativeMethods.g.cs;
+//! - on ELF targets, gives the shared library its SONAME and exports only `dpopkit_*`.
+
+#[path = "build/csharp.rs"]
+mod csharp;
 
 fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=bindings/c/dpopkit.map");
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("cargo sets {k}"));
+    let (major, minor, patch) = (env("CARGO_PKG_VERSION_MAJOR"), env("CARGO_PKG_VERSION_MINOR"), env("CARGO_PKG_VERSION_PATCH"));
+    let version = env("CARGO_PKG_VERSION");
+
+    link_args(&crate_dir, &major, &minor);
+
     let mut config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml is valid");
-    let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets CARGO_PKG_VERSION");
-    config.after_includes = Some(format!("\n#define DPOPKIT_VERSION \"{version}\"\n"));
+    config.after_includes = Some(format!(
+        "\n// The version of this header; dpopkit_version() returns the library's at run time.\n\
+         #define DPOPKIT_VERSION_MAJOR {major}\n\
+         #define DPOPKIT_VERSION_MINOR {minor}\n\
+         #define DPOPKIT_VERSION_PATCH {patch}\n\
+         #define DPOPKIT_VERSION \"{version}\"\n"
+    ));
     let out = format!("{out_dir}/dpopkit.h");
+    let cs_out = format!("{out_dir}/NativeMethods.g.cs");
     match cbindgen::Builder::new().with_config(config).with_src(format!("{crate_dir}/src/lib.rs")).generate() {
         Ok(bindings) => {
             bindings.write_to_file(&out);
+            let header = std::fs::read_to_string(&out).expect("read the generated header");
+            let (cs, problems) = csharp::csharp_from_header(&header);
+            for p in &problems {
+                // The generated file carries an #error for each, so the C# build fails too.
+                println!("cargo:warning=NativeMethods.g.cs: {p}");
+            }
+            std::fs::write(&cs_out, cs).expect("write NativeMethods.g.cs");
         }
         Err(e) => {
             // The header test reports the missing file; do not break the library build.
             println!("cargo:warning=cbindgen could not generate the header: {e}");
             let _ = std::fs::remove_file(&out);
+            let _ = std::fs::remove_file(&cs_out);
         }
     }
     println!("cargo:rustc-env=DPOPKIT_GENERATED_HEADER={out}");
+    println!("cargo:rustc-env=DPOPKIT_GENERATED_CSHARP={cs_out}");
+}
+
+/// SONAME and exported symbols of the cdylib, on ELF targets with a GNU-compatible linker.
+/// 0.x releases may break the ABI at every minor version, so the SONAME carries the minor
+/// too (libdpopkit.so.0.1), as rustls-ffi does; from 1.0 on only the major.
+fn link_args(crate_dir: &str, major: &str, minor: &str) {
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let elf = matches!(os.as_str(), "linux" | "android" | "freebsd" | "netbsd" | "openbsd" | "dragonfly");
+    if !elf {
+        return;
+    }
+    let soname = if major == "0" { format!("libdpopkit.so.{major}.{minor}") } else { format!("libdpopkit.so.{major}") };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    // rustc already limits the exports to the #[no_mangle] functions; this script makes the
+    // rule explicit (only dpopkit_*) whatever a dependency declares. tests/shipping.rs checks.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={crate_dir}/bindings/c/dpopkit.map");
+    println!("cargo:rustc-env=DPOPKIT_SONAME={soname}");
 }

@@ -39,6 +39,10 @@
 
 #include <stdint.h>
 
+// The version of this header; dpopkit_version() returns the library's at run time.
+#define DPOPKIT_VERSION_MAJOR 0
+#define DPOPKIT_VERSION_MINOR 1
+#define DPOPKIT_VERSION_PATCH 0
 #define DPOPKIT_VERSION "0.1.0"
 
 

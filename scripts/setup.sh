@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine with Rust, Node 20 and Python 3.11:
 # the test servers' npm packages (from the lockfile), pytest, a C/C++ toolchain, pkg-config,
+# binutils (readelf, nm, objcopy, strip: the shipping tests and bindings/c/install.sh),
 # mono (for the SQL Server C# bindings), valgrind (memcheck of the C tests), tinyproxy (a
 # real forward proxy) and openssl (the TLS tests' CA). Safe to run again: it only installs what is missing.
 set -euo pipefail
@@ -10,6 +11,7 @@ missing_apt=()
 command -v cc >/dev/null || missing_apt+=(gcc)
 command -v c++ >/dev/null || missing_apt+=(g++)
 command -v pkg-config >/dev/null || missing_apt+=(pkg-config)
+command -v readelf >/dev/null && command -v objcopy >/dev/null || missing_apt+=(binutils)
 command -v mcs >/dev/null || missing_apt+=(mono-mcs)
 command -v mono >/dev/null || missing_apt+=(mono-devel)
 [ -e /usr/lib/mono/4.5/System.Data.dll ] || missing_apt+=(mono-devel)

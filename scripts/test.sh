@@ -2,8 +2,32 @@
 # Runs every test: Rust unit and integration tests against the real authorization server
 # (oidc-provider) and the jose-validating resource server on 127.0.0.1, the C and C++
 # programs, the Python bindings (pytest) and the C# / SQL Server bindings (mono), the CLI
-# and the header check. Installs missing prerequisites first (scripts/setup.sh).
+# the header check, and the shipped artifacts (tests/shipping.rs: SONAME, exports, install
+# layout, pkg-config; the Python wheel). Installs missing prerequisites first (scripts/setup.sh).
+#
+# The release library is built once, with the command bindings/c/install.sh and
+# bindings/python/setup.py use, so the install and wheel tests find it current. It builds in
+# the background while the tests run (they wait on network peers much of the time); the
+# tests that need it (tests/shipping.rs, the Python packaging tests) run install.sh or
+# setup.py, whose cargo waits for target/release's lock until that build is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+cargo test --all-targets --no-run "$@"
+mkdir -p target
+start=$(date +%s)
+( sh bindings/c/install.sh --build-only >target/release-build.log 2>&1
+  echo "== release build (background) exit $? after $(( $(date +%s) - start )) s" >>target/release-build.log ) &
+release_pid=$!
+set +e
 cargo test --all-targets "$@"
+rc=$?
+set -e
+wait "$release_pid" || true
+tail -3 target/release-build.log
+if ! grep -q "exit 0 after" target/release-build.log; then
+  echo "!! the release build failed: target/release-build.log" >&2
+  cat target/release-build.log >&2
+  exit 1
+fi
+exit $rc

@@ -1,8 +1,8 @@
 //! The C sample (bindings/c/sample.c) and the C++ binding (bindings/cpp/dpopkit.hpp, driven by
 //! tests/cpp/sample.cpp), compiled with warnings as errors against include/ and the cdylib
 //! cargo just built, and run against the real peers with DPoP nonces required at both the AS
-//! and the RS. Also: bindings/c/install.sh into a temporary PREFIX, then a build of the
-//! sample through `pkg-config dpopkit`.
+//! and the RS. The installed layout (bindings/c/install.sh, pkg-config, shared and static)
+//! is tested by tests/shipping.rs.
 
 mod common;
 
@@ -13,7 +13,7 @@ use common::{Peers, fixture, repo};
 
 /// target/<profile>/deps, where cargo leaves libdpopkit.so (and .a) for the tests.
 fn lib_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+    common::cdylib_dir() // with the SONAME link libdpopkit.so.0.1
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -164,101 +164,6 @@ fn cpp_header_alone_compiles_cleanly() {
         .arg(&src);
     compile(cmd, "bindings/cpp/dpopkit.hpp");
     let _ = std::fs::remove_file(&src);
-}
-
-fn pkg_config() -> PathBuf {
-    let out = Command::new("which").arg("pkg-config").output().expect("`which` is needed");
-    assert!(
-        out.status.success(),
-        "pkg-config is not installed: the install test needs it (apt-get install pkg-config)"
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-#[test]
-fn install_sh_then_build_with_pkg_config() {
-    let pkg_config = pkg_config();
-    let prefix = scratch("prefix");
-    let _ = std::fs::remove_dir_all(&prefix);
-
-    // The already-built debug library, so the test needs no release build (and no cargo).
-    let out = Command::new("sh")
-        .arg(repo().join("bindings/c/install.sh"))
-        .arg(&prefix)
-        .env("DPOPKIT_LIB_DIR", lib_dir())
-        .env("DPOPKIT_PROFILE", "debug")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "install.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let installed = ["include/dpopkit.h", "include/dpopkit.hpp", "lib/libdpopkit.so", "lib/libdpopkit.a"];
-    for f in installed.iter().chain(&["lib/pkgconfig/dpopkit.pc"]) {
-        assert!(prefix.join(f).is_file(), "install.sh did not install {f}");
-    }
-    assert_eq!(
-        std::fs::read(prefix.join("include/dpopkit.h")).unwrap(),
-        std::fs::read(repo().join("include/dpopkit.h")).unwrap()
-    );
-
-    let pc_path = prefix.join("lib/pkgconfig");
-    let pkg = |args: &[&str]| -> String {
-        let out = Command::new(&pkg_config).args(args).env("PKG_CONFIG_PATH", &pc_path).output().unwrap();
-        assert!(out.status.success(), "pkg-config {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    assert_eq!(pkg(&["--modversion", "dpopkit"]), env!("CARGO_PKG_VERSION"));
-    let flags = pkg(&["--cflags", "--libs", "dpopkit"]);
-    assert!(flags.contains(&format!("-I{}/include", prefix.display())), "{flags}");
-    assert!(flags.contains("-ldpopkit"), "{flags}");
-
-    // Shared: exactly what the README tells users to type, plus an rpath to run it.
-    let exe = prefix.join("sample");
-    let mut cmd = Command::new("gcc");
-    cmd.args(C_FLAGS)
-        .arg(repo().join("bindings/c/sample.c"))
-        .arg("-o")
-        .arg(&exe)
-        .args(flags.split_whitespace())
-        .arg(format!("-Wl,-rpath,{}/lib", prefix.display()));
-    compile(cmd, "bindings/c/sample.c with pkg-config");
-
-    // Static: libdpopkit.a plus the private libraries the .pc file lists.
-    let exe_static = prefix.join("sample-static");
-    let static_libs = pkg(&["--static", "--libs-only-l", "dpopkit"]);
-    let mut cmd = Command::new("gcc");
-    cmd.args(C_FLAGS)
-        .args(pkg(&["--cflags", "dpopkit"]).split_whitespace())
-        .arg(repo().join("bindings/c/sample.c"))
-        .arg("-o")
-        .arg(&exe_static)
-        .arg(prefix.join("lib/libdpopkit.a"))
-        .args(static_libs.split_whitespace().filter(|l| *l != "-ldpopkit"));
-    compile(cmd, "bindings/c/sample.c statically with pkg-config --static");
-
-    // C++: the quick start of bindings/cpp/README.md, with the installed dpopkit.hpp.
-    let readme = std::fs::read_to_string(repo().join("bindings/cpp/README.md")).unwrap();
-    let quick_start = readme.split("```cpp\n").nth(1).and_then(|s| s.split("```").next()).expect("a cpp block");
-    let qs_src = prefix.join("quick_start.cpp");
-    std::fs::write(&qs_src, quick_start).unwrap();
-    let mut cmd = Command::new("g++");
-    cmd.args(CPP_FLAGS).arg(&qs_src).arg("-o").arg(prefix.join("quick_start")).args(flags.split_whitespace());
-    compile(cmd, "the C++ README quick start with pkg-config");
-
-    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
-    for exe in [&exe, &exe_static] {
-        let log = prefix.join("session.log");
-        let stdout = check_output(&run_sample(exe, &peers, &log));
-        assert_claims(&stdout);
-        assert_log_has_no_secret(&log);
-    }
-    let linked = Command::new("ldd")
-        .arg(&exe)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    if let Ok(ldd) = linked {
-        assert!(ldd.contains(&format!("{}/lib/libdpopkit.so", prefix.display())), "uses the installed library:\n{ldd}");
-    }
-    let _ = std::fs::remove_dir_all(&prefix);
 }
 
 #[test]

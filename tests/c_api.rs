@@ -11,7 +11,7 @@ use common::{Peers, fixture, repo};
 
 /// target/<profile>/deps, where cargo leaves libdpopkit.so for the tests.
 fn lib_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+    common::cdylib_dir() // with the SONAME link libdpopkit.so.0.1
 }
 
 /// Compiles tests/c/NAME.c into a program named after `tag` (tests run in parallel).

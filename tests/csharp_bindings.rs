@@ -4,12 +4,17 @@
 //! run with `mono` against the real peers, with a DPoP nonce required at both the AS and the
 //! RS. LD_LIBRARY_PATH points at this test's own directory, where cargo leaves libdpopkit.so.
 //!
-//! Also a drift check: every function of include/dpopkit.h has exactly one matching
-//! `internal static extern` declaration in DpopKit.cs, and the result enum matches.
+//! The P/Invoke declarations are not written by hand: build.rs generates them from the header
+//! (build/csharp.rs) into NativeMethods.g.cs, which tests/header.rs keeps current. Here: the
+//! generator covers every function of the header with the mapped types, and picks up a new
+//! function (or refuses an unmapped C type) without anyone editing C#.
 //!
 //! Needs the Debian packages mono-mcs and mono-devel (CI installs them).
 
 mod common;
+#[allow(dead_code)]
+#[path = "../build/csharp.rs"]
+mod csharp;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -47,6 +52,7 @@ fn csharp_sqlclr_binding_against_peers_with_nonces() {
         .arg(format!("-out:{}", exe.display()))
         .arg(repo().join("tests/csharp/RunTests.cs"))
         .arg(repo().join("bindings/sqlserver/DpopKit.cs"))
+        .arg(repo().join("bindings/sqlserver/NativeMethods.g.cs"))
         .output()
         .unwrap();
     assert!(
@@ -62,9 +68,14 @@ fn csharp_sqlclr_binding_against_peers_with_nonces() {
         .args(["-langversion:5", "-warnaserror", "-nologo", "-target:library", "-r:System.Data"])
         .arg(format!("-out:{}", work.join("DpopKit.dll").display()))
         .arg(repo().join("bindings/sqlserver/DpopKit.cs"))
+        .arg(repo().join("bindings/sqlserver/NativeMethods.g.cs"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "DpopKit.cs is not C# 5:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "DpopKit.cs + NativeMethods.g.cs are not C# 5:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
     let lib = lib_dir();
@@ -103,128 +114,89 @@ fn csharp_sqlclr_binding_against_peers_with_nonces() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
-/// (return type, name, parameter types and names) as C# should declare them.
-type Decl = (String, String, Vec<(String, String)>);
-
-fn c_to_cs(c_type: &str, is_return: bool) -> String {
-    match c_type {
-        "int64_t" => "long",
-        "int" => "int",
-        "uint32_t" => "uint",
-        "uint64_t" => "ulong",
-        "void" => "void",
-        "char*" => "IntPtr", // returned strings, and the pointer given back to string_free
-        "constchar*" if !is_return => "byte[]",
-        other => panic!("no C# mapping for C type `{other}`: extend tests/csharp_bindings.rs and DpopKit.cs"),
-    }
-    .to_string()
+/// The `internal static extern` lines of a generated file: (return type, name, parameters).
+fn externs(cs: &str) -> Vec<(String, String, String)> {
+    cs.lines()
+        .filter_map(|l| l.trim().strip_prefix("internal static extern "))
+        .map(|rest| {
+            let (head, params) = rest.split_once('(').unwrap();
+            let (ret, name) = head.trim().rsplit_once(' ').unwrap();
+            (ret.to_string(), name.to_string(), params.trim_end_matches(");").to_string())
+        })
+        .collect()
 }
 
-/// Splits "const char *name" into ("constchar*", "name").
-fn split_c_param(p: &str) -> (String, String) {
-    let p = p.trim();
-    let cut = p.rfind(|c: char| c == ' ' || c == '*').expect("typed parameter");
-    let (ty, name) = p.split_at(cut + 1);
-    (ty.chars().filter(|c| !c.is_whitespace()).collect(), name.trim().to_string())
-}
-
-fn header_functions() -> Vec<Decl> {
-    let h = std::fs::read_to_string(repo().join("include/dpopkit.h")).unwrap();
-    let start = h.find("extern \"C\" {").expect("extern \"C\" block");
-    let end = h.rfind("}  // extern \"C\"").expect("end of extern \"C\" block");
-    let body: String = h[start + "extern \"C\" {".len()..end]
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//") && !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut out = Vec::new();
-    for decl in body.split(';').map(str::trim).filter(|d| !d.is_empty()) {
-        let open = decl.find('(').unwrap_or_else(|| panic!("not a function: {decl}"));
-        let close = decl.rfind(')').unwrap();
-        let (ret, name) = split_c_param(&decl[..open]);
-        let params = decl[open + 1..close].trim();
-        let params = if params == "void" || params.is_empty() {
-            Vec::new()
-        } else {
-            params
-                .split(',')
-                .map(|p| {
-                    let (ty, n) = split_c_param(p);
-                    (c_to_cs(&ty, false), n)
-                })
-                .collect()
-        };
-        out.push((c_to_cs(&ret, true), name, params));
-    }
-    out
-}
-
-fn csharp_functions(cs: &str) -> Vec<Decl> {
-    let lines: Vec<&str> = cs.lines().collect();
-    let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let Some(rest) = line.trim().strip_prefix("internal static extern ") else { continue };
-        let attr = lines[..i].iter().rev().map(|l| l.trim()).find(|l| !l.is_empty()).unwrap_or("");
-        let (sig, _) = rest.split_once(");").unwrap_or_else(|| panic!("not on one line: {line}"));
-        let (head, params) = sig.split_once('(').unwrap();
-        let (ret, name) = head.trim().split_once(' ').unwrap();
-        if !name.starts_with("dpopkit_") {
-            continue; // Win32.LoadLibraryW
+/// Function names declared in the C header, found independently of the generator: every
+/// `dpopkit_xxx(` that starts a declaration (after a return type) outside comments.
+fn header_function_names(h: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in h.lines().map(str::trim).filter(|l| !l.starts_with("//") && !l.starts_with('#') && !l.starts_with('*') && !l.starts_with("/*"))
+    {
+        if let Some(open) = line.find('(') {
+            if let Some(name) = line[..open].rsplit([' ', '*']).next() {
+                if name.starts_with("dpopkit_") && !line.starts_with("dpopkit_") {
+                    names.push(name.to_string());
+                }
+            }
         }
-        assert_eq!(
-            attr, "[DllImport(Library, CallingConvention = CallingConvention.Cdecl)]",
-            "the attribute of {name}"
-        );
-        let params = params
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (t, n) = p.rsplit_once(' ').unwrap_or_else(|| panic!("parameter `{p}` of {name}"));
-                (t.trim().to_string(), n.to_string())
-            })
-            .collect();
-        out.push((ret.to_string(), name.trim().to_string(), params));
     }
-    out
+    names
 }
 
 #[test]
-fn csharp_declarations_match_the_header() {
-    let cs = std::fs::read_to_string(repo().join("bindings/sqlserver/DpopKit.cs")).unwrap();
+fn generated_declarations_cover_the_header_with_its_types() {
+    let header = std::fs::read_to_string(repo().join("include/dpopkit.h")).unwrap();
+    let cs = std::fs::read_to_string(repo().join("bindings/sqlserver/NativeMethods.g.cs")).unwrap();
+    let names = header_function_names(&header);
+    assert!(names.len() >= 30, "found only {} functions in the header", names.len());
+    let decls = externs(&cs);
+    assert_eq!(decls.len(), names.len(), "one declaration per function of the header");
+    for n in &names {
+        assert_eq!(decls.iter().filter(|d| &d.1 == n).count(), 1, "{n} must be declared once in NativeMethods.g.cs");
+    }
+    // The type mapping, on functions that use each C type.
+    let sig = |n: &str| decls.iter().find(|d| d.1 == n).map(|d| format!("{} {}({})", d.0, d.1, d.2)).unwrap();
+    assert_eq!(sig("dpopkit_string_free"), "void dpopkit_string_free(IntPtr s)");
+    assert_eq!(sig("dpopkit_last_error_code"), "uint dpopkit_last_error_code(long handle)");
+    assert_eq!(sig("dpopkit_http_set_max_response_size"), "int dpopkit_http_set_max_response_size(long http, ulong max_bytes)");
+    assert_eq!(
+        sig("dpopkit_http_quick_request_str"),
+        "IntPtr dpopkit_http_quick_request_str(long http, byte[] method, byte[] url, byte[] content_type, byte[] body)"
+    );
     assert!(cs.contains("internal const string Library = \"dpopkit\";"));
-    let header = header_functions();
-    let csharp = csharp_functions(&cs);
-    assert!(header.len() >= 30, "parsed only {} functions from the header", header.len());
-    for h in &header {
-        let found: Vec<_> = csharp.iter().filter(|c| c.1 == h.1).collect();
-        assert_eq!(found.len(), 1, "{} must be declared once in NativeMethods (DpopKit.cs)", h.1);
-        assert_eq!(found[0], h, "DpopKit.cs declares {} differently from include/dpopkit.h", h.1);
-    }
-    for c in &csharp {
-        assert!(header.iter().any(|h| h.1 == c.1), "DpopKit.cs declares {}, which the header does not have", c.1);
-    }
-
-    // enum dpopkit_result <-> enum DpopKitResult
-    let h = std::fs::read_to_string(repo().join("include/dpopkit.h")).unwrap();
-    let mut codes: Vec<(String, u32)> = Vec::new();
-    for line in h.lines() {
-        let Some(rest) = line.trim().strip_prefix("DPOPKIT_RESULT_") else { continue };
-        let Some((name, num)) = rest.trim_end_matches(',').split_once(" = ") else { continue };
-        let pascal: String = name
+    assert_eq!(
+        cs.matches("[DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]").count(),
+        names.len()
+    );
+    // Every result code of the header, with its number.
+    for line in header.lines().map(str::trim).filter(|l| l.starts_with("DPOPKIT_RESULT_") && l.contains(" = ")) {
+        let (name, num) = line.trim_end_matches(',').split_once(" = ").unwrap();
+        let pascal: String = name["DPOPKIT_RESULT_".len()..]
             .split('_')
             .map(|w| w[..1].to_string() + &w[1..].to_lowercase())
             .collect();
-        codes.push((pascal, num.parse().unwrap()));
+        assert!(cs.contains(&format!("        {pascal} = {num},\n")), "DpopKitResult lacks {pascal} = {num}");
     }
-    assert!(codes.len() >= 20, "parsed only {} result codes", codes.len());
-    let start = cs.find("public enum DpopKitResult").unwrap();
-    let block = &cs[start..start + cs[start..].find('}').unwrap()];
-    let mut cs_codes: Vec<(String, u32)> = Vec::new();
-    for line in block.lines() {
-        if let Some((name, num)) = line.trim().trim_end_matches(',').split_once(" = ") {
-            cs_codes.push((name.to_string(), num.parse().unwrap()));
-        }
-    }
-    assert_eq!(cs_codes, codes, "DpopKitResult in DpopKit.cs differs from dpopkit_result in the header");
+}
+
+#[test]
+fn a_new_function_is_picked_up_and_an_unmapped_type_is_an_error() {
+    let header = std::fs::read_to_string(repo().join("include/dpopkit.h")).unwrap();
+    let end = header.rfind("#ifdef __cplusplus\n}  // extern \"C\"").expect("end of the extern \"C\" block");
+    let with = |decl: &str| format!("{}// A new function.\n{decl}\n\n{}", &header[..end], &header[end..]);
+
+    let (cs, problems) = csharp::csharp_from_header(&with(
+        "int dpopkit_key_load_pkcs11(int64_t key,\n                            const char *uri,\n                            size_t slot,\n                            const uint8_t *pin,\n                            int64_t *out_handle);",
+    ));
+    assert!(problems.is_empty(), "{problems:?}");
+    let d = externs(&cs).into_iter().find(|d| d.1 == "dpopkit_key_load_pkcs11").expect("the new function is declared");
+    assert_eq!(d.0, "int");
+    assert_eq!(d.2, "long key, byte[] uri, UIntPtr slot, byte[] pin, long[] out_handle");
+    assert!(cs.contains("        // A new function.\n        [DllImport("), "its comment comes along");
+
+    let (cs, problems) = csharp::csharp_from_header(&with("int dpopkit_odd(struct dpopkit_thing *thing, long double x);"));
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(cs.starts_with("// <auto-generated>"));
+    assert!(cs.contains("#error no C# type for `struct dpopkit_thing * thing` of dpopkit_odd"), "{cs}");
+    assert!(cs.contains("#error no C# type for `long double x` of dpopkit_odd"), "{cs}");
 }

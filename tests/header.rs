@@ -1,22 +1,37 @@
-//! The committed include/dpopkit.h must equal the header build.rs generates from src/.
-//! Re-bless with `DPOPKIT_BLESS=1 cargo test --test header`.
+//! The committed include/dpopkit.h must equal the header build.rs generates from src/, and
+//! the committed bindings/sqlserver/NativeMethods.g.cs the C# declarations build.rs
+//! generates from that header. Re-bless both with `DPOPKIT_BLESS=1 cargo test --test header`.
+
+/// Compares a committed generated file with the one build.rs just wrote (or blesses it).
+fn check_generated(generated_path: &str, committed: &str, what: &str) {
+    let generated = std::fs::read_to_string(generated_path)
+        .unwrap_or_else(|e| panic!("build.rs did not generate {generated_path}: {e} (see the cargo:warning of the build)"));
+    let committed_path = format!("{}/{committed}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("DPOPKIT_BLESS").is_some() {
+        std::fs::write(&committed_path, &generated).unwrap_or_else(|e| panic!("write {committed}: {e}"));
+        return;
+    }
+    let current = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    assert!(
+        current == generated,
+        "{committed} is stale: {what} changed. Run `DPOPKIT_BLESS=1 cargo test --test header` and commit {committed}"
+    );
+}
 
 #[test]
 fn committed_header_is_current() {
-    let generated_path = env!("DPOPKIT_GENERATED_HEADER");
-    let generated = std::fs::read_to_string(generated_path)
-        .unwrap_or_else(|e| panic!("build.rs did not generate {generated_path}: {e} (see the cargo:warning of the build)"));
-    let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/include/dpopkit.h");
-    if std::env::var_os("DPOPKIT_BLESS").is_some() {
-        std::fs::write(committed_path, &generated).expect("write include/dpopkit.h");
-        return;
-    }
-    let committed = std::fs::read_to_string(committed_path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "include/dpopkit.h is stale: the C API in src/ changed. Run `DPOPKIT_BLESS=1 cargo test --test header` \
-         and commit include/dpopkit.h"
+    check_generated(env!("DPOPKIT_GENERATED_HEADER"), "include/dpopkit.h", "the C API in src/");
+}
+
+#[test]
+fn committed_csharp_declarations_are_current() {
+    check_generated(
+        env!("DPOPKIT_GENERATED_CSHARP"),
+        "bindings/sqlserver/NativeMethods.g.cs",
+        "the C API in src/ (or the C# generator in build/csharp.rs)",
     );
+    let cs = std::fs::read_to_string(env!("DPOPKIT_GENERATED_CSHARP")).unwrap();
+    assert!(!cs.contains("#error"), "the C# generator could not map a C type:\n{cs}");
 }
 
 #[test]
@@ -39,6 +54,10 @@ fn header_declares_the_stable_surface() {
         "uint32_t dpopkit_last_error_code(int64_t handle);",
         "int dpopkit_destroy(int64_t handle);",
         "void dpopkit_string_free(char *s);",
+        "#define DPOPKIT_VERSION_MAJOR ",
+        "#define DPOPKIT_VERSION_MINOR ",
+        "#define DPOPKIT_VERSION_PATCH ",
+        "#define DPOPKIT_VERSION \"",
     ] {
         assert!(header.contains(decl), "the generated header lacks `{decl}`");
     }

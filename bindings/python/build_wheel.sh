@@ -1,24 +1,22 @@
 #!/usr/bin/env bash
-# Builds a wheel of the dpopkit Python package that carries the shared library, so that it
-# works without DPOPKIT_LIBRARY (the library is found beside the package).
+# Builds the platform wheel of the dpopkit Python package (the library inside, so it works
+# without DPOPKIT_LIBRARY). A thin wrapper over the standard route,
+# `pip wheel --no-deps -w DIR ./bindings/python`, whose build step (setup.py) runs cargo.
 #
 # usage: bindings/python/build_wheel.sh [--profile debug|release] [--lib PATH] [--out DIR]
-#   --profile  which cargo build to take, target/<profile>/libdpopkit.so (default: debug;
-#              CARGO_TARGET_DIR is honoured). Build it first: cargo build [--release]
-#   --lib      take this library file instead
+#   --profile  package the already built target/<profile>/libdpopkit.so instead of letting
+#              setup.py run `cargo rustc --profile release --lib` (CARGO_TARGET_DIR is honoured)
+#   --lib      package this library file (passed as DPOPKIT_BUILD_LIBRARY)
 #   --out      where the wheel goes (default: bindings/python/dist)
 #   PYTHON     the interpreter whose pip builds the wheel (default: python3)
 #
-# The package is staged in a temporary copy with the library beside it and built there
-# with `pip wheel --no-deps -w DIR`, so the source tree never holds a copy of the library
-# (a later plain `pip install ./bindings/python` would ship it) nor build leftovers.
 # Offline (--no-build-isolation) when PYTHON has setuptools >= 77 (SPDX license field,
 # bdist_wheel built in); otherwise pip fetches setuptools from the package index.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-profile=debug
+profile=""
 lib=""
 out="$here/dist"
 python="${PYTHON:-python3}"
@@ -28,7 +26,7 @@ while [ $# -gt 0 ]; do
     --profile) profile="$2"; shift 2 ;;
     --lib) lib="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "build_wheel.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,22 +36,16 @@ case "$(uname -s)" in
   MINGW*|MSYS*|CYGWIN*) name=dpopkit.dll ;;
   *) name=libdpopkit.so ;;
 esac
-if [ -z "$lib" ]; then
+if [ -z "$lib" ] && [ -n "$profile" ]; then
   lib="${CARGO_TARGET_DIR:-$repo/target}/$profile/$name"
 fi
-if [ ! -f "$lib" ]; then
-  echo "build_wheel.sh: $lib not found: build it first (cargo build$([ "$profile" = release ] && echo ' --release'))" >&2
-  exit 1
+if [ -n "$lib" ]; then
+  if [ ! -f "$lib" ]; then
+    echo "build_wheel.sh: $lib not found: build it first (cargo build$([ "$profile" = release ] && echo ' --release'))" >&2
+    exit 1
+  fi
+  export DPOPKIT_BUILD_LIBRARY="$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")"
 fi
-
-stage="$(mktemp -d "${TMPDIR:-/tmp}/dpopkit-wheel.XXXXXX")"
-trap 'rm -rf "$stage"' EXIT
-mkdir "$stage/pkg"
-# Copy the package sources only (no build/, dist/, *.egg-info, caches, stray libraries).
-cp "$here/pyproject.toml" "$here/setup.py" "$here/README.md" "$stage/pkg/"
-mkdir "$stage/pkg/dpopkit"
-cp "$here"/dpopkit/*.py "$here/dpopkit/py.typed" "$stage/pkg/dpopkit/"
-cp "$lib" "$stage/pkg/dpopkit/$name"
 
 isolation=()
 if "$python" - <<'PY' 2>/dev/null
@@ -65,5 +57,5 @@ then
 fi
 
 mkdir -p "$out"
-"$python" -m pip wheel --no-deps "${isolation[@]}" -w "$out" "$stage/pkg"
-echo "build_wheel.sh: wheel in $out (library: $lib)"
+"$python" -m pip wheel --disable-pip-version-check --no-deps "${isolation[@]}" -w "$out" "$here"
+echo "build_wheel.sh: wheel in $out (library: ${lib:-built by setup.py with cargo})"

@@ -6,7 +6,8 @@
  *   - dpopkit.dll (the Rust library) where sqlservr.exe finds it: a directory on the
  *     SERVICE's PATH (restart the service after changing PATH), or load it by full path
  *     with dbo.DpopKit_Preload below.
- *   - DpopKit.dll (the C# assembly, built from DpopKit.cs and strong-name signed) in a
+ *   - DpopKit.dll (the C# assembly, built from DpopKit.cs and NativeMethods.g.cs,
+ *     strong-name signed) in a
  *     folder the SQL Server service account can read, e.g. C:\dpopkit\.
  * Run as sysadmin. Edit the paths and the database name marked EDIT.
  */

@@ -133,3 +133,21 @@ pub fn contains_jwt(text: &str) -> bool {
         rest[header_len..].starts_with(".eyJ")
     })
 }
+
+/// target/<profile>/deps, where cargo leaves the libdpopkit.so of this test run, with the
+/// SONAME link the dynamic loader looks for (libdpopkit.so.0.1 -> libdpopkit.so, see
+/// build.rs): cargo creates none; an install does (bindings/c/install.sh). For C programs
+/// linked with -L/-rpath to this directory.
+pub fn cdylib_dir() -> PathBuf {
+    let dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    if let Some(soname) = option_env!("DPOPKIT_SONAME") {
+        let link = dir.join(soname);
+        if std::fs::read_link(&link).ok().as_deref() != Some(Path::new("libdpopkit.so")) {
+            let tmp = dir.join(format!("{soname}.tmp{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink("libdpopkit.so", &tmp).expect("create the SONAME link");
+            std::fs::rename(&tmp, &link).expect("create the SONAME link"); // atomic: tests run in parallel
+        }
+    }
+    dir
+}

@@ -200,7 +200,9 @@ def test_json_object() -> None:
 
 
 def _run_python(code: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DPOPKIT_LIBRARY", "PYTHONPATH")}
+    # Without LD_LIBRARY_PATH (cargo test points it at target/*/deps): with its SONAME link
+    # there, ctypes.util.find_library("dpopkit") would find the library, as it should.
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DPOPKIT_LIBRARY", "PYTHONPATH", "LD_LIBRARY_PATH")}
     full_env.update(env)
     full_env["PYTHONPATH"] = str(BINDINGS)
     return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120)

@@ -11,7 +11,7 @@ Rules (include/dpopkit.h is the source of truth):
 
 The library is looked up in this order: the file named by the environment variable
 ``DPOPKIT_LIBRARY``; the library beside this package (``dpopkit/libdpopkit.so``,
-``.dylib`` or ``dpopkit.dll``, as a wheel from build_wheel.sh carries it);
+``.dylib`` or ``dpopkit.dll``, as ``pip install ./bindings/python`` and its wheels carry it);
 ``ctypes.util.find_library("dpopkit")``. A candidate is used only if it loads and exports
 every function of the table.
 """
@@ -135,8 +135,9 @@ def _load() -> Tuple[CDLL, str]:
     raise LibraryNotFoundError(
         "dpopkit: cannot load the dpopkit shared library. Places tried:\n  "
         + "\n  ".join(tried)
-        + f"\nBuild it with `cargo build` and set {ENV_VAR} to target/debug/{library_filename()}, "
-        "or install a wheel made by bindings/python/build_wheel.sh."
+        + "\nInstall the package from the dpopkit source tree (`pip install ./bindings/python` "
+        "builds the library with cargo and puts it inside), install the C library system-wide "
+        f"(bindings/c/install.sh, then ldconfig), or set {ENV_VAR} to a built {library_filename()}."
     )
 
 
