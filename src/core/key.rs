@@ -282,6 +282,14 @@ impl EcKey {
         matches!(self.secret, Secret::InToken)
     }
 
+    /// The token key behind this key, when it is one.
+    pub fn token_key(&self) -> Option<&TokenKey> {
+        match &self.signer {
+            Signer::Token(t) => Some(t),
+            _ => None,
+        }
+    }
+
     fn not_exportable(&self) -> Error {
         let uri = match &self.signer {
             Signer::Token(t) => t.shown().to_string(),

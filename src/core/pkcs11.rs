@@ -25,7 +25,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use sha2::Digest;
@@ -457,6 +457,8 @@ pub(crate) struct Token {
     login: Mutex<Login>,
     /// Bumped at every login, so that many threads logged out at once log in once.
     generation: AtomicU64,
+    /// Successful logins (C_Login calls answered OK or USER_ALREADY_LOGGED_IN).
+    logins: AtomicUsize,
 }
 
 impl Token {
@@ -496,13 +498,17 @@ impl Token {
         self.returned.notify_one();
     }
 
-    /// Drops a session the token no longer knows.
+    /// Drops a session the token no longer knows, and the idle ones with it: sessions are
+    /// closed together (C_CloseAllSessions, a token pulled out), and one stale session per
+    /// retry would exhaust the retries.
     fn discard(&self, s: Session) {
         drop(s);
         let mut pool = self.locked_pool();
-        pool.open = pool.open.saturating_sub(1);
+        let idle = std::mem::take(&mut pool.idle);
+        pool.open = pool.open.saturating_sub(1 + idle.len());
         drop(pool);
-        self.returned.notify_one();
+        drop(idle);
+        self.returned.notify_all();
     }
 
     /// A failed token call as an error text. At signing time the key is unusable, which the
@@ -630,6 +636,7 @@ impl Token {
             }
         }
         LOGINS.fetch_add(1, Ordering::Relaxed);
+        self.logins.fetch_add(1, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
@@ -732,6 +739,7 @@ fn open_token(uri: &Pkcs11Uri) -> Result<Arc<Token>> {
         returned: Condvar::new(),
         login: Mutex::new(Login { pin: None, logged_in: false, refused: false }),
         generation: AtomicU64::new(0),
+        logins: AtomicUsize::new(0),
     });
     reg.tokens.retain(|_, w| w.strong_count() > 0);
     reg.tokens.insert(ident, Arc::downgrade(&token));
@@ -1062,6 +1070,25 @@ impl TokenKey {
         &self.shown
     }
 
+    /// How often this process logged in to the key's token (for tests).
+    #[doc(hidden)]
+    pub fn token_logins(&self) -> usize {
+        self.token.logins.load(Ordering::Relaxed)
+    }
+
+    /// Whether both keys share one token session pool and login (for tests).
+    #[doc(hidden)]
+    pub fn shares_token_with(&self, other: &TokenKey) -> bool {
+        Arc::ptr_eq(&self.token, &other.token)
+    }
+
+    /// Idle and open sessions of the key's token (for tests).
+    #[doc(hidden)]
+    pub fn token_sessions(&self) -> (usize, usize) {
+        let pool = self.token.locked_pool();
+        (pool.idle.len(), pool.open)
+    }
+
     /// A JWS signature (r || s) of `message`: the digest is computed here, the ECDSA
     /// operation (CKM_ECDSA) runs in the token.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
@@ -1094,6 +1121,17 @@ impl TokenKey {
                         last = Some(e);
                     }
                     Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => {
+                        // Some tokens (SoftHSM2) hide private objects after a logout and
+                        // answer "invalid handle" instead of CKR_USER_NOT_LOGGED_IN.
+                        let logged_out = session.get_session_info().is_ok_and(|i| {
+                            matches!(i.session_state(), SessionState::RoPublic | SessionState::RwPublic)
+                        });
+                        if logged_out && token.login_required {
+                            token.checkin(session);
+                            token.relogin(seen)?;
+                            last = Some(e);
+                            continue;
+                        }
                         let found = session.find_objects(&self.template);
                         token.checkin(session);
                         match found.as_deref() {
