@@ -1325,7 +1325,6 @@ mod tests {
         }
         assert!(parse_ec_point(Curve::P256, &raw[..64]).is_err());
         let sk = p384::SecretKey::random(&mut rand_core::OsRng);
-        use p384::elliptic_curve::sec1::ToEncodedPoint as _;
         let raw = sk.public_key().to_encoded_point(false).as_bytes().to_vec();
         let mut der = vec![0x04, raw.len() as u8];
         der.extend_from_slice(&raw);
