@@ -1,6 +1,7 @@
 //! Micro benchmarks (criterion): DPoP proof creation against a raw ES256 signature with the
 //! same key (ring, and p256 0.13 for comparison), key loading per format, a token cache
-//! hit, and the FFI round trip.
+//! hit, the FFI round trip, and a proof signed inside a PKCS#11 token (SoftHSM2, when
+//! installed: `bash scripts/setup.sh`) next to the same proof with a key file.
 //!
 //! `cargo bench --bench proof` measures and then prints a summary (median, min-max per
 //! call, from criterion's samples) plus an interleaved proof/signature ratio measured in
@@ -173,6 +174,50 @@ fn bench_ffi(c: &mut Criterion, server: &LocalServer) {
     c::dpopkit_destroy(h);
 }
 
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A SoftHSM2 token in a temporary directory; must run before any other thread starts
+/// (SOFTHSM2_CONF is read when the module initialises). `None` when SoftHSM2 is missing.
+fn softhsm_token() -> Option<(PathBuf, String)> {
+    if !std::path::Path::new(SOFTHSM).exists() {
+        eprintln!("SoftHSM2 is not installed ({SOFTHSM}): the pkcs11 benchmarks are left out (bash scripts/setup.sh installs it)");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("dpopkit-bench-softhsm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", dir.join("tokens").display()))
+        .unwrap();
+    let ok = std::process::Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "bench", "--so-pin", "12345678", "--pin", "1234"])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "softhsm2-util --init-token failed");
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+    let uri = format!("pkcs11:token=bench;object=dpop?module-path={SOFTHSM}");
+    EcKey::generate_in_token(&uri, Some("1234"), "ES256").unwrap();
+    Some((dir, uri))
+}
+
+/// The same proof with a key file and with the key inside SoftHSM2 (CKM_ECDSA over the
+/// digest, one pooled session, the login shared).
+fn bench_pkcs11(c: &mut Criterion, k: &Keys, uri: &str) {
+    let token_key = EcKey::from_pkcs11_uri(uri, Some("1234")).unwrap();
+    let mut g = c.benchmark_group("pkcs11");
+    g.bench_function("make_proof_file_es256", |b| b.iter(|| proof_once(k)));
+    g.bench_function("make_proof_softhsm_es256", |b| {
+        b.iter(|| make_proof(&token_key, "GET", HTU, Some(TOKEN), None, None).unwrap())
+    });
+    g.bench_function("sign_softhsm_es256", |b| b.iter(|| token_key.sign(black_box(&k.message)).unwrap()));
+    // Opening a key by URI once the module is loaded and the token logged in: find the
+    // objects, read the public point, one verified test signature.
+    g.bench_function("load_uri_softhsm", |b| b.iter(|| EcKey::from_pkcs11_uri(uri, Some("1234")).unwrap()));
+    g.finish();
+}
+
 /// Per-iteration times (ns) of one criterion benchmark, from its last run's sample.json.
 /// Samples older than `since` (an earlier run, filtered out of this one) are ignored.
 fn samples(dir: &std::path::Path, id: &str, since: std::time::SystemTime) -> Option<Vec<f64>> {
@@ -262,6 +307,10 @@ fn summary(dir: &std::path::Path, k: &Keys, since: std::time::SystemTime) {
         "ffi/core_get_1mib",
         "ffi/string_out_free_1mib",
         "ffi/string_copy_1mib",
+        "pkcs11/make_proof_file_es256",
+        "pkcs11/make_proof_softhsm_es256",
+        "pkcs11/sign_softhsm_es256",
+        "pkcs11/load_uri_softhsm",
     ];
     let mut med = std::collections::HashMap::new();
     for id in ids {
@@ -293,6 +342,9 @@ fn summary(dir: &std::path::Path, k: &Keys, since: std::time::SystemTime) {
     if let (Some(a), Some(b)) = (med.get("ffi/capi_get_localhost"), med.get("ffi/capi_get_local")) {
         println!("by name (localhost) - by IP literal, medians:           {}", fmt_ns(a - b));
     }
+    if let Some(x) = r("pkcs11/make_proof_softhsm_es256", "pkcs11/make_proof_file_es256") {
+        println!("proof signed in SoftHSM2 / proof with the key file:   {x:.2}x");
+    }
     let (p, s, ratio) = interleaved_ratio(k);
     println!(
         "interleaved, same run: make_proof {} ({} - {}), ring sign {} ({} - {}); ratio {:.3}x ({:.3} - {:.3}) (goal <= 1.3x)",
@@ -320,6 +372,7 @@ fn criterion_dir() -> PathBuf {
 
 fn main() {
     let started = std::time::SystemTime::now();
+    let softhsm = softhsm_token();
     let dir = criterion_dir();
     let mut c = Criterion::default()
         .output_directory(&dir)
@@ -332,9 +385,15 @@ fn main() {
     bench_key_load(&mut c);
     bench_token_cache(&mut c, &server, &k);
     bench_ffi(&mut c, &server);
+    if let Some((_, uri)) = &softhsm {
+        bench_pkcs11(&mut c, &k, uri);
+    }
     c.final_summary();
     // Under `cargo test` (no --bench) criterion ran each bench once: no figures to show.
     if !quick_mode() {
         summary(&dir, &k, started);
+    }
+    if let Some((tokens, _)) = softhsm {
+        let _ = std::fs::remove_dir_all(tokens);
     }
 }

@@ -3,7 +3,9 @@
 # the test servers' npm packages (from the lockfile), pytest, a C/C++ toolchain, pkg-config,
 # binutils (readelf, nm, objcopy, strip: the shipping tests and bindings/c/install.sh),
 # mono (for the SQL Server C# bindings), valgrind (memcheck of the C tests), tinyproxy (a
-# real forward proxy) and openssl (the TLS tests' CA). Safe to run again: it only installs what is missing.
+# real forward proxy), openssl (the TLS tests' CA), and SoftHSM2 + OpenSC's pkcs11-tool (the
+# PKCS#11 token tests: tests/pkcs11.rs, tests/python/test_pkcs11.py). Safe to run again: it
+# only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,8 @@ command -v mono >/dev/null || missing_apt+=(mono-devel)
 command -v valgrind >/dev/null || missing_apt+=(valgrind)
 command -v tinyproxy >/dev/null || [ -x /usr/bin/tinyproxy ] || [ -x /usr/sbin/tinyproxy ] || missing_apt+=(tinyproxy)
 command -v openssl >/dev/null || missing_apt+=(openssl)
+{ [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; } || missing_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null || missing_apt+=(opensc)
 if [ ${#missing_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: apt-get install ${missing_apt[*]}"

@@ -287,7 +287,7 @@ fn session_log_holds_no_secret() {
     let log = dir.join("sessionLog.txt");
     let _ = std::fs::remove_file(&log);
     let key = EcKey::generate().unwrap();
-    let d = serde_json::from_str::<serde_json::Value>(&key.to_private_jwk()).unwrap()["d"].as_str().unwrap().to_string();
+    let d = serde_json::from_str::<serde_json::Value>(&key.to_private_jwk().unwrap()).unwrap()["d"].as_str().unwrap().to_string();
     let http = client(&peers, Arc::new(key));
     http.set_session_log(Some(&log)).unwrap();
     http.quick_get_str(&peers.api).unwrap();

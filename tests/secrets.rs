@@ -21,7 +21,7 @@ struct Case {
 }
 
 fn key_material(key: &EcKey) -> Vec<String> {
-    let jwk: serde_json::Value = serde_json::from_str(&key.to_private_jwk()).unwrap();
+    let jwk: serde_json::Value = serde_json::from_str(&key.to_private_jwk().unwrap()).unwrap();
     let pem = key.to_pkcs8_pem().unwrap();
     let pem_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     vec![jwk["d"].as_str().unwrap().to_string(), pem_body[..40].to_string()]

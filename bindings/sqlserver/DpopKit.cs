@@ -253,7 +253,7 @@ namespace DpopKit
     {
         public PrivateKey() : base(NativeMethods.dpopkit_key_new, "dpopkit_key_new") { }
 
-        /// <summary>PEM (SEC1, PKCS#8, encrypted PKCS#8), DER or JWK file. password may be null.</summary>
+        /// <summary>PEM (SEC1, PKCS#8, encrypted PKCS#8), DER or JWK file, or a pkcs11: URI (then password is the PIN). password may be null.</summary>
         public bool LoadAnyFormatFile(string path, string password)
         {
             byte[] p = Utf8.In(path, "path"), pw = Utf8.In(password, "password");
@@ -274,6 +274,14 @@ namespace DpopKit
         {
             byte[] a = Utf8.In(alg, "alg");
             return CallOk(h => NativeMethods.dpopkit_key_generate_alg(h, a));
+        }
+
+        /// <summary>A new non-extractable key pair inside the PKCS#11 token a pkcs11: URI names
+        /// (object= is its label); pin and alg ("ES256" or "ES384") may be null.</summary>
+        public bool GeneratePkcs11(string uri, string pin, string alg)
+        {
+            byte[] u = Utf8.In(uri, "uri"), p = Utf8.In(pin, "pin"), a = Utf8.In(alg, "alg");
+            return CallOk(h => NativeMethods.dpopkit_key_generate_pkcs11(h, u, p, a));
         }
 
         /// <summary>"ES256", "ES384" or "EdDSA".</summary>

@@ -30,13 +30,13 @@ namespace DpopKit
         InvalidArgument = 5,
         /// <summary>Key data could not be parsed, or the password is wrong.</summary>
         KeyFormat = 6,
-        /// <summary>The key is not an EC P-256 key (DPoP here signs with ES256).</summary>
+        /// <summary>The key is not one DPoP here signs with: EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA) are; RSA and other curves are not.</summary>
         KeyUnsupported = 7,
         /// <summary>A file could not be read or written (key file, session log).</summary>
         FileIo = 8,
         /// <summary>A DPoP key is required and none is set, or the key object holds no key.</summary>
         NoKey = 9,
-        /// <summary>The AuthToken JSON is missing, malformed or lacks a required member.</summary>
+        /// <summary>The AuthToken JSON is missing, malformed or lacks a required member, or it would send the client secret or assertion over plain http to another machine (the text names the fix: https, or `"allow_insecure_http": "true"`).</summary>
         AuthToken = 10,
         /// <summary>A network failure: connection refused or reset, DNS failure.</summary>
         Transport = 11,
@@ -88,9 +88,11 @@ namespace DpopKit
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int dpopkit_destroy(long handle);
 
-        // Forgets every cached access token and DPoP nonce of this process, for example after
-        // rotating a client secret or a key: the next request fetches a new token. Calls in
-        // flight finish with the token they have. Returns 1.
+        // Forgets every cached access token, DPoP nonce, learned server clock and discovered
+        // authorization server metadata of this process, and every key parsed from a file
+        // (`dpopkit_key_load_any_format_file` keeps parsed keys, so loading the same file again is
+        // cheap), for example after rotating a client secret or a key: the next request fetches a
+        // new token. Calls in flight finish with the token they have. Returns 1.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int dpopkit_token_cache_clear();
 
@@ -131,12 +133,19 @@ namespace DpopKit
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern long dpopkit_live_handles();
 
-        // Creates an Http object with its own connection pool (keep-alive). Returns a handle > 0,
-        // or 0 on failure. Destroy it with `dpopkit_destroy`.
+        // Creates an Http object. Returns a handle > 0, or 0 on failure. Destroy it with
+        // `dpopkit_destroy`.
         //
-        // Defaults: connect timeout 10 s, whole-request timeout 60 s, response size limit 16 MiB,
-        // up to 5 redirects followed (credentials only to the original origin), TLS certificates
+        // Defaults: connect timeout 10 s, whole-call timeout 60 s, response size limit 16 MiB,
+        // up to 5 redirects followed (credentials only to the original origin, and only until the
+        // chain leaves it), TLS certificates
         // verified against the bundled Mozilla roots, proxy from the environment.
+        //
+        // Connections are pooled process-wide: Http objects whose transport settings are equal
+        // (timeouts, size limit, redirects, trust roots, proxy) share idle keep-alive connections
+        // and one TLS configuration, so an object made per call does not pay a new TCP and TLS
+        // handshake. Objects whose settings differ never share a connection. Bounded: 16 sets of
+        // settings, each with at most 16 idle connections (8 per origin) kept for 30 s.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern long dpopkit_http_new();
 
@@ -161,7 +170,11 @@ namespace DpopKit
         // `client_assertion_kid`; optional `scope`, `audience`, `resource`, `allow_bearer`
         // ("true" to accept a token the server did not bind to the key), `default_expires_in`
         // (seconds, when the server sends no `expires_in`; default 300), `clock_skew_correction`
-        // ("false" to never date proofs on the server's clock). Any other string member is sent
+        // ("false" to never date proofs on the server's clock), `max_clock_skew` (seconds, the
+        // largest server clock offset proofs are dated by; default 3600), `allow_insecure_http` ("true" to
+        // let the client secret or assertion go over plain http to a host other than `localhost`
+        // or a loopback IP; refused with `DPOPKIT_RESULT_AUTH_TOKEN` by default, and https
+        // metadata naming an http token endpoint always is). Any other string member is sent
         // as an extra form field of the token request. The token is fetched on the first request
         // and cached process-wide. Returns 1 on success, 0 on failure.
         //
@@ -171,8 +184,12 @@ namespace DpopKit
         internal static extern int dpopkit_http_set_auth_token(long http, byte[] auth_token_json);
 
         // Appends a session log (every request and response, with `Authorization`, `DPoP`,
-        // client secrets and tokens shown as `****`) to the file at `path`, created if needed.
-        // NULL or "" stops logging. Returns 1 on success, 0 if the file cannot be opened.
+        // client secrets and tokens shown as `****`, also where a server echoes them back) to the
+        // file at `path`, created with mode 0600 if needed. A symbolic link is not followed and
+        // anything but a regular file (a FIFO, a device) is refused, without blocking. Size
+        // policy: when the file would pass 10 MiB it is renamed to `<path>.1` (replacing an older
+        // one) and a new file is started. NULL or "" stops logging. Returns 1 on success, 0 if
+        // the file cannot be opened (`DPOPKIT_RESULT_FILE_IO`, the text says why).
         //
         // # Safety
         // `path` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
@@ -180,8 +197,12 @@ namespace DpopKit
         internal static extern int dpopkit_http_set_session_log_filename(long http, byte[] path);
 
         // Sets the timeouts in milliseconds: `connect_ms` for establishing a connection,
-        // `request_ms` for the whole request (connect, send, full response). Both must be > 0.
-        // Replaces the connection pool. Returns 1 on success, 0 on failure.
+        // `request_ms` for the whole call: every request it makes (connect, send, full response),
+        // every redirect hop, every retry (DPoP nonce, invalid_token, clock skew), the token and
+        // metadata requests, and the wait for another thread's token request. Each request gets
+        // what is left of `request_ms`; when nothing is left the call fails with
+        // `DPOPKIT_RESULT_TIMEOUT`. Both must be > 0. Replaces the connection pool.
+        // Returns 1 on success, 0 on failure.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int dpopkit_http_set_timeouts(long http, uint connect_ms, uint request_ms);
 
@@ -216,9 +237,16 @@ namespace DpopKit
 
         // Sends requests through an HTTP proxy, e.g. "http://127.0.0.1:3128" (requests go through
         // CONNECT; DPoP's `htu` stays the target URL). Only http:// and https:// proxies; a
-        // SOCKS URL is refused with `DPOPKIT_RESULT_INVALID_ARGUMENT`. NULL: use the environment (`HTTPS_PROXY`,
-        // `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read when the setting is made; the default).
-        // "": no proxy at all. Returns 1 on success, 0 on failure (invalid proxy URL).
+        // SOCKS URL, or a port that is not a number from 1 to 65535, is refused with
+        // `DPOPKIT_RESULT_INVALID_ARGUMENT` (no port: 80 for http://, 443 for https://; a
+        // `user:password@` is sent as Proxy-Authorization and never shown in error texts).
+        // NULL: use the environment (the default), read when the setting is made, with curl's
+        // rules: `http_proxy` for http:// targets, `https_proxy`/`HTTPS_PROXY` for https:// targets
+        // only, `all_proxy`/`ALL_PROXY` for both, `no_proxy`/`NO_PROXY`; the upper-case
+        // `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (CGI: "httpoxy"); a variable that
+        // is not a usable proxy URL makes the requests that would use it fail with
+        // `DPOPKIT_RESULT_INVALID_ARGUMENT`. "": no proxy at all. Returns 1 on success, 0 on
+        // failure (invalid proxy URL).
         //
         // # Safety
         // `proxy_url` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
@@ -241,7 +269,9 @@ namespace DpopKit
 
         // Any method with an optional body, e.g. `POST` with `application/json`. `content_type`
         // and `body` may be NULL (no body). Returns the body of a 2xx response, else NULL, as
-        // `dpopkit_http_quick_get_str`.
+        // `dpopkit_http_quick_get_str`. `method` is an RFC 9110 token (extension methods such as
+        // `PROPFIND` are fine); `CONNECT`, `TRACE` and `TRACK` are refused with
+        // `DPOPKIT_RESULT_INVALID_ARGUMENT` (a TRACE answer would echo the token and the proof).
         //
         // Ownership: caller frees the result with `dpopkit_string_free`.
         //
@@ -263,6 +293,7 @@ namespace DpopKit
 
         // Body of the last response received through `http` on the calling thread, whatever its
         // status ("" when none). Useful after a failed call to read the server's error document.
+        // Credentials of the call that the server echoed back (secret, token, proof) are `****`.
         // NULL if it is not UTF-8 text. Does not change the last error.
         //
         // Ownership: caller frees the result with `dpopkit_string_free`.
@@ -328,12 +359,41 @@ namespace DpopKit
         // `password` may be NULL or "" when the key is not encrypted. Returns 1 on success, 0 on
         // failure (the key object keeps its previous key).
         //
+        // Parsed keys are kept process-wide under a salted hash of the file's content and the
+        // password, so loading the same file again (a new key object per call) costs a small read
+        // instead of a parse; a rewritten file is parsed again. At most 32 keys, in memory that is
+        // wiped when they go; `dpopkit_token_cache_clear` empties the cache.
+        //
+        // A `path` that is a PKCS#11 URI (`pkcs11:...`) opens a key in a token instead, exactly as
+        // `dpopkit_key_load_any_format` does, `password` being the PIN; write `./pkcs11:...` for a
+        // file whose name starts with `pkcs11:`.
+        //
         // # Safety
         // `path` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int dpopkit_key_load_any_format_file(long key, byte[] path, byte[] password);
 
-        // Like `dpopkit_key_load_any_format_file`, from text already in memory (PEM or JWK).
+        // Like `dpopkit_key_load_any_format_file`, from text already in memory (PEM or JWK), or
+        // a key inside a PKCS#11 token named by an RFC 7512 URI:
+        //
+        // `pkcs11:token=dpop;object=api-key?module-path=/usr/lib/softhsm/libsofthsm2.so`
+        //
+        // Then `password` is the user PIN (else `pin-value=` or `pin-source=FILE` in the URI's query);
+        // `module-path` may instead come from the environment variable `DPOPKIT_PKCS11_MODULE`
+        // (when that is set, it is the only module a URI may name). Selecting attributes: `token`,
+        // `serial`, `manufacturer`, `model`, `slot-id`, `object` (the key's label), `id`, `type=private`.
+        // EC P-256 (ES256) and P-384 (ES384) keys are supported. The module is loaded once per
+        // process and the token logged in to once, shared by every handle; proofs are signed
+        // inside the token (CKM_ECDSA), safely from many threads. `dpopkit_key_get_jwk` and
+        // `dpopkit_key_get_pkcs8_pem` fail for such a key (`DPOPKIT_RESULT_KEY_UNSUPPORTED`: not
+        // exportable); the public JWK and the thumbprint work.
+        //
+        // Errors: a bad URI -> `INVALID_ARGUMENT`; the module missing or not loadable ->
+        // `FILE_IO`; no such token or key, a wrong or locked PIN -> `KEY_FORMAT` (a PIN the token
+        // refused is never sent again by this process: tokens lock after a few wrong PINs); a key
+        // that is not EC P-256/P-384 -> `KEY_UNSUPPORTED`. Later, a token that fails while signing
+        // (removed, PIN refused at a re-login) makes the request fail with `NO_KEY`. No text ever
+        // contains the PIN.
         //
         // # Safety
         // `data` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
@@ -353,6 +413,21 @@ namespace DpopKit
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int dpopkit_key_generate_alg(long key, byte[] alg);
 
+        // Creates a new key pair inside the PKCS#11 token that `uri` names and loads it into the
+        // object: non-extractable (`CKA_EXTRACTABLE` false), sensitive, stored in the token
+        // (`CKA_TOKEN`), labelled with the URI's `object=` (required) and `id=` (else 16 random
+        // bytes). `pin` is the user PIN (or NULL with `pin-value`/`pin-source` in the URI); `alg` is
+        // "ES256" (P-256, also when NULL or "") or "ES384" (P-384, where the token supports it).
+        // Refuses (`INVALID_ARGUMENT`) when the token already holds a key with that label or id.
+        // Afterwards the object behaves exactly as after `dpopkit_key_load_any_format(key, uri, pin)`:
+        // register `dpopkit_key_get_public_jwk` / the thumbprint with the server. Returns 1 on
+        // success, 0 on failure.
+        //
+        // # Safety
+        // `uri`, `pin` and `alg` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int dpopkit_key_generate_pkcs11(long key, byte[] uri, byte[] pin, byte[] alg);
+
         // The JWS algorithm the key signs DPoP proofs with: "ES256", "ES384" or "EdDSA".
         //
         // Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
@@ -360,13 +435,15 @@ namespace DpopKit
         internal static extern IntPtr dpopkit_key_get_alg(long key);
 
         // The private key as unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-        // This is secret material: protect and free it promptly.
+        // This is secret material: protect and free it promptly. Fails with
+        // `DPOPKIT_RESULT_KEY_UNSUPPORTED` for a key in a PKCS#11 token (not exportable).
         //
         // Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern IntPtr dpopkit_key_get_pkcs8_pem(long key);
 
-        // The private key as a JWK (`kty`, `crv`, `x`, `y`, `d`). Secret material.
+        // The private key as a JWK (`kty`, `crv`, `x`, `y`, `d`). Secret material. Fails with
+        // `DPOPKIT_RESULT_KEY_UNSUPPORTED` for a key in a PKCS#11 token (not exportable).
         //
         // Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

@@ -49,6 +49,15 @@ pub fn split_key_input(data: &[u8]) -> Option<(Option<String>, &[u8])> {
 
 pub fn key_any_format(data: &[u8]) {
     let Some((password, key_data)) = split_key_input(data) else { return };
+    let text = std::str::from_utf8(key_data).ok().map(|t| t.trim_start_matches('\u{feff}').trim());
+    if let Some(uri) = text.filter(|t| dpopkit::core::pkcs11::is_uri(t)) {
+        // A PKCS#11 URI: parse only. Loading would open the module the input names.
+        match dpopkit::core::pkcs11::Pkcs11Uri::parse(uri) {
+            Ok(u) => assert!(dpopkit::core::pkcs11::is_uri(&u.shown()), "{}", u.shown()),
+            Err(e) => assert_eq!(e.kind, ErrorKind::InvalidArgument, "{}", e.message),
+        }
+        return;
+    }
     match EcKey::from_any_format(key_data, password.as_deref()) {
         Ok(key) => {
             let (crv, point_len) = match key.alg() {
@@ -66,7 +75,7 @@ pub fn key_any_format(data: &[u8]) {
             let pem = key.to_pkcs8_pem().expect("PKCS#8 export");
             let again = EcKey::from_any_format(pem.as_bytes(), None).expect("exported PEM reloads");
             assert_eq!(again.jkt(), key.jkt());
-            let jwk = key.to_private_jwk();
+            let jwk = key.to_private_jwk().expect("JWK export");
             let again = EcKey::from_any_format(jwk.as_bytes(), None).expect("exported JWK reloads");
             assert_eq!(again.jkt(), key.jkt());
         }

@@ -30,6 +30,7 @@ USAGE:
     dpopkit get URL [REQUEST OPTIONS]
     dpopkit request METHOD URL [--data BODY] [--content-type TYPE] [REQUEST OPTIONS]
     dpopkit keygen [--out FILE] [--jwk]
+    dpopkit keygen --pkcs11 URI [--key-password PIN] [--alg ES256|ES384]
     dpopkit jwk --key FILE [--key-password P]
     dpopkit jkt --key FILE [--key-password P]
     dpopkit --help | --version
@@ -40,13 +41,18 @@ COMMANDS:
     keygen    Creates a new EC P-256 key: PKCS#8 PEM (or a private JWK with --jwk) written
               to FILE (never overwritten; mode 0600) or to stdout; prints its thumbprint
               (jkt) to stdout (to stderr when the key goes to stdout).
+              With --pkcs11 URI: creates a non-extractable P-256 (or --alg ES384) key
+              pair inside the PKCS#11 token the URI names (object= is its label) and
+              prints its public JWK, then its jkt; nothing secret leaves the token.
     jwk       Prints the public JWK of a key.
     jkt       Prints the RFC 7638 thumbprint (jkt) of a key.
 
 REQUEST OPTIONS:
     --key FILE               DPoP private key: EC P-256 as PEM or DER (SEC1, PKCS#8,
-                             encrypted PKCS#8) or JWK                         (required)
-    --key-password P         Password of an encrypted key (or env DPOPKIT_KEY_PASSWORD)
+                             encrypted PKCS#8) or JWK, or a key in a PKCS#11 token:
+                             pkcs11:token=T;object=K?module-path=/path/module.so (required)
+    --key-password P         Password of an encrypted key, or the token's user PIN
+                             (or env DPOPKIT_KEY_PASSWORD)
     --client-id ID           OAuth client id                                  (required)
     --client-secret S        Client secret. Prefer the environment variable
                              DPOPKIT_CLIENT_SECRET: a secret on the command line is
@@ -65,7 +71,8 @@ REQUEST OPTIONS:
 
 ENVIRONMENT:
     DPOPKIT_CLIENT_SECRET    The client secret (used when --client-secret is not given)
-    DPOPKIT_KEY_PASSWORD     The key password (used when --key-password is not given)
+    DPOPKIT_KEY_PASSWORD     The key password or PIN (used when --key-password is not given)
+    DPOPKIT_PKCS11_MODULE    The PKCS#11 module when a pkcs11: URI has no module-path
 
 EXIT STATUS:
     0 success (2xx), 1 the server answered another HTTP status, 2 usage error,
@@ -115,7 +122,7 @@ const REQUEST_OPTS: Spec = &[
     ("--data", true),
     ("--content-type", true),
 ];
-const KEYGEN_OPTS: Spec = &[("--out", true), ("--jwk", false)];
+const KEYGEN_OPTS: Spec = &[("--out", true), ("--jwk", false), ("--pkcs11", true), ("--key-password", true), ("--alg", true)];
 const KEY_OPTS: Spec = &[("--key", true), ("--key-password", true)];
 
 #[derive(Default)]
@@ -413,9 +420,21 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
     if !p.positional.is_empty() {
         return usage(format!("unexpected argument '{}' (use --out FILE)", p.positional[0]));
     }
+    if let Some(uri) = p.value("--pkcs11") {
+        if p.value("--out").is_some() || p.flag("--jwk") {
+            return usage("--out and --jwk do not go with --pkcs11: a token key never leaves the token");
+        }
+        let pin = key_password(p);
+        let alg = p.value("--alg").unwrap_or("ES256");
+        let key = EcKey::generate_in_token(uri, pin.as_deref().map(String::as_str), alg).map_err(|e| other(e.message))?;
+        return write_stdout(format!("{}\n{}\n", key.public_jwk(), key.jkt()).as_bytes());
+    }
+    if p.value("--key-password").is_some() || p.value("--alg").is_some() {
+        return usage("--key-password and --alg go with --pkcs11 (a key file is written unencrypted, ES256)");
+    }
     let key = EcKey::generate().map_err(|e| other(e.message))?;
     let mut data: Zeroizing<String> =
-        if p.flag("--jwk") { key.to_private_jwk() } else { key.to_pkcs8_pem().map_err(|e| other(e.message))? };
+        if p.flag("--jwk") { key.to_private_jwk().map_err(|e| other(e.message))? } else { key.to_pkcs8_pem().map_err(|e| other(e.message))? };
     if !data.ends_with('\n') {
         data.push('\n');
     }

@@ -1,4 +1,5 @@
-//! PrivateKey objects: the DPoP key, EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA).
+//! PrivateKey objects: the DPoP key (ES256, ES384 or EdDSA), from a file, from memory, newly
+//! generated, or inside a PKCS#11 token (`pkcs11:` URI).
 
 use std::ffi::c_char;
 use std::os::raw::c_int;
@@ -52,6 +53,10 @@ pub(crate) fn key_of(key: i64) -> Result<Arc<EcKey>, FfiError> {
 /// instead of a parse; a rewritten file is parsed again. At most 32 keys, in memory that is
 /// wiped when they go; `dpopkit_token_cache_clear` empties the cache.
 ///
+/// A `path` that is a PKCS#11 URI (`pkcs11:...`) opens a key in a token instead, exactly as
+/// `dpopkit_key_load_any_format` does, `password` being the PIN; write `./pkcs11:...` for a
+/// file whose name starts with `pkcs11:`.
+///
 /// # Safety
 /// `path` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
 #[unsafe(no_mangle)]
@@ -64,7 +69,27 @@ pub unsafe extern "C" fn dpopkit_key_load_any_format_file(key: i64, path: *const
     })
 }
 
-/// Like `dpopkit_key_load_any_format_file`, from text already in memory (PEM or JWK).
+/// Like `dpopkit_key_load_any_format_file`, from text already in memory (PEM or JWK), or
+/// a key inside a PKCS#11 token named by an RFC 7512 URI:
+///
+/// `pkcs11:token=dpop;object=api-key?module-path=/usr/lib/softhsm/libsofthsm2.so`
+///
+/// Then `password` is the user PIN (else `pin-value=` or `pin-source=FILE` in the URI's query);
+/// `module-path` may instead come from the environment variable `DPOPKIT_PKCS11_MODULE`
+/// (when that is set, it is the only module a URI may name). Selecting attributes: `token`,
+/// `serial`, `manufacturer`, `model`, `slot-id`, `object` (the key's label), `id`, `type=private`.
+/// EC P-256 (ES256) and P-384 (ES384) keys are supported. The module is loaded once per
+/// process and the token logged in to once, shared by every handle; proofs are signed
+/// inside the token (CKM_ECDSA), safely from many threads. `dpopkit_key_get_jwk` and
+/// `dpopkit_key_get_pkcs8_pem` fail for such a key (`DPOPKIT_RESULT_KEY_UNSUPPORTED`: not
+/// exportable); the public JWK and the thumbprint work.
+///
+/// Errors: a bad URI -> `INVALID_ARGUMENT`; the module missing or not loadable ->
+/// `FILE_IO`; no such token or key, a wrong or locked PIN -> `KEY_FORMAT` (a PIN the token
+/// refused is never sent again by this process: tokens lock after a few wrong PINs); a key
+/// that is not EC P-256/P-384 -> `KEY_UNSUPPORTED`. Later, a token that fails while signing
+/// (removed, PIN refused at a re-login) makes the request fail with `NO_KEY`. No text ever
+/// contains the PIN.
 ///
 /// # Safety
 /// `data` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
@@ -102,6 +127,29 @@ pub unsafe extern "C" fn dpopkit_key_generate_alg(key: i64, alg: *const c_char) 
     })
 }
 
+/// Creates a new key pair inside the PKCS#11 token that `uri` names and loads it into the
+/// object: non-extractable (`CKA_EXTRACTABLE` false), sensitive, stored in the token
+/// (`CKA_TOKEN`), labelled with the URI's `object=` (required) and `id=` (else 16 random
+/// bytes). `pin` is the user PIN (or NULL with `pin-value`/`pin-source` in the URI); `alg` is
+/// "ES256" (P-256, also when NULL or "") or "ES384" (P-384, where the token supports it).
+/// Refuses (`INVALID_ARGUMENT`) when the token already holds a key with that label or id.
+/// Afterwards the object behaves exactly as after `dpopkit_key_load_any_format(key, uri, pin)`:
+/// register `dpopkit_key_get_public_jwk` / the thumbprint with the server. Returns 1 on
+/// success, 0 on failure.
+///
+/// # Safety
+/// `uri`, `pin` and `alg` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_key_generate_pkcs11(key: i64, uri: *const c_char, pin: *const c_char, alg: *const c_char) -> c_int {
+    run("dpopkit_key_generate_pkcs11", key, |_| {
+        registry::key(key)?;
+        let uri = unsafe { arg(uri, "uri") }?;
+        let pin = unsafe { opt_arg(pin, "pin") }?;
+        let alg = unsafe { opt_arg(alg, "alg") }?;
+        store(key, EcKey::generate_in_token(uri, pin, alg.unwrap_or("ES256"))?)
+    })
+}
+
 /// The JWS algorithm the key signs DPoP proofs with: "ES256", "ES384" or "EdDSA".
 ///
 /// Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
@@ -111,7 +159,8 @@ pub extern "C" fn dpopkit_key_get_alg(key: i64) -> *mut c_char {
 }
 
 /// The private key as unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-/// This is secret material: protect and free it promptly.
+/// This is secret material: protect and free it promptly. Fails with
+/// `DPOPKIT_RESULT_KEY_UNSUPPORTED` for a key in a PKCS#11 token (not exportable).
 ///
 /// Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
 #[unsafe(no_mangle)]
@@ -119,12 +168,13 @@ pub extern "C" fn dpopkit_key_get_pkcs8_pem(key: i64) -> *mut c_char {
     run("dpopkit_key_get_pkcs8_pem", key, |_| out(&key_of(key)?.to_pkcs8_pem()?))
 }
 
-/// The private key as a JWK (`kty`, `crv`, `x`, `y`, `d`). Secret material.
+/// The private key as a JWK (`kty`, `crv`, `x`, `y`, `d`). Secret material. Fails with
+/// `DPOPKIT_RESULT_KEY_UNSUPPORTED` for a key in a PKCS#11 token (not exportable).
 ///
 /// Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_key_get_jwk(key: i64) -> *mut c_char {
-    run("dpopkit_key_get_jwk", key, |_| out(&key_of(key)?.to_private_jwk()))
+    run("dpopkit_key_get_jwk", key, |_| out(&key_of(key)?.to_private_jwk()?))
 }
 
 /// The public key as a JWK with the RFC 7638 members (`crv`, `kty`, `x`, `y`).

@@ -4,6 +4,9 @@
 //! Parsing and export use RustCrypto (`p256`, `p384`, `pkcs8`, `sec1`); signing uses `ring`,
 //! which rustls already links and which signs about ten times faster than `p256` 0.13 here
 //! (see BENCHMARKS.md). Both hold the secret; both copies are wiped on drop.
+//!
+//! A key may also live in a PKCS#11 token (`pkcs11:` URI, see [`super::pkcs11`]): then it
+//! signs inside the token, is not exportable, and only its public half is here.
 
 use std::fmt;
 use std::path::Path;
@@ -22,6 +25,7 @@ use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, err, shorten};
 use super::state::FileMemo;
+use super::pkcs11::{self, TokenKey};
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
@@ -109,11 +113,14 @@ enum Secret {
     P256(p256::SecretKey),
     P384(p384::SecretKey),
     Ed25519(Zeroizing<[u8; 32]>),
+    /// In a PKCS#11 token: not here, not exportable.
+    InToken,
 }
 
 enum Signer {
     Ecdsa(Wiped<EcdsaKeyPair>),
     Ed25519(Wiped<Ed25519KeyPair>),
+    Token(Box<TokenKey>),
 }
 
 /// A DPoP signing key (the name is historical: it may also be an Ed25519 key). `Debug`
@@ -256,7 +263,12 @@ impl EcKey {
     }
 
     /// Reads a key file in any supported format (see [`EcKey::from_any_format`]).
+    /// A path that is a `pkcs11:` URI opens that token key instead, `password` being its
+    /// PIN (write `./pkcs11:...` for a file of that name).
     pub fn load_file(path: &Path, password: Option<&str>) -> Result<Self> {
+        if let Some(uri) = path.to_str().filter(|p| pkcs11::is_uri(p)) {
+            return Self::from_pkcs11_uri(uri, password);
+        }
         let data = read_key_file(path)?;
         Self::parse_file(path, &data, password)
     }
@@ -270,7 +282,11 @@ impl EcKey {
     /// most [`MAX_CACHED_FILE_KEYS`] keys are kept, least recently used out; each is wiped
     /// when its last user lets go ([`clear_file_cache`] empties the cache). Errors are not
     /// cached.
+    /// A PKCS#11 URI is opened in its token, not cached here (the token registry shares it).
     pub fn load_file_shared(path: &Path, password: Option<&str>) -> Result<std::sync::Arc<Self>> {
+        if let Some(uri) = path.to_str().filter(|p| pkcs11::is_uri(p)) {
+            return Self::from_pkcs11_uri(uri, password).map(std::sync::Arc::new);
+        }
         let meta = key_file_metadata(path)?;
         let password = password.filter(|p| !p.is_empty());
         FILE_KEYS.load(
@@ -291,14 +307,63 @@ impl EcKey {
     /// Parses PEM (SEC1 `EC PRIVATE KEY`, PKCS#8 `PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`),
     /// DER (SEC1, PKCS#8 or encrypted PKCS#8) or a JWK JSON object with `d`.
     /// `password` is used only for encrypted PKCS#8; an empty password counts as none.
+    /// A `pkcs11:` URI (RFC 7512) opens a key in a PKCS#11 token, `password` being the PIN.
     pub fn from_any_format(data: &[u8], password: Option<&str>) -> Result<Self> {
         let password = password.filter(|p| !p.is_empty());
         let text = std::str::from_utf8(data).ok().map(|t| t.trim_start_matches('\u{feff}').trim());
         match text {
+            Some(t) if pkcs11::is_uri(t) => Self::from_pkcs11_uri(t, password),
             Some(t) if t.starts_with('{') => Self::from_jwk(t),
             Some(t) if t.contains("-----BEGIN ") => Self::from_pem(t, password),
             _ => Self::from_der(data, password),
         }
+    }
+
+    /// Opens the key in a PKCS#11 token that `uri` (RFC 7512) names; `pin` is the user PIN
+    /// (else `pin-value` / `pin-source` in the URI). See [`super::pkcs11`].
+    pub fn from_pkcs11_uri(uri: &str, pin: Option<&str>) -> Result<Self> {
+        Ok(Self::from_token_key(TokenKey::open(uri, pin)?))
+    }
+
+    /// Creates a non-extractable, sensitive key pair (`ES256` or `ES384`) in the PKCS#11
+    /// token that `uri` names, labelled by its `object=` (and `id=`, else a random one).
+    pub fn generate_in_token(uri: &str, pin: Option<&str>, alg: &str) -> Result<Self> {
+        Ok(Self::from_token_key(TokenKey::generate(uri, pin, alg)?))
+    }
+
+    fn from_token_key(key: TokenKey) -> Self {
+        let (x, y) = key.point()[1..].split_at((key.point().len() - 1) / 2);
+        let crv = key.curve().crv();
+        let jwk = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+        let alg = key.curve().alg();
+        Self::assemble(Secret::InToken, Signer::Token(Box::new(key)), alg, jwk)
+    }
+
+    /// Whether the key lives in a PKCS#11 token (signs there, cannot be exported).
+    pub fn is_in_token(&self) -> bool {
+        matches!(self.secret, Secret::InToken)
+    }
+
+    /// The token key behind this key, when it is one.
+    pub fn token_key(&self) -> Option<&TokenKey> {
+        match &self.signer {
+            Signer::Token(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn not_exportable(&self) -> Error {
+        let uri = match &self.signer {
+            Signer::Token(t) => t.shown().to_string(),
+            _ => String::new(),
+        };
+        Error::new(
+            ErrorKind::KeyUnsupported,
+            format!(
+                "the key '{uri}' lives in a PKCS#11 token and is not exportable: it signs inside the token. The public \
+                 JWK and the thumbprint (jkt) are available"
+            ),
+        )
     }
 
     fn from_jwk(text: &str) -> Result<Self> {
@@ -488,6 +553,7 @@ impl EcKey {
         match &self.secret {
             Secret::P256(k) => k.to_pkcs8_pem(LineEnding::LF).map_err(|e| failed(&e)),
             Secret::P384(k) => k.to_pkcs8_pem(LineEnding::LF).map_err(|e| failed(&e)),
+            Secret::InToken => Err(self.not_exportable()),
             Secret::Ed25519(seed) => {
                 // RFC 8410 §7: the fixed PKCS#8 v1 prefix for Ed25519, then the seed.
                 const PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
@@ -499,17 +565,19 @@ impl EcKey {
         }
     }
 
-    /// The private key as a JWK (`kty`, `crv`, `x`, `y` or `x`, `d`).
-    pub fn to_private_jwk(&self) -> Zeroizing<String> {
-        match &self.secret {
+    /// The private key as a JWK (`kty`, `crv`, `x`, `y` or `x`, `d`). Fails for a key in a
+    /// PKCS#11 token, which is not exportable.
+    pub fn to_private_jwk(&self) -> Result<Zeroizing<String>> {
+        Ok(match &self.secret {
             Secret::P256(k) => k.to_jwk_string(),
             Secret::P384(k) => k.to_jwk_string(),
+            Secret::InToken => return Err(self.not_exportable()),
             Secret::Ed25519(seed) => {
                 let x = self.public_jwk.split("\"x\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
                 let d = Zeroizing::new(URL_SAFE_NO_PAD.encode(seed.as_slice()));
                 Zeroizing::new(format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","d":"{}"}}"#, d.as_str()))
             }
-        }
+        })
     }
 
     /// The public key as a JWK with only the RFC 7638 members.
@@ -539,6 +607,7 @@ impl EcKey {
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| Error::new(ErrorKind::Internal, "ECDSA signing failed")),
             Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Signer::Token(key) => key.sign(message),
         }
     }
 
@@ -548,6 +617,7 @@ impl EcKey {
         match &self.signer {
             Signer::Ecdsa(pair) => pair.public_key().as_ref(),
             Signer::Ed25519(pair) => pair.public_key().as_ref(),
+            Signer::Token(key) => key.point(),
         }
     }
 }
@@ -654,7 +724,7 @@ mod tests {
         let pem = k.to_pkcs8_pem().unwrap();
         let k2 = EcKey::from_any_format(pem.as_bytes(), None).unwrap();
         assert_eq!(k.jkt(), k2.jkt());
-        let jwk = k.to_private_jwk();
+        let jwk = k.to_private_jwk().unwrap();
         let k3 = EcKey::from_any_format(jwk.as_bytes(), None).unwrap();
         assert_eq!(k.jkt(), k3.jkt());
         assert_eq!(k.jkt().len(), 43);
@@ -680,7 +750,7 @@ mod tests {
             let scalar = match &a.secret {
                 Secret::P256(k) => k.to_bytes().to_vec(),
                 Secret::P384(k) => k.to_bytes().to_vec(),
-                Secret::Ed25519(_) => unreachable!(),
+                Secret::Ed25519(_) | Secret::InToken => unreachable!(),
             };
             // With its own point: the same key; without a point: derived, the same key.
             let with = EcKey::from_any_format(&sec1_der(&scalar, oid, Some(a.public_point())), None).unwrap();
@@ -691,7 +761,7 @@ mod tests {
             let e = EcKey::from_any_format(&sec1_der(&scalar, oid, Some(b.public_point())), None).unwrap_err();
             assert_eq!(e.kind, ErrorKind::KeyFormat, "{alg}: {}", e.message);
             // The same for a JWK whose x/y belong to another key.
-            let jwk: serde_json::Value = serde_json::from_str(&a.to_private_jwk()).unwrap();
+            let jwk: serde_json::Value = serde_json::from_str(&a.to_private_jwk().unwrap()).unwrap();
             let other: serde_json::Value = serde_json::from_str(b.public_jwk()).unwrap();
             let mut mixed = jwk.clone();
             mixed["x"] = other["x"].clone();
@@ -793,7 +863,7 @@ mod tests {
             assert_eq!(k.sign(b"m").unwrap().len(), sig_len, "{alg}");
             let pem = k.to_pkcs8_pem().unwrap();
             assert_eq!(EcKey::from_any_format(pem.as_bytes(), None).unwrap().jkt(), k.jkt(), "{alg} PEM");
-            let jwk = k.to_private_jwk();
+            let jwk = k.to_private_jwk().unwrap();
             assert_eq!(EcKey::from_any_format(jwk.as_bytes(), None).unwrap().jkt(), k.jkt(), "{alg} JWK");
         }
         let ed = EcKey::generate_alg("EdDSA").unwrap();
@@ -805,7 +875,7 @@ mod tests {
     #[test]
     fn debug_does_not_print_the_private_key() {
         let k = EcKey::generate().unwrap();
-        let jwk = k.to_private_jwk();
+        let jwk = k.to_private_jwk().unwrap();
         let v: serde_json::Value = serde_json::from_str(&jwk).unwrap();
         let d = v["d"].as_str().unwrap().to_string();
         let dbg = format!("{k:?}");

@@ -11,6 +11,7 @@ pub mod form;
 pub mod http;
 pub mod key;
 pub mod nonce;
+pub mod pkcs11;
 pub mod proof;
 pub mod redact;
 pub mod session_log;

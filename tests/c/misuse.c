@@ -40,6 +40,8 @@ static const char *GOOD_URL = "http://127.0.0.1:1/api";
 static int k_load_file(int64_t h) { FAILS_INT(dpopkit_key_load_any_format_file(h, "tests/fixtures/ec_sec1.pem", NULL)); }
 static int k_load(int64_t h) { FAILS_INT(dpopkit_key_load_any_format(h, "{}", NULL)); }
 static int k_generate(int64_t h) { FAILS_INT(dpopkit_key_generate(h)); }
+#define NO_MODULE_URI "pkcs11:token=t;object=k?module-path=/nonexistent/dpopkit-test-module.so"
+static int k_gen_pkcs11(int64_t h) { FAILS_INT(dpopkit_key_generate_pkcs11(h, NO_MODULE_URI, "1234", NULL)); }
 static int k_pem(int64_t h) { FAILS_PTR(dpopkit_key_get_pkcs8_pem(h)); }
 static int k_jwk(int64_t h) { FAILS_PTR(dpopkit_key_get_jwk(h)); }
 static int k_pub(int64_t h) { FAILS_PTR(dpopkit_key_get_public_jwk(h)); }
@@ -64,7 +66,7 @@ static int h_request(int64_t h) { FAILS_PTR(dpopkit_http_quick_request_str(h, "P
 struct hcase { const char *name; int (*fn)(int64_t); char type; };
 static const struct hcase HCASES[] = {
     {"key_load_any_format_file", k_load_file, 'k'}, {"key_load_any_format", k_load, 'k'},
-    {"key_generate", k_generate, 'k'}, {"key_get_pkcs8_pem", k_pem, 'k'}, {"key_get_jwk", k_jwk, 'k'},
+    {"key_generate", k_generate, 'k'}, {"key_generate_pkcs11", k_gen_pkcs11, 'k'}, {"key_get_pkcs8_pem", k_pem, 'k'}, {"key_get_jwk", k_jwk, 'k'},
     {"key_get_public_jwk", k_pub, 'k'}, {"key_get_jwk_thumbprint", k_jkt, 'k'},
     {"json_update_string", j_update, 'j'}, {"json_emit", j_emit, 'j'}, {"json_load", j_load, 'j'},
     {"json_string_of", j_string_of, 'j'},
@@ -81,6 +83,9 @@ static int s_load_file_path(const char *s) { return dpopkit_key_load_any_format_
 static int s_load_file_pw(const char *s) { return dpopkit_key_load_any_format_file(g_key, "tests/fixtures/ec_pkcs8_enc.pem", s); }
 static int s_load_data(const char *s) { return dpopkit_key_load_any_format(g_key, s, NULL); }
 static int s_load_pw(const char *s) { return dpopkit_key_load_any_format(g_key, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAA==\n-----END ENCRYPTED PRIVATE KEY-----\n", s); }
+static int s_gen_uri(const char *s) { return dpopkit_key_generate_pkcs11(g_key, s, "1234", NULL); }
+static int s_gen_pin(const char *s) { return dpopkit_key_generate_pkcs11(g_key, NO_MODULE_URI, s, NULL); }
+static int s_gen_alg(const char *s) { return dpopkit_key_generate_pkcs11(g_key, NO_MODULE_URI, "1234", s); }
 static int s_update_name(const char *s) { return dpopkit_json_update_string(g_json, s, "v"); }
 static int s_update_value(const char *s) { return dpopkit_json_update_string(g_json, "", s) ; }
 static int s_json_load(const char *s) { return dpopkit_json_load(g_json, s); }
@@ -103,6 +108,9 @@ static const struct scase SCASES[] = {
     {"key_load_any_format_file password", s_load_file_pw, 0, 0},
     {"key_load_any_format data", s_load_data, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_KEY_FORMAT},
     {"key_load_any_format password", s_load_pw, 0, 0},
+    {"key_generate_pkcs11 uri", s_gen_uri, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
+    {"key_generate_pkcs11 pin", s_gen_pin, 0, 0},
+    {"key_generate_pkcs11 alg", s_gen_alg, 0, 0},
     {"json_update_string name", s_update_name, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
     {"json_update_string value", s_update_value, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
     {"json_load text", s_json_load, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_JSON},

@@ -63,6 +63,7 @@ _FUNCTIONS = {
     "dpopkit_key_load_any_format": ([c_int64, c_char_p, c_char_p], c_int),
     "dpopkit_key_generate": ([c_int64], c_int),
     "dpopkit_key_generate_alg": ([c_int64, c_char_p], c_int),
+    "dpopkit_key_generate_pkcs11": ([c_int64, c_char_p, c_char_p, c_char_p], c_int),
     "dpopkit_key_get_alg": ([c_int64], c_void_p),
     "dpopkit_key_get_pkcs8_pem": ([c_int64], c_void_p),
     "dpopkit_key_get_jwk": ([c_int64], c_void_p),

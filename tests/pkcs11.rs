@@ -1,0 +1,550 @@
+//! Keys inside a PKCS#11 token (SoftHSM2), through the same calls as key files: the sample
+//! flow against the real peers with nonces required at the AS and the RS, private_key_jwt,
+//! 8 threads x 50 calls on one handle, one module load and one login shared by every handle,
+//! re-login after a logout or closed sessions, the errors (module, token, object, PIN,
+//! non-EC key), keys that cannot be read out of the token, `dpopkit keygen --pkcs11`, and
+//! the C sample (bindings/c/sample.c) run with a URI in place of the key path.
+//!
+//! Needs SoftHSM2 and OpenSC's pkcs11-tool (`bash scripts/setup.sh` installs both). Without
+//! them every test here FAILS with that message: nothing is skipped silently.
+
+mod common;
+
+use std::ffi::c_char;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use common::capi::{c, code, take, text};
+use common::{Peers, repo};
+use dpopkit::capi::common::dpopkit_destroy;
+use dpopkit::capi::http::{dpopkit_http_new, dpopkit_http_quick_get_str, dpopkit_http_set_auth_token, dpopkit_http_set_dpop_key};
+use dpopkit::capi::key::{
+    dpopkit_key_generate_pkcs11, dpopkit_key_get_jwk, dpopkit_key_get_jwk_thumbprint, dpopkit_key_get_pkcs8_pem,
+    dpopkit_key_get_public_jwk, dpopkit_key_load_any_format, dpopkit_key_load_any_format_file, dpopkit_key_new,
+};
+use dpopkit::core::{EcKey, ErrorKind, HttpClient};
+use dpopkit::dpopkit_result as R;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const PIN: &str = "1234";
+const SO_PIN: &str = "12345678";
+/// One token per test that changes token state (logout, PIN change), so tests running in
+/// parallel threads of this process do not disturb each other.
+const TOKENS: &[&str] = &["flow", "threads", "shared", "relogin", "pinchange", "errors", "interop", "keygen", "c-sample", "cli"];
+
+struct Hsm {
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+fn run_tool(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what} failed: {all}");
+    all
+}
+
+/// A SoftHSM2 store in a temporary directory with the tokens above, and two keys made by
+/// another tool (OpenSC's pkcs11-tool): an EC P-256 key and an RSA key. Created once per
+/// test process, before the module is loaded: SoftHSM reads SOFTHSM2_CONF at C_Initialize.
+fn hsm() -> &'static Hsm {
+    static HSM: OnceLock<Hsm> = OnceLock::new();
+    HSM.get_or_init(|| {
+        assert!(
+            Path::new(MODULE).exists(),
+            "SoftHSM2 is not installed ({MODULE} is missing): run `bash scripts/setup.sh`, which installs the \
+             Debian packages softhsm2 and opensc (or: apt-get install softhsm2 opensc)"
+        );
+        for tool in ["softhsm2-util", "pkcs11-tool"] {
+            assert!(
+                Command::new(tool).arg("--help").output().is_ok(),
+                "{tool} is not installed: run `bash scripts/setup.sh` (apt-get install softhsm2 opensc)"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("dpopkit-softhsm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", dir.join("tokens").display()),
+        )
+        .unwrap();
+        for label in TOKENS {
+            run_tool(
+                Command::new("softhsm2-util")
+                    .args(["--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", PIN])
+                    .env("SOFTHSM2_CONF", &conf),
+                "softhsm2-util --init-token",
+            );
+        }
+        for (key_type, label, id) in [("EC:prime256v1", "tool-p256", "02"), ("rsa:2048", "rsa", "03")] {
+            run_tool(
+                Command::new("pkcs11-tool")
+                    .args(["--module", MODULE, "--token-label", "interop", "--login", "--pin", PIN, "--keypairgen"])
+                    .args(["--key-type", key_type, "--label", label, "--id", id, "--usage-sign"])
+                    .env("SOFTHSM2_CONF", &conf),
+                "pkcs11-tool --keypairgen",
+            );
+        }
+        // SAFETY: set once, inside this OnceLock initialiser, which every test runs before
+        // anything else, so no other thread of this process reads the environment meanwhile.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+        Hsm { dir, conf }
+    })
+}
+
+fn uri(token: &str, object: &str) -> String {
+    hsm();
+    format!("pkcs11:token={token};object={object}?module-path={MODULE}")
+}
+
+/// A new P-256 key in `token`, created through the library (non-extractable, sensitive).
+fn new_token_key(token: &str, object: &str) -> EcKey {
+    EcKey::generate_in_token(&uri(token, object), Some(PIN), "ES256").unwrap_or_else(|e| panic!("keygen in {token}: {e}"))
+}
+
+fn claims(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("RS body is not JSON ({e}): {body}"))
+}
+
+fn claim<'a>(claims: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    claims.as_array()?.iter().find(|c| c["type"] == name)?["value"].as_str()
+}
+
+fn bound_jkt(body: &str) -> String {
+    let c = claims(body);
+    let cnf: serde_json::Value = serde_json::from_str(claim(&c, "cnf").expect("cnf claim")).unwrap();
+    cnf["jkt"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sample_flow_signs_every_proof_in_the_token_with_nonces_at_as_and_rs() {
+    let generated = new_token_key("flow", "api-key");
+    assert!(generated.is_in_token());
+    drop(generated);
+    // Loaded again by URI, as a user does, with the PIN as the password.
+    let key = Arc::new(EcKey::from_any_format(uri("flow", "api-key").as_bytes(), Some(PIN)).unwrap());
+    assert_eq!(key.alg(), "ES256");
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let http = HttpClient::new();
+    http.set_dpop_key(key.clone());
+    http.set_auth_token(&peers.auth_token()).unwrap();
+    for _ in 0..3 {
+        let (body, resp) = http.quick_get_str(&peers.api).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status, 200, "{body}");
+        assert_eq!(claim(&claims(&body), "client_id"), Some("m2m.dpop"));
+        assert_eq!(bound_jkt(&body), key.jkt(), "the token is bound to the key in the token");
+    }
+    assert_eq!(peers.tokens_issued(), 1);
+    assert_eq!(peers.rs_stats()["ok"], 3);
+    assert!(peers.rs_stats()["rejected"].as_u64().unwrap() >= 1, "the RS asked for a nonce first");
+}
+
+#[test]
+fn private_key_jwt_assertion_signed_in_the_token() {
+    let key = dpopkit_key_new();
+    let u = uri("flow", "pkjwt-key");
+    assert_eq!(unsafe { dpopkit_key_generate_pkcs11(key, c(&u).as_ptr(), c(PIN).as_ptr(), std::ptr::null()) }, 1, "{}", text(key));
+    let jwk_file = hsm().dir.join("pkjwt.jwk");
+    std::fs::write(&jwk_file, take(dpopkit_key_get_public_jwk(key)).unwrap()).unwrap();
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce", "--pkjwt-jwk", jwk_file.to_str().unwrap()]);
+    let http = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
+    let auth = serde_json::json!({"client_id": "m2m.pkjwt.dpopkey", "client_auth_method": "private_key_jwt",
+        "token_endpoint": peers.token_endpoint, "scope": "api"});
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&auth.to_string()).as_ptr()) }, 1);
+    let body = take(unsafe { dpopkit_http_quick_get_str(http, c(&peers.api).as_ptr()) });
+    let body = body.unwrap_or_else(|| panic!("{}", text(http)));
+    assert!(body.contains("m2m.pkjwt.dpopkey"), "{body}");
+    assert_eq!(bound_jkt(&body), take(dpopkit_key_get_jwk_thumbprint(key)).unwrap());
+    dpopkit_destroy(http);
+    dpopkit_destroy(key);
+}
+
+#[test]
+fn eight_threads_fifty_calls_on_one_handle_one_token_fetch() {
+    let _ = new_token_key("threads", "api-key");
+    let key = dpopkit_key_new();
+    let u = uri("threads", "api-key");
+    assert_eq!(unsafe { dpopkit_key_load_any_format(key, c(&u).as_ptr(), c(PIN).as_ptr()) }, 1, "{}", text(key));
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let http = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&peers.auth_token()).as_ptr()) }, 1);
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let api = peers.api.clone();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (barrier, api) = (barrier.clone(), api.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..50 {
+                    let body = take(unsafe { dpopkit_http_quick_get_str(http, c(&api).as_ptr()) });
+                    assert!(body.as_deref().is_some_and(|b| b.contains("m2m.dpop")), "{}", text(http));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a signing thread failed");
+    }
+    assert_eq!(peers.tokens_issued(), 1, "one token fetch for 8 x 50 calls");
+    assert_eq!(peers.rs_stats()["ok"], 400);
+    let jkt = take(dpopkit_key_get_jwk_thumbprint(key)).unwrap();
+    let body = take(unsafe { dpopkit_http_quick_get_str(http, c(&api).as_ptr()) }).unwrap();
+    assert_eq!(bound_jkt(&body), jkt);
+    dpopkit_destroy(http);
+    dpopkit_destroy(key);
+}
+
+#[test]
+fn one_module_load_and_one_login_shared_by_all_handles() {
+    let first = new_token_key("shared", "k1");
+    let second = EcKey::from_pkcs11_uri(&uri("shared", "k1"), Some(PIN)).unwrap();
+    let other_key = new_token_key("shared", "k2");
+    let (a, b, o) = (first.token_key().unwrap(), second.token_key().unwrap(), other_key.token_key().unwrap());
+    assert!(a.shares_token_with(b) && a.shares_token_with(o), "one token state for every handle on the token");
+    assert_eq!(a.token_logins(), 1, "one login for three keys on one token");
+    assert_eq!(dpopkit::core::pkcs11::counters().0, 1, "one module load per process");
+    // Many threads sign at once through a bounded pool of sessions.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    assert_eq!(second.sign(b"m").unwrap().len(), 64);
+                }
+            });
+        }
+    });
+    let (idle, open) = a.token_sessions();
+    assert!(open <= 8 && idle == open, "sessions: {idle} idle of {open} open");
+    assert_eq!(first.jkt(), second.jkt());
+    assert_ne!(first.jkt(), other_key.jkt());
+}
+
+/// Another context on the same module in this process: a PKCS#11 login and the sessions
+/// belong to the application, so this is how a token "logs us out" or "closes our sessions".
+fn test_session(label: &str) -> (cryptoki::context::Pkcs11, cryptoki::slot::Slot, cryptoki::session::Session) {
+    let ctx = cryptoki::context::Pkcs11::new(MODULE).unwrap();
+    let _ = ctx.initialize(cryptoki::context::CInitializeArgs::new(cryptoki::context::CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    (ctx, slot, session)
+}
+
+fn verify(key: &EcKey, msg: &[u8], sig: &[u8]) {
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, key.public_point())
+        .verify(msg, sig)
+        .expect("a valid ES256 signature by the token key");
+}
+
+#[test]
+fn logs_in_again_after_a_logout_and_reopens_closed_sessions() {
+    let key = new_token_key("relogin", "api-key");
+    let tk = key.token_key().unwrap();
+    verify(&key, b"before", &key.sign(b"before").unwrap());
+    assert_eq!(tk.token_logins(), 1);
+    let (_ctx, slot, session) = test_session("relogin");
+    session.logout().unwrap();
+    verify(&key, b"after logout", &key.sign(b"after logout").unwrap());
+    assert_eq!(tk.token_logins(), 2, "one re-login after CKR_USER_NOT_LOGGED_IN");
+    // Every session of the process closed (as when a token is reset): new sessions, new login.
+    drop(session);
+    let sys = unsafe { cryptoki_sys::Pkcs11::new(MODULE) }.unwrap();
+    assert_eq!(unsafe { sys.C_CloseAllSessions(slot.id() as cryptoki_sys::CK_SLOT_ID) }, cryptoki_sys::CKR_OK);
+    verify(&key, b"after close", &key.sign(b"after close").unwrap());
+    assert_eq!(tk.token_logins(), 3);
+    // And from several threads at once after a logout: still one re-login.
+    let (_ctx, _slot, session) = test_session("relogin");
+    session.logout().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| verify(&key, b"t", &key.sign(b"t").unwrap()));
+        }
+    });
+    assert_eq!(tk.token_logins(), 4);
+}
+
+#[test]
+fn a_pin_changed_under_us_is_tried_once_at_re_login_then_never_again() {
+    let key = new_token_key("pinchange", "api-key");
+    let (_ctx, _slot, session) = test_session("pinchange");
+    session.set_pin(&PIN.to_string().into(), &"5678".to_string().into()).unwrap();
+    session.logout().unwrap();
+    let e = key.sign(b"m").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NoKey);
+    assert!(e.message.contains("CKR_PIN_INCORRECT") && e.message.contains("re-login"), "{}", e.message);
+    let e = key.sign(b"m").unwrap_err();
+    assert!(e.message.contains("not tried again"), "the refused PIN is not sent again: {}", e.message);
+    assert!(!e.message.contains(PIN));
+    assert_eq!(key.token_key().unwrap().token_logins(), 1, "no successful login since");
+    // Loading with the new PIN works again.
+    let again = EcKey::from_pkcs11_uri(&uri("pinchange", "api-key"), Some("5678")).unwrap();
+    assert_eq!(again.jkt(), key.jkt());
+    verify(&again, b"m", &again.sign(b"m").unwrap());
+}
+
+/// Loads through the C ABI and returns (result code, error text).
+fn load_fails(data: &str, password: Option<&str>) -> (u32, String) {
+    let key = dpopkit_key_new();
+    let pw = password.map(c);
+    let ok = unsafe { dpopkit_key_load_any_format(key, c(data).as_ptr(), pw.as_ref().map_or(std::ptr::null(), |p| p.as_ptr())) };
+    assert_eq!(ok, 0, "loading '{data}' should fail");
+    let out = (code(key), text(key));
+    dpopkit_destroy(key);
+    out
+}
+
+#[test]
+fn errors_have_clear_texts_and_never_show_the_pin() {
+    let _ = new_token_key("errors", "api-key");
+    let secret_pin = "98127634";
+    let cases: Vec<(String, Option<&str>, R, &[&str])> = vec![
+        (
+            format!("pkcs11:token=errors;object=api-key?module-path=/nonexistent/libvendor-pkcs11.so&pin-value={secret_pin}"),
+            None,
+            R::FileIo,
+            &["/nonexistent/libvendor-pkcs11.so", "cannot be opened", "install"],
+        ),
+        (
+            format!("pkcs11:token=no-such-token;object=api-key?module-path={MODULE}"),
+            Some(secret_pin),
+            R::KeyFormat,
+            &["no token matches", "no-such-token", "tokens present", "'errors'"],
+        ),
+        (
+            format!("pkcs11:token=errors;object=no-such-key?module-path={MODULE}&pin-value={PIN}"),
+            None,
+            R::KeyFormat,
+            &["no private key matching", "no-such-key", "'api-key'", "keygen --pkcs11"],
+        ),
+        (format!("pkcs11:token=errors;object=api-key?module-path={MODULE}"), None, R::KeyFormat, &["needs a PIN"]),
+        (
+            format!("pkcs11:token=interop;object=rsa?module-path={MODULE}&pin-value={PIN}"),
+            None,
+            R::KeyUnsupported,
+            &["RSA key", "P-256"],
+        ),
+        (
+            format!("pkcs11:token=errors;object=api-key;bogus=1?module-path={MODULE}&pin-value={secret_pin}"),
+            None,
+            R::InvalidArgument,
+            &["unknown attribute 'bogus'"],
+        ),
+        (
+            format!("pkcs11:token=errors;object=api-key?module-path=libsofthsm2.so&pin-value={secret_pin}"),
+            None,
+            R::InvalidArgument,
+            &["not absolute"],
+        ),
+    ];
+    for (u, pw, want, needles) in cases {
+        let (got, t) = load_fails(&u, pw);
+        assert_eq!(got, want as u32, "{u}: {t}");
+        for n in needles {
+            assert!(t.contains(n), "'{n}' missing from: {t}");
+        }
+        assert!(!t.contains(secret_pin), "the PIN leaked into: {t}");
+    }
+    // A wrong PIN: refused once, then not sent to the token again; the right one still works.
+    let u = uri("errors", "api-key");
+    let (got, t) = load_fails(&u, Some(secret_pin));
+    assert_eq!(got, R::KeyFormat as u32);
+    assert!(t.contains("refused the PIN (CKR_PIN_INCORRECT)") && t.contains("does not try it again"), "{t}");
+    assert!(!t.contains(secret_pin));
+    let (got, t) = load_fails(&u, Some(secret_pin));
+    assert_eq!(got, R::KeyFormat as u32);
+    assert!(t.contains("already refused this PIN") && t.contains("not sent again"), "{t}");
+    let (_, t) = load_fails(&format!("{u}&pin-value={secret_pin}"), None);
+    assert!(t.contains("already refused this PIN"), "the same PIN from the URI: {t}");
+    let key = EcKey::from_pkcs11_uri(&u, Some(PIN)).unwrap();
+    // Logged in: another PIN for the same token is refused without a login.
+    let e = EcKey::from_pkcs11_uri(&u, Some("11112222")).unwrap_err();
+    assert!(e.message.contains("already logged in by this process with another PIN"), "{}", e.message);
+    drop(key);
+}
+
+#[test]
+fn token_key_material_cannot_be_read_or_exported() {
+    let u = uri("keygen", "api-key");
+    let key = dpopkit_key_new();
+    assert_eq!(unsafe { dpopkit_key_generate_pkcs11(key, c(&u).as_ptr(), c(PIN).as_ptr(), c("ES256").as_ptr()) }, 1, "{}", text(key));
+    // The library refuses to export it, with a clear text; the public half works.
+    for (name, f) in [("get_jwk", dpopkit_key_get_jwk as extern "C" fn(i64) -> *mut c_char), ("get_pkcs8_pem", dpopkit_key_get_pkcs8_pem)] {
+        assert!(f(key).is_null(), "{name} exported a token key");
+        assert_eq!(code(key), R::KeyUnsupported as u32, "{name}");
+        assert!(text(key).contains("not exportable"), "{name}: {}", text(key));
+    }
+    let public = take(dpopkit_key_get_public_jwk(key)).unwrap();
+    assert!(public.contains(r#""crv":"P-256""#) && !public.contains(r#""d""#), "{public}");
+    assert_eq!(take(dpopkit_key_get_jwk_thumbprint(key)).unwrap().len(), 43);
+    // The token itself: the private key is sensitive, never extractable, and C_GetAttributeValue
+    // of CKA_VALUE is refused with CKR_ATTRIBUTE_SENSITIVE (the session is logged in: the
+    // login belongs to the process).
+    use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+    let (_ctx, _slot, session) = test_session("keygen");
+    let found = session
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"api-key".to_vec())])
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let attrs = session
+        .get_attributes(found[0], &[AttributeType::Extractable, AttributeType::Sensitive, AttributeType::NeverExtractable, AttributeType::Token, AttributeType::Value])
+        .unwrap();
+    for want in [Attribute::Extractable(false), Attribute::Sensitive(true), Attribute::NeverExtractable(true), Attribute::Token(true)] {
+        assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
+    }
+    assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "CKA_VALUE was readable: {attrs:?}");
+    let mut buf = [0u8; 128];
+    let mut template = [cryptoki_sys::CK_ATTRIBUTE {
+        type_: cryptoki_sys::CKA_VALUE,
+        pValue: buf.as_mut_ptr().cast(),
+        ulValueLen: buf.len() as cryptoki_sys::CK_ULONG,
+    }];
+    let sys = unsafe { cryptoki_sys::Pkcs11::new(MODULE) }.unwrap();
+    let rv = unsafe { sys.C_GetAttributeValue(session.handle(), found[0].handle(), template.as_mut_ptr(), 1) };
+    assert_eq!(rv, cryptoki_sys::CKR_ATTRIBUTE_SENSITIVE, "C_GetAttributeValue(CKA_VALUE) must be refused");
+    assert_eq!(template[0].ulValueLen, cryptoki_sys::CK_UNAVAILABLE_INFORMATION);
+    assert!(buf.iter().all(|b| *b == 0), "no key bytes written");
+    // A second key with the same label is refused, the first one untouched.
+    let again = dpopkit_key_new();
+    assert_eq!(unsafe { dpopkit_key_generate_pkcs11(again, c(&u).as_ptr(), c(PIN).as_ptr(), std::ptr::null()) }, 0);
+    assert_eq!(code(again), R::InvalidArgument as u32);
+    assert!(text(again).contains("already holds a key"), "{}", text(again));
+    dpopkit_destroy(again);
+    dpopkit_destroy(key);
+}
+
+#[test]
+fn keys_made_by_other_tools_and_p384_keys_work() {
+    // pkcs11-tool's key: CKA_EC_POINT as a DER OCTET STRING; selected by id only.
+    let k = EcKey::from_pkcs11_uri(&format!("pkcs11:token=interop;id=%02?module-path={MODULE}"), Some(PIN)).unwrap();
+    assert_eq!(k.alg(), "ES256");
+    verify(&k, b"x", &k.sign(b"x").unwrap());
+    let by_label = EcKey::load_file(Path::new(&uri("interop", "tool-p256")), Some(PIN)).unwrap();
+    assert_eq!(by_label.jkt(), k.jkt(), "load_file accepts the URI too");
+    // ES384 where the token supports it (SoftHSM2 does).
+    let p384 = EcKey::generate_in_token(&uri("interop", "p384"), Some(PIN), "ES384").unwrap();
+    assert_eq!(p384.alg(), "ES384");
+    assert!(p384.public_jwk().contains("P-384"));
+    let sig = p384.sign(b"y").unwrap();
+    assert_eq!(sig.len(), 96);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, p384.public_point())
+        .verify(b"y", &sig)
+        .unwrap();
+    let proof = dpopkit::core::proof::make_proof(&p384, "GET", "https://rs.example/x", None, None, None).unwrap();
+    assert!(proof.split('.').count() == 3);
+    // The thumbprint matches the one computed from the public JWK alone.
+    let jwk = p384.public_jwk();
+    assert_eq!(p384.jkt(), base64_sha256(jwk));
+    assert!(EcKey::generate_in_token(&uri("interop", "x"), Some(PIN), "EdDSA").is_err());
+}
+
+fn base64_sha256(s: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+fn lib_dir() -> PathBuf {
+    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn cli() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dpopkit"))
+}
+
+#[test]
+fn cli_keygen_pkcs11_prints_the_public_jwk_and_jkt_then_get_uses_the_token_key() {
+    let h = hsm();
+    let u = uri("cli", "cli-key");
+    let out = Command::new(cli())
+        .args(["keygen", "--pkcs11", &u])
+        .env("DPOPKIT_KEY_PASSWORD", PIN)
+        .env("SOFTHSM2_CONF", &h.conf)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with(r#"{"crv":"P-256","kty":"EC""#) && !lines[0].contains(r#""d""#), "{stdout}");
+    assert_eq!(lines[1], base64_sha256(lines[0]));
+    // The same key through --key URI, the PIN from --key-password.
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let out = Command::new(cli())
+        .args(["get", &peers.api, "--key", &u, "--key-password", PIN, "--client-id", "m2m.dpop"])
+        .args(["--token-endpoint", &peers.token_endpoint, "--scope", "api"])
+        .env("DPOPKIT_CLIENT_SECRET", "secret")
+        .env("SOFTHSM2_CONF", &h.conf)
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{body}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(bound_jkt(&body), lines[1]);
+    // --jwk/--out make no sense for a token key; a wrong PIN is an error without the PIN.
+    let out = Command::new(cli()).args(["keygen", "--pkcs11", &u, "--jwk"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(cli())
+        .args(["jkt", "--key", &u, "--key-password", "55554444"])
+        .env("SOFTHSM2_CONF", &h.conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr.contains("refused the PIN") && !stderr.contains("55554444"), "{stderr}");
+}
+
+#[test]
+fn c_sample_with_a_pkcs11_uri_in_place_of_the_key_path() {
+    let h = hsm();
+    let key = new_token_key("c-sample", "api-key");
+    let jkt = key.jkt().to_string();
+    drop(key);
+    let exe = h.dir.join("c-sample");
+    let lib = lib_dir();
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-I"])
+        .arg(repo().join("include"))
+        .arg(repo().join("bindings/c/sample.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-ldpopkit")
+        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    run_tool(&mut cmd, "gcc bindings/c/sample.c");
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let log = h.dir.join("c-sample.log");
+    // The PIN comes as the sample's password argument; the module from the environment.
+    let out = Command::new(&exe)
+        .arg("pkcs11:token=c-sample;object=api-key")
+        .arg(&peers.token_endpoint)
+        .arg(&peers.api)
+        .arg(PIN)
+        .arg(&log)
+        .env("SOFTHSM2_CONF", &h.conf)
+        .env("DPOPKIT_PKCS11_MODULE", MODULE)
+        .env_remove("DPOPKIT_CLIENT_SECRET")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("status: 200") && stdout.contains(&jkt), "{stdout}");
+    assert_eq!(peers.tokens_issued(), 1);
+    assert!(peers.rs_stats()["rejected"].as_u64().unwrap() >= 1, "nonce required at the RS");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("use_dpop_nonce"), "{logged}");
+    // load_any_format_file takes the URI too (the SQL Server procedure's key path).
+    let k = dpopkit_key_new();
+    let u = uri("c-sample", "api-key");
+    assert_eq!(unsafe { dpopkit_key_load_any_format_file(k, c(&u).as_ptr(), c(PIN).as_ptr()) }, 1, "{}", text(k));
+    assert_eq!(take(dpopkit_key_get_jwk_thumbprint(k)).unwrap(), jkt);
+    dpopkit_destroy(k);
+}
