@@ -57,7 +57,81 @@ pub const WHOLE_WORD_BELOW: usize = 8;
 /// value, in quotes, after a space — so ordinary words that contain it stay readable.
 #[derive(Default)]
 pub struct Secrets {
-    values: Vec<Zeroizing<String>>,
+    values: Vec<Value>,
+}
+
+/// How a value may come back from a server, besides as written.
+#[derive(Clone, PartialEq, Eq)]
+enum Kind {
+    /// Only as written.
+    Exact,
+    /// Percent- and JSON-encoded too ([`Secrets::add`]).
+    Encoded,
+    /// Encoded, and in base64 ([`Secrets::add_token`]).
+    Token,
+    /// Encoded, and inside the Basic credentials of this client id ([`Secrets::add_client_secret`]).
+    ClientSecret(Zeroizing<String>),
+}
+
+/// One secret. Its other forms are made the first time a text at least as long as the
+/// secret is scanned (every form is at least as long as the value itself), so a call whose
+/// responses are shorter than its tokens and proofs — most API calls — never pays for them.
+struct Value {
+    raw: Zeroizing<String>,
+    kind: Kind,
+    forms: std::sync::OnceLock<Vec<Zeroizing<String>>>,
+}
+
+impl Value {
+    fn forms(&self) -> &[Zeroizing<String>] {
+        self.forms.get_or_init(|| {
+            let mut out: Vec<Zeroizing<String>> = Vec::new();
+            let mut push = |f: Zeroizing<String>| {
+                if !f.is_empty() && f.as_str() != self.raw.as_str() && !out.iter().any(|o| o.as_str() == f.as_str()) {
+                    out.push(f);
+                }
+            };
+            let s = self.raw.as_str();
+            if self.kind == Kind::Exact {
+                return Vec::new();
+            }
+            for form in [true, false] {
+                for lower in [false, true] {
+                    push(percent_encode(s, form, lower));
+                }
+            }
+            if let Ok(quoted) = serde_json::to_string(s) {
+                let quoted = Zeroizing::new(quoted);
+                let inner = &quoted[1..quoted.len() - 1];
+                push(Zeroizing::new(inner.to_string()));
+                if inner.contains('/') {
+                    push(Zeroizing::new(inner.replace('/', "\\/")));
+                }
+            }
+            match &self.kind {
+                Kind::Token => {
+                    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                        push(Zeroizing::new(engine.encode(s.as_bytes())));
+                    }
+                }
+                Kind::ClientSecret(client_id) => {
+                    let mut encoded = Zeroizing::new(String::new());
+                    super::form::encode_component(client_id, &mut encoded);
+                    encoded.push(':');
+                    super::form::encode_component(s, &mut encoded);
+                    let raw = Zeroizing::new(format!("{}:{s}", client_id.as_str()));
+                    for creds in [encoded, raw] {
+                        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                            push(Zeroizing::new(engine.encode(creds.as_bytes())));
+                        }
+                        push(creds);
+                    }
+                }
+                _ => {}
+            }
+            out
+        })
+    }
 }
 
 impl std::fmt::Debug for Secrets {
@@ -79,74 +153,46 @@ impl Secrets {
     /// percent-encoded (RFC 3986), each with upper- and lower-case hex, and JSON-escaped
     /// (also with `\/`).
     pub fn add(&mut self, s: &str) {
-        if s.is_empty() {
-            return;
-        }
-        self.add_exact(s);
-        for form in [true, false] {
-            for lower in [false, true] {
-                self.add_exact(&percent_encode(s, form, lower));
-            }
-        }
-        if let Ok(quoted) = serde_json::to_string(s) {
-            let inner = Zeroizing::new(quoted);
-            let inner = &inner[1..inner.len() - 1];
-            self.add_exact(inner);
-            if inner.contains('/') {
-                self.add_exact(&Zeroizing::new(inner.replace('/', "\\/")));
-            }
-        }
+        self.push(s, Kind::Encoded);
     }
 
     /// A token, an assertion or a proof: [`Secrets::add`], plus its base64 (standard and
     /// URL-safe alphabet; unpadded, which is a prefix of the padded form).
     pub fn add_token(&mut self, s: &str) {
-        if s.is_empty() {
-            return;
-        }
-        self.add(s);
-        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-            self.add_exact(&Zeroizing::new(engine.encode(s.as_bytes())));
-        }
+        self.push(s, Kind::Token);
     }
 
-    /// The client secret of `client_id`: [`Secrets::add`], plus the base64 of the HTTP
-    /// Basic credentials, form-encoded (RFC 6749 §2.3.1, what dpopkit sends) and raw.
+    /// The client secret of `client_id`: [`Secrets::add`], plus the HTTP Basic credentials
+    /// (form-encoded, RFC 6749 §2.3.1, what dpopkit sends, and raw) and their base64.
     pub fn add_client_secret(&mut self, client_id: &str, secret: &str) {
-        if secret.is_empty() {
-            return;
-        }
-        self.add(secret);
-        let mut encoded = Zeroizing::new(String::new());
-        super::form::encode_component(client_id, &mut encoded);
-        encoded.push(':');
-        super::form::encode_component(secret, &mut encoded);
-        let raw = Zeroizing::new(format!("{client_id}:{secret}"));
-        for creds in [&encoded, &raw] {
-            self.add_exact(creds);
-            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-                self.add_exact(&Zeroizing::new(engine.encode(creds.as_bytes())));
-            }
-        }
+        self.push(secret, Kind::ClientSecret(Zeroizing::new(client_id.to_string())));
     }
 
     /// Adds every value of `other`.
     pub fn extend(&mut self, other: &Secrets) {
         for v in &other.values {
-            self.add_exact(v);
+            self.push(&v.raw, v.kind.clone());
         }
     }
 
-    fn add_exact(&mut self, s: &str) {
-        if !s.is_empty() && !self.values.iter().any(|v| v.as_str() == s) {
-            self.values.push(Zeroizing::new(s.to_string()));
+    fn push(&mut self, s: &str, kind: Kind) {
+        if !s.is_empty() && !self.values.iter().any(|v| v.raw.as_str() == s && v.kind == kind) {
+            self.values.push(Value { raw: Zeroizing::new(s.to_string()), kind, forms: Default::default() });
         }
     }
 
     /// The byte ranges of `hay` to mask, sorted and merged.
     fn ranges(&self, hay: &[u8]) -> Vec<(usize, usize)> {
         let mut ranges = Vec::new();
-        for v in &self.values {
+        // Every form of a value is at least as long as the value: a text shorter than the
+        // value holds none of them, and the forms need not even be made.
+        let needles = self
+            .values
+            .iter()
+            .filter(|v| v.raw.len() <= hay.len())
+            .flat_map(|v| std::iter::once(&v.raw).chain(v.forms()))
+            .filter(|n| n.len() <= hay.len());
+        for v in needles {
             let needle = v.as_bytes();
             let first_of_this = ranges.len();
             if needle.len() >= WHOLE_WORD_BELOW {
