@@ -221,7 +221,25 @@ impl Secrets {
         Some(out)
     }
 
-    /// Masks the body and every header value of a response, in place (the old body is wiped).
+    /// The length of the longest value (in any of its forms): how far past a cut a secret
+    /// that starts before it can reach.
+    pub fn longest(&self) -> usize {
+        self.values.iter().map(|v| v.len()).max().unwrap_or(0)
+    }
+
+    /// Whether a header *name* holds a secret. HTTP lower-cases names (and logs capitalise
+    /// them), so the comparison ignores ASCII case; only values of [`WHOLE_WORD_BELOW`]
+    /// bytes or more count (a name is a word: a short secret would hide ordinary names).
+    pub fn in_header_name(&self, name: &str) -> bool {
+        let name = Zeroizing::new(name.to_ascii_lowercase());
+        self.values.iter().filter(|v| v.len() >= WHOLE_WORD_BELOW && v.len() <= name.len()).any(|v| {
+            let v = Zeroizing::new(v.to_ascii_lowercase());
+            memchr::memmem::find(name.as_bytes(), v.as_bytes()).is_some()
+        })
+    }
+
+    /// Masks the body and every header of a response (names too: see
+    /// [`Secrets::in_header_name`]), in place (the old body is wiped).
     pub fn scrub_response(&self, r: &mut ResponseInfo) {
         if self.is_empty() {
             return;
@@ -229,6 +247,12 @@ impl Secrets {
         if let Some(b) = self.scrub_bytes(&r.body) {
             r.body.zeroize();
             r.body = b;
+        }
+        for (k, _) in r.headers.iter_mut() {
+            if self.in_header_name(k) {
+                k.zeroize();
+                *k = MASK.to_string();
+            }
         }
         for (_, v) in r.headers.iter_mut() {
             if !self.ranges(v.as_bytes()).is_empty() {
@@ -420,12 +444,18 @@ fn collect_json_secrets(v: &serde_json::Value, out: &mut Vec<Zeroizing<String>>)
 /// masked; binary bodies are summarised; long bodies are cut at `max` bytes. The body is
 /// cut to `max` bytes *before* it is looked at, and every step is linear in that length.
 pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
+    redact_body_of(content_type, body, max, body.len())
+}
+
+/// [`redact_body`] of a body that may already be a part (or a masked copy) of a longer one
+/// of `total` bytes: what the cut says ("... (total bytes in all)").
+pub fn redact_body_of(content_type: &str, body: &[u8], max: usize, total: usize) -> String {
     let head = &body[..body.len().min(max)];
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
         // Cut inside a character: keep the complete ones.
         Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
-        Err(_) => return format!("({} bytes of binary data)", body.len()),
+        Err(_) => return format!("({total} bytes of binary data)"),
     };
     let ct = content_type.to_ascii_lowercase();
     let trimmed = text.trim_start();
@@ -442,12 +472,12 @@ pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
     // Whatever the structure said, also mask `name=value` / `"name": value` anywhere
     // (HTML pages and malformed JSON echo tokens too).
     let redacted = redact_form_like(structured.as_deref().unwrap_or(text));
-    if body.len() > max || redacted.len() > max {
+    if body.len() > max || total > body.len() || redacted.len() > max {
         let mut end = max.min(redacted.len());
         while !redacted.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}... ({} bytes in all)", &redacted[..end], body.len())
+        format!("{}... ({total} bytes in all)", &redacted[..end])
     } else {
         redacted
     }

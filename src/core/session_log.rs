@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::error::{Error, ErrorKind, Result, shorten};
-use super::redact::{Secrets, WHOLE_WORD_BELOW, redact_body, redact_header_value, secret_field_values, with_call};
+use super::redact::{MASK, Secrets, WHOLE_WORD_BELOW, redact_body_of, redact_header_value, secret_field_values, with_call};
 
 /// Bodies longer than this are cut in the log (the request itself is not affected).
 const MAX_LOGGED_BODY: usize = 64 * 1024;
@@ -132,6 +132,17 @@ impl SessionLog {
     /// [`crate::core::redact::call_scope`]) and any long value of a secret-named member of
     /// the body are masked in the whole entry, headers included, as a last line of defence.
     pub fn write(&self, sending: bool, entry: &Entry<'_>, secrets: &[&str]) {
+        let mut set = Secrets::new();
+        for s in secrets {
+            set.add(s);
+        }
+        // A token response names its token before the token is known to the call: what
+        // the body holds under a secret name is masked in its headers too.
+        let head = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY)];
+        for v in secret_field_values(head).iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
+            set.add_token(v);
+        }
+        with_call(|call| set.extend(call));
         let mut out = String::with_capacity(256 + entry.body.len().min(MAX_LOGGED_BODY));
         let when = httpdate::fmt_http_date(std::time::SystemTime::now());
         out.push_str(if sending { "---- Sending " } else { "---- Received " });
@@ -144,28 +155,24 @@ impl SessionLog {
             if name.eq_ignore_ascii_case("content-type") {
                 content_type = value;
             }
-            out.push_str(name);
+            // A name that holds a secret (in any case: see `in_header_name`) is not shown.
+            out.push_str(if set.in_header_name(name) { MASK } else { name });
             out.push_str(": ");
             out.push_str(&redact_header_value(name, value));
             out.push('\n');
         }
         out.push('\n');
         if !entry.body.is_empty() {
-            out.push_str(&redact_body(content_type, entry.body, MAX_LOGGED_BODY));
+            // Masked *before* the cut: a secret that straddles it is masked whole, not left
+            // with its first part in the log. The window reaches as far past the cut as
+            // the longest secret, so the work stays linear in the logged length.
+            let window = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY.saturating_add(set.longest()))];
+            let masked = set.scrub_bytes(window).map(zeroize::Zeroizing::new);
+            let shown = masked.as_deref().map_or(window, |m| m.as_slice());
+            out.push_str(&redact_body_of(content_type, shown, MAX_LOGGED_BODY, entry.body.len()));
             out.push('\n');
         }
         out.push('\n');
-        let mut set = Secrets::new();
-        for s in secrets {
-            set.add(s);
-        }
-        // A token response names its token before the token is known to the call: what
-        // the body holds under a secret name is masked in its headers too.
-        let head = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY)];
-        for v in secret_field_values(head).iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
-            set.add_token(v);
-        }
-        with_call(|call| set.extend(call));
         self.append(&set.scrub(&out));
     }
 }
