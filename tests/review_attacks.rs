@@ -109,3 +109,66 @@ fn a_secret_echoed_as_a_response_header_name_is_masked() {
         }
     }
 }
+
+/// A thread that calls dpopkit from a thread-local destructor of its own (C++ and Rust
+/// programs do: a pooled client closed in a `thread_local` destructor), after dpopkit's
+/// own thread-locals are gone: the call must work (or fail with a text that says why),
+/// never panic (`DPOPKIT_RESULT_PANIC`, "please report this bug") and never abort.
+#[test]
+fn a_call_from_a_thread_local_destructor_after_dpopkits_are_gone() {
+    use common::capi::{c, take};
+    use dpopkit::capi::common::{dpopkit_destroy, dpopkit_last_error_code, dpopkit_last_error_text};
+    use dpopkit::capi::http::{
+        dpopkit_http_last_status, dpopkit_http_new, dpopkit_http_quick_get_str, dpopkit_http_set_auth_token, dpopkit_http_set_dpop_key,
+    };
+    use dpopkit::capi::key::{dpopkit_key_generate, dpopkit_key_new};
+    use std::sync::Mutex;
+
+    static OUTCOME: Mutex<Option<(Option<String>, u32, Option<String>, i32)>> = Mutex::new(None);
+    struct CallsOnDrop(String);
+    impl Drop for CallsOnDrop {
+        fn drop(&mut self) {
+            // With an AuthToken: the token fetch, the proof and the secret set all run.
+            let key = dpopkit_key_new();
+            assert_eq!(dpopkit_key_generate(key), 1);
+            let http = dpopkit_http_new();
+            assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
+            let auth = serde_json::json!({"client_id": "m2m", "client_secret": "late-secret", "token_endpoint": format!("{}/token", self.0)});
+            assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&auth.to_string()).as_ptr()) }, 1);
+            let body = take(unsafe { dpopkit_http_quick_get_str(http, c(&format!("{}/late", self.0)).as_ptr()) });
+            let code = dpopkit_last_error_code(http);
+            let text = take(dpopkit_last_error_text(http));
+            let status = dpopkit_http_last_status(http);
+            dpopkit_destroy(http);
+            dpopkit_destroy(key);
+            *OUTCOME.lock().unwrap() = Some((body, code, text, status));
+        }
+    }
+    thread_local! {
+        static LATE: std::cell::RefCell<Option<CallsOnDrop>> = const { std::cell::RefCell::new(None) };
+    }
+
+    let token = long_token();
+    let srv = FaultServer::start(move |r| {
+        if r.path.starts_with("/token") {
+            return token_ok(&token);
+        }
+        let bound = r.header("authorization").is_some_and(|a| a.starts_with("DPoP ")) && r.header("dpop").is_some();
+        Action::Respond(200, vec![], if bound || r.path == "/plain" { b"hello".to_vec() } else { b"unbound".to_vec() })
+    });
+    let base = srv.url("");
+    std::thread::spawn(move || {
+        // Registered first, so destroyed last: after every thread-local dpopkit sets up
+        // during the call below.
+        LATE.with(|l| *l.borrow_mut() = Some(CallsOnDrop(base.clone())));
+        let http = dpopkit_http_new();
+        let plain = format!("{base}/plain");
+        assert_eq!(take(unsafe { dpopkit_http_quick_get_str(http, c(&plain).as_ptr()) }).as_deref(), Some("hello"));
+        dpopkit_destroy(http);
+    })
+    .join()
+    .expect("the thread ended normally (no abort, no panic out of a destructor)");
+    let (body, code, text, status) = OUTCOME.lock().unwrap().take().expect("the destructor ran its call");
+    assert_ne!(code, dpopkit::ffi::result::dpopkit_result::Panic as u32, "a panic inside dpopkit: {text:?}");
+    assert_eq!((body.as_deref(), code, status), (Some("hello"), 0, 200), "the late call works: {text:?}");
+}

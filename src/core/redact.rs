@@ -313,7 +313,12 @@ struct CallState {
 }
 
 thread_local! {
-    static CALL: RefCell<CallState> = RefCell::new(CallState { depth: 0, secrets: Secrets::default() });
+    // Never destroyed (`ManuallyDrop`: no destructor is registered), so a call made while
+    // the thread ends — from another thread-local's destructor, after this one would have
+    // been torn down — still has its secret set. Nothing leaks: the set is emptied (and
+    // its allocation freed) when each call's outermost scope ends.
+    static CALL: std::mem::ManuallyDrop<RefCell<CallState>> =
+        const { std::mem::ManuallyDrop::new(RefCell::new(CallState { depth: 0, secrets: Secrets { values: Vec::new() } })) };
 }
 
 /// Keeps the call's secret set alive; nested scopes share the outermost one.
