@@ -172,3 +172,37 @@ fn a_call_from_a_thread_local_destructor_after_dpopkits_are_gone() {
     assert_ne!(code, dpopkit::ffi::result::dpopkit_result::Panic as u32, "a panic inside dpopkit: {text:?}");
     assert_eq!((body.as_deref(), code, status), (Some("hello"), 0, 200), "the late call works: {text:?}");
 }
+
+/// A shared host: in a directory others can write to, the log path can already be a hard
+/// link to another file (the log would be appended to that file: server-chosen text in
+/// someone's ~/.profile), or a file that another user created (mode 0666: they would read
+/// every logged response). Both are refused, and nothing is written to them.
+#[cfg(unix)]
+#[test]
+fn a_log_path_that_is_a_hard_link_or_another_users_file_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let d = scratch("shared");
+    std::fs::create_dir_all(&d).unwrap();
+    let victim = d.join("profile");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let link = d.join("session.log");
+    std::fs::hard_link(&victim, &link).unwrap();
+    let e = HttpClient::new().set_session_log(Some(&link)).unwrap_err();
+    assert!(e.message.contains("hard link"), "{}", e.message);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+
+    // Another user's file: only a test run as root can make one (chown).
+    let theirs = d.join("theirs.log");
+    std::fs::write(&theirs, "").unwrap();
+    let me = std::fs::metadata(&theirs).unwrap().uid();
+    let other = if me == 0 { 65534 } else { 0 };
+    if std::os::unix::fs::chown(&theirs, Some(other), None).is_ok() {
+        let e = HttpClient::new().set_session_log(Some(&theirs)).unwrap_err();
+        assert!(e.message.contains("another user"), "{}", e.message);
+    }
+    // A file of our own is still appended to.
+    let mine = d.join("mine.log");
+    std::fs::write(&mine, "kept\n").unwrap();
+    HttpClient::new().set_session_log(Some(&mine)).unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -4,7 +4,8 @@
 //! The file is opened as a careful tool opens a file in a directory others may write to:
 //! a symbolic link is refused (`O_NOFOLLOW`), opening never blocks (`O_NONBLOCK`: a FIFO
 //! without a reader fails instead of hanging the call), anything that is not a regular
-//! file is refused after opening (`fstat`), and a new file is created with mode 0600.
+//! file is refused after opening (`fstat`), as is a file with other hard links or one
+//! owned by another user, and a new file is created with mode 0600.
 //! It is capped: when an entry would take it past [`DEFAULT_MAX_LOG_SIZE`] (or the limit
 //! given), the file is renamed to `<name>.1` (replacing an older one) and a new file is
 //! started, so the log takes at most about twice the limit on disk.
@@ -75,7 +76,33 @@ fn open_file(path: &Path) -> Result<File> {
     if !meta.file_type().is_file() {
         return Err(fail("it is not a regular file (a FIFO, a device or a directory)".into()));
     }
+    #[cfg(unix)]
+    {
+        // In a directory others can write to (/tmp), someone else can have put a file of
+        // theirs at the path before us (they would read every logged response), or a hard
+        // link to another file (which the log would then be appended to). Both are refused.
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Err(fail(
+                "it has other hard links (it is another name of some file); give the path of a file of its own".into(),
+            ));
+        }
+        if meta.uid() != effective_uid() {
+            return Err(fail(format!(
+                "it belongs to another user (uid {}), who could read the log; remove it, or give another path",
+                meta.uid()
+            )));
+        }
+    }
     Ok(file)
+}
+
+/// The effective user id of the process: the owner a session log file must have.
+#[cfg(unix)]
+#[allow(unsafe_code)] // audited: geteuid takes nothing, cannot fail and touches no memory
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) has no preconditions and always succeeds.
+    unsafe { libc::geteuid() }
 }
 
 impl SessionLog {
