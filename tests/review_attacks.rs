@@ -206,3 +206,51 @@ fn a_log_path_that_is_a_hard_link_or_another_users_file_is_refused() {
     HttpClient::new().set_session_log(Some(&mine)).unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A server that sends its headers at once, then drips the body one byte per 100 ms: the
+/// call's request_ms (1 s here) still bounds it (the drip alone would take 100 s).
+#[test]
+fn a_body_dripped_byte_by_byte_is_bounded_by_request_ms() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            for _ in 0..1000 {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if s.write_all(b"x").is_err() {
+                    return; // the client hung up: done
+                }
+            }
+        }
+    });
+    let http = HttpClient::new();
+    let mut settings = http.settings();
+    settings.request_timeout = std::time::Duration::from_millis(1000);
+    http.set_settings(settings).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(http.quick_get_str(&format!("http://127.0.0.1:{port}/drip")).map(|_| ()));
+    });
+    let r = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("still reading a dripped body after 30 s");
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, dpopkit::core::ErrorKind::Timeout, "{e}");
+}
+
+/// request_ms = u32::MAX (49 days, "no limit" to a careless caller) must not overflow
+/// anywhere (Instant + Duration) nor be refused: the call just works.
+#[test]
+fn request_ms_u32_max_works() {
+    use common::capi::{c, take};
+    use dpopkit::capi::common::{dpopkit_destroy, dpopkit_last_error_text};
+    use dpopkit::capi::http::{dpopkit_http_new, dpopkit_http_quick_get_str, dpopkit_http_set_timeouts};
+    let srv = FaultServer::start(|_| Action::Respond(200, vec![], b"fine".to_vec()));
+    let http = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_timeouts(http, u32::MAX, u32::MAX), 1);
+    let got = take(unsafe { dpopkit_http_quick_get_str(http, c(&srv.url("/x")).as_ptr()) });
+    assert_eq!(got.as_deref(), Some("fine"), "{:?}", take(dpopkit_last_error_text(http)));
+    dpopkit_destroy(http);
+}
