@@ -254,3 +254,58 @@ fn request_ms_u32_max_works() {
     assert_eq!(got.as_deref(), Some("fine"), "{:?}", take(dpopkit_last_error_text(http)));
     dpopkit_destroy(http);
 }
+
+/// JSON as common server stacks write it: Go's encoding/json escapes `<`, `>` and `&` as
+/// `\u003c`..., Python's json.dumps (ensure_ascii) writes every non-ASCII character as
+/// `\u00fc` (astral ones as surrogate pairs), Java's escapers use upper-case hex. A server
+/// that echoes the client secret in its error JSON does it in one of these forms.
+fn json_escape_like(s: &str, go_html: bool, ascii_only: bool, upper: bool) -> String {
+    let mut out = String::new();
+    let hex = |out: &mut String, u: u16| out.push_str(&if upper { format!("\\u{u:04X}") } else { format!("\\u{u:04x}") });
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '<' | '>' | '&' if go_html => hex(&mut out, ch as u16),
+            c if (c as u32) < 0x20 => hex(&mut out, c as u16),
+            c if ascii_only && !c.is_ascii() => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    hex(&mut out, *u);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_secret_echoed_in_go_or_python_style_json_escapes_is_masked() {
+    const SECRET: &str = "S3cr&t<V>al-ü-𝄞-9f8e7d";
+    let forms: Vec<String> = [(true, false, false), (false, true, false), (true, true, false), (true, true, true), (false, true, true)]
+        .iter()
+        .map(|&(g, a, u)| json_escape_like(SECRET, g, a, u))
+        .collect();
+    for (i, form) in forms.iter().enumerate() {
+        let f = form.clone();
+        let srv = FaultServer::start(move |_| {
+            let body = format!(r#"{{"error":"invalid_client","error_description":"bad secret {f}","echo":"{f}"}}"#);
+            Action::Respond(401, vec![("Content-Type".into(), "application/json".into())], body.into_bytes())
+        });
+        let log = scratch("json-escapes.log");
+        let http = client(&srv.url("/token"), SECRET);
+        http.set_session_log(Some(&log)).unwrap();
+        let e = http.quick_get_str(&srv.url("/api")).unwrap_err();
+        let places = [
+            ("error text", e.message.clone()),
+            ("error response body", String::from_utf8_lossy(&e.response.as_ref().unwrap().body).into_owned()),
+            ("session log", std::fs::read_to_string(&log).unwrap()),
+        ];
+        let _ = std::fs::remove_file(&log);
+        assert!(e.message.contains("bad secret"), "{}", e.message);
+        for (place, text) in places {
+            assert!(!text.contains(form.as_str()), "form #{i} {form}: {place} shows the escaped secret:\n{text}");
+        }
+    }
+}

@@ -88,12 +88,18 @@ impl Secrets {
                 self.add_exact(&percent_encode(s, form, lower));
             }
         }
-        if let Ok(quoted) = serde_json::to_string(s) {
-            let inner = Zeroizing::new(quoted);
-            let inner = &inner[1..inner.len() - 1];
-            self.add_exact(inner);
-            if inner.contains('/') {
-                self.add_exact(&Zeroizing::new(inner.replace('/', "\\/")));
+        // JSON as server stacks write it: plain (serde, Jackson), Go's encoding/json (`<>&`
+        // as `\u003c`...), Python's json.dumps and PHP (every non-ASCII character as
+        // `\u00fc`), in lower- and upper-case hex, each also with `/` as `\/` (PHP).
+        for go_html in [false, true] {
+            for ascii_only in [false, true] {
+                for upper in [false, true] {
+                    let inner = json_escape(s, go_html, ascii_only, upper);
+                    self.add_exact(&inner);
+                    if inner.contains('/') {
+                        self.add_exact(&Zeroizing::new(inner.replace('/', "\\/")));
+                    }
+                }
             }
         }
     }
@@ -277,6 +283,42 @@ impl Secrets {
 
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The inside of a JSON string holding `s`: `"` `\\` and control characters escaped as
+/// serde_json does; with `go_html` also `<`, `>`, `&` as `\u003c`...; with `ascii_only`
+/// every non-ASCII character as `\uXXXX` (UTF-16, astral ones as a surrogate pair);
+/// `upper` for upper-case hex in `\u` escapes.
+fn json_escape(s: &str, go_html: bool, ascii_only: bool, upper: bool) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(s.len() + 8));
+    let hex: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let unit = |out: &mut String, u: u16| {
+        out.push_str("\\u");
+        for shift in [12, 8, 4, 0] {
+            out.push(hex[usize::from((u >> shift) & 15)] as char);
+        }
+    };
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => unit(&mut out, c as u16),
+            '<' | '>' | '&' if go_html => unit(&mut out, c as u16),
+            c if ascii_only && !c.is_ascii() => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    unit(&mut out, *u);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn percent_encode(s: &str, form: bool, lower: bool) -> Zeroizing<String> {
