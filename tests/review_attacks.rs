@@ -309,3 +309,24 @@ fn a_secret_echoed_in_go_or_python_style_json_escapes_is_masked() {
         }
     }
 }
+
+/// Texts quote a server's value cut to 200 characters ("... (N bytes)"); the call's
+/// secrets are masked afterwards, so a token that the cut splits was left with its first
+/// part in the text. Here the resource server redirects to an unusable URL that holds
+/// the access token.
+#[test]
+fn a_token_in_an_unusable_redirect_location_leaves_no_piece_in_the_error() {
+    let token = long_token();
+    let t = token.clone();
+    let srv = FaultServer::start(move |r| {
+        if r.path.starts_with("/token") {
+            return token_ok(&t);
+        }
+        let location = format!("https://bad host.example/?seen={t}");
+        Action::Respond(302, vec![("Location".into(), location)], Vec::new())
+    });
+    let http = client(&srv.url("/token"), "secret-of-the-client");
+    let e = http.quick_get_str(&srv.url("/api")).unwrap_err();
+    assert!(e.message.contains("not followed"), "{}", e.message);
+    assert!(piece_of(&token, &e.message, 24).is_none(), "the error text holds a piece of the token: {}", e.message);
+}
