@@ -65,7 +65,7 @@ fn as_and_rs_on_one_origin_keep_their_own_nonces() {
         if r.path == "/token" { json(200, TOKEN) } else { json(200, r#"{"ok":true}"#) }
     });
     let key = Arc::new(EcKey::generate().unwrap());
-    let auth = |scope: &str| serde_json::json!({"client_id":"c","client_secret":"s","token_endpoint":srv.url("/token"),"scope":scope});
+    let auth = |scope: &str| serde_json::json!({"client_id":"c","client_secret":"s3cr3t-state","token_endpoint":srv.url("/token"),"scope":scope});
     // First client: each role asks once for its nonce.
     let (body, _) = client(&key, auth("one")).quick_get_str(&srv.url("/api")).unwrap();
     assert_eq!(body, r#"{"ok":true}"#);
@@ -113,7 +113,7 @@ fn a_server_clock_ten_years_ahead_moves_no_proof() {
     let hostile = Arc::new(AtomicBool::new(true));
     let srv = far_future_server(hostile.clone());
     let key = Arc::new(EcKey::generate().unwrap());
-    let http = client(&key, serde_json::json!({"client_id":"c","client_secret":"s","token_endpoint":srv.url("/token")}));
+    let http = client(&key, serde_json::json!({"client_id":"c","client_secret":"s3cr3t-state","token_endpoint":srv.url("/token")}));
     let e = http.quick_get_str(&srv.url("/api")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::DpopProof, "{e}");
     for words in ["ahead of", "3600 s", "max_clock_skew"] {
@@ -127,7 +127,7 @@ fn a_server_clock_ten_years_ahead_moves_no_proof() {
     // Later proofs to that origin, from this and from a new handle, stay on this machine's clock.
     hostile.store(false, Ordering::SeqCst);
     http.quick_get_str(&srv.url("/api")).unwrap();
-    let other = client(&key, serde_json::json!({"client_id":"d","client_secret":"s","token_endpoint":srv.url("/token")}));
+    let other = client(&key, serde_json::json!({"client_id":"d","client_secret":"s3cr3t-state","token_endpoint":srv.url("/token")}));
     other.quick_get_str(&srv.url("/api")).unwrap();
     assert_iat_near_now(&srv.requests());
 }
@@ -139,7 +139,7 @@ fn the_cap_is_an_auth_token_member_and_other_origins_are_untouched() {
     let calm = FaultServer::start(|r| if r.path == "/token" { json(200, TOKEN) } else { json(200, r#"{"ok":true}"#) });
     let key = Arc::new(EcKey::generate().unwrap());
     // A caller who knows that server's clock is that far off raises the cap: one retry on its clock.
-    let auth = serde_json::json!({"client_id":"c","client_secret":"s","token_endpoint":calm.url("/token"),"max_clock_skew": TEN_YEARS + 86400});
+    let auth = serde_json::json!({"client_id":"c","client_secret":"s3cr3t-state","token_endpoint":calm.url("/token"),"max_clock_skew": TEN_YEARS + 86400});
     let http = client(&key, auth);
     hostile.store(false, Ordering::SeqCst);
     http.quick_get_str(&srv.url("/api")).unwrap(); // learns the Date
@@ -155,7 +155,7 @@ fn the_cap_is_an_auth_token_member_and_other_origins_are_untouched() {
     // A bad value is refused with a text that names the member.
     let bad = HttpClient::new();
     let e = bad
-        .set_auth_token(r#"{"client_id":"c","client_secret":"s","token_endpoint":"http://127.0.0.1:9/t","max_clock_skew":"soon"}"#)
+        .set_auth_token(r#"{"client_id":"c","client_secret":"s3cr3t-state","token_endpoint":"http://127.0.0.1:9/t","max_clock_skew":"soon"}"#)
         .unwrap_err();
     assert!(e.message.contains("max_clock_skew"), "{}", e.message);
 }
@@ -186,11 +186,11 @@ fn a_cache_hit_is_checked_against_the_expected_issuer() {
     let srv = metadata_server("");
     let origin = srv.url("");
     let key = Arc::new(EcKey::generate().unwrap());
-    let good = serde_json::json!({"client_id":"c","client_secret":"s","metadata_url":srv.url("/meta"),"issuer":origin});
+    let good = serde_json::json!({"client_id":"c","client_secret":"s3cr3t-state","metadata_url":srv.url("/meta"),"issuer":origin});
     client(&key, good).quick_get_str(&srv.url("/api")).unwrap();
     // Same metadata URL, another expected issuer: the cached metadata does not name it.
     let other = format!("{origin}/tenant2");
-    let bad = serde_json::json!({"client_id":"c","client_secret":"s","metadata_url":srv.url("/meta"),"issuer":other});
+    let bad = serde_json::json!({"client_id":"c","client_secret":"s3cr3t-state","metadata_url":srv.url("/meta"),"issuer":other});
     let e = client(&key, bad).quick_get_str(&srv.url("/api")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Discovery, "{e}");
     assert!(e.message.contains("RFC 8414") && e.message.contains("tenant2"), "{}", e.message);
@@ -200,7 +200,7 @@ fn a_cache_hit_is_checked_against_the_expected_issuer() {
 fn an_issuer_with_an_extra_trailing_slash_is_refused() {
     let srv = metadata_server("/");
     let key = Arc::new(EcKey::generate().unwrap());
-    let auth = serde_json::json!({"client_id":"c","client_secret":"s","issuer":srv.url("")});
+    let auth = serde_json::json!({"client_id":"c","client_secret":"s3cr3t-state","issuer":srv.url("")});
     let e = client(&key, auth).quick_get_str(&srv.url("/api")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Discovery, "{e}");
     assert!(e.message.contains("RFC 8414"), "{}", e.message);
