@@ -124,7 +124,9 @@ fn a_call_from_a_thread_local_destructor_after_dpopkits_are_gone() {
     use dpopkit::capi::key::{dpopkit_key_generate, dpopkit_key_new};
     use std::sync::Mutex;
 
-    static OUTCOME: Mutex<Option<(Option<String>, u32, Option<String>, i32)>> = Mutex::new(None);
+    /// Body, result code, error text and status of the late call.
+    type Outcome = (Option<String>, u32, Option<String>, i32);
+    static OUTCOME: Mutex<Option<Outcome>> = Mutex::new(None);
     struct CallsOnDrop(String);
     impl Drop for CallsOnDrop {
         fn drop(&mut self) {
