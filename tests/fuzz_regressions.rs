@@ -155,7 +155,7 @@ fn generated(target: &str) -> Vec<(String, Vec<u8>)> {
             ),
             g(
                 "1mb-endpoint",
-                format!(r#"{{"client_id":"a","client_secret":"b","token_endpoint":"http://h/{}"}}"#, "p".repeat(mb))
+                format!(r#"{{"client_id":"a","client_secret":"b","token_endpoint":"https://h/{}"}}"#, "p".repeat(mb))
                     .into_bytes(),
             ),
         ],

@@ -115,14 +115,22 @@ pub(crate) fn err<T>(kind: ErrorKind, message: impl Into<String>) -> Result<T> {
 }
 
 /// A caller-supplied value as shown in an error text: at most 200 characters, so that a
-/// huge argument cannot make a huge error text.
+/// huge argument cannot make a huge error text. A value that is cut has the secrets of the
+/// current call masked first: texts are masked as a whole later, but a secret the cut
+/// splits would no longer be found then (a server's URL that holds the access token).
 pub fn shorten(s: &str) -> String {
     if s.len() <= 200 {
         return s.to_string();
+    }
+    let total = s.len();
+    let masked = super::redact::with_call(|c| c.scrub(s));
+    let s = masked.as_str();
+    if s.len() <= 200 {
+        return format!("{s} ({total} bytes)");
     }
     let mut end = 200;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}... ({} bytes)", &s[..end], s.len())
+    format!("{}... ({total} bytes)", &s[..end])
 }

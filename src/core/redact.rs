@@ -100,12 +100,18 @@ impl Value {
                     push(percent_encode(s, form, lower));
                 }
             }
-            if let Ok(quoted) = serde_json::to_string(s) {
-                let quoted = Zeroizing::new(quoted);
-                let inner = &quoted[1..quoted.len() - 1];
-                push(Zeroizing::new(inner.to_string()));
-                if inner.contains('/') {
-                    push(Zeroizing::new(inner.replace('/', "\\/")));
+            // JSON as server stacks write it: plain (serde, Jackson), Go's encoding/json (`<>&`
+            // as `\u003c`...), Python's json.dumps and PHP (every non-ASCII character as
+            // `\u00fc`), in lower- and upper-case hex, each also with `/` as `\/` (PHP).
+            for go_html in [false, true] {
+                for ascii_only in [false, true] {
+                    for upper in [false, true] {
+                        let inner = json_escape(s, go_html, ascii_only, upper);
+                        if inner.contains('/') {
+                            push(Zeroizing::new(inner.replace('/', "\\/")));
+                        }
+                        push(inner);
+                    }
                 }
             }
             match &self.kind {
@@ -267,7 +273,27 @@ impl Secrets {
         Some(out)
     }
 
-    /// Masks the body and every header value of a response, in place (the old body is wiped).
+    /// The length of the longest value (in any of its forms): how far past a cut a secret
+    /// that starts before it can reach.
+    pub fn longest(&self) -> usize {
+        // Called only for texts longer than a cut, so making the forms here costs little.
+        self.values.iter().flat_map(|v| std::iter::once(&v.raw).chain(v.forms())).map(|f| f.len()).max().unwrap_or(0)
+    }
+
+    /// Whether a header *name* holds a secret. HTTP lower-cases names (and logs capitalise
+    /// them), so the comparison ignores ASCII case; only values of [`WHOLE_WORD_BELOW`]
+    /// bytes or more count (a name is a word: a short secret would hide ordinary names).
+    pub fn in_header_name(&self, name: &str) -> bool {
+        let name = Zeroizing::new(name.to_ascii_lowercase());
+        let forms = self.values.iter().filter(|v| v.raw.len() <= name.len()).flat_map(|v| std::iter::once(&v.raw).chain(v.forms()));
+        forms.filter(|v| v.len() >= WHOLE_WORD_BELOW && v.len() <= name.len()).any(|v| {
+            let v = Zeroizing::new(v.to_ascii_lowercase());
+            memchr::memmem::find(name.as_bytes(), v.as_bytes()).is_some()
+        })
+    }
+
+    /// Masks the body and every header of a response (names too: see
+    /// [`Secrets::in_header_name`]), in place (the old body is wiped).
     pub fn scrub_response(&self, r: &mut ResponseInfo) {
         if self.is_empty() {
             return;
@@ -275,6 +301,12 @@ impl Secrets {
         if let Some(b) = self.scrub_bytes(&r.body) {
             r.body.zeroize();
             r.body = b;
+        }
+        for (k, _) in r.headers.iter_mut() {
+            if self.in_header_name(k) {
+                k.zeroize();
+                *k = MASK.to_string();
+            }
         }
         for (_, v) in r.headers.iter_mut() {
             if !self.ranges(v.as_bytes()).is_empty() {
@@ -299,6 +331,42 @@ impl Secrets {
 
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The inside of a JSON string holding `s`: `"` `\\` and control characters escaped as
+/// serde_json does; with `go_html` also `<`, `>`, `&` as `\u003c`...; with `ascii_only`
+/// every non-ASCII character as `\uXXXX` (UTF-16, astral ones as a surrogate pair);
+/// `upper` for upper-case hex in `\u` escapes.
+fn json_escape(s: &str, go_html: bool, ascii_only: bool, upper: bool) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(s.len() + 8));
+    let hex: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let unit = |out: &mut String, u: u16| {
+        out.push_str("\\u");
+        for shift in [12, 8, 4, 0] {
+            out.push(hex[usize::from((u >> shift) & 15)] as char);
+        }
+    };
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => unit(&mut out, c as u16),
+            '<' | '>' | '&' if go_html => unit(&mut out, c as u16),
+            c if ascii_only && !c.is_ascii() => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    unit(&mut out, *u);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn percent_encode(s: &str, form: bool, lower: bool) -> Zeroizing<String> {
@@ -335,7 +403,12 @@ struct CallState {
 }
 
 thread_local! {
-    static CALL: RefCell<CallState> = RefCell::new(CallState { depth: 0, secrets: Secrets::default() });
+    // Never destroyed (`ManuallyDrop`: no destructor is registered), so a call made while
+    // the thread ends — from another thread-local's destructor, after this one would have
+    // been torn down — still has its secret set. Nothing leaks: the set is emptied (and
+    // its allocation freed) when each call's outermost scope ends.
+    static CALL: std::mem::ManuallyDrop<RefCell<CallState>> =
+        const { std::mem::ManuallyDrop::new(RefCell::new(CallState { depth: 0, secrets: Secrets { values: Vec::new() } })) };
 }
 
 /// Keeps the call's secret set alive; nested scopes share the outermost one.
@@ -466,12 +539,18 @@ fn collect_json_secrets(v: &serde_json::Value, out: &mut Vec<Zeroizing<String>>)
 /// masked; binary bodies are summarised; long bodies are cut at `max` bytes. The body is
 /// cut to `max` bytes *before* it is looked at, and every step is linear in that length.
 pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
+    redact_body_of(content_type, body, max, body.len())
+}
+
+/// [`redact_body`] of a body that may already be a part (or a masked copy) of a longer one
+/// of `total` bytes: what the cut says ("... (total bytes in all)").
+pub fn redact_body_of(content_type: &str, body: &[u8], max: usize, total: usize) -> String {
     let head = &body[..body.len().min(max)];
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
         // Cut inside a character: keep the complete ones.
         Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
-        Err(_) => return format!("({} bytes of binary data)", body.len()),
+        Err(_) => return format!("({total} bytes of binary data)"),
     };
     let ct = content_type.to_ascii_lowercase();
     let trimmed = text.trim_start();
@@ -488,12 +567,12 @@ pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
     // Whatever the structure said, also mask `name=value` / `"name": value` anywhere
     // (HTML pages and malformed JSON echo tokens too).
     let redacted = redact_form_like(structured.as_deref().unwrap_or(text));
-    if body.len() > max || redacted.len() > max {
+    if body.len() > max || total > body.len() || redacted.len() > max {
         let mut end = max.min(redacted.len());
         while !redacted.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}... ({} bytes in all)", &redacted[..end], body.len())
+        format!("{}... ({total} bytes in all)", &redacted[..end])
     } else {
         redacted
     }

@@ -4,7 +4,8 @@
 //! The file is opened as a careful tool opens a file in a directory others may write to:
 //! a symbolic link is refused (`O_NOFOLLOW`), opening never blocks (`O_NONBLOCK`: a FIFO
 //! without a reader fails instead of hanging the call), anything that is not a regular
-//! file is refused after opening (`fstat`), and a new file is created with mode 0600.
+//! file is refused after opening (`fstat`), as is a file with other hard links or one
+//! owned by another user, and a new file is created with mode 0600.
 //! It is capped: when an entry would take it past [`DEFAULT_MAX_LOG_SIZE`] (or the limit
 //! given), the file is renamed to `<name>.1` (replacing an older one) and a new file is
 //! started, so the log takes at most about twice the limit on disk.
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::error::{Error, ErrorKind, Result, shorten};
-use super::redact::{Secrets, WHOLE_WORD_BELOW, redact_body, redact_header_value, secret_field_values, with_call};
+use super::redact::{MASK, Secrets, WHOLE_WORD_BELOW, redact_body_of, redact_header_value, secret_field_values, with_call};
 
 /// Bodies longer than this are cut in the log (the request itself is not affected).
 const MAX_LOGGED_BODY: usize = 64 * 1024;
@@ -75,7 +76,33 @@ fn open_file(path: &Path) -> Result<File> {
     if !meta.file_type().is_file() {
         return Err(fail("it is not a regular file (a FIFO, a device or a directory)".into()));
     }
+    #[cfg(unix)]
+    {
+        // In a directory others can write to (/tmp), someone else can have put a file of
+        // theirs at the path before us (they would read every logged response), or a hard
+        // link to another file (which the log would then be appended to). Both are refused.
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Err(fail(
+                "it has other hard links (it is another name of some file); give the path of a file of its own".into(),
+            ));
+        }
+        if meta.uid() != effective_uid() {
+            return Err(fail(format!(
+                "it belongs to another user (uid {}), who could read the log; remove it, or give another path",
+                meta.uid()
+            )));
+        }
+    }
     Ok(file)
+}
+
+/// The effective user id of the process: the owner a session log file must have.
+#[cfg(unix)]
+#[allow(unsafe_code)] // audited: geteuid takes nothing, cannot fail and touches no memory
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) has no preconditions and always succeeds.
+    unsafe { libc::geteuid() }
 }
 
 impl SessionLog {
@@ -132,6 +159,17 @@ impl SessionLog {
     /// [`crate::core::redact::call_scope`]) and any long value of a secret-named member of
     /// the body are masked in the whole entry, headers included, as a last line of defence.
     pub fn write(&self, sending: bool, entry: &Entry<'_>, secrets: &[&str]) {
+        let mut set = Secrets::new();
+        for s in secrets {
+            set.add(s);
+        }
+        // A token response names its token before the token is known to the call: what
+        // the body holds under a secret name is masked in its headers too.
+        let head = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY)];
+        for v in secret_field_values(head).iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
+            set.add_token(v);
+        }
+        with_call(|call| set.extend(call));
         let mut out = String::with_capacity(256 + entry.body.len().min(MAX_LOGGED_BODY));
         let when = httpdate::fmt_http_date(std::time::SystemTime::now());
         out.push_str(if sending { "---- Sending " } else { "---- Received " });
@@ -144,28 +182,24 @@ impl SessionLog {
             if name.eq_ignore_ascii_case("content-type") {
                 content_type = value;
             }
-            out.push_str(name);
+            // A name that holds a secret (in any case: see `in_header_name`) is not shown.
+            out.push_str(if set.in_header_name(name) { MASK } else { name });
             out.push_str(": ");
             out.push_str(&redact_header_value(name, value));
             out.push('\n');
         }
         out.push('\n');
         if !entry.body.is_empty() {
-            out.push_str(&redact_body(content_type, entry.body, MAX_LOGGED_BODY));
+            // Masked *before* the cut: a secret that straddles it is masked whole, not left
+            // with its first part in the log. The window reaches as far past the cut as
+            // the longest secret, so the work stays linear in the logged length.
+            let window = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY.saturating_add(set.longest()))];
+            let masked = set.scrub_bytes(window).map(zeroize::Zeroizing::new);
+            let shown = masked.as_deref().map_or(window, |m| m.as_slice());
+            out.push_str(&redact_body_of(content_type, shown, MAX_LOGGED_BODY, entry.body.len()));
             out.push('\n');
         }
         out.push('\n');
-        let mut set = Secrets::new();
-        for s in secrets {
-            set.add(s);
-        }
-        // A token response names its token before the token is known to the call: what
-        // the body holds under a secret name is masked in its headers too.
-        let head = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY)];
-        for v in secret_field_values(head).iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
-            set.add_token(v);
-        }
-        with_call(|call| set.extend(call));
         self.append(&set.scrub(&out));
     }
 }

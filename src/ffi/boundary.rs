@@ -204,7 +204,9 @@ fn catch<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
 }
 
 pub fn thread_last() -> LastCall {
-    THREAD_LAST.with(|t| t.borrow().clone())
+    // During thread teardown (a call from another thread-local's destructor) the state may
+    // be gone: there is nothing to read back then, and that is no reason to panic.
+    THREAD_LAST.try_with(|t| t.borrow().clone()).unwrap_or_default()
 }
 
 /// Filled in by calls that made an HTTP request, so `last_status` and the last response
@@ -297,7 +299,7 @@ fn record<T>(handle: i64, result: &Result<T, FfiError>, ctx: Ctx) {
             obj.calls().update(apply);
         }
     }
-    THREAD_LAST.with(|t| apply(&mut t.borrow_mut()));
+    let _ = THREAD_LAST.try_with(|t| apply(&mut t.borrow_mut()));
 }
 
 /// For getters of the last-call state: catches panics, records nothing.

@@ -143,7 +143,10 @@ pub fn cdylib_dir() -> PathBuf {
     if let Some(soname) = option_env!("DPOPKIT_SONAME") {
         let link = dir.join(soname);
         if std::fs::read_link(&link).ok().as_deref() != Some(Path::new("libdpopkit.so")) {
-            let tmp = dir.join(format!("{soname}.tmp{}", std::process::id()));
+            // Unique per call: tests of one process run this on several threads at once.
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!("{soname}.tmp{}-{n}", std::process::id()));
             let _ = std::fs::remove_file(&tmp);
             std::os::unix::fs::symlink("libdpopkit.so", &tmp).expect("create the SONAME link");
             std::fs::rename(&tmp, &link).expect("create the SONAME link"); // atomic: tests run in parallel
