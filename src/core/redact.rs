@@ -545,6 +545,21 @@ pub fn redact_body(content_type: &str, body: &[u8], max: usize) -> String {
 /// [`redact_body`] of a body that may already be a part (or a masked copy) of a longer one
 /// of `total` bytes: what the cut says ("... (total bytes in all)").
 pub fn redact_body_of(content_type: &str, body: &[u8], max: usize, total: usize) -> String {
+    // A whole JSON document of reasonable size is parsed before it is cut (parsing is
+    // linear), so member names the server wrote with escapes (`"\u0061ccess_token"`) are
+    // still recognised; past the cut, only the text rules below apply.
+    if body.len() > max && total == body.len() && body.len() <= MAX_STRUCTURED_BODY {
+        let looks_json = content_type.to_ascii_lowercase().contains("json")
+            || body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
+        if let Some(mut v) = looks_json.then(|| serde_json::from_slice::<serde_json::Value>(body).ok()).flatten() {
+            redact_json(&mut v);
+            let text = Zeroizing::new(v.to_string());
+            wipe_json(&mut v);
+            let redacted = redact_form_like(&text[..floor_char_boundary(&text, max.saturating_add(256))]);
+            let end = floor_char_boundary(&redacted, max);
+            return format!("{}... ({total} bytes in all)", &redacted[..end]);
+        }
+    }
     let head = &body[..body.len().min(max)];
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
@@ -576,6 +591,17 @@ pub fn redact_body_of(content_type: &str, body: &[u8], max: usize, total: usize)
     } else {
         redacted
     }
+}
+
+/// Largest JSON body parsed whole before it is cut for the log ([`redact_body_of`]).
+pub const MAX_STRUCTURED_BODY: usize = 4 << 20;
+
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut end = at.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 fn redact_json(v: &mut serde_json::Value) {
