@@ -66,6 +66,12 @@ REQUEST OPTIONS:
                              Authorization, DPoP, secrets and tokens shown as ****
     --timeout-ms N           Time limit of the whole call in ms: redirects, retries and
                              token requests included (default 60000)
+    --token-cache DIR        Share the access token with other runs and processes of this
+                             user through DIR (or env DPOPKIT_TOKEN_CACHE): one token
+                             request per token lifetime instead of one per run. DIR is
+                             created (mode 0700) if missing; it must be owned by you and
+                             not writable by group or others. It holds DPoP-bound tokens,
+                             useless without the key (files mode 0600).
     --data BODY              (request) Request body
     --content-type TYPE      (request) Content-Type of the body
 
@@ -73,6 +79,7 @@ ENVIRONMENT:
     DPOPKIT_CLIENT_SECRET    The client secret (used when --client-secret is not given)
     DPOPKIT_KEY_PASSWORD     The key password or PIN (used when --key-password is not given)
     DPOPKIT_PKCS11_MODULE    The PKCS#11 module when a pkcs11: URI has no module-path
+    DPOPKIT_TOKEN_CACHE      The token cache directory (used when --token-cache is not given)
 
 EXIT STATUS:
     0 success (2xx), 1 the server answered another HTTP status, 2 usage error,
@@ -119,6 +126,7 @@ const REQUEST_OPTS: Spec = &[
     ("--auth-method", true),
     ("--session-log", true),
     ("--timeout-ms", true),
+    ("--token-cache", true),
     ("--data", true),
     ("--content-type", true),
 ];
@@ -335,8 +343,15 @@ fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: O
     if let Some(m) = auth_method {
         put("client_auth_method", m);
     }
+    let token_cache = p.value("--token-cache").map(str::to_string).or_else(|| std::env::var("DPOPKIT_TOKEN_CACHE").ok());
+    if let Some(dir) = token_cache.as_deref().filter(|d| !d.is_empty()) {
+        create_private_dir(Path::new(dir))?;
+        put("token_cache_dir", dir);
+    }
     let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
-    client.set_auth_token(&auth_json).map_err(fail)?;
+    client.set_auth_token(&auth_json).map_err(|e| {
+        other(scrub(&e.message, &secrets).replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)"))
+    })?;
     drop(auth_json);
     if let Some(log) = p.value("--session-log") {
         client.set_session_log(Some(Path::new(log))).map_err(fail)?;
@@ -448,6 +463,22 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
             eprintln!("jkt: {}", key.jkt());
             Ok(())
         }
+    }
+}
+
+/// Creates the token cache directory when it does not exist (one level, mode 0700 on unix);
+/// the library checks its owner and mode.
+fn create_private_dir(dir: &Path) -> Outcome {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(other(format!("cannot create the token cache directory '{}': {e}", dir.display()))),
     }
 }
 

@@ -25,6 +25,7 @@ use super::proof::{Target, client_assertion, make_proof};
 use super::{clock, discovery};
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
+use super::token_store;
 use super::state::{BoundedLru, never_in_use, salted_hash, shared_arc, weightless};
 
 /// Lifetime assumed when a token response has no `expires_in` (RFC 6749 makes it optional).
@@ -80,6 +81,7 @@ const KNOWN: &[&str] = &[
     "allow_bearer",
     "default_expires_in",
     "allow_insecure_http",
+    "token_cache_dir",
 ];
 
 /// Form fields the client sets itself; the AuthToken JSON may not override them.
@@ -111,8 +113,17 @@ pub struct AuthConfig {
     pub allow_insecure_http: bool,
     pub default_expires_in: u64,
     pub extra: Vec<(String, String)>,
-    /// Hash of everything above except the key; combined with the key's jkt for the cache.
+    /// The directory of the token cache shared with other processes of this user
+    /// (`token_cache_dir`, checked when the AuthToken is set; see [`super::token_store`]).
+    /// Not part of the fingerprint: it changes where a token is kept, not which token is
+    /// used, so handles with and without it share the in-process cache entry.
+    pub token_cache_dir: Option<std::path::PathBuf>,
+    /// Hash of everything above except the key and the cache directory; combined with the
+    /// key's jkt for the cache.
     fingerprint: [u8; 32],
+    /// The same without the client secret: names the token file on disk, so that a file
+    /// name can never help to guess a secret.
+    public_fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for AuthConfig {
@@ -126,6 +137,7 @@ impl fmt::Debug for AuthConfig {
             .field("audience", &self.audience)
             .field("resource", &self.resource)
             .field("client_auth", &self.client_auth)
+            .field("token_cache_dir", &self.token_cache_dir)
             .finish_non_exhaustive()
     }
 }
@@ -301,6 +313,7 @@ impl AuthConfig {
             }
         }
         extra.sort();
+        let token_cache_dir = get("token_cache_dir")?.map(|d| super::token_store::check_dir(&d)).transpose()?;
         let mut cfg = AuthConfig {
             token_endpoint,
             issuer,
@@ -319,7 +332,9 @@ impl AuthConfig {
             allow_insecure_http,
             default_expires_in,
             extra,
+            token_cache_dir,
             fingerprint: [0; 32],
+            public_fingerprint: [0; 32],
         };
         // The URLs that decide where the credentials go: https, or plain http to this machine.
         for (name, target) in [("token_endpoint", &cfg.token_endpoint), ("metadata_url", &cfg.metadata_url)] {
@@ -331,11 +346,12 @@ impl AuthConfig {
             let t = Target::parse(i).map_err(|e| Error::new(ErrorKind::AuthToken, format!("AuthToken \"issuer\": {}", e.message)))?;
             check_cleartext(&cfg, "AuthToken \"issuer\"", &t)?;
         }
-        cfg.fingerprint = cfg.compute_fingerprint();
+        cfg.fingerprint = cfg.compute_fingerprint(true);
+        cfg.public_fingerprint = cfg.compute_fingerprint(false);
         Ok(cfg)
     }
 
-    fn compute_fingerprint(&self) -> [u8; 32] {
+    fn compute_fingerprint(&self, with_secret: bool) -> [u8; 32] {
         let mut h = Sha256::new();
         let mut field = |s: &str| {
             h.update((s.len() as u64).to_le_bytes());
@@ -345,7 +361,9 @@ impl AuthConfig {
         field(self.issuer.as_deref().unwrap_or("\u{0}"));
         field(self.metadata_url.as_ref().map_or("\u{0}", |t| &t.url));
         field(&self.client_id);
-        field(self.client_secret.as_deref().map_or("\u{0}", |s| s.as_str()));
+        if with_secret {
+            field(self.client_secret.as_deref().map_or("\u{0}", |s| s.as_str()));
+        }
         field(&format!("{:?} {:?} {:?}", self.client_auth, self.assertion_audience, self.assertion_kid));
         for o in [&self.scope, &self.audience, &self.resource] {
             field(o.as_deref().unwrap_or("\u{0}"));
@@ -525,6 +543,9 @@ pub fn clear_cache() {
 struct FetchGuard<'a> {
     slot: &'a Slot,
     result: Option<Result<Arc<AccessToken>>>,
+    /// A token that is still usable when the fetch fails (one read from the shared cache
+    /// inside its early-refresh margin): kept while the back-off runs.
+    fallback: Option<Arc<AccessToken>>,
 }
 
 impl Drop for FetchGuard<'_> {
@@ -545,6 +566,9 @@ impl Drop for FetchGuard<'_> {
                 };
                 let in_a_row = st.failure.as_ref().map_or(0, |f| f.in_a_row) + 1;
                 st.failure = Some(Failure { round, error, at: Instant::now(), in_a_row });
+                if st.token.is_none() {
+                    st.token = self.fallback.take();
+                }
             }
         }
         self.slot.done.notify_all();
@@ -566,6 +590,9 @@ pub struct FetchContext<'a> {
 /// own deadline, and all of them get its result, a failure included. After a failure no new
 /// request is made for a short back-off: a token that is still valid is used meanwhile, and
 /// a failure the server gave is handed to the next calls as it is.
+///
+/// With `token_cache_dir`, the fetch goes through the token cache shared with other
+/// processes ([`fetch_shared`]); a `stale` token is removed from there too.
 pub fn get_token(
     cfg: &AuthConfig,
     key: &EcKey,
@@ -620,13 +647,18 @@ pub fn get_token(
     };
     st.fetching = true;
     drop(st);
-    let mut guard = FetchGuard { slot: &slot, result: None };
-    let result = fetch_token(cfg, key, ctx).map(Arc::new).map_err(|mut e| {
+    let mut guard = FetchGuard { slot: &slot, result: None, fallback: None };
+    let (result, from_disk) = fetch_shared(cfg, key, ctx, stale.map(|t| t.value()));
+    let result = result.map(Arc::new).map_err(|mut e| {
         if e.kind == ErrorKind::Timeout {
             e.message.push_str(" (requesting an access token)");
         }
         e
     });
+    let valid = valid.or_else(|| from_disk.map(Arc::new));
+    if result.is_err() {
+        guard.fallback = valid.clone();
+    }
     guard.result = Some(result.clone());
     drop(guard);
     match (result, valid) {
@@ -644,6 +676,153 @@ pub fn get_token(
         }
         (result, _) => result,
     }
+}
+
+/// The name of the token file of (cfg, key) in the token cache directory, and the binding
+/// its record must carry (see [`super::token_store`]): the file name hashes the settings
+/// without the client secret; the binding hashes the whole in-process cache key.
+fn disk_ids(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> (String, String) {
+    let mut h = Sha256::new();
+    h.update(b"dpopkit token file v1\0");
+    h.update(cfg.public_fingerprint);
+    h.update(key.jkt().as_bytes());
+    if cfg.client_auth == ClientAuth::PrivateKeyJwt {
+        h.update(b"\0");
+        h.update(assertion_key.unwrap_or(key).jkt().as_bytes());
+    }
+    let id = token_store::hex(&h.finalize());
+    let mut b = Sha256::new();
+    b.update(b"dpopkit token binding v1\0");
+    b.update(slot_id(cfg, key, assertion_key));
+    (id, token_store::hex(&b.finalize()))
+}
+
+/// The token of a record, if it is still usable now. A record written more than a minute
+/// "in the future" is not used: the wall clock went back, so its times mean nothing.
+fn token_from_record(r: token_store::Record) -> Option<AccessToken> {
+    let (now, now_ms) = (Instant::now(), token_store::unix_ms_now());
+    if r.issued_at_ms > now_ms.saturating_add(60_000) {
+        return None;
+    }
+    let at = |ms| token_store::from_unix_ms(ms, now, now_ms);
+    let usable_until = at(r.usable_until_ms)?;
+    let expires_at = at(r.expires_at_ms)?;
+    let refresh_at = at(r.refresh_at_ms).unwrap_or(now);
+    Some(AccessToken { value: r.access_token, token_type: r.token_type, expires_at, refresh_at, usable_until })
+}
+
+/// The token fetch of a call. Without `token_cache_dir`: [`fetch_token`]. With it:
+///
+/// 1. a token in the shared file that is not due for renewal (and is not `stale`, the one
+///    the resource server refused) is used without asking the server;
+/// 2. otherwise the key's lock file is taken (`flock`), waiting while another process
+///    fetches, for at most half of what is left of the call's deadline (a stopped process
+///    cannot hold the others up: after that they ask the server themselves);
+/// 3. under the lock the file is read again — the process that held it has usually just
+///    written a fresh token — and a `stale` record is removed;
+/// 4. else the token is requested and written to the file (atomically) for the others.
+///
+/// A directory or file that cannot be used (removed, made writable by others, read-only,
+/// full) only costs the sharing: the call goes on with a per-process token and the
+/// session log says why. Returns the result and a token from the file that is past its
+/// refresh time but still usable, to be used if the request fails.
+fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Option<&str>) -> (Result<AccessToken>, Option<AccessToken>) {
+    let Some(dir) = cfg.token_cache_dir.as_deref() else { return (fetch_token(cfg, key, ctx), None) };
+    let note = |text: String| {
+        if let Some(log) = ctx.log {
+            log.note(&text);
+        }
+    };
+    let (id, binding) = disk_ids(cfg, key, ctx.assertion_key);
+    let store = match token_store::Store::open(dir, id) {
+        Ok(s) => s,
+        Err(why) => {
+            note(format!("{why}; the access token is cached in this process only"));
+            return (fetch_token(cfg, key, ctx), None);
+        }
+    };
+    let shown = shorten(&store.path().display().to_string());
+    // (a token to use now, a token still usable while it is renewed)
+    let look = |remove_stale: bool| -> (Option<AccessToken>, Option<AccessToken>) {
+        let ignored = |why: &str| note(format!("the token cache file '{shown}' {why}; it is not used and will be replaced"));
+        let r = match store.read() {
+            token_store::Found::Missing => return (None, None),
+            token_store::Found::Ignored(why) => {
+                ignored(&why);
+                return (None, None);
+            }
+            token_store::Found::Record(r) => r,
+        };
+        let type_ok = r.token_type.eq_ignore_ascii_case("dpop") || (cfg.allow_bearer && r.token_type.eq_ignore_ascii_case("bearer"));
+        if r.binding != binding {
+            ignored("was written for other credentials (the same settings with another client secret)");
+        } else if r.jkt != key.jkt() {
+            ignored(&format!("holds a token issued for another key (jkt {})", shorten(&r.jkt)));
+        } else if !type_ok {
+            ignored("holds a token of a type these settings do not accept");
+        } else if stale == Some(r.access_token.as_str()) {
+            if remove_stale {
+                match store.remove() {
+                    Ok(()) => note(format!("the resource server refused the token of the cache file '{shown}' (invalid_token); the file is removed")),
+                    Err(e) => note(format!("cannot remove the refused token's cache file '{shown}': {e}")),
+                }
+            }
+        } else if let Some(t) = token_from_record(r) {
+            redact::remember(|s| s.add_token(t.value()));
+            if Instant::now() < t.refresh_at {
+                note(format!(
+                    "using the access token of the token cache file '{shown}' (renewed in {} s)",
+                    t.refresh_at.saturating_duration_since(Instant::now()).as_secs()
+                ));
+                return (Some(t), None);
+            }
+            return (None, Some(t));
+        }
+        (None, None)
+    };
+    if let (Some(t), _) = look(false) {
+        return (Ok(t), None);
+    }
+    let give_up = Instant::now() + ctx.transport.deadline().remaining() / 2;
+    let lock = match store.lock(give_up) {
+        token_store::Locking::Held(l) => Some(l),
+        token_store::Locking::Busy(waited) => {
+            note(format!(
+                "another process has held the token cache lock of '{shown}' for {} ms (a slow token request, or a \
+                 stopped process); requesting a token without waiting longer",
+                waited.as_millis()
+            ));
+            None
+        }
+        token_store::Locking::Failed(why) => {
+            note(format!("{why}; requesting a token without the cross-process lock"));
+            None
+        }
+    };
+    let (fresh, usable) = look(true);
+    if let Some(t) = fresh {
+        return (Ok(t), None);
+    }
+    let result = fetch_token(cfg, key, ctx);
+    if let Ok(t) = &result {
+        let (now, now_ms) = (Instant::now(), token_store::unix_ms_now());
+        let ms = |i| token_store::to_unix_ms(i, now, now_ms);
+        let record = token_store::Record {
+            binding,
+            jkt: key.jkt().to_string(),
+            token_type: t.token_type.clone(),
+            access_token: t.value.clone(),
+            issued_at_ms: now_ms.min(ms(t.refresh_at)),
+            refresh_at_ms: ms(t.refresh_at),
+            usable_until_ms: ms(t.usable_until),
+            expires_at_ms: ms(t.expires_at),
+        };
+        if let Err(e) = store.write(&record, lock.is_some()) {
+            note(format!("cannot write the token cache file '{shown}' ({e}); the access token is cached in this process only"));
+        }
+    }
+    drop(lock);
+    (result, usable)
 }
 
 /// The token endpoint to use, given or discovered; discovery also checks that the server
