@@ -366,3 +366,32 @@ fn hostile_server_echoes_and_terminal_escapes_are_neutralised() {
     assert!(tty.contains("you sent: DPoP ****") && tty.contains("\\x1b[2J"), "shown as a visible escape: {}", show(&out));
     clean("stdout on a terminal", tty.as_bytes(), &out);
 }
+
+/// Issue 12, item 6: a token endpoint that refuses the proof with `invalid_dpop_proof`
+/// (here: the real AS accepting ES256 proofs only, the key is ES384, the token endpoint
+/// given directly so no discovery checks the algorithm first) is the DPoP proof error, and
+/// its text says the server may accept ES256 only and how to make such a key.
+#[test]
+fn invalid_dpop_proof_from_the_token_endpoint_names_es256() {
+    use dpopkit::core::{EcKey, ErrorKind, HttpClient};
+    use std::sync::Arc;
+    let peers = Peers::start(&["--as-nonce", "--dpop-algs", "ES256"]);
+    let http = HttpClient::new();
+    http.set_dpop_key(Arc::new(EcKey::load_file(&fixture("p384_pkcs8.pem"), None).unwrap()));
+    http.set_auth_token(&peers.auth_token()).unwrap();
+    let e = http.request(Some("GET"), &peers.api, None, None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::DpopProof, "{}", e.message);
+    for says in ["invalid_dpop_proof", "ES384", "ES256 only", "keygen --alg ES256"] {
+        assert!(e.message.contains(says), "the text says {says:?}: {}", e.message);
+    }
+    // An ES256 key gets its token from the same server.
+    http.set_dpop_key(Arc::new(EcKey::load_file(&fixture("ec_pkcs8.pem"), None).unwrap()));
+    http.request(Some("GET"), &peers.api, None, None).unwrap();
+
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api]);
+    client_args(&mut cmd, &peers, &fixture("p384_pkcs8.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("ES256 only") && text(&out.stderr).contains("keygen --alg ES256"), "{}", show(&out));
+}
