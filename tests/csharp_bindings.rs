@@ -200,3 +200,45 @@ fn a_new_function_is_picked_up_and_an_unmapped_type_is_an_error() {
     assert!(cs.contains("#error no C# type for `struct dpopkit_thing * thing` of dpopkit_odd"), "{cs}");
     assert!(cs.contains("#error no C# type for `long double x` of dpopkit_odd"), "{cs}");
 }
+
+/// The result codes of include/dpopkit.h, as (name, number).
+fn header_result_codes(h: &str) -> Vec<(String, u32)> {
+    h.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("DPOPKIT_RESULT_") && l.contains(" = "))
+        .map(|l| {
+            let (name, num) = l.trim_end_matches(',').split_once(" = ").unwrap();
+            (name.to_string(), num.trim().parse().unwrap())
+        })
+        .collect()
+}
+
+/// Issue 12, item 6: bindings/sqlserver/README.md lists exactly the header's result codes,
+/// each with its number (the list there had drifted: 2-4, 9 and 21-23 were missing).
+#[test]
+fn sqlserver_readme_error_codes_match_the_header() {
+    let header = std::fs::read_to_string(repo().join("include/dpopkit.h")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("bindings/sqlserver/README.md")).unwrap();
+    let codes = header_result_codes(&header);
+    assert!(codes.len() >= 20, "found only {} result codes in the header", codes.len());
+    // Rows `| 23 | `DPOPKIT_RESULT_DPOP_PROOF` | meaning |` of the README's table.
+    let mut rows: Vec<(String, u32)> = Vec::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() >= 4 && cells[2].starts_with("`DPOPKIT_RESULT_") {
+            let num = cells[1].parse().unwrap_or_else(|_| panic!("README row without a number: {line}"));
+            assert!(!cells[3].is_empty(), "README row without a meaning: {line}");
+            rows.push((cells[2].trim_matches('`').to_string(), num));
+        }
+    }
+    for (name, num) in &codes {
+        let found: Vec<_> = rows.iter().filter(|(n, _)| n == name).collect();
+        assert_eq!(found.len(), 1, "bindings/sqlserver/README.md must list {name} once: {found:?}");
+        assert_eq!(found[0].1, *num, "bindings/sqlserver/README.md gives {name} the number {}, the header {num}", found[0].1);
+    }
+    for (name, num) in &rows {
+        assert!(codes.iter().any(|(n, _)| n == name), "bindings/sqlserver/README.md lists {name} ({num}), which the header lacks");
+    }
+    // No prose list of codes beside the table that could drift again.
+    assert!(!readme.contains("Codes: 1 NULL argument"), "the old prose list of codes is back");
+}
