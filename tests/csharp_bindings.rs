@@ -21,6 +21,9 @@ use std::process::Command;
 
 use common::{Peers, repo};
 
+/// The file of the CLR assembly (bindings/sqlserver/README.md builds it with csc /out:).
+const CLR_ASSEMBLY_FILE: &str = "DpopKitClr.dll";
+
 const APT_HINT: &str = "install the Debian packages mono-mcs and mono-devel \
                         (apt-get install -y mono-mcs mono-devel)";
 
@@ -66,7 +69,7 @@ fn csharp_sqlclr_binding_against_peers_with_nonces() {
     // (README.md builds the assembly with it on the SQL Server host).
     let out = Command::new("mcs")
         .args(["-langversion:5", "-warnaserror", "-nologo", "-target:library", "-r:System.Data"])
-        .arg(format!("-out:{}", work.join("DpopKit.dll").display()))
+        .arg(format!("-out:{}", work.join(CLR_ASSEMBLY_FILE).display()))
         .arg(repo().join("bindings/sqlserver/DpopKit.cs"))
         .arg(repo().join("bindings/sqlserver/NativeMethods.g.cs"))
         .output()
@@ -241,4 +244,43 @@ fn sqlserver_readme_error_codes_match_the_header() {
     }
     // No prose list of codes beside the table that could drift again.
     assert!(!readme.contains("Codes: 1 NULL argument"), "the old prose list of codes is back");
+}
+
+/// Issue 12, item 6: the CLR assembly's file is not the native library's name in another
+/// letter case (they differed in case only: one file name on Windows, where names ignore
+/// case, so copying one replaced the other). Every `*.dll` the SQL Server docs,
+/// scripts and tests name is spelled one way only, and the scripts agree on the assembly.
+#[test]
+fn clr_assembly_and_native_dll_names_differ_beyond_letter_case() {
+    let files = [
+        "README.md",
+        "bindings/sqlserver/README.md",
+        "bindings/sqlserver/install.sql",
+        "bindings/sqlserver/uninstall.sql",
+        "bindings/sqlserver/usage.sql",
+        "bindings/sqlserver/DpopKit.cs",
+    ];
+    let mut spellings: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for f in files {
+        let text = std::fs::read_to_string(repo().join(f)).unwrap();
+        for (i, _) in text.match_indices(".dll") {
+            let start = text[..i].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).map_or(0, |j| j + 1);
+            let name = &text[start..i + 4];
+            if name.len() > 4 {
+                spellings.entry(name.to_lowercase()).or_default().insert(format!("{name} ({f})"));
+            }
+        }
+    }
+    assert!(spellings.contains_key("dpopkit.dll"), "the native library is named: {spellings:?}");
+    assert!(spellings.contains_key(&CLR_ASSEMBLY_FILE.to_lowercase()), "the CLR assembly is named: {spellings:?}");
+    for (lower, names) in &spellings {
+        let distinct: std::collections::BTreeSet<&str> = names.iter().map(|n| n.split(' ').next().unwrap()).collect();
+        assert_eq!(distinct.len(), 1, "{lower} is spelled in different letter cases: {names:?}");
+    }
+    let install = std::fs::read_to_string(repo().join("bindings/sqlserver/install.sql")).unwrap();
+    let uninstall = std::fs::read_to_string(repo().join("bindings/sqlserver/uninstall.sql")).unwrap();
+    assert!(install.contains("CREATE ASSEMBLY DpopKitClr\n") && install.contains("FROM 'C:\\dpopkit\\DpopKitClr.dll'"));
+    let externals = install.matches("EXTERNAL NAME ").count();
+    assert!(externals >= 7 && externals == install.matches("EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].").count(), "{install}");
+    assert!(uninstall.contains("DROP ASSEMBLY DpopKitClr;") && uninstall.contains("name = N'DpopKitClr'"));
 }

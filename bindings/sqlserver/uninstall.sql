@@ -13,8 +13,8 @@ DROP PROCEDURE IF EXISTS dbo.DpopKit_RequestCached;
 DROP PROCEDURE IF EXISTS dbo.DpopKit_ClearCache;
 DROP FUNCTION  IF EXISTS dbo.DpopKit_Version;
 DROP PROCEDURE IF EXISTS dbo.DpopKit_Preload;
-IF EXISTS (SELECT 1 FROM sys.assemblies WHERE name = N'DpopKit')
-    DROP ASSEMBLY DpopKit;
+IF EXISTS (SELECT 1 FROM sys.assemblies WHERE name = N'DpopKitClr')
+    DROP ASSEMBLY DpopKitClr;
 GO
 
 USE master;
