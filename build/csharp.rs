@@ -18,7 +18,9 @@ pub fn csharp_from_header(header: &str) -> (String, Vec<String>) {
          //\n\
          // Types: int64_t -> long, int -> int, uint32_t -> uint, uint64_t -> ulong,\n\
          // size_t -> UIntPtr, returned char * -> IntPtr (free it with dpopkit_string_free),\n\
-         // const char * -> NUL-terminated UTF-8 byte[] (null = NULL), T * -> T[].\n\
+         // returned uint8_t * -> IntPtr (free it with dpopkit_bytes_free), const uint8_t * ->\n\
+         // byte[], const char * -> NUL-terminated UTF-8 byte[] (null = NULL), T * -> T[]\n\
+         // (size_t *out_len -> UIntPtr[1]).\n\
          // </auto-generated>\n\n",
     );
     let fns = header_functions(header);
@@ -151,6 +153,9 @@ fn cs_type(c: &str, is_return: bool) -> Option<String> {
         // the marshaler must never free memory that Rust allocated.
         "char *" | "const char *" if is_return => "IntPtr".to_string(),
         "char *" => "IntPtr".to_string(),
+        // Returned bytes, and the pointer given back to dpopkit_bytes_free: raw pointers too
+        // (copy with Marshal.Copy, free with dpopkit_bytes_free). Input bytes are `const`.
+        "uint8_t *" => "IntPtr".to_string(),
         "const char *" => "byte[]".to_string(),
         "void *" | "const void *" => "IntPtr".to_string(),
         _ if is_return => scalar(c)?.to_string(),

@@ -5,7 +5,9 @@
 //
 // Types: int64_t -> long, int -> int, uint32_t -> uint, uint64_t -> ulong,
 // size_t -> UIntPtr, returned char * -> IntPtr (free it with dpopkit_string_free),
-// const char * -> NUL-terminated UTF-8 byte[] (null = NULL), T * -> T[].
+// returned uint8_t * -> IntPtr (free it with dpopkit_bytes_free), const uint8_t * ->
+// byte[], const char * -> NUL-terminated UTF-8 byte[] (null = NULL), T * -> T[]
+// (size_t *out_len -> UIntPtr[1]).
 // </auto-generated>
 
 using System;
@@ -64,6 +66,8 @@ namespace DpopKit
         Discovery = 22,
         /// <summary>The server refused the DPoP proof (`invalid_dpop_proof`) or does not support the key's algorithm; the text names the cause (e.g. a clock difference) and the fix.</summary>
         DpopProof = 23,
+        /// <summary>What was asked for is not there: e.g. the last response has no header of that name (`dpopkit_http_last_response_header_value` returns NULL with this code).</summary>
+        NotFound = 24,
         /// <summary>A panic was caught at the boundary: a bug in dpopkit, please report it.</summary>
         Panic = 100,
         /// <summary>Another internal error.</summary>
@@ -253,6 +257,78 @@ namespace DpopKit
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int dpopkit_http_set_proxy(long http, byte[] proxy_url);
 
+        // Sends `name: value` on every API request of `http` from now on (replacing an earlier
+        // value of that name; names compare case-insensitively), e.g. `Accept`,
+        // `Idempotency-Key`, `If-Match`, a correlation id or an API key. Never sent on token or
+        // metadata requests, and never to another origin than the URL a call was given: a
+        // redirect to another origin drops them, like `Authorization` and `DPoP`. `name` must be
+        // an RFC 9110 token; `value` a single line (no CR, LF or NUL; "" is allowed).
+        // `Authorization`, `DPoP`, `Host`, `Content-Length`, `Transfer-Encoding`, `Connection`
+        // (and `Keep-Alive`, `Proxy-Connection`, `Upgrade`, `TE`, `Trailer`) are refused with
+        // `DPOPKIT_RESULT_INVALID_ARGUMENT` and a text that says why. At most 64 headers, values
+        // up to 8 KiB. A content type given to a call replaces a `Content-Type` set here for
+        // that call. The session log shows them, with the values of credential-like headers
+        // (`Cookie`, `*-Api-Key`, `*Token*`, `Proxy-Authorization`) as `****`.
+        // Returns 1 on success, 0 on failure.
+        //
+        // # Safety
+        // `name` and `value` are NUL-terminated UTF-8 strings, borrowed for the call.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int dpopkit_http_set_request_header(long http, byte[] name, byte[] value);
+
+        // Stops sending the request header `name` (any spelling). Returns 1 on success, also
+        // when no such header was set; 0 on failure (`name` NULL or not a valid header name).
+        //
+        // # Safety
+        // `name` is a NUL-terminated UTF-8 string, borrowed for the call.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int dpopkit_http_remove_request_header(long http, byte[] name);
+
+        // Stops sending every header set with `dpopkit_http_set_request_header`.
+        // Returns 1 on success, 0 on failure.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int dpopkit_http_clear_request_headers(long http);
+
+        // GET `url`, as `dpopkit_http_quick_get_str`, and return the body of a 2xx response as
+        // bytes: any byte values (NUL, invalid UTF-8: a PDF, an image), `*out_len` of them. An
+        // empty body is a valid non-NULL pointer with `*out_len` = 0. On failure returns NULL
+        // and `*out_len` is 0 (`dpopkit_http_last_status` gives the status). Credentials of the
+        // call that a server echoes back are `****` here too. `out_len` NULL is
+        // `DPOPKIT_RESULT_NULL_ARGUMENT` (and no request is sent).
+        //
+        // Ownership: caller frees the result with `dpopkit_bytes_free` (never `free()`).
+        //
+        // # Safety
+        // `url` is a NUL-terminated UTF-8 string, borrowed for the call; `out_len` points to a
+        // writable `size_t`.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern IntPtr dpopkit_http_quick_get_bytes(long http, byte[] url, UIntPtr[] out_len);
+
+        // Any method with an optional binary body of `body_len` bytes (any byte values), as
+        // `dpopkit_http_quick_request_str`, returning the body of a 2xx response as bytes as
+        // `dpopkit_http_quick_get_bytes` does. `body` NULL with `body_len` 0: no body; `body`
+        // NULL with `body_len` > 0 is `DPOPKIT_RESULT_NULL_ARGUMENT`. `content_type` may be NULL.
+        //
+        // Ownership: caller frees the result with `dpopkit_bytes_free` (never `free()`); `body`
+        // stays the caller's (read during the call only).
+        //
+        // # Safety
+        // `method` and `url` are NUL-terminated UTF-8 strings; `content_type` is NULL or one;
+        // `body` is NULL or points to `body_len` readable bytes; all borrowed for the call.
+        // `out_len` points to a writable `size_t`.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern IntPtr dpopkit_http_quick_request_bytes(long http, byte[] method, byte[] url, byte[] content_type, byte[] body, UIntPtr body_len, UIntPtr[] out_len);
+
+        // Frees bytes returned by `dpopkit_http_quick_get_bytes`, `dpopkit_http_quick_request_bytes`
+        // or `dpopkit_http_last_response_body_bytes`, wiping them first. NULL is fine. The
+        // caller may overwrite the bytes before freeing them.
+        //
+        // # Safety
+        // `p` must be NULL or a pointer returned by one of those functions and not yet freed;
+        // never pass it to `free()`, and never free it twice.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void dpopkit_bytes_free(IntPtr p);
+
         // GET `url`. With an AuthToken set, the first call fetches an access token (with a DPoP
         // proof, retrying once with a server nonce when asked), and every call sends
         // `Authorization: DPoP <token>` and a fresh `DPoP` proof. Returns the body of a 2xx
@@ -306,6 +382,45 @@ namespace DpopKit
         // Ownership: caller frees the result with `dpopkit_string_free`.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern IntPtr dpopkit_http_last_response_header(long http);
+
+        // The value of the header `name` of the last response received through `http` on the
+        // calling thread (after a failed call too): `name` compares case-insensitively, and the
+        // values of a header sent more than once are joined with ", ". Returns NULL with
+        // `DPOPKIT_RESULT_NOT_FOUND` when the response has no such header (or there was no
+        // response). A successful lookup does not change the last error, so after a failed call
+        // `Retry-After` can be read before `dpopkit_last_error_text`; a failed one sets it. The
+        // last status and response are never changed.
+        //
+        // Ownership: caller frees the result with `dpopkit_string_free`.
+        //
+        // # Safety
+        // `name` is a NUL-terminated UTF-8 string, borrowed for the call.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern IntPtr dpopkit_http_last_response_header_value(long http, byte[] name);
+
+        // The standard reason phrase of the last status received through `http` on the calling
+        // thread: "OK", "Created", "Not Found", ...; "" when no response was received or the
+        // status has no standard phrase. (The phrase a server wrote is not kept: HTTP/2 has none
+        // and RFC 9110 tells clients to ignore it.) NULL only for an invalid handle.
+        // Does not change the last error.
+        //
+        // Ownership: caller frees the result with `dpopkit_string_free`.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern IntPtr dpopkit_http_last_status_text(long http);
+
+        // Body of the last response received through `http` on the calling thread, whatever its
+        // status, as bytes (any byte values); `*out_len` of them. No response yet, or an empty
+        // body: a valid non-NULL pointer with `*out_len` = 0. Credentials of the call that the
+        // server echoed back are `****`. Returns NULL (with `*out_len` 0) only on a failure:
+        // `out_len` NULL (`DPOPKIT_RESULT_NULL_ARGUMENT`) or an invalid handle. A success does
+        // not change the last error, nor does anything change the last status and response.
+        //
+        // Ownership: caller frees the result with `dpopkit_bytes_free` (never `free()`).
+        //
+        // # Safety
+        // `out_len` points to a writable `size_t`.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern IntPtr dpopkit_http_last_response_body_bytes(long http, UIntPtr[] out_len);
 
         // Creates an empty JSON object (`{}`). Returns a handle > 0, or 0 on failure.
         // Destroy it with `dpopkit_destroy`.

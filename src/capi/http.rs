@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use crate::core::http::{ProxyChoice, TrustRoots, load_ca_file};
 use crate::core::{Error, ErrorKind, Settings};
-use crate::ffi::boundary::{Ctx, FfiError, last_for, peek, run};
+use crate::ffi::boundary::{Ctx, FfiError, last_for, peek, run, run_getter};
 use crate::ffi::registry::{self, Object};
-use crate::ffi::strings::{arg, opt_arg, out};
+use crate::ffi::result::dpopkit_result;
+use crate::ffi::strings::{arg, opt_arg, out, out_bytes};
 
 /// Creates an Http object. Returns a handle > 0, or 0 on failure. Destroy it with
 /// `dpopkit_destroy`.
@@ -225,6 +226,175 @@ pub unsafe extern "C" fn dpopkit_http_set_proxy(http: i64, proxy_url: *const c_c
     })
 }
 
+/// Sends `name: value` on every API request of `http` from now on (replacing an earlier
+/// value of that name; names compare case-insensitively), e.g. `Accept`,
+/// `Idempotency-Key`, `If-Match`, a correlation id or an API key. Never sent on token or
+/// metadata requests, and never to another origin than the URL a call was given: a
+/// redirect to another origin drops them, like `Authorization` and `DPoP`. `name` must be
+/// an RFC 9110 token; `value` a single line (no CR, LF or NUL; "" is allowed).
+/// `Authorization`, `DPoP`, `Host`, `Content-Length`, `Transfer-Encoding`, `Connection`
+/// (and `Keep-Alive`, `Proxy-Connection`, `Upgrade`, `TE`, `Trailer`) are refused with
+/// `DPOPKIT_RESULT_INVALID_ARGUMENT` and a text that says why. At most 64 headers, values
+/// up to 8 KiB. A content type given to a call replaces a `Content-Type` set here for
+/// that call. The session log shows them, with the values of credential-like headers
+/// (`Cookie`, `*-Api-Key`, `*Token*`, `Proxy-Authorization`) as `****`.
+/// Returns 1 on success, 0 on failure.
+///
+/// # Safety
+/// `name` and `value` are NUL-terminated UTF-8 strings, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_set_request_header(http: i64, name: *const c_char, value: *const c_char) -> c_int {
+    run("dpopkit_http_set_request_header", http, |_| {
+        let obj = registry::http(http)?;
+        let name = unsafe { arg(name, "name") }?;
+        let value = unsafe { arg(value, "value") }?;
+        obj.client.set_request_header(name, value)?;
+        Ok(1)
+    })
+}
+
+/// Stops sending the request header `name` (any spelling). Returns 1 on success, also
+/// when no such header was set; 0 on failure (`name` NULL or not a valid header name).
+///
+/// # Safety
+/// `name` is a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_remove_request_header(http: i64, name: *const c_char) -> c_int {
+    run("dpopkit_http_remove_request_header", http, |_| {
+        let obj = registry::http(http)?;
+        let name = unsafe { arg(name, "name") }?;
+        obj.client.remove_request_header(name)?;
+        Ok(1)
+    })
+}
+
+/// Stops sending every header set with `dpopkit_http_set_request_header`.
+/// Returns 1 on success, 0 on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_clear_request_headers(http: i64) -> c_int {
+    run("dpopkit_http_clear_request_headers", http, |_| {
+        registry::http(http)?.client.clear_request_headers();
+        Ok(1)
+    })
+}
+
+/// Sets `*out_len` to 0 (when it is not NULL) and checks it is not NULL.
+///
+/// # Safety
+/// `out_len` is NULL or points to a writable `size_t`.
+unsafe fn start_out_len(out_len: *mut usize) -> Result<(), FfiError> {
+    if out_len.is_null() {
+        return Err(FfiError::new(dpopkit_result::NullArgument, "argument 'out_len' is NULL"));
+    }
+    // SAFETY: non-NULL checked above; the caller guarantees it is writable.
+    unsafe { out_len.write(0) };
+    Ok(())
+}
+
+/// Copies `body` for the caller and stores its length.
+///
+/// # Safety
+/// `out_len` is non-NULL and writable (see [`start_out_len`]).
+unsafe fn give_bytes(body: &[u8], out_len: *mut usize) -> *mut u8 {
+    let p = out_bytes(body);
+    // SAFETY: checked by start_out_len before the call did anything.
+    unsafe { out_len.write(body.len()) };
+    p
+}
+
+fn request_bytes(
+    http: i64,
+    ctx: &mut Ctx,
+    method: &str,
+    url: &str,
+    content_type: Option<&str>,
+    body: Option<&[u8]>,
+    out_len: *mut usize,
+) -> Result<*mut u8, FfiError> {
+    let obj = registry::http(http)?;
+    ctx.requested = true;
+    let resp = obj.client.request(Some(method), url, content_type, body)?;
+    // SAFETY: the caller of this function checked out_len with start_out_len.
+    let p = unsafe { give_bytes(&resp.body, out_len) };
+    ctx.response = Some(resp);
+    Ok(p)
+}
+
+/// GET `url`, as `dpopkit_http_quick_get_str`, and return the body of a 2xx response as
+/// bytes: any byte values (NUL, invalid UTF-8: a PDF, an image), `*out_len` of them. An
+/// empty body is a valid non-NULL pointer with `*out_len` = 0. On failure returns NULL
+/// and `*out_len` is 0 (`dpopkit_http_last_status` gives the status). Credentials of the
+/// call that a server echoes back are `****` here too. `out_len` NULL is
+/// `DPOPKIT_RESULT_NULL_ARGUMENT` (and no request is sent).
+///
+/// Ownership: caller frees the result with `dpopkit_bytes_free` (never `free()`).
+///
+/// # Safety
+/// `url` is a NUL-terminated UTF-8 string, borrowed for the call; `out_len` points to a
+/// writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_quick_get_bytes(http: i64, url: *const c_char, out_len: *mut usize) -> *mut u8 {
+    run("dpopkit_http_quick_get_bytes", http, |ctx| {
+        unsafe { start_out_len(out_len) }?;
+        let url = unsafe { arg(url, "url") }?;
+        request_bytes(http, ctx, "GET", url, None, None, out_len)
+    })
+}
+
+/// Any method with an optional binary body of `body_len` bytes (any byte values), as
+/// `dpopkit_http_quick_request_str`, returning the body of a 2xx response as bytes as
+/// `dpopkit_http_quick_get_bytes` does. `body` NULL with `body_len` 0: no body; `body`
+/// NULL with `body_len` > 0 is `DPOPKIT_RESULT_NULL_ARGUMENT`. `content_type` may be NULL.
+///
+/// Ownership: caller frees the result with `dpopkit_bytes_free` (never `free()`); `body`
+/// stays the caller's (read during the call only).
+///
+/// # Safety
+/// `method` and `url` are NUL-terminated UTF-8 strings; `content_type` is NULL or one;
+/// `body` is NULL or points to `body_len` readable bytes; all borrowed for the call.
+/// `out_len` points to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_quick_request_bytes(
+    http: i64,
+    method: *const c_char,
+    url: *const c_char,
+    content_type: *const c_char,
+    body: *const u8,
+    body_len: usize,
+    out_len: *mut usize,
+) -> *mut u8 {
+    run("dpopkit_http_quick_request_bytes", http, |ctx| {
+        unsafe { start_out_len(out_len) }?;
+        let method = unsafe { arg(method, "method") }?;
+        let url = unsafe { arg(url, "url") }?;
+        let content_type = unsafe { opt_arg(content_type, "content_type") }?;
+        let body = match (body.is_null(), body_len) {
+            (true, 0) => None,
+            (true, _) => {
+                return Err(FfiError::new(dpopkit_result::NullArgument, "argument 'body' is NULL but 'body_len' is not 0"));
+            }
+            (false, n) if n > isize::MAX as usize => {
+                return Err(Error::new(ErrorKind::InvalidArgument, "argument 'body_len' is larger than any buffer").into());
+            }
+            // SAFETY: non-NULL, and the caller guarantees `body_len` readable bytes.
+            (false, n) => Some(unsafe { std::slice::from_raw_parts(body, n) }),
+        };
+        request_bytes(http, ctx, method, url, content_type, body, out_len)
+    })
+}
+
+/// Frees bytes returned by `dpopkit_http_quick_get_bytes`, `dpopkit_http_quick_request_bytes`
+/// or `dpopkit_http_last_response_body_bytes`, wiping them first. NULL is fine. The
+/// caller may overwrite the bytes before freeing them.
+///
+/// # Safety
+/// `p` must be NULL or a pointer returned by one of those functions and not yet freed;
+/// never pass it to `free()`, and never free it twice.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_bytes_free(p: *mut u8) {
+    peek((), || unsafe { crate::ffi::strings::free_bytes(p) })
+}
+
 fn request(
     http: i64,
     ctx: &mut Ctx,
@@ -336,5 +506,76 @@ pub extern "C" fn dpopkit_http_last_response_header(http: i64) -> *mut c_char {
         }
         let text = last_for(http).response.as_ref().map(|r| r.header_text()).unwrap_or_default();
         out(&text).unwrap_or(std::ptr::null_mut())
+    })
+}
+
+/// The value of the header `name` of the last response received through `http` on the
+/// calling thread (after a failed call too): `name` compares case-insensitively, and the
+/// values of a header sent more than once are joined with ", ". Returns NULL with
+/// `DPOPKIT_RESULT_NOT_FOUND` when the response has no such header (or there was no
+/// response). A successful lookup does not change the last error, so after a failed call
+/// `Retry-After` can be read before `dpopkit_last_error_text`; a failed one sets it. The
+/// last status and response are never changed.
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`.
+///
+/// # Safety
+/// `name` is a NUL-terminated UTF-8 string, borrowed for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_last_response_header_value(http: i64, name: *const c_char) -> *mut c_char {
+    run_getter("dpopkit_http_last_response_header_value", http, || {
+        registry::http(http)?;
+        let name = unsafe { arg(name, "name") }?;
+        let last = last_for(http);
+        let Some(resp) = last.response.as_ref() else {
+            return Err(FfiError::new(dpopkit_result::NotFound, "there is no last response to read a header from"));
+        };
+        match resp.header_joined(name) {
+            Some(v) => out(&v),
+            None => Err(FfiError::new(
+                dpopkit_result::NotFound,
+                format!("the last response (HTTP {}) has no header '{}'", resp.status, crate::core::error::shorten(name)),
+            )),
+        }
+    })
+}
+
+/// The standard reason phrase of the last status received through `http` on the calling
+/// thread: "OK", "Created", "Not Found", ...; "" when no response was received or the
+/// status has no standard phrase. (The phrase a server wrote is not kept: HTTP/2 has none
+/// and RFC 9110 tells clients to ignore it.) NULL only for an invalid handle.
+/// Does not change the last error.
+///
+/// Ownership: caller frees the result with `dpopkit_string_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn dpopkit_http_last_status_text(http: i64) -> *mut c_char {
+    peek(std::ptr::null_mut(), || {
+        if registry::http(http).is_err() {
+            return std::ptr::null_mut();
+        }
+        let last = last_for(http);
+        out(crate::core::http::status_text(last.status)).unwrap_or(std::ptr::null_mut())
+    })
+}
+
+/// Body of the last response received through `http` on the calling thread, whatever its
+/// status, as bytes (any byte values); `*out_len` of them. No response yet, or an empty
+/// body: a valid non-NULL pointer with `*out_len` = 0. Credentials of the call that the
+/// server echoed back are `****`. Returns NULL (with `*out_len` 0) only on a failure:
+/// `out_len` NULL (`DPOPKIT_RESULT_NULL_ARGUMENT`) or an invalid handle. A success does
+/// not change the last error, nor does anything change the last status and response.
+///
+/// Ownership: caller frees the result with `dpopkit_bytes_free` (never `free()`).
+///
+/// # Safety
+/// `out_len` points to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dpopkit_http_last_response_body_bytes(http: i64, out_len: *mut usize) -> *mut u8 {
+    run_getter("dpopkit_http_last_response_body_bytes", http, || {
+        unsafe { start_out_len(out_len) }?;
+        registry::http(http)?;
+        let last = last_for(http);
+        let body = last.response.as_ref().map_or(&[][..], |r| &r.body[..]);
+        Ok(unsafe { give_bytes(body, out_len) })
     })
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use super::challenge;
 use super::error::{Error, ErrorKind, Result, err};
+use super::headers::RequestHeaders;
 use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Settings, Transport};
 use super::key::EcKey;
 use super::nonce;
@@ -22,6 +23,8 @@ struct Config {
     assertion_key: Option<Arc<EcKey>>,
     auth: Option<Arc<AuthConfig>>,
     log: Option<Arc<SessionLog>>,
+    /// Sent on API requests (see [`HttpClient::set_request_header`]).
+    headers: Arc<RequestHeaders>,
 }
 
 pub struct HttpClient {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for HttpClient {
             .field("key", &c.key)
             .field("auth", &c.auth)
             .field("session_log", &c.log.as_ref().map(|l| l.path().to_path_buf()))
+            .field("request_headers", &c.headers)
             .finish()
     }
 }
@@ -53,6 +57,7 @@ struct CallConfig {
     assertion_key: Option<Arc<EcKey>>,
     auth: Option<Arc<AuthConfig>>,
     log: Option<Arc<SessionLog>>,
+    headers: Arc<RequestHeaders>,
     /// The Http object's transport (its connection pool) with this call's deadline: every
     /// request of the call, token and metadata requests included, ends by it.
     transport: Transport,
@@ -126,6 +131,7 @@ impl HttpClient {
             assertion_key: c.assertion_key.clone(),
             auth: c.auth.clone(),
             log: c.log.clone(),
+            headers: c.headers.clone(),
             transport,
         }
     }
@@ -171,6 +177,50 @@ impl HttpClient {
         c.log.as_ref().map(|l| l.path().display().to_string())
     }
 
+    /// Sends `name: value` on every API request of this object from now on, replacing an
+    /// earlier value of that name (names compare case-insensitively). Never sent on token
+    /// or metadata requests, and never to another origin than the one a call was given
+    /// (a redirect elsewhere drops them, like the credentials). Names must be RFC 9110
+    /// tokens and values single lines without NUL; `Authorization`, `DPoP`, `Host`,
+    /// `Content-Length`, `Transfer-Encoding`, `Connection` (and the other hop-by-hop
+    /// headers) are refused with a text that says why. At most
+    /// [`super::headers::MAX_REQUEST_HEADERS`] headers. A `Content-Type` given to a call
+    /// replaces one set here for that call. Credential-like headers (`Cookie`,
+    /// `X-Api-Key`, `*Token*`, ...) are `****` in the session log.
+    pub fn set_request_header(&self, name: &str, value: &str) -> Result<()> {
+        super::headers::check(name, value)?;
+        let mut c = self.config.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = (*c.headers).clone();
+        next.set(name, value)?;
+        c.headers = Arc::new(next);
+        Ok(())
+    }
+
+    /// Stops sending the header `name` (any spelling). Returns whether it was set. A name
+    /// that is not a valid header name is an error.
+    pub fn remove_request_header(&self, name: &str) -> Result<bool> {
+        super::headers::check_name(name)?;
+        let mut c = self.config.write().unwrap_or_else(|e| e.into_inner());
+        if c.headers.get(name).is_none() {
+            return Ok(false);
+        }
+        let mut next = (*c.headers).clone();
+        let removed = next.remove(name);
+        c.headers = Arc::new(next);
+        Ok(removed)
+    }
+
+    /// Stops sending every header set with [`HttpClient::set_request_header`].
+    pub fn clear_request_headers(&self) {
+        self.config.write().unwrap_or_else(|e| e.into_inner()).headers = Arc::default();
+    }
+
+    /// The request headers set now, in the order they were first set.
+    pub fn request_headers(&self) -> Vec<(String, String)> {
+        let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        c.headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
     pub fn settings(&self) -> Settings {
         self.transport.read().unwrap_or_else(|e| e.into_inner()).settings.clone()
     }
@@ -183,6 +233,12 @@ impl HttpClient {
         let transport = Transport::shared(settings)?;
         *self.transport.write().unwrap_or_else(|e| e.into_inner()) = transport;
         Ok(())
+    }
+
+    /// GET `url` and return the response when its status is 2xx: its body as bytes, any
+    /// byte values (credentials a server echoes back are `****`, as everywhere).
+    pub fn quick_get_bytes(&self, url: &str) -> Result<Response> {
+        self.request(Some("GET"), url, None, None)
     }
 
     /// GET `url` and return the body of a 2xx response as text.
@@ -302,7 +358,17 @@ impl HttpClient {
         with_credentials: bool,
         retries: &mut Retries,
     ) -> Result<Response> {
-        let mut base_headers = Vec::with_capacity(4);
+        let mut base_headers = Vec::with_capacity(4 + cc.headers.len());
+        // The caller's headers go only where the credentials would: the original origin,
+        // until the chain leaves it.
+        if with_credentials {
+            for (k, v) in cc.headers.iter() {
+                if content_type.is_some() && k.eq_ignore_ascii_case("content-type") {
+                    continue;
+                }
+                base_headers.push((k.to_string(), v.to_string()));
+            }
+        }
         if let Some(ct) = content_type {
             base_headers.push(("Content-Type".to_string(), ct.to_string()));
         }

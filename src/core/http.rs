@@ -258,6 +258,20 @@ impl ResponseInfo {
         self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
+    /// Every value of the header `name` (case-insensitive), joined with ", " as RFC 9110
+    /// §5.3 combines repeated fields; `None` when the response has no such header.
+    pub fn header_joined(&self, name: &str) -> Option<String> {
+        let all = self.header_all(name);
+        if all.is_empty() { None } else { Some(all.join(", ")) }
+    }
+
+    /// The standard reason phrase of the status ("OK", "Created", "Not Found"), "" for a
+    /// status that has none (or no response). The phrase a server wrote on its status line
+    /// is not kept: HTTP/2 has none, and RFC 9110 §15 tells clients to ignore it.
+    pub fn status_text(&self) -> &'static str {
+        status_text(self.status)
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -273,6 +287,11 @@ impl ResponseInfo {
         }
         s
     }
+}
+
+/// The standard reason phrase of an HTTP status, "" when it has none.
+pub fn status_text(status: u16) -> &'static str {
+    ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
 }
 
 /// Parses a PEM bundle into DER certificates; at least one is required.

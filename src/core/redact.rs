@@ -9,9 +9,6 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::error::{Error, ResponseInfo};
 
-/// Header names whose values are credentials.
-const SECRET_HEADERS: &[&str] = &["authorization", "dpop", "proxy-authorization", "cookie", "set-cookie"];
-
 /// Form and JSON member names whose values are credentials.
 const SECRET_FIELDS: &[&str] = &[
     "client_secret",
@@ -37,8 +34,11 @@ pub fn wipe_json(v: &mut serde_json::Value) {
     }
 }
 
+/// The value of a header as the session log shows it: `****` for a credential (see
+/// [`super::headers::is_credential_header`]: `Authorization`, `DPoP`, `Cookie`, `*-Api-Key`,
+/// `*Token*`, `Proxy-Authorization`, ...).
 pub fn redact_header_value(name: &str, value: &str) -> String {
-    if SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) { MASK.to_string() } else { value.to_string() }
+    if super::headers::is_credential_header(name) { MASK.to_string() } else { value.to_string() }
 }
 
 fn is_secret_field(name: &str) -> bool {
@@ -327,7 +327,10 @@ pub fn remember(f: impl FnOnce(&mut Secrets)) {
 }
 
 /// Remembers the credentials of outgoing request headers: the credential of
-/// `Authorization` / `Proxy-Authorization` (after the scheme) and the `DPoP` proof.
+/// `Authorization` / `Proxy-Authorization` (after the scheme), the `DPoP` proof, and the
+/// value of every other header whose name says it is a credential (`Cookie`, `X-Api-Key`,
+/// `X-Auth-Token`, ... see [`super::headers::is_credential_header`]), so that a server
+/// echoing them back is masked in the log, in error texts and in returned bodies.
 pub fn remember_request_headers(headers: &[(String, String)]) {
     remember(|s| {
         for (name, value) in headers {
@@ -335,6 +338,16 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
                 s.add_token(value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim()));
             } else if name.eq_ignore_ascii_case("dpop") {
                 s.add_token(value);
+            } else if super::headers::is_credential_header(name) {
+                s.add_token(value);
+                // A cookie header holds `name=value` pairs: each value on its own too.
+                if name.eq_ignore_ascii_case("cookie") {
+                    for pair in value.split(';') {
+                        if let Some((_, v)) = pair.split_once('=') {
+                            s.add(v.trim());
+                        }
+                    }
+                }
             }
         }
     });

@@ -238,6 +238,12 @@ impl Failure for *mut c_char {
     }
 }
 
+impl Failure for *mut u8 {
+    fn failure() -> Self {
+        std::ptr::null_mut()
+    }
+}
+
 impl Failure for u32 {
     fn failure() -> Self {
         dpopkit_result::Panic as u32
@@ -298,6 +304,21 @@ fn record<T>(handle: i64, result: &Result<T, FfiError>, ctx: Ctx) {
         }
     }
     THREAD_LAST.with(|t| apply(&mut t.borrow_mut()));
+}
+
+/// For getters of the last response that can fail (`last_response_header_value`,
+/// `last_response_body_bytes`): like [`run`], but a success leaves the last-call state
+/// alone, so reading a header after a failed call keeps that call's error; a failure
+/// records its code and text and keeps the last status and response.
+pub fn run_getter<T: Failure>(function: &'static str, handle: i64, f: impl FnOnce() -> Result<T, FfiError>) -> T {
+    match catch(f).unwrap_or_else(|_| Err(panic_error(function))) {
+        Ok(v) => v,
+        Err(e) => {
+            let result: Result<T, FfiError> = Err(e);
+            let _ = catch(|| record(handle, &result, Ctx::default()));
+            T::failure()
+        }
+    }
 }
 
 /// For getters of the last-call state: catches panics, records nothing.

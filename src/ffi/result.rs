@@ -60,6 +60,9 @@ pub enum dpopkit_result {
     /// The server refused the DPoP proof (`invalid_dpop_proof`) or does not support the
     /// key's algorithm; the text names the cause (e.g. a clock difference) and the fix.
     DpopProof = 23,
+    /// What was asked for is not there: e.g. the last response has no header of that name
+    /// (`dpopkit_http_last_response_header_value` returns NULL with this code).
+    NotFound = 24,
     /// A panic was caught at the boundary: a bug in dpopkit, please report it.
     Panic = 100,
     /// Another internal error.

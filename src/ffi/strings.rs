@@ -51,6 +51,28 @@ pub fn out(s: &str) -> Result<*mut c_char, FfiError> {
     Ok(unsafe { base.add(HEADER) } as *mut c_char)
 }
 
+/// Bytes for the caller, who frees them with `dpopkit_bytes_free`. Same block layout as
+/// [`out`] (length first, then the data), so an empty result is a valid non-NULL pointer
+/// (just past the length) and the free never depends on the contents.
+pub fn out_bytes(b: &[u8]) -> *mut u8 {
+    let mut block = Vec::with_capacity(HEADER + b.len());
+    block.extend_from_slice(&b.len().to_ne_bytes());
+    block.extend_from_slice(b);
+    let base = Box::into_raw(block.into_boxed_slice()) as *mut u8;
+    // SAFETY: the block is HEADER + len bytes long; the data starts after the header (for
+    // len 0 this is one past the end: non-NULL, never dereferenced).
+    unsafe { base.add(HEADER) }
+}
+
+/// Frees (and wipes) bytes from [`out_bytes`].
+///
+/// # Safety
+/// `p` is NULL or a pointer returned by [`out_bytes`] and not yet freed.
+pub unsafe fn free_bytes(p: *mut u8) {
+    // The layouts are the same: the header holds the length of what follows it.
+    unsafe { free(p as *mut c_char) }
+}
+
 /// Frees (and wipes) a string from [`out`].
 ///
 /// # Safety
@@ -83,6 +105,13 @@ mod tests {
             unsafe { free(p) };
         }
         assert!(out("a\0b").is_err());
+        for b in [&b""[..], b"\0", &[0xff, 0xfe, 0, 1], &[7u8; 5000]] {
+            let p = out_bytes(b);
+            assert!(!p.is_null());
+            assert_eq!(unsafe { std::slice::from_raw_parts(p, b.len()) }, b);
+            unsafe { free_bytes(p) };
+        }
+        unsafe { free_bytes(std::ptr::null_mut()) };
         unsafe { free(std::ptr::null_mut()) };
     }
 }
