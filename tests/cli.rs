@@ -395,3 +395,262 @@ fn invalid_dpop_proof_from_the_token_endpoint_names_es256() {
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     assert!(text(&out.stderr).contains("ES256 only") && text(&out.stderr).contains("keygen --alg ES256"), "{}", show(&out));
 }
+
+// ---- issue 12, item 5 ----
+
+#[path = "tls/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// `get`/`request` with the sample client, secret from the environment.
+fn run_client(args: &[&str], peers: &Peers) -> Output {
+    let mut cmd = dpopkit();
+    cmd.args(args);
+    client_args(&mut cmd, peers, &fixture("ec_pkcs8.pem"));
+    cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap()
+}
+
+#[test]
+fn keygen_alg_es384_and_eddsa() {
+    let dir = scratch("keygen-alg");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (alg, crv) in [("ES256", "P-256"), ("ES384", "P-384"), ("EdDSA", "Ed25519")] {
+        for jwk in [false, true] {
+            let file = dir.join(format!("{alg}-{jwk}"));
+            let mut cmd = dpopkit();
+            cmd.args(["keygen", "--alg", alg, "--out"]).arg(&file);
+            if jwk {
+                cmd.arg("--jwk");
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{alg}: {}", show(&out));
+            let key = dpopkit::core::EcKey::load_file(&file, None).unwrap();
+            assert_eq!(key.alg(), alg);
+            assert_eq!(text(&out.stdout).trim(), key.jkt());
+            let out = dpopkit().args(["jwk", "--key"]).arg(&file).output().unwrap();
+            assert!(text(&out.stdout).contains(&format!("\"crv\":\"{crv}\"")), "{alg}: {}", show(&out));
+        }
+    }
+    let out = dpopkit().args(["keygen", "--alg", "RS256"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("ES256") && text(&out.stderr).contains("EdDSA"), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "no key printed on a refused --alg");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_lists_the_key_types_and_options_that_work() {
+    let help = text(&dpopkit().arg("--help").output().unwrap().stdout);
+    for says in [
+        "EC P-256 (ES256)",
+        "EC P-384",
+        "Ed25519 (EdDSA)",
+        "JWK",
+        "keygen [--out FILE] [--jwk] [--alg ES256|ES384|EdDSA]",
+        "-H, --header",
+        "-i, --include",
+        "-o, --output FILE",
+        "-X, --request METHOD",
+        "@FILE",
+        "--issuer URL",
+        "private_key_jwt",
+        "--assertion-key FILE",
+        "--ca-file FILE",
+        "--proxy URL",
+        "--allow-insecure-http",
+    ] {
+        assert!(help.contains(says), "--help says {says:?}:\n{help}");
+    }
+    assert!(!help.contains("EC P-256 as PEM"), "the old --key text that named P-256 only:\n{help}");
+}
+
+#[test]
+fn new_options_refuse_bad_command_lines_with_exit_2() {
+    let key = fixture("ec_pkcs8.pem");
+    let key = key.to_str().unwrap();
+    let base = ["--key", key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:1/token", "--client-secret", "s"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["get", "http://a/", "-H", "X-Api-Key=hunter2-value"], "Name: value"),
+        (vec!["get", "http://a/", "-H", "Authorization: DPoP abc"], "access token"),
+        (vec!["get", "http://a/", "-H", "DPoP: x"], "proof"),
+        (vec!["get", "http://a/", "-H", "Host: evil"], "URL"),
+        (vec!["get", "http://a/", "-H", "X-Bad Name: v"], "Name: value"),
+        (vec!["get", "http://a/", "-H", "X-Ok: a\u{1}b"], "X-Ok"),
+        (vec!["get", "http://a/", "-X", "POST"], "request"),
+        (vec!["get", "http://a/", "-H", "Content-Type: text/plain"], "body"),
+        (vec!["request", "PUT", "http://a/", "-X", "POST"], "two methods"),
+        (vec!["request", "POST", "http://a/", "--data", "x", "--content-type", "a/b", "-H", "content-type: c/d"], "twice"),
+        (vec!["get", "http://a/", "--assertion-key", key], "private_key_jwt"),
+        (vec!["get", "http://a/", "--auth-method", "private_key_jwt"], "--client-secret"),
+        (vec!["get", "http://a/", "--auth-method", "tls_client_auth"], "private_key_jwt"),
+        (vec!["get", "http://a/", "--proxy", "not a url"], "proxy"),
+        (vec!["get", "http://a/", "--allow-insecure-http=yes"], "takes no value"),
+        (vec!["keygen", "--pkcs11", "pkcs11:token=t;object=o", "--alg", "EdDSA"], "ES256 or ES384"),
+    ];
+    for (args, says) in cases {
+        let full = if args[0] == "keygen" { args.clone() } else { [&args[..], &base].concat() };
+        let out = dpopkit().args(&full).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{full:?}\n{}", show(&out));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{full:?}: stderr names {says:?}:\n{stderr}");
+        assert!(!stderr.contains("hunter2") && !stderr.contains("DPoP abc"), "a header value is shown: {stderr}");
+        assert!(out.stdout.is_empty(), "{full:?}\n{}", show(&out));
+    }
+    let out = dpopkit().args([&["get", "http://a/"][..], &base, &["-o"]].concat()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("-o needs a value"), "{}", show(&out));
+    // Without --token-endpoint, --issuer is named as the alternative.
+    let out = dpopkit().args(["get", "http://a/", "--key", key, "--client-id", "c", "--client-secret", "s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--issuer"), "{}", show(&out));
+}
+
+#[test]
+fn issuer_discovery_and_private_key_jwt() {
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    // --issuer: the token endpoint from the metadata.
+    let out = dpopkit()
+        .args(["get", &peers.api, "--issuer", &peers.issuer, "--client-id", "m2m.dpop", "--scope", "api", "--key"])
+        .arg(fixture("ec_pkcs8.pem"))
+        .env("DPOPKIT_CLIENT_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains(r#"{"type":"client_id","value":"m2m.dpop"}"#), "{}", show(&out));
+
+    // private_key_jwt: no secret (even one in the environment is not sent), the assertion
+    // signed by --assertion-key, the proofs by the DPoP key.
+    let out = dpopkit()
+        .args(["get", &peers.api, "--token-endpoint", &peers.token_endpoint, "--client-id", "m2m.pkjwt", "--scope", "api"])
+        .args(["--auth-method", "private_key_jwt", "--key"])
+        .arg(fixture("ec_pkcs8.pem"))
+        .arg("--assertion-key")
+        .arg(fixture("client_assertion_p256.pem"))
+        .env("DPOPKIT_CLIENT_SECRET", "not-sent-with-pkjwt")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let body = text(&out.stdout);
+    assert!(body.contains(r#"{"type":"client_id","value":"m2m.pkjwt"}"#) && body.contains(&expected_jkt()), "{body}");
+
+    // The DPoP key is not the registered assertion key: the AS refuses the client.
+    let out = dpopkit()
+        .args(["get", &peers.api, "--token-endpoint", &peers.token_endpoint, "--client-id", "m2m.pkjwt"])
+        .args(["--auth-method", "private_key_jwt", "--key"])
+        .arg(fixture("ec_pkcs8.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("invalid_client"), "{}", show(&out));
+    assert!(!common::contains_jwt(&text(&out.stderr)), "an assertion on stderr: {}", show(&out));
+    assert_eq!(peers.tokens_issued(), 2);
+}
+
+#[test]
+fn ca_file_for_https_peers() {
+    let pki = support::TestPki::new();
+    let peers = pki.peers(&["--as-nonce", "--rs-nonce"]);
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api, "--proxy", ""]).arg("--ca-file").arg(&pki.ca);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("m2m.dpop"), "{}", show(&out));
+    // Without it the test CA is not trusted: a TLS error, exit 3.
+    let out = run_client(&["get", &peers.api, "--proxy", ""], &peers);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).to_lowercase().contains("certificate"), "{}", show(&out));
+    // A CA file that is not there.
+    let out = run_client(&["get", &peers.api, "--ca-file", "/nonexistent/ca.pem"], &peers);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--ca-file") && text(&out.stderr).contains("/nonexistent/ca.pem"), "{}", show(&out));
+}
+
+/// A CONNECT proxy on 127.0.0.1 that counts its tunnels (ureq tunnels http targets too).
+/// Its threads end with the test process.
+fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let tunnels = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut client = client;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = match head.split_whitespace().collect::<Vec<_>>()[..] {
+                    ["CONNECT", t, ..] if t.starts_with("127.0.0.1:") => t.to_string(),
+                    _ => {
+                        let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+                        return;
+                    }
+                };
+                let Ok(upstream) = TcpStream::connect(&target) else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n");
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut upstream = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut client, &mut upstream);
+                let _ = upstream.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, tunnels)
+}
+
+#[test]
+fn proxy_option_sends_every_request_through_the_proxy() {
+    use std::sync::atomic::Ordering;
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let (proxy, tunnels) = connect_proxy();
+    let out = run_client(&["get", &peers.api, "--proxy", &proxy], &peers);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("m2m.dpop"), "{}", show(&out));
+    assert!(tunnels.load(Ordering::SeqCst) >= 2, "token endpoint and API through the proxy: {} tunnels", tunnels.load(Ordering::SeqCst));
+    // A proxy where nothing listens: the request fails (it does not go direct).
+    let closed = format!("http://127.0.0.1:{}", common::closed_port());
+    let out = run_client(&["get", &peers.api, "--proxy", &closed, "--timeout-ms", "5000"], &peers);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert_eq!(peers.tokens_issued(), 1, "the second run reached no server");
+}
+
+#[test]
+fn allow_insecure_http_for_a_token_endpoint_on_another_machine() {
+    use common::fault::{FaultServer, json};
+    let srv = FaultServer::start(|r| match r.path.as_str() {
+        "/token" => json(200, r#"{"access_token":"cli-insecure-token","token_type":"DPoP","expires_in":300}"#),
+        _ => json(200, r#"{"ok":true}"#),
+    });
+    // 2130706433 is 127.0.0.1 to the resolver, but not "this machine" to the URL rule.
+    let te = format!("http://2130706433:{}/token", srv.port);
+    let run = |extra: &[&str]| {
+        let mut cmd = dpopkit();
+        cmd.args(["get", &srv.url("/api"), "--client-id", "m2m.dpop", "--token-endpoint", &te, "--proxy", ""]).args(extra);
+        cmd.arg("--key").arg(fixture("ec_pkcs8.pem")).env("DPOPKIT_CLIENT_SECRET", "cli-cleartext-secret").output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--allow-insecure-http"), "the error names the option: {}", show(&out));
+    assert!(srv.requests().is_empty(), "nothing sent without the option");
+    let out = run(&["--allow-insecure-http"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("ok"), "{}", show(&out));
+    assert!(srv.requests().iter().any(|r| r.method == "POST" && r.path == "/token"));
+}

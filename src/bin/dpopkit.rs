@@ -529,7 +529,15 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
         put("allow_insecure_http", "true");
     }
     let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
-    client.set_auth_token(&auth_json).map_err(fail)?;
+    client.set_auth_token(&auth_json).map_err(|e| {
+        let mut f = fail(e);
+        if let Failure::Error(msg, _) = &mut f {
+            if msg.contains("\"allow_insecure_http\"") {
+                msg.push_str(" (on the command line: --allow-insecure-http)");
+            }
+        }
+        f
+    })?;
     drop(auth_json);
     if let Some(log) = p.value("--session-log") {
         client.set_session_log(Some(Path::new(log))).map_err(fail)?;
