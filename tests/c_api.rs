@@ -80,6 +80,21 @@ fn c_sample_flow_nonce_at_both() {
     run_flow(&["--as-nonce", "--rs-nonce"]);
 }
 
+/// The porting flow of issue 12 from C (headers, POST + Location, bytes 0..255, status
+/// text), nonces required at both servers.
+#[test]
+fn c_porting_flow_with_nonces() {
+    let exe = compile_c("porting", "plain");
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let out = Command::new(&exe).arg(&peers.token_endpoint).arg(&peers.rs).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("created: 201 Created location /api/items/") && stdout.contains("bytes: 256"), "{stdout}");
+    assert!(stdout.contains("porting: ok"), "{stdout}");
+    assert_eq!(peers.tokens_issued(), 1);
+    let _ = std::fs::remove_file(&exe);
+}
+
 #[test]
 fn header_compiles_as_cpp17() {
     let status = Command::new("c++")
@@ -129,7 +144,11 @@ fn valgrind_misuse_matrix_and_sample_flow() {
     let args = [key.as_os_str(), "".as_ref(), peers.token_endpoint.as_ref(), peers.api.as_ref(), log.as_os_str()];
     let stdout = valgrind(&flow, &args);
     assert_eq!(stdout.matches("status: 200").count(), 3, "{stdout}");
-    for f in [misuse, flow, log] {
+    let porting = compile_c("porting", "valgrind");
+    let args = [peers.token_endpoint.as_ref(), peers.rs.as_ref()];
+    let stdout = valgrind(&porting, &args);
+    assert!(stdout.contains("porting: ok"), "{stdout}");
+    for f in [misuse, flow, porting, log] {
         let _ = std::fs::remove_file(f);
     }
 }

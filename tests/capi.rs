@@ -40,6 +40,27 @@ fn handle_misuse_matrix() {
         assert_eq!(code(0), R::InvalidHandle as u32);
         assert_eq!(dpopkit_http_last_status(h), 0);
         assert_eq!(dpopkit_http_last_method_success(h), 0);
+        // Issue 12's functions (more in tests/headers_bytes.rs).
+        unsafe {
+            assert_eq!(dpopkit_http_set_request_header(h, c("Accept").as_ptr(), c("a/b").as_ptr()), 0);
+            assert_eq!(code(0), R::InvalidHandle as u32);
+            assert_eq!(dpopkit_http_remove_request_header(h, c("Accept").as_ptr()), 0);
+            assert_eq!(code(0), R::InvalidHandle as u32);
+            assert_eq!(dpopkit_http_clear_request_headers(h), 0);
+            assert_eq!(code(0), R::InvalidHandle as u32);
+            assert!(dpopkit_http_last_response_header_value(h, c("Location").as_ptr()).is_null());
+            assert_eq!(code(0), R::InvalidHandle as u32);
+            assert!(dpopkit_http_last_status_text(h).is_null());
+            let mut n = 7usize;
+            assert!(dpopkit_http_quick_get_bytes(h, url.as_ptr(), &mut n).is_null());
+            assert_eq!((code(0), n), (R::InvalidHandle as u32, 0));
+            n = 7;
+            assert!(dpopkit_http_quick_request_bytes(h, c("GET").as_ptr(), url.as_ptr(), std::ptr::null(), std::ptr::null(), 0, &mut n).is_null());
+            assert_eq!((code(0), n), (R::InvalidHandle as u32, 0));
+            n = 7;
+            assert!(dpopkit_http_last_response_body_bytes(h, &mut n).is_null());
+            assert_eq!((code(0), n), (R::InvalidHandle as u32, 0));
+        }
     }
     // Wrong types, every way round.
     assert!(unsafe { dpopkit_http_quick_get_str(key, url.as_ptr()) }.is_null());

@@ -408,8 +408,17 @@ fn request(
     let resp = obj.client.request(method, url, content_type, body)?;
     // The C string is built straight from the body (one copy; `out` rejects a NUL).
     let result = match std::str::from_utf8(&resp.body) {
-        Ok(text) => out(text),
-        Err(_) => Err(Error::new(ErrorKind::ResponseNotText, "the response body is not UTF-8 text").into()),
+        Ok(text) if !text.contains('\0') => out(text),
+        _ => Err(Error::new(
+            ErrorKind::ResponseNotText,
+            format!(
+                "the response body ({} bytes, HTTP {}) is not UTF-8 text without NUL; read it as bytes with \
+                 dpopkit_http_quick_get_bytes / dpopkit_http_quick_request_bytes (or dpopkit_http_last_response_body_bytes now)",
+                resp.body.len(),
+                resp.status
+            ),
+        )
+        .into()),
     };
     ctx.response = Some(resp);
     result

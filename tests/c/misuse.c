@@ -62,6 +62,20 @@ static int h_os(int64_t h) { FAILS_INT(dpopkit_http_set_use_os_trust_store(h, 0)
 static int h_proxy(int64_t h) { FAILS_INT(dpopkit_http_set_proxy(h, NULL)); }
 static int h_get(int64_t h) { FAILS_PTR(dpopkit_http_quick_get_str(h, GOOD_URL)); }
 static int h_request(int64_t h) { FAILS_PTR(dpopkit_http_quick_request_str(h, "POST", GOOD_URL, "text/plain", "x")); }
+/* Byte results: a failure is NULL with *out_len 0. */
+static int bytes_failed(uint8_t *p, size_t len) { int f = p == NULL && len == 0; dpopkit_bytes_free(p); return f; }
+static int h_set_header(int64_t h) { FAILS_INT(dpopkit_http_set_request_header(h, "Accept", "application/json")); }
+static int h_remove_header(int64_t h) { FAILS_INT(dpopkit_http_remove_request_header(h, "Accept")); }
+static int h_clear_headers(int64_t h) { FAILS_INT(dpopkit_http_clear_request_headers(h)); }
+static int h_header_value(int64_t h) { FAILS_PTR(dpopkit_http_last_response_header_value(h, "Location")); }
+static int h_get_bytes(int64_t h) { size_t n = 99; uint8_t *p = dpopkit_http_quick_get_bytes(h, GOOD_URL, &n); return bytes_failed(p, n); }
+static int h_request_bytes(int64_t h) {
+    static const uint8_t body[] = {0, 1, 0xff};
+    size_t n = 99;
+    uint8_t *p = dpopkit_http_quick_request_bytes(h, "POST", GOOD_URL, "application/octet-stream", body, sizeof body, &n);
+    return bytes_failed(p, n);
+}
+static int h_last_body_bytes(int64_t h) { size_t n = 99; uint8_t *p = dpopkit_http_last_response_body_bytes(h, &n); return bytes_failed(p, n); }
 
 struct hcase { const char *name; int (*fn)(int64_t); char type; };
 static const struct hcase HCASES[] = {
@@ -76,6 +90,10 @@ static const struct hcase HCASES[] = {
     {"http_set_follow_redirects", h_redirects, 'h'}, {"http_set_ca_file", h_ca, 'h'},
     {"http_set_use_os_trust_store", h_os, 'h'}, {"http_set_proxy", h_proxy, 'h'},
     {"http_quick_get_str", h_get, 'h'}, {"http_quick_request_str", h_request, 'h'},
+    {"http_set_request_header", h_set_header, 'h'}, {"http_remove_request_header", h_remove_header, 'h'},
+    {"http_clear_request_headers", h_clear_headers, 'h'}, {"http_last_response_header_value", h_header_value, 'h'},
+    {"http_quick_get_bytes", h_get_bytes, 'h'}, {"http_quick_request_bytes", h_request_bytes, 'h'},
+    {"http_last_response_body_bytes", h_last_body_bytes, 'h'},
 };
 
 /* String arguments: each wrapper passes `s` in one position. */
@@ -98,6 +116,14 @@ static int s_get(const char *s) { char *r = dpopkit_http_quick_get_str(g_http, s
 static int s_req_method(const char *s) { char *r = dpopkit_http_quick_request_str(g_http, s, GOOD_URL, NULL, NULL); int ok = r != NULL; dpopkit_string_free(r); return ok; }
 static int s_req_url(const char *s) { char *r = dpopkit_http_quick_request_str(g_http, "GET", s, NULL, NULL); int ok = r != NULL; dpopkit_string_free(r); return ok; }
 static int s_req_ct(const char *s) { char *r = dpopkit_http_quick_request_str(g_http, "POST", "ftp://x/", s, "b"); int ok = r != NULL; dpopkit_string_free(r); return ok; }
+static int s_set_header_name(const char *s) { return dpopkit_http_set_request_header(g_http, s, "v"); }
+static int s_set_header_value(const char *s) { return dpopkit_http_set_request_header(g_http, "X-Test", s); }
+static int s_remove_header(const char *s) { return dpopkit_http_remove_request_header(g_http, s); }
+static int s_header_value(const char *s) { char *r = dpopkit_http_last_response_header_value(g_http, s); int ok = r != NULL; dpopkit_string_free(r); return ok; }
+static int s_get_bytes(const char *s) { size_t n = 9; uint8_t *r = dpopkit_http_quick_get_bytes(g_http, s, &n); int ok = r != NULL; dpopkit_bytes_free(r); return ok; }
+static int s_req_bytes_method(const char *s) { size_t n = 9; uint8_t *r = dpopkit_http_quick_request_bytes(g_http, s, GOOD_URL, NULL, NULL, 0, &n); int ok = r != NULL; dpopkit_bytes_free(r); return ok; }
+static int s_req_bytes_url(const char *s) { size_t n = 9; uint8_t *r = dpopkit_http_quick_request_bytes(g_http, "GET", s, NULL, NULL, 0, &n); int ok = r != NULL; dpopkit_bytes_free(r); return ok; }
+static int s_req_bytes_ct(const char *s) { size_t n = 9; uint8_t *r = dpopkit_http_quick_request_bytes(g_http, "POST", "ftp://x/", s, (const uint8_t *)"b", 1, &n); int ok = r != NULL; dpopkit_bytes_free(r); return ok; }
 static int s_req_body(const char *s) { char *r = dpopkit_http_quick_request_str(g_http, "POST", "ftp://x/", "text/plain", s); int ok = r != NULL; dpopkit_string_free(r); return ok; }
 
 /* null_code: the code for NULL (0 = NULL is allowed: the call may succeed or fail on its
@@ -124,6 +150,14 @@ static const struct scase SCASES[] = {
     {"http_quick_request_str url", s_req_url, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
     {"http_quick_request_str content_type", s_req_ct, 0, DPOPKIT_RESULT_INVALID_ARGUMENT},
     {"http_quick_request_str body", s_req_body, 0, DPOPKIT_RESULT_INVALID_ARGUMENT},
+    {"http_set_request_header name", s_set_header_name, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
+    {"http_set_request_header value", s_set_header_value, DPOPKIT_RESULT_NULL_ARGUMENT, 0},
+    {"http_remove_request_header name", s_remove_header, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
+    {"http_last_response_header_value name", s_header_value, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_NOT_FOUND},
+    {"http_quick_get_bytes url", s_get_bytes, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
+    {"http_quick_request_bytes method", s_req_bytes_method, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
+    {"http_quick_request_bytes url", s_req_bytes_url, DPOPKIT_RESULT_NULL_ARGUMENT, DPOPKIT_RESULT_INVALID_ARGUMENT},
+    {"http_quick_request_bytes content_type", s_req_bytes_ct, 0, DPOPKIT_RESULT_INVALID_ARGUMENT},
 };
 
 int main(void) {
@@ -167,6 +201,7 @@ int main(void) {
         expect(dpopkit_http_last_method_success(bad[b]) == 0, "last_method_success bad handle", NULL);
         expect(dpopkit_http_last_response_body(bad[b]) == NULL, "last_response_body bad handle", NULL);
         expect(dpopkit_http_last_response_header(bad[b]) == NULL, "last_response_header bad handle", NULL);
+        expect(dpopkit_http_last_status_text(bad[b]) == NULL, "last_status_text bad handle", NULL);
         char *t = dpopkit_last_error_text(bad[b]);
         expect(t != NULL, "last_error_text of a bad handle gives the thread's", NULL);
         dpopkit_string_free(t);
@@ -227,6 +262,27 @@ int main(void) {
     expect_code(dpopkit_http_set_max_response_size(g_http, 0) == 0, DPOPKIT_RESULT_INVALID_ARGUMENT, "max size 0");
     expect_code(dpopkit_http_set_proxy(g_http, "::not a proxy::") == 0, DPOPKIT_RESULT_INVALID_ARGUMENT, "bad proxy");
     dpopkit_string_free(NULL);
+    /* Bytes: NULL out_len, NULL body with a length, forbidden and injected headers. */
+    {
+        size_t n = 5;
+        expect_code(dpopkit_http_quick_get_bytes(g_http, GOOD_URL, NULL) == NULL, DPOPKIT_RESULT_NULL_ARGUMENT, "get_bytes out_len NULL");
+        expect_code(dpopkit_http_quick_request_bytes(g_http, "GET", GOOD_URL, NULL, NULL, 0, NULL) == NULL, DPOPKIT_RESULT_NULL_ARGUMENT, "request_bytes out_len NULL");
+        expect_code(dpopkit_http_last_response_body_bytes(g_http, NULL) == NULL, DPOPKIT_RESULT_NULL_ARGUMENT, "last_body_bytes out_len NULL");
+        uint8_t *q = dpopkit_http_quick_request_bytes(g_http, "POST", GOOD_URL, NULL, NULL, 3, &n);
+        expect_code(bytes_failed(q, n), DPOPKIT_RESULT_NULL_ARGUMENT, "request_bytes body NULL with a length");
+        const char *refused[] = {"Authorization", "DPoP", "Host", "Content-Length", "Transfer-Encoding", "Connection"};
+        for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+            expect_code(dpopkit_http_set_request_header(g_http, refused[i], "x") == 0, DPOPKIT_RESULT_INVALID_ARGUMENT, refused[i]);
+        }
+        expect_code(dpopkit_http_set_request_header(g_http, "X-A", "a\r\nX-Injected: 1") == 0, DPOPKIT_RESULT_INVALID_ARGUMENT, "header injection");
+        expect_code(dpopkit_http_set_request_header(g_http, "Bad Name", "v") == 0, DPOPKIT_RESULT_INVALID_ARGUMENT, "bad header name");
+        /* With no response yet: an empty, non-NULL body and no header. */
+        n = 5;
+        uint8_t *p = dpopkit_http_last_response_body_bytes(g_http, &n);
+        expect(p != NULL && n == 0, "last body bytes without a response: non-NULL, length 0", NULL);
+        dpopkit_bytes_free(p);
+        dpopkit_bytes_free(NULL);
+    }
 
     /* A string may be wiped by the caller before it is freed. */
     char *pem = dpopkit_key_get_pkcs8_pem(g_key);

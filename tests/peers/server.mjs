@@ -250,13 +250,23 @@ function listen(server, port) {
 }
 
 function readBody(req) {
+  return readBodyRaw(req).then((b) => b.toString('utf8'));
+}
+
+function readBodyRaw(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
+
+// The request's headers as received (lower-case names, repeated ones as arrays), for the
+// echo endpoints that show a client which headers it sent.
+const requestHeaders = (req) => Object.fromEntries(
+  Object.entries(req.headersDistinct).map(([k, v]) => [k, v.length === 1 ? v[0] : v]),
+);
 
 function sendJson(res, status, body, headers = {}) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -509,6 +519,13 @@ asServer.on('request', async (req, res) => {
       asStats.token_requests = 0;
       asStats.token_issued = 0;
       sendJson(res, 200, asStats);
+      return;
+    }
+    // Unauthenticated echo on the AS origin: where a cross-origin redirect from the RS
+    // lands, to show which headers followed it.
+    if (path === '/_echo-headers') {
+      await readBody(req);
+      sendJson(res, 200, { origin: 'as', method: req.method, headers: requestHeaders(req) });
       return;
     }
     if (path === '/bearer-token' && req.method === 'POST') {
@@ -766,7 +783,8 @@ rsServer.on('request', async (req, res) => {
     }
 
     rsStats.requests += 1;
-    const body = await readBody(req);
+    const rawBody = await readBodyRaw(req);
+    const body = rawBody.toString('utf8');
     let claims;
     try {
       // Raw path (not the URL-normalised one) so htu comparison sees what
@@ -787,6 +805,53 @@ rsServer.on('request', async (req, res) => {
     }
 
     rsStats.ok += 1;
+    const nonceHeader = rsNonce !== undefined ? { 'DPoP-Nonce': rsNonce } : {};
+    // The endpoints of the porting flow (issue 12), all behind the same DPoP validation:
+    //   /api/echo-headers   200 JSON {method, headers} of the request; two X-Repeated fields
+    //   /api/items          POST -> 201, Location /api/items/<n>, ETag; JSON of what came
+    //   /api/bytes          200 application/octet-stream, the bytes 0..255
+    //   /api/echo-bytes     200 application/octet-stream, the request body as sent
+    //   /api/empty          204, no body
+    //   /api/redirect?to=U  302 to U (relative: same origin; absolute: anywhere)
+    if (pathname === '/api/echo-headers') {
+      const text = JSON.stringify({ method: req.method, headers: requestHeaders(req) });
+      res.writeHead(200, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+        'x-repeated': ['first', 'second'],
+        ...nonceHeader,
+      });
+      res.end(text);
+      return;
+    }
+    if (pathname === '/api/items' && req.method === 'POST') {
+      rsStats.items = (rsStats.items ?? 0) + 1;
+      const id = rsStats.items;
+      sendJson(res, 201, {
+        id,
+        content_type: req.headers['content-type'] ?? null,
+        idempotency_key: req.headers['idempotency-key'] ?? null,
+        received: body,
+      }, { Location: `/api/items/${id}`, ETag: `"item-${id}"`, ...nonceHeader });
+      return;
+    }
+    if (pathname === '/api/bytes' || pathname === '/api/echo-bytes' || pathname === '/api/empty') {
+      const bytes = pathname === '/api/bytes' ? Buffer.from([...Array(256).keys()])
+        : pathname === '/api/echo-bytes' ? rawBody : Buffer.alloc(0);
+      const status = pathname === '/api/empty' ? 204 : 200;
+      res.writeHead(status, {
+        ...(status === 204 ? {} : { 'content-type': 'application/octet-stream', 'content-length': bytes.length }),
+        ...nonceHeader,
+      });
+      res.end(status === 204 ? undefined : bytes);
+      return;
+    }
+    if (pathname === '/api/redirect') {
+      const to = new URL(req.url, rsOrigin).searchParams.get('to') ?? '/api/test';
+      res.writeHead(302, { Location: to, 'content-length': 0, ...nonceHeader });
+      res.end();
+      return;
+    }
     const out = Object.entries(claims).map(([type, value]) => ({
       type,
       value: typeof value === 'string' ? value : JSON.stringify(value),
