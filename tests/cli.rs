@@ -654,3 +654,116 @@ fn allow_insecure_http_for_a_token_endpoint_on_another_machine() {
     assert!(text(&out.stdout).contains("ok"), "{}", show(&out));
     assert!(srv.requests().iter().any(|r| r.method == "POST" && r.path == "/token"));
 }
+
+/// Issue 12, "done when" for the CLI: against the real peers with nonces required at both,
+/// a custom Accept header (and a correlation id, and an API key that stays masked), a POST
+/// of JSON with an Idempotency-Key read back with -i (201, Location, ETag), a binary
+/// download of the bytes 0..255 to -o FILE, byte-exact, and a binary upload with --data @FILE.
+#[test]
+fn porting_flow_headers_post_bytes_location() {
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let rs = &peers.rs;
+    let dir = scratch("porting");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("session.log");
+
+    // Custom request headers, repeatable -H.
+    let api_key = "cli-Api-K3y-9f8e7d";
+    let echo = format!("{rs}/api/echo-headers");
+    let out = run_client(
+        &[
+            "get",
+            &echo,
+            "-H",
+            "Accept: application/json",
+            "-H",
+            "X-Correlation-Id:  corr-123 ",
+            "--header=X-Api-Key: cli-Api-K3y-9f8e7d",
+            "--session-log",
+            log.to_str().unwrap(),
+        ],
+        &peers,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["headers"]["accept"], "application/json", "{v}");
+    assert_eq!(v["headers"]["x-correlation-id"], "corr-123", "the value trimmed as curl does: {v}");
+    assert!(v["headers"]["x-api-key"].is_string(), "the API key was sent: {v}");
+    assert!(!text(&out.stdout).contains(api_key), "an echoed API key is masked on stdout: {}", show(&out));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("Accept: application/json") || logged.contains("accept: application/json"), "{logged}");
+    assert!(!logged.contains(api_key), "the API key in the session log:\n{logged}");
+
+    // POST JSON with an Idempotency-Key; -i shows the status line and the Location.
+    let out = run_client(
+        &[
+            "request",
+            &format!("{rs}/api/items"),
+            "-X",
+            "POST",
+            "--data",
+            r#"{"name":"x"}"#,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Idempotency-Key: idem-42",
+            "-i",
+        ],
+        &peers,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    let (head, body) = stdout.split_once("\n\n").unwrap_or_else(|| panic!("headers, an empty line, the body: {stdout}"));
+    assert_eq!(head.lines().next(), Some("HTTP/1.1 201 Created"), "{stdout}");
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(": ")?;
+            n.eq_ignore_ascii_case(name).then(|| v.to_string())
+        })
+    };
+    assert_eq!(header("location").as_deref(), Some("/api/items/1"), "{stdout}");
+    assert_eq!(header("etag").as_deref(), Some("\"item-1\""), "{stdout}");
+    let item: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(item["idempotency_key"], "idem-42", "{item}");
+    assert_eq!(item["content_type"], "application/json", "{item}");
+    assert_eq!(item["received"], r#"{"name":"x"}"#, "{item}");
+
+    // Binary download, byte for byte, to -o FILE; nothing on stdout.
+    let file = dir.join("bytes.bin");
+    let out = run_client(&["get", &format!("{rs}/api/bytes"), "-o", file.to_str().unwrap()], &peers);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), (0..=255u8).collect::<Vec<u8>>(), "bytes 0..255, byte-exact");
+
+    // Binary upload from @FILE (the request method defaults to POST with --data), echoed
+    // back and written with -o: every byte value survives both ways.
+    let upload: Vec<u8> = (0..=255u8).rev().chain([0, 0xff, 0xc3]).collect();
+    let up = dir.join("upload.bin");
+    std::fs::write(&up, &upload).unwrap();
+    let back = dir.join("echo.bin");
+    let out = run_client(
+        &[
+            "request",
+            &format!("{rs}/api/echo-bytes"),
+            "--data",
+            &format!("@{}", up.display()),
+            "--content-type",
+            "application/octet-stream",
+            "-o",
+            back.to_str().unwrap(),
+        ],
+        &peers,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(std::fs::read(&back).unwrap(), upload);
+
+    // -i on a non-2xx: the status line and headers still on stdout, exit 1.
+    let out = run_client(&["get", &format!("{rs}/missing"), "-i"], &peers);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stdout).starts_with("HTTP/1.1 404 Not Found\n"), "{}", show(&out));
+
+    assert_eq!(peers.rs_stats()["ok"], 4, "{}", peers.rs_stats());
+    let _ = std::fs::remove_dir_all(&dir);
+}
