@@ -284,3 +284,54 @@ fn clr_assembly_and_native_dll_names_differ_beyond_letter_case() {
     assert!(externals >= 7 && externals == install.matches("EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].").count(), "{install}");
     assert!(uninstall.contains("DROP ASSEMBLY DpopKitClr;") && uninstall.contains("name = N'DpopKitClr'"));
 }
+
+/// install.sql declares every T-SQL entry point with as many parameters as its C# method
+/// has, OUTPUT exactly where C# has `out`, and every [SqlProcedure]/[SqlFunction] of
+/// DpopKit.cs is declared there and dropped by uninstall.sql.
+#[test]
+fn install_sql_matches_the_sql_entry_points_of_the_assembly() {
+    let install = std::fs::read_to_string(repo().join("bindings/sqlserver/install.sql")).unwrap();
+    let uninstall = std::fs::read_to_string(repo().join("bindings/sqlserver/uninstall.sql")).unwrap();
+    let cs = std::fs::read_to_string(repo().join("bindings/sqlserver/DpopKit.cs")).unwrap();
+    // C#: the methods after [SqlProcedure] / [SqlFunction]: name -> per parameter, whether `out`.
+    let mut methods = std::collections::BTreeMap::new();
+    let attribute = |i: usize| {
+        let line_start = cs[..i].rfind('\n').map_or(0, |j| j + 1);
+        cs[line_start..i].trim().is_empty() && (cs[i..].starts_with("[SqlProcedure") || cs[i..].starts_with("[SqlFunction"))
+    };
+    for (i, _) in cs.match_indices("[Sql").filter(|(i, _)| attribute(*i)) {
+        let sig_start = cs[i..].find("public static ").unwrap() + i;
+        let open = cs[sig_start..].find('(').unwrap() + sig_start;
+        let close = cs[open..].find(')').unwrap() + open;
+        let name = cs[sig_start..open].rsplit(' ').next().unwrap().to_string();
+        // `[SqlFacet(MaxSize = -1)]` has a ')' of its own: take the parameter list to the
+        // ')' that ends the line.
+        let close = if cs[open..close].contains("[SqlFacet(") { cs[open..].find(")\n").unwrap() + open } else { close };
+        let params: Vec<bool> = cs[open + 1..close]
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.trim_start_matches("[SqlFacet(MaxSize = -1)]").trim().starts_with("out "))
+            .collect();
+        methods.insert(name, params);
+    }
+    assert!(methods.len() >= 9 && methods.contains_key("RequestWithHeaders"), "{methods:?}");
+    // T-SQL: CREATE PROCEDURE/FUNCTION ... AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].Method;
+    let mut declared = 0;
+    for block in install.split("\nGO").filter(|b| b.contains("EXTERNAL NAME")) {
+        let create = block.find("CREATE ").unwrap();
+        let object = block[create..].split_whitespace().nth(2).unwrap().split('(').next().unwrap().to_string();
+        let method = block.rsplit("].").next().unwrap().trim().trim_end_matches(';').to_string();
+        let params: Vec<bool> = block[create..]
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('@'))
+            .map(|l| l.split("--").next().unwrap().contains(" OUTPUT"))
+            .collect();
+        let Some(cs_params) = methods.get(&method) else { panic!("{object} names {method}, which DpopKit.cs does not have as an entry point") };
+        assert_eq!(&params, cs_params, "{object}: the parameters (true = OUTPUT) differ from DpopKitSql.{method}");
+        assert!(uninstall.contains(&format!(" {object};")), "uninstall.sql does not drop {object}");
+        declared += 1;
+    }
+    assert_eq!(declared, methods.len(), "every entry point of DpopKit.cs ({:?}) is declared in install.sql", methods.keys());
+}

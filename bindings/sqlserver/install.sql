@@ -113,6 +113,51 @@ CREATE PROCEDURE dbo.DpopKit_RequestCached
 AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].RequestWithDpopCached;
 GO
 
+/* (d) POST/PUT/PATCH/DELETE (any method) with request headers given as a JSON object,
+ *     e.g. N'{"Accept":"application/json","Idempotency-Key":"42"}' (FOR JSON PATH,
+ *     WITHOUT_ARRAY_WRAPPER writes one; numbers and booleans are sent as their text, nulls
+ *     are skipped; Authorization, DPoP, Host, Content-Length, Transfer-Encoding, Connection
+ *     are refused). OUTPUT: the status and its text, the response headers as a JSON object
+ *     (lower-case names: JSON_VALUE(@responseHeaders, '$.location')), and the body, also
+ *     of a non-2xx answer. RETURN 0 or the error code (README). Objects per call: request
+ *     headers never leak from one caller to another. */
+CREATE PROCEDURE dbo.DpopKit_Request
+    @keyPath         nvarchar(4000),
+    @keyPassword     nvarchar(4000),
+    @authTokenJson   nvarchar(max),
+    @method          nvarchar(16),
+    @url             nvarchar(4000),
+    @requestHeaders  nvarchar(max),    -- JSON object, or NULL: none
+    @contentType     nvarchar(256),    -- NULL: none
+    @requestBody     nvarchar(max),    -- NULL: no body (sent as UTF-8)
+    @sessionLog      nvarchar(4000),   -- NULL: no session log
+    @body            nvarchar(max) OUTPUT,
+    @status          int OUTPUT,
+    @statusText      nvarchar(64) OUTPUT,
+    @responseHeaders nvarchar(max) OUTPUT,
+    @errorText       nvarchar(max) OUTPUT
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].RequestWithHeaders;
+GO
+
+/* The same with varbinary bodies both ways: PDFs, images, any bytes. */
+CREATE PROCEDURE dbo.DpopKit_RequestBinary
+    @keyPath         nvarchar(4000),
+    @keyPassword     nvarchar(4000),
+    @authTokenJson   nvarchar(max),
+    @method          nvarchar(16),
+    @url             nvarchar(4000),
+    @requestHeaders  nvarchar(max),
+    @contentType     nvarchar(256),
+    @requestBody     varbinary(max),   -- NULL: no body
+    @sessionLog      nvarchar(4000),
+    @body            varbinary(max) OUTPUT,
+    @status          int OUTPUT,
+    @statusText      nvarchar(64) OUTPUT,
+    @responseHeaders nvarchar(max) OUTPUT,
+    @errorText       nvarchar(max) OUTPUT
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].RequestBinaryWithHeaders;
+GO
+
 /* Drops the cached objects (e.g. after replacing the key file). RETURN = how many. */
 CREATE PROCEDURE dbo.DpopKit_ClearCache
 AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].ClearCache;

@@ -10,6 +10,9 @@ DROP PROCEDURE IF EXISTS dbo.DpopKit_GetWithDpop;
 DROP FUNCTION  IF EXISTS dbo.DpopKit_Get;
 DROP FUNCTION  IF EXISTS dbo.DpopKit_GetCached;
 DROP PROCEDURE IF EXISTS dbo.DpopKit_RequestCached;
+DROP PROCEDURE IF EXISTS dbo.DpopKit_Request;
+DROP PROCEDURE IF EXISTS dbo.DpopKit_RequestBinary;
+DROP PROCEDURE IF EXISTS dbo.CreateOrderWithDpop;             -- from usage.sql
 DROP PROCEDURE IF EXISTS dbo.DpopKit_ClearCache;
 DROP FUNCTION  IF EXISTS dbo.DpopKit_Version;
 DROP PROCEDURE IF EXISTS dbo.DpopKit_Preload;
