@@ -399,7 +399,6 @@ fn invalid_dpop_proof_from_the_token_endpoint_names_es256() {
 // ---- issue 12, item 5 ----
 
 #[path = "tls/support.rs"]
-#[allow(dead_code)]
 mod support;
 
 /// `get`/`request` with the sample client, secret from the environment.
