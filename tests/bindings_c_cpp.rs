@@ -149,6 +149,43 @@ fn cpp_binding_with_nonces_at_as_and_rs() {
     let _ = std::fs::remove_file(&exe);
 }
 
+/// The issue 12 porting flow through dpopkit.hpp (headers, POST + Location, bytes 0..255 as
+/// std::vector<uint8_t>, status text, std::optional header lookup, every transport setting),
+/// with nonces required at the AS and the RS.
+#[test]
+fn cpp_porting_flow_with_nonces_at_as_and_rs() {
+    let exe = scratch("cpp-porting");
+    build_against_deps(
+        "g++",
+        CPP_FLAGS,
+        &repo().join("tests/cpp/porting.cpp"),
+        &[repo().join("include"), repo().join("bindings/cpp")],
+        &exe,
+    );
+    // A CA file for set_ca_file (a self-signed certificate made here by openssl).
+    let ca = scratch("cpp-porting-ca.pem");
+    let ca_key = scratch("cpp-porting-ca.key");
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=dpopkit test CA", "-days", "1"])
+        .arg("-keyout")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .expect("openssl is needed to make a test CA");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let out = Command::new(&exe).arg(&peers.token_endpoint).arg(&peers.rs).arg(&ca).output().unwrap();
+    let stdout = check_output(&out);
+    assert!(stdout.contains("echo: 200 OK"), "{stdout}");
+    assert!(stdout.contains("created: 201 Created location /api/items/"), "{stdout}");
+    assert!(stdout.contains("bytes: 256") && stdout.contains("cpp porting: ok"), "{stdout}");
+    assert_eq!(peers.tokens_issued(), 1);
+    for f in [exe, ca, ca_key] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 #[test]
 fn cpp_header_alone_compiles_cleanly() {
     // Every function of the header in one translation unit, with the strictest flags we use.

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::ffi::c_char;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
@@ -210,7 +209,7 @@ fn header_rules_are_enforced_with_texts_that_say_why() {
     assert_eq!(set_header(http, "X-Empty", ""), 1, "an empty value is a value");
     // NULLs, invalid UTF-8, out_len NULL, body NULL with a length.
     let null = std::ptr::null();
-    let bad = b"\xff\xfe\0".as_ptr() as *const c_char;
+    let bad = c"\xff\xfe".as_ptr();
     unsafe {
         assert_eq!(dpopkit_http_set_request_header(http, null, c("v").as_ptr()), 0);
         assert_eq!(code(http), R::NullArgument as u32);

@@ -5,9 +5,12 @@
 //     calls dpopkit_destroy. A moved-from object holds no handle (handle() == 0) and every
 //     call on it throws dpopkit::error with DPOPKIT_RESULT_INVALID_HANDLE.
 //   * Strings go in and out as std::string (UTF-8). Each char* the library returns is copied
-//     and freed with dpopkit_string_free at once, also when an exception is thrown.
+//     and freed with dpopkit_string_free at once, also when an exception is thrown. Binary
+//     bodies go in and out as std::vector<std::uint8_t> (any byte values); each uint8_t* the
+//     library returns is copied and freed with dpopkit_bytes_free at once.
 //   * A failed call throws dpopkit::error (a std::runtime_error) with code() (the
-//     dpopkit_result), status() (the HTTP status for Http calls, else 0) and text().
+//     dpopkit_result), status() (the HTTP status of a failed request, else 0: a failed
+//     setting never reports an earlier request's status) and text().
 //   * Chilkat-style accessors are kept for code ported from Chilkat: last_status(),
 //     last_method_success(), last_error_text(), last_error_code(), last_response_body().
 //   * Thread safety is the C library's: an Http may be used from many threads at once;
@@ -17,12 +20,14 @@
 #ifndef DPOPKIT_HPP
 #define DPOPKIT_HPP
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dpopkit.h"
 
@@ -56,6 +61,11 @@ struct string_deleter {
 };
 using owned_string = std::unique_ptr<char, string_deleter>;
 
+struct bytes_deleter {
+    void operator()(std::uint8_t* p) const noexcept { dpopkit_bytes_free(p); }
+};
+using owned_bytes = std::unique_ptr<std::uint8_t, bytes_deleter>;
+
 /// Copies and frees a string returned by dpopkit; NULL becomes nullopt.
 inline std::optional<std::string> take_opt(char* s) {
     owned_string owner(s);
@@ -78,6 +88,17 @@ inline std::string take(char* s, std::int64_t http = 0) {
     if (s == nullptr) throw_last(http);
     owned_string owner(s);
     return std::string(s);
+}
+
+/// Calls `f(&len)` (a dpopkit function returning uint8_t* with its length in *out_len) and
+/// returns a copy of the bytes, freed at once; NULL throws the error of the call (`http`
+/// adds the HTTP status: pass it for requests only).
+template <typename F>
+inline std::vector<std::uint8_t> take_bytes(F f, std::int64_t http = 0) {
+    std::size_t len = 0;
+    owned_bytes owner(f(&len));
+    if (!owner) throw_last(http);
+    return std::vector<std::uint8_t>(owner.get(), owner.get() + len);
 }
 
 /// For the last_* getters, which return NULL without recording an error.
@@ -187,6 +208,15 @@ public:
     void generate() { detail::check(dpopkit_key_generate(h_)); }
     /// A new random key for "ES256" (P-256), "ES384" (P-384) or "EdDSA" (Ed25519).
     void generate(const std::string& alg) { detail::check(dpopkit_key_generate_alg(h_, detail::arg(alg, "alg"))); }
+    /// Creates a new key pair inside a PKCS#11 token (the private key never leaves it):
+    /// `uri` a pkcs11: URI naming the token and the new object (with module-path), `pin`
+    /// the user PIN (nullopt: pin-value / pin-source in the URI), `alg` "ES256" (nullopt:
+    /// the default) or "ES384".
+    void generate_pkcs11(const std::string& uri, const std::optional<std::string>& pin = std::nullopt,
+                         const std::optional<std::string>& alg = std::nullopt) {
+        detail::check(dpopkit_key_generate_pkcs11(h_, detail::arg(uri, "uri"), pin ? detail::arg(*pin, "pin") : nullptr,
+                                                  alg ? detail::arg(*alg, "alg") : nullptr));
+    }
     /// "ES256", "ES384" or "EdDSA".
     std::string get_alg() const { return detail::take(dpopkit_key_get_alg(h_)); }
 
@@ -252,6 +282,8 @@ public:
     void set_client_assertion_key(const PrivateKey& key) {
         detail::check(dpopkit_http_set_client_assertion_key(h_, key.handle()));
     }
+    /// Back to the default: the DPoP key signs client assertions.
+    void clear_client_assertion_key() { detail::check(dpopkit_http_set_client_assertion_key(h_, 0)); }
     /// The AuthToken description as JSON text (token_endpoint, client_id, client_secret, ...).
     void set_auth_token(const std::string& auth_token_json) {
         detail::check(dpopkit_http_set_auth_token(h_, detail::arg(auth_token_json, "auth_token_json")));
@@ -268,6 +300,42 @@ public:
     void set_max_response_size(std::uint64_t max_bytes) {
         detail::check(dpopkit_http_set_max_response_size(h_, max_bytes));
     }
+    /// true (the default): follow up to 5 redirects of API requests (credentials only to
+    /// the original origin); false: a 3xx throws DPOPKIT_RESULT_HTTP_STATUS.
+    void set_follow_redirects(bool follow) { detail::check(dpopkit_http_set_follow_redirects(h_, follow ? 1 : 0)); }
+    /// Trusts only the CA certificates of the PEM file at `path` for https; "" goes back
+    /// to the bundled Mozilla roots.
+    void set_ca_file(const std::string& path) { detail::check(dpopkit_http_set_ca_file(h_, detail::arg(path, "path"))); }
+    /// Back to the bundled Mozilla roots.
+    void clear_ca_file() { detail::check(dpopkit_http_set_ca_file(h_, nullptr)); }
+    /// true: verify https servers with the operating system's trust store; false: the
+    /// bundled Mozilla roots.
+    void set_use_os_trust_store(bool use_os) {
+        detail::check(dpopkit_http_set_use_os_trust_store(h_, use_os ? 1 : 0));
+    }
+    /// Sends requests through this HTTP proxy, e.g. "http://127.0.0.1:3128"; "": no
+    /// proxy at all.
+    void set_proxy(const std::string& proxy_url) {
+        detail::check(dpopkit_http_set_proxy(h_, detail::arg(proxy_url, "proxy_url")));
+    }
+    /// The proxy from the environment (https_proxy, http_proxy, all_proxy, no_proxy): the
+    /// default.
+    void use_environment_proxy() { detail::check(dpopkit_http_set_proxy(h_, nullptr)); }
+
+    /// Sends `name: value` on every API request from now on (replacing an earlier value of
+    /// that name, any spelling): Accept, Idempotency-Key, If-Match, an API key. Never on
+    /// token or metadata requests, never to another origin. Authorization, DPoP, Host,
+    /// Content-Length, Transfer-Encoding, Connection, names that are not RFC 9110 tokens
+    /// and values with CR/LF/NUL throw DPOPKIT_RESULT_INVALID_ARGUMENT with the reason.
+    void set_request_header(const std::string& name, const std::string& value) {
+        detail::check(dpopkit_http_set_request_header(h_, detail::arg(name, "name"), detail::arg(value, "value")));
+    }
+    /// Stops sending the header `name` (no error when it was not set).
+    void remove_request_header(const std::string& name) {
+        detail::check(dpopkit_http_remove_request_header(h_, detail::arg(name, "name")));
+    }
+    /// Stops sending every header set with set_request_header().
+    void clear_request_headers() { detail::check(dpopkit_http_clear_request_headers(h_)); }
 
     /// GET `url`; the body of a 2xx response. Any other status throws
     /// DPOPKIT_RESULT_HTTP_STATUS with status() set (and last_response_body() available).
@@ -289,6 +357,30 @@ public:
             h_);
     }
 
+    /// GET `url`; the body of a 2xx response as bytes (any byte values; empty when the body
+    /// is). Other statuses throw as quick_get_str().
+    std::vector<std::uint8_t> quick_get_bytes(const std::string& url) {
+        const char* u = detail::arg(url, "url");
+        return detail::take_bytes([&](std::size_t* n) { return dpopkit_http_quick_get_bytes(h_, u, n); }, h_);
+    }
+    /// Any method with a binary body (any byte values) of the given content type ("" or
+    /// nullopt: none); the body of a 2xx response as bytes.
+    std::vector<std::uint8_t> quick_request_bytes(const std::string& method, const std::string& url,
+                                                  const std::optional<std::string>& content_type,
+                                                  const std::vector<std::uint8_t>& body) {
+        return quick_request_bytes(method, url, content_type, body.data(), body.size());
+    }
+    /// As above, from a pointer and a length (`body` may be nullptr when `len` is 0: no body).
+    std::vector<std::uint8_t> quick_request_bytes(const std::string& method, const std::string& url,
+                                                  const std::optional<std::string>& content_type,
+                                                  const std::uint8_t* body, std::size_t len) {
+        const char* m = detail::arg(method, "method");
+        const char* u = detail::arg(url, "url");
+        const char* ct = content_type ? detail::arg(*content_type, "content_type") : nullptr;
+        return detail::take_bytes(
+            [&](std::size_t* n) { return dpopkit_http_quick_request_bytes(h_, m, u, ct, body, len, n); }, h_);
+    }
+
     /// HTTP status of this thread's last request through this object (0: no response).
     int last_status() const noexcept { return dpopkit_http_last_status(h_); }
     /// Whether this thread's last call on this object succeeded.
@@ -300,6 +392,25 @@ public:
         std::optional<std::string> s = detail::take_opt(dpopkit_http_last_response_body(h_));
         if (!s) detail::throw_getter(h_, DPOPKIT_RESULT_RESPONSE_NOT_TEXT, "the last response body is not UTF-8 text");
         return *s;
+    }
+    /// Body of the last response, whatever its status, as bytes (empty when none).
+    std::vector<std::uint8_t> last_response_body_bytes() const {
+        return detail::take_bytes([&](std::size_t* n) { return dpopkit_http_last_response_body_bytes(h_, n); });
+    }
+    /// Standard reason phrase of the last status ("OK", "Created", "Not Found"; "" when no
+    /// response was received).
+    std::string last_status_text() const {
+        std::optional<std::string> s = detail::take_opt(dpopkit_http_last_status_text(h_));
+        if (!s) detail::throw_getter(h_, DPOPKIT_RESULT_INVALID_HANDLE, "the last status text cannot be read");
+        return *s;
+    }
+    /// The value of header `name` of the last response (case-insensitive; repeated fields
+    /// joined with ", "), or nullopt when it has none. A lookup after a failed call keeps
+    /// that call's last_error_text().
+    std::optional<std::string> last_response_header_value(const std::string& name) const {
+        char* s = dpopkit_http_last_response_header_value(h_, detail::arg(name, "name"));
+        if (s == nullptr && dpopkit_last_error_code(h_) == DPOPKIT_RESULT_NOT_FOUND) return std::nullopt;
+        return detail::take(s);
     }
     /// Headers of the last response as CRLF-separated `Name: value` lines ("" when none).
     std::string last_response_header() const {

@@ -24,20 +24,29 @@ NATIVE_PY = (BINDINGS / "dpopkit" / "_native.py").read_text()
 
 # C type in the header -> ctypes name in _native.py. Returned char * are owned by the
 # caller: c_void_p (read with string_at, freed with dpopkit_string_free), never c_char_p.
-_ARG = {"int64_t": "c_int64", "uint32_t": "c_uint32", "uint64_t": "c_uint64", "int": "c_int", "const char *": "c_char_p", "char *": "c_void_p"}
-_RET = {"int64_t": "c_int64", "uint32_t": "c_uint32", "uint64_t": "c_uint64", "int": "c_int", "char *": "c_void_p", "void": "None"}
+# Returned uint8_t * (bytes) likewise: c_void_p, copied with string_at(ptr, len) and freed
+# with dpopkit_bytes_free; size_t *out_len is c_size_t_p (POINTER(c_size_t) in _native).
+_ARG = {
+    "int64_t": "c_int64", "uint32_t": "c_uint32", "uint64_t": "c_uint64", "int": "c_int", "size_t": "c_size_t",
+    "const char *": "c_char_p", "char *": "c_void_p", "const uint8_t *": "c_char_p", "uint8_t *": "c_void_p",
+    "size_t *": "c_size_t_p",
+}
+_RET = {
+    "int64_t": "c_int64", "uint32_t": "c_uint32", "uint64_t": "c_uint64", "int": "c_int", "char *": "c_void_p",
+    "uint8_t *": "c_void_p", "void": "None",
+}
 
 
 def header_functions() -> Dict[str, Tuple[List[str], str]]:
     out: Dict[str, Tuple[List[str], str]] = {}
-    pattern = re.compile(r"^(int64_t|uint64_t|uint32_t|int|void|char \*)\s*(dpopkit_\w+)\(([^)]*)\);", re.M)
+    pattern = re.compile(r"^(int64_t|uint64_t|uint32_t|int|void|char \*|uint8_t \*)\s*(dpopkit_\w+)\(([^)]*)\);", re.M)
     for ret, name, params in pattern.findall(HEADER):
         args: List[str] = []
         params = " ".join(params.split())
         if params != "void":
             for param in params.split(","):
                 param = param.strip()
-                m = re.fullmatch(r"(const char \*|char \*|int64_t|uint64_t|uint32_t|int)\s*\w+", param)
+                m = re.fullmatch(r"(const char \*|char \*|const uint8_t \*|uint8_t \*|size_t \*|size_t|int64_t|uint64_t|uint32_t|int)\s*\w+", param)
                 assert m, f"{name}: parameter type not mapped for Python: {param!r}"
                 args.append(_ARG[m.group(1)])
         out[name] = (args, _RET[ret.strip()])
@@ -87,8 +96,9 @@ def test_runtime_table_is_the_parsed_table() -> None:
     for name, (argtypes, restype) in _native._FUNCTIONS.items():
         # Compare the ctypes objects (c_int64 is c_long on LP64 systems: names differ).
         args, ret = table[name]
-        assert list(argtypes) == [getattr(ctypes, a) for a in args], name
-        assert restype is (None if ret == "None" else getattr(ctypes, ret)), name
+        ctype = lambda a: getattr(_native, a) if a == "c_size_t_p" else getattr(ctypes, a)  # noqa: E731
+        assert list(argtypes) == [ctype(a) for a in args], name
+        assert restype is (None if ret == "None" else ctype(ret)), name
         fn = getattr(_native.lib, name)
         assert list(fn.argtypes) == list(argtypes), name
         assert fn.restype is restype, name

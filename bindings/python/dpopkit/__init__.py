@@ -11,10 +11,12 @@ Quick start::
                            "scope": "api"}
         print(http.quick_get_str("https://api.example/resource"))
 
-Failures raise :class:`DpopkitError` (``.code``: a :class:`Result`, ``.status``,
-``.text``); the Chilkat-style ``last_*`` properties stay readable after a failure.
-Every object is a context manager; ``close()`` is idempotent and using a closed object
-raises ``ValueError``. Strings go in and out as UTF-8.
+Failures raise :class:`DpopkitError` (``.code``: a :class:`Result`, ``.status``: the HTTP
+status of a failed request, 0 for any other failure, ``.text``); the Chilkat-style
+``last_*`` properties stay readable after a failure. Every object is a context manager;
+``close()`` is idempotent and using a closed object raises ``ValueError``. Assigning an
+attribute an object does not have raises ``AttributeError`` (never a silent no-op). Strings
+go in and out as UTF-8; binary bodies as ``bytes``.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class PrivateKey(Handle):
     a key into it, or use :meth:`from_file`, :meth:`from_text` or ``PrivateKey.generate()``.
     """
 
+    __slots__ = ()
+
     def __init__(self) -> None:
         super().__init__(_native.lib.dpopkit_key_new())
 
@@ -123,7 +127,7 @@ class PrivateKey(Handle):
         """A new key object loaded from a file (PEM SEC1/PKCS#8/encrypted PKCS#8, DER, JWK)."""
         key = cls()
         try:
-            return key.load_file(path, password)
+            return key.load_any_format_file(path, password)
         except BaseException:
             key.close()
             raise
@@ -133,28 +137,53 @@ class PrivateKey(Handle):
         """A new key object loaded from PEM or JWK text."""
         key = cls()
         try:
-            return key.load(text, password)
+            return key.load_any_format(text, password)
         except BaseException:
             key.close()
             raise
 
     generate = _Generate()
 
-    def load_file(self, path: PathType, password: Optional[StrOrBytes] = None) -> "PrivateKey":
-        """Loads a key from a file in any supported format. On failure the object keeps
-        its previous key. Returns ``self``."""
+    def load_any_format_file(self, path: PathType, password: Optional[StrOrBytes] = None) -> "PrivateKey":
+        """Loads a key from a file in any supported format (PEM SEC1/PKCS#8/encrypted
+        PKCS#8, DER, JWK; ``dpopkit_key_load_any_format_file``, Chilkat's
+        LoadAnyFormatFile). On failure the object keeps its previous key. Returns ``self``."""
         h = self.handle
         p = _native.encode_path(path, "path")
         pw = _native.encode_optional(password, "password")
         self._check(_native.lib.dpopkit_key_load_any_format_file(h, p, pw), h)
         return self
 
-    def load(self, text: StrOrBytes, password: Optional[StrOrBytes] = None) -> "PrivateKey":
-        """Loads a key from PEM or JWK text. Returns ``self``."""
+    def load_any_format(self, text: StrOrBytes, password: Optional[StrOrBytes] = None) -> "PrivateKey":
+        """Loads a key from PEM or JWK text (``dpopkit_key_load_any_format``, Chilkat's
+        LoadAnyFormat). On failure the object keeps its previous key. Returns ``self``."""
         h = self.handle
         data = _native.encode(text, "text")
         pw = _native.encode_optional(password, "password")
         self._check(_native.lib.dpopkit_key_load_any_format(h, data, pw), h)
+        return self
+
+    def load_file(self, path: PathType, password: Optional[StrOrBytes] = None) -> "PrivateKey":
+        """Alias of :meth:`load_any_format_file` (the earlier name, kept so existing code
+        keeps working; new code should use the C name)."""
+        return self.load_any_format_file(path, password)
+
+    def load(self, text: StrOrBytes, password: Optional[StrOrBytes] = None) -> "PrivateKey":
+        """Alias of :meth:`load_any_format` (the earlier name, kept so existing code keeps
+        working; new code should use the C name)."""
+        return self.load_any_format(text, password)
+
+    def generate_pkcs11(self, uri: StrOrBytes, pin: Optional[StrOrBytes] = None, alg: Optional[StrOrBytes] = None) -> "PrivateKey":
+        """Creates a new key pair inside a PKCS#11 token (``dpopkit_key_generate_pkcs11``):
+        ``uri`` is a ``pkcs11:`` URI naming the token and the new object (with
+        ``module-path``), ``pin`` the user PIN (or ``None`` with ``pin-value`` /
+        ``pin-source`` in the URI), ``alg`` ``ES256`` (default when ``None``) or
+        ``ES384``. The private key never leaves the token. Returns ``self``."""
+        h = self.handle
+        u = _native.encode(uri, "uri")
+        p = _native.encode_optional(pin, "pin")
+        a = _native.encode_optional(alg, "alg")
+        self._check(_native.lib.dpopkit_key_generate_pkcs11(h, u, p, a), h)
         return self
 
     def _generate(self, alg: str = "ES256") -> "PrivateKey":
@@ -198,6 +227,8 @@ class PrivateKey(Handle):
 
 class JsonObject(Handle):
     """A JSON object with string members, e.g. to build the AuthToken description."""
+
+    __slots__ = ()
 
     def __init__(self, text: Optional[StrOrBytes] = None) -> None:
         super().__init__(_native.lib.dpopkit_json_new())
@@ -266,6 +297,15 @@ class Http(Handle):
     """An HTTP client with its own connection pool that fetches a DPoP-bound access token
     (client_credentials) and sends ``Authorization: DPoP`` with a fresh proof on each
     request. One object may be used by many threads at once; ``last_*`` are per thread."""
+
+    __slots__ = (
+        "_session_log_filename",
+        "_max_response_size",
+        "_follow_redirects",
+        "_ca_file",
+        "_use_os_trust_store",
+        "_proxy",
+    )
 
     def __init__(self) -> None:
         super().__init__(_native.lib.dpopkit_http_new())
@@ -402,12 +442,74 @@ class Http(Handle):
         self._check(_native.lib.dpopkit_http_set_proxy(h, data), h)
         self._proxy = None if data is None else data.decode("utf-8")
 
+    def set_request_header(self, name: StrOrBytes, value: StrOrBytes) -> None:
+        """Sends ``name: value`` on every API request from now on (replacing an earlier
+        value of that name, any spelling): ``Accept``, ``Idempotency-Key``, ``If-Match``,
+        a correlation id, an API key. Never sent on token or metadata requests, nor to
+        another origin than the URL a call was given. ``Authorization``, ``DPoP``,
+        ``Host``, ``Content-Length``, ``Transfer-Encoding``, ``Connection`` are refused
+        (``DpopkitError`` with ``Result.INVALID_ARGUMENT`` and the reason); so are names
+        that are not RFC 9110 tokens and values with CR, LF or NUL. Credential-like
+        headers (``Cookie``, ``*-Api-Key``, ``*Token*``) are ``****`` in the session log."""
+        h = self.handle
+        n = _native.encode(name, "name")
+        v = _native.encode(value, "value")
+        self._check(_native.lib.dpopkit_http_set_request_header(h, n, v), h)
+
+    def remove_request_header(self, name: StrOrBytes) -> None:
+        """Stops sending the header ``name`` (any spelling; no error when it was not set)."""
+        h = self.handle
+        n = _native.encode(name, "name")
+        self._check(_native.lib.dpopkit_http_remove_request_header(h, n), h)
+
+    def clear_request_headers(self) -> None:
+        """Stops sending every header set with :meth:`set_request_header`."""
+        h = self.handle
+        self._check(_native.lib.dpopkit_http_clear_request_headers(h), h)
+
     # -- requests -------------------------------------------------------------------------
     def quick_get_str(self, url: StrOrBytes) -> str:
         """GET ``url``; the body of a 2xx response, else ``DpopkitError``."""
         h = self.handle
         u = _native.encode(url, "url")
-        return self._string(_native.lib.dpopkit_http_quick_get_str(h, u), h)
+        return self._string(_native.lib.dpopkit_http_quick_get_str(h, u), h, request=True)
+
+    def quick_get_bytes(self, url: StrOrBytes) -> bytes:
+        """GET ``url``; the body of a 2xx response as ``bytes`` (any byte values: a PDF, an
+        image; ``b""`` when empty), else ``DpopkitError``."""
+        h = self.handle
+        u = _native.encode(url, "url")
+        data = _native.call_bytes(_native.lib.dpopkit_http_quick_get_bytes, h, u)
+        if data is None:
+            self._raise(h, request=True)
+        return data
+
+    def quick_request_bytes(
+        self,
+        method: StrOrBytes,
+        url: StrOrBytes,
+        content_type: Optional[StrOrBytes] = None,
+        body: Optional[Union[bytes, bytearray, memoryview, str]] = None,
+    ) -> bytes:
+        """Any method with an optional body of any bytes (a ``str`` is sent as UTF-8); the
+        body of a 2xx response as ``bytes``, else ``DpopkitError``."""
+        h = self.handle
+        m = _native.encode(method, "method")
+        u = _native.encode(url, "url")
+        ct = _native.encode_optional(content_type, "content_type")
+        if body is None:
+            data: Optional[bytes] = None
+        elif isinstance(body, str):
+            data = body.encode("utf-8")
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
+        else:
+            raise TypeError(f"body must be bytes, bytearray, memoryview or str, not {type(body).__name__}")
+        length = 0 if data is None else len(data)
+        out = _native.call_bytes(_native.lib.dpopkit_http_quick_request_bytes, h, m, u, ct, data, length)
+        if out is None:
+            self._raise(h, request=True)
+        return out
 
     def quick_request_str(
         self,
@@ -423,7 +525,7 @@ class Http(Handle):
         u = _native.encode(url, "url")
         ct = _native.encode_optional(content_type, "content_type")
         b = _native.encode_optional(body, "body")
-        return self._string(_native.lib.dpopkit_http_quick_request_str(h, m, u, ct, b), h)
+        return self._string(_native.lib.dpopkit_http_quick_request_str(h, m, u, ct, b), h, request=True)
 
     # -- last response (per calling thread) -----------------------------------------------
     @property
@@ -446,3 +548,32 @@ class Http(Handle):
     def last_response_header(self) -> str:
         """Headers of this thread's last response, ``Name: value`` lines joined by CRLF."""
         return _native.take_string(_native.lib.dpopkit_http_last_response_header(self.handle)) or ""
+
+    @property
+    def last_response_body_bytes(self) -> bytes:
+        """Body of this thread's last response, whatever its status, as ``bytes`` (``b""``
+        when none)."""
+        h = self.handle
+        data = _native.call_bytes(_native.lib.dpopkit_http_last_response_body_bytes, h)
+        if data is None:
+            self._raise(h)
+        return data
+
+    @property
+    def last_status_text(self) -> str:
+        """Standard reason phrase of this thread's last status ("OK", "Created", "Not
+        Found"; "" when no response was received)."""
+        return _native.take_string(_native.lib.dpopkit_http_last_status_text(self.handle)) or ""
+
+    def last_response_header_value(self, name: StrOrBytes) -> Optional[str]:
+        """The value of header ``name`` of this thread's last response (case-insensitive;
+        repeated fields joined with ", "), or ``None`` when it has no such header. Reading
+        a header after a failed call keeps that call's ``last_error_text``."""
+        h = self.handle
+        n = _native.encode(name, "name")
+        ptr = _native.lib.dpopkit_http_last_response_header_value(h, n)
+        if not ptr:
+            if _native.lib.dpopkit_last_error_code(h) == Result.NOT_FOUND:
+                return None
+            self._raise(h)
+        return _native.take_string(ptr)

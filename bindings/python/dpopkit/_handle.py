@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from types import TracebackType
 from typing import NoReturn, Optional, Type, TypeVar
@@ -21,18 +22,45 @@ def raise_thread_error() -> NoReturn:
     raise DpopkitError(code if code else Result.INTERNAL, 0, text or "dpopkit call failed")
 
 
+def _snake(name: str) -> str:
+    """``SessionLogFilename`` -> ``session_log_filename`` (for the hint of a literal port)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
 class Handle:
     """Owns one dpopkit handle. ``close()`` releases it (``dpopkit_destroy``) and may be
     called any number of times; the object is also a context manager, and ``__del__``
-    closes it as a safety net. Any use after ``close()`` raises ``ValueError``."""
+    closes it as a safety net. Any use after ``close()`` raises ``ValueError``.
 
-    _handle: int = 0  # class default: __del__ is safe even if __init__ failed early
+    Objects have ``__slots__``: assigning an attribute that does not exist raises
+    ``AttributeError`` (a literal port's ``http.SessionLogFilename = "x"`` would otherwise
+    do nothing and report nothing); the error names the snake_case attribute when there
+    is one."""
+
+    __slots__ = ("_handle", "_close_lock", "__weakref__")
 
     def __init__(self, handle: int) -> None:
+        self._handle = 0  # set first: __del__ is safe even if the check below raises
         if not handle:
             raise_thread_error()
         self._close_lock = threading.Lock()
         self._handle = int(handle)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        try:
+            object.__setattr__(self, name, value)
+        except AttributeError as e:
+            cls = type(self)
+            if hasattr(cls, name):
+                raise  # a read-only property: Python's own message says so
+            hint = ""
+            snake = _snake(name)
+            if snake != name and hasattr(cls, snake):
+                hint = f"; did you mean '{snake}'?"
+            raise AttributeError(
+                f"'{cls.__name__}' object has no attribute '{name}'{hint} "
+                f"(dpopkit objects accept only their documented attributes)"
+            ) from e
 
     # -- lifetime ---------------------------------------------------------------------
     @property
@@ -45,11 +73,11 @@ class Handle:
 
     @property
     def closed(self) -> bool:
-        return not self._handle
+        return not getattr(self, "_handle", 0)
 
     def close(self) -> None:
         """Destroys the native object. Idempotent."""
-        lock = self.__dict__.get("_close_lock")
+        lock = getattr(self, "_close_lock", None)
         if lock is None:
             return
         with lock:
@@ -93,21 +121,25 @@ class Handle:
 
     # -- helpers for subclasses ---------------------------------------------------------
     def _status_for_error(self, h: int) -> int:
+        """The HTTP status a failed *request* reports (Http overrides it)."""
         return 0
 
-    def _raise(self, h: int) -> NoReturn:
+    def _raise(self, h: int, request: bool = False) -> NoReturn:
+        """Raises the last error of ``h``. Only a failed request carries an HTTP status: a
+        configuration error never shows the status of an earlier request."""
         lib = _native.lib
         code = lib.dpopkit_last_error_code(h)
         text = _native.take_string(lib.dpopkit_last_error_text(h)) or ""
-        raise DpopkitError(code if code else Result.INTERNAL, self._status_for_error(h), text or "dpopkit call failed")
+        status = self._status_for_error(h) if request else 0
+        raise DpopkitError(code if code else Result.INTERNAL, status, text or "dpopkit call failed")
 
     def _check(self, ok: int, h: int) -> None:
         if ok != 1:
             self._raise(h)
 
-    def _string(self, ptr: Optional[int], h: int) -> str:
+    def _string(self, ptr: Optional[int], h: int, request: bool = False) -> str:
         if not ptr:
-            self._raise(h)
+            self._raise(h, request)
         s = _native.take_string(ptr)
         assert s is not None
         return s

@@ -6,8 +6,14 @@ Rules (include/dpopkit.h is the source of truth):
 - a returned ``char *`` is declared ``c_void_p`` (never ``c_char_p``, which would copy the
   bytes and drop the pointer: a leak) and goes through :func:`take_string`, which reads it
   with ``ctypes.string_at`` and frees it with ``dpopkit_string_free``;
+- a returned ``uint8_t *`` (bytes, with their length in ``*out_len``) is ``c_void_p`` too
+  and goes through :func:`take_bytes`, which copies it and frees it with
+  ``dpopkit_bytes_free``;
 - ``int64_t`` -> ``c_int64``, ``uint32_t`` -> ``c_uint32``, ``uint64_t`` -> ``c_uint64``,
-  ``int`` -> ``c_int``, ``const char *`` -> ``c_char_p`` (UTF-8 ``bytes`` or ``None``).
+  ``int`` -> ``c_int``, ``const char *`` -> ``c_char_p`` (UTF-8 ``bytes`` or ``None``),
+  ``const uint8_t *`` -> ``c_char_p`` (any ``bytes``; the length goes separately),
+  ``size_t`` -> ``c_size_t``, ``size_t *`` -> ``c_size_t_p``, ``uint8_t *`` (given back to
+  dpopkit) -> ``c_void_p``.
 
 The library is looked up in this order: the file named by the environment variable
 ``DPOPKIT_LIBRARY``; the library beside this package (``dpopkit/libdpopkit.so``,
@@ -22,10 +28,12 @@ import ctypes.util
 import os
 import sys
 import warnings
-from ctypes import CDLL, c_char_p, c_int, c_int64, c_uint32, c_uint64, c_void_p, string_at
+from ctypes import CDLL, POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p, string_at
 from typing import Any, List, Optional, Tuple
 
 from .errors import LibraryNotFoundError
+
+c_size_t_p = POINTER(c_size_t)
 
 # fmt: off
 _FUNCTIONS = {
@@ -53,6 +61,15 @@ _FUNCTIONS = {
     "dpopkit_http_last_method_success": ([c_int64], c_int),
     "dpopkit_http_last_response_body": ([c_int64], c_void_p),
     "dpopkit_http_last_response_header": ([c_int64], c_void_p),
+    "dpopkit_http_set_request_header": ([c_int64, c_char_p, c_char_p], c_int),
+    "dpopkit_http_remove_request_header": ([c_int64, c_char_p], c_int),
+    "dpopkit_http_clear_request_headers": ([c_int64], c_int),
+    "dpopkit_http_quick_get_bytes": ([c_int64, c_char_p, c_size_t_p], c_void_p),
+    "dpopkit_http_quick_request_bytes": ([c_int64, c_char_p, c_char_p, c_char_p, c_char_p, c_size_t, c_size_t_p], c_void_p),
+    "dpopkit_bytes_free": ([c_void_p], None),
+    "dpopkit_http_last_response_header_value": ([c_int64, c_char_p], c_void_p),
+    "dpopkit_http_last_status_text": ([c_int64], c_void_p),
+    "dpopkit_http_last_response_body_bytes": ([c_int64, c_size_t_p], c_void_p),
     "dpopkit_json_new": ([], c_int64),
     "dpopkit_json_update_string": ([c_int64, c_char_p, c_char_p], c_int),
     "dpopkit_json_emit": ([c_int64], c_void_p),
@@ -155,6 +172,26 @@ def take_string(ptr: Optional[int]) -> Optional[str]:
     finally:
         lib.dpopkit_string_free(ptr)
     return data.decode("utf-8")
+
+
+def take_bytes(ptr: Optional[int], length: int) -> Optional[bytes]:
+    """Copies ``length`` bytes returned by dpopkit into ``bytes`` and frees them (exactly
+    once, with ``dpopkit_bytes_free``). ``None`` for NULL; an empty result is ``b""``."""
+    if not ptr:
+        return None
+    try:
+        data = string_at(ptr, length)
+    finally:
+        lib.dpopkit_bytes_free(ptr)
+    return data
+
+
+def call_bytes(fn: Any, *args: Any) -> Optional[bytes]:
+    """Calls a dpopkit function whose last argument is ``size_t *out_len`` and returns its
+    bytes (``None`` on failure)."""
+    n = c_size_t(0)
+    ptr = fn(*args, byref(n))
+    return take_bytes(ptr, n.value)
 
 
 def encode(value: Any, what: str) -> bytes:

@@ -36,6 +36,7 @@ class Result(enum.IntEnum):
     JSON = 21
     DISCOVERY = 22
     DPOP_PROOF = 23
+    NOT_FOUND = 24
     PANIC = 100
     INTERNAL = 101
 

@@ -1,0 +1,162 @@
+//! One drift test for every binding: each function of include/dpopkit.h must be used by the
+//! Python package (declared in `_native._FUNCTIONS` and called as `lib.<name>`), by the C#
+//! wrapper (bindings/sqlserver/DpopKit.cs calls `NativeMethods.<name>`; the declarations
+//! themselves are generated into NativeMethods.g.cs, see tests/header.rs) and by the C++
+//! header (bindings/cpp/dpopkit.hpp calls `<name>(`) — unless that binding lists it as
+//! deliberately absent, with a reason, in a comment of its own file:
+//!
+//! ```text
+//! deliberately absent: dpopkit_some_function: why this binding does not offer it
+//! ```
+//!
+//! A listed function that the binding uses after all, or that the header no longer has,
+//! fails too (the list must not go stale).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The functions the header declares: every `dpopkit_name(` that starts a declaration (a
+/// line of code, not a comment, whose name is followed by its parameter list).
+fn header_functions(header: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in header.lines() {
+        let t = line.trim_start();
+        if t.starts_with("//") || t.starts_with('*') || t.starts_with("/*") || t.starts_with('#') {
+            continue;
+        }
+        let Some(at) = t.find("dpopkit_") else { continue };
+        let rest = &t[at..];
+        let end = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+        if rest[end..].starts_with('(') {
+            out.insert(rest[..end].to_string());
+        }
+    }
+    out
+}
+
+/// Whether `text` holds `prefix` + `name` with no identifier character right after it
+/// (so `dpopkit_http_last_status` does not count for `dpopkit_http_last_status_text`).
+fn uses(text: &str, prefix: &str, name: &str, suffix: Option<char>) -> bool {
+    let needle = format!("{prefix}{name}");
+    text.match_indices(&needle).any(|(i, _)| {
+        let after = text[i + needle.len()..].chars().next();
+        match suffix {
+            Some(s) => after == Some(s),
+            None => !after.is_some_and(is_ident),
+        }
+    })
+}
+
+/// The `deliberately absent: dpopkit_x: reason` entries of a binding file. A reason of
+/// fewer than 10 characters is not a reason.
+fn absent_list(text: &str, file: &str) -> BTreeMap<String, String> {
+    const MARK: &str = "deliberately absent:";
+    let mut out = BTreeMap::new();
+    for (i, _) in text.match_indices(MARK) {
+        let rest = text[i + MARK.len()..].lines().next().unwrap_or("").trim_start();
+        let end = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+        let name = &rest[..end];
+        assert!(name.starts_with("dpopkit_"), "{file}: `{MARK}` must be followed by a function name: {rest:?}");
+        let reason = rest[end..].trim_start_matches([' ', ':', '-', '—', '\t']).trim();
+        assert!(reason.chars().count() >= 10, "{file}: {name} is listed as deliberately absent without a reason");
+        out.insert(name.to_string(), reason.to_string());
+    }
+    out
+}
+
+struct Binding {
+    name: &'static str,
+    file: &'static str,
+    /// Every file whose uses count (the first one holds the absent list).
+    texts: Vec<String>,
+    used: fn(&str, &str) -> bool,
+}
+
+fn check(header: &BTreeSet<String>, b: &Binding) -> Vec<String> {
+    let absent = absent_list(&b.texts[0], b.file);
+    let mut problems = Vec::new();
+    for f in header {
+        let used = b.texts.iter().any(|t| (b.used)(t, f));
+        match (used, absent.get(f)) {
+            (false, None) => problems.push(format!(
+                "{}: {f} is in include/dpopkit.h but not in {} (wrap it, or add `deliberately absent: {f}: <reason>` to a comment there)",
+                b.name, b.file
+            )),
+            (true, Some(_)) => problems.push(format!("{}: {f} is listed as deliberately absent in {} but is used: remove it from the list", b.name, b.file)),
+            _ => {}
+        }
+    }
+    for f in absent.keys().filter(|f| !header.contains(*f)) {
+        problems.push(format!("{}: {} lists {f} as deliberately absent, but the header has no such function", b.name, b.file));
+    }
+    problems
+}
+
+fn bindings() -> Vec<Binding> {
+    let py_dir = repo().join("bindings/python/dpopkit");
+    let mut py_files: Vec<_> = std::fs::read_dir(&py_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .collect();
+    py_files.sort();
+    // _native.py first: its docstring holds the absent list, its table the declarations.
+    py_files.sort_by_key(|p| p.file_name() != Some("_native.py".as_ref()));
+    let py_texts: Vec<String> = py_files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    vec![
+        // Used = called as `lib.<name>` somewhere in the package (the declaration in the
+        // ctypes table is checked separately).
+        Binding { name: "Python", file: "bindings/python/dpopkit/_native.py", texts: py_texts, used: |t, f| uses(t, "lib.", f, None) },
+        Binding { name: "C#", file: "bindings/sqlserver/DpopKit.cs", texts: vec![read("bindings/sqlserver/DpopKit.cs")], used: |t, f| uses(t, "NativeMethods.", f, None) },
+        Binding { name: "C++", file: "bindings/cpp/dpopkit.hpp", texts: vec![read("bindings/cpp/dpopkit.hpp")], used: |t, f| uses(t, "", f, Some('(')) },
+    ]
+}
+
+#[test]
+fn every_header_function_is_in_every_binding_or_deliberately_absent() {
+    let header = header_functions(&read("include/dpopkit.h"));
+    assert!(header.len() >= 45, "the header parser found only {} functions: {header:?}", header.len());
+    // The Python table declares every function (a call needs a declaration to be typed).
+    let native = read("bindings/python/dpopkit/_native.py");
+    let mut problems: Vec<String> = header
+        .iter()
+        .filter(|f| !uses(&native, "\"", f, Some('"')))
+        .map(|f| format!("Python: {f} is not declared in _native._FUNCTIONS"))
+        .collect();
+    for b in bindings() {
+        problems.extend(check(&header, &b));
+    }
+    assert!(problems.is_empty(), "the bindings drifted from include/dpopkit.h:\n  {}", problems.join("\n  "));
+}
+
+/// The checker itself: a binding that lacks a function fails, a listed one passes, a stale
+/// or reasonless entry fails, and a longer name does not count for a shorter one.
+#[test]
+fn the_drift_checker_can_fail() {
+    let header: BTreeSet<String> = ["dpopkit_a", "dpopkit_a_b"].iter().map(|s| s.to_string()).collect();
+    let mk = |text: &str| Binding { name: "T", file: "t.hpp", texts: vec![text.to_string()], used: |t, f| uses(t, "", f, Some('(')) };
+    assert_eq!(check(&header, &mk("dpopkit_a(); dpopkit_a_b(x);")), Vec::<String>::new());
+    let p = check(&header, &mk("dpopkit_a_b(x);"));
+    assert!(p.len() == 1 && p[0].contains("dpopkit_a is in include/dpopkit.h but not in t.hpp"), "{p:?}");
+    assert!(check(&header, &mk("dpopkit_a_b(x); // deliberately absent: dpopkit_a: the host has no use for it")).is_empty());
+    let p = check(&header, &mk("dpopkit_a(); dpopkit_a_b(); // deliberately absent: dpopkit_a: the host has no use for it"));
+    assert!(p[0].contains("but is used"), "{p:?}");
+    let p = check(&header, &mk("dpopkit_a(); dpopkit_a_b(); // deliberately absent: dpopkit_gone: removed from the header long ago"));
+    assert!(p[0].contains("no such function"), "{p:?}");
+    let r = std::panic::catch_unwind(|| absent_list("// deliberately absent: dpopkit_a", "t"));
+    assert!(r.is_err(), "an entry without a reason is refused");
+    let h = header_functions("// dpopkit_not_a_decl(\nint dpopkit_x(int64_t h);\nuint8_t *dpopkit_y(int64_t http,\n    size_t *out_len);\n");
+    assert_eq!(h.into_iter().collect::<Vec<_>>(), ["dpopkit_x", "dpopkit_y"]);
+}
