@@ -366,3 +366,403 @@ fn hostile_server_echoes_and_terminal_escapes_are_neutralised() {
     assert!(tty.contains("you sent: DPoP ****") && tty.contains("\\x1b[2J"), "shown as a visible escape: {}", show(&out));
     clean("stdout on a terminal", tty.as_bytes(), &out);
 }
+
+/// Issue 12, item 6: a token endpoint that refuses the proof with `invalid_dpop_proof`
+/// (here: the real AS accepting ES256 proofs only, the key is ES384, the token endpoint
+/// given directly so no discovery checks the algorithm first) is the DPoP proof error, and
+/// its text says the server may accept ES256 only and how to make such a key.
+#[test]
+fn invalid_dpop_proof_from_the_token_endpoint_names_es256() {
+    use dpopkit::core::{EcKey, ErrorKind, HttpClient};
+    use std::sync::Arc;
+    let peers = Peers::start(&["--as-nonce", "--dpop-algs", "ES256"]);
+    let http = HttpClient::new();
+    http.set_dpop_key(Arc::new(EcKey::load_file(&fixture("p384_pkcs8.pem"), None).unwrap()));
+    http.set_auth_token(&peers.auth_token()).unwrap();
+    let e = http.request(Some("GET"), &peers.api, None, None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::DpopProof, "{}", e.message);
+    for says in ["invalid_dpop_proof", "ES384", "ES256 only", "keygen --alg ES256"] {
+        assert!(e.message.contains(says), "the text says {says:?}: {}", e.message);
+    }
+    // An ES256 key gets its token from the same server.
+    http.set_dpop_key(Arc::new(EcKey::load_file(&fixture("ec_pkcs8.pem"), None).unwrap()));
+    http.request(Some("GET"), &peers.api, None, None).unwrap();
+
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api]);
+    client_args(&mut cmd, &peers, &fixture("p384_pkcs8.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("ES256 only") && text(&out.stderr).contains("keygen --alg ES256"), "{}", show(&out));
+}
+
+// ---- issue 12, item 5 ----
+
+#[path = "tls/support.rs"]
+mod support;
+
+/// `get`/`request` with the sample client, secret from the environment.
+fn run_client(args: &[&str], peers: &Peers) -> Output {
+    let mut cmd = dpopkit();
+    cmd.args(args);
+    client_args(&mut cmd, peers, &fixture("ec_pkcs8.pem"));
+    cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap()
+}
+
+#[test]
+fn keygen_alg_es384_and_eddsa() {
+    let dir = scratch("keygen-alg");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (alg, crv) in [("ES256", "P-256"), ("ES384", "P-384"), ("EdDSA", "Ed25519")] {
+        for jwk in [false, true] {
+            let file = dir.join(format!("{alg}-{jwk}"));
+            let mut cmd = dpopkit();
+            cmd.args(["keygen", "--alg", alg, "--out"]).arg(&file);
+            if jwk {
+                cmd.arg("--jwk");
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{alg}: {}", show(&out));
+            let key = dpopkit::core::EcKey::load_file(&file, None).unwrap();
+            assert_eq!(key.alg(), alg);
+            assert_eq!(text(&out.stdout).trim(), key.jkt());
+            let out = dpopkit().args(["jwk", "--key"]).arg(&file).output().unwrap();
+            assert!(text(&out.stdout).contains(&format!("\"crv\":\"{crv}\"")), "{alg}: {}", show(&out));
+        }
+    }
+    let out = dpopkit().args(["keygen", "--alg", "RS256"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("ES256") && text(&out.stderr).contains("EdDSA"), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "no key printed on a refused --alg");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_lists_the_key_types_and_options_that_work() {
+    let help = text(&dpopkit().arg("--help").output().unwrap().stdout);
+    for says in [
+        "EC P-256 (ES256)",
+        "EC P-384",
+        "Ed25519 (EdDSA)",
+        "JWK",
+        "keygen [--out FILE] [--jwk] [--alg ES256|ES384|EdDSA]",
+        "-H, --header",
+        "-i, --include",
+        "-o, --output FILE",
+        "-X, --request METHOD",
+        "@FILE",
+        "--issuer URL",
+        "private_key_jwt",
+        "--assertion-key FILE",
+        "--ca-file FILE",
+        "--proxy URL",
+        "--allow-insecure-http",
+    ] {
+        assert!(help.contains(says), "--help says {says:?}:\n{help}");
+    }
+    assert!(!help.contains("EC P-256 as PEM"), "the old --key text that named P-256 only:\n{help}");
+}
+
+#[test]
+fn new_options_refuse_bad_command_lines_with_exit_2() {
+    let key = fixture("ec_pkcs8.pem");
+    let key = key.to_str().unwrap();
+    let base = ["--key", key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:1/token", "--client-secret", "s"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["get", "http://a/", "-H", "X-Api-Key=hunter2-value"], "Name: value"),
+        (vec!["get", "http://a/", "-H", "Authorization: DPoP abc"], "access token"),
+        (vec!["get", "http://a/", "-H", "DPoP: x"], "proof"),
+        (vec!["get", "http://a/", "-H", "Host: evil"], "URL"),
+        (vec!["get", "http://a/", "-H", "X-Bad Name: v"], "Name: value"),
+        (vec!["get", "http://a/", "-H", "X-Ok: a\u{1}b"], "X-Ok"),
+        (vec!["get", "http://a/", "-X", "POST"], "request"),
+        (vec!["get", "http://a/", "-H", "Content-Type: text/plain"], "body"),
+        (vec!["request", "PUT", "http://a/", "-X", "POST"], "two methods"),
+        (vec!["request", "POST", "http://a/", "--data", "x", "--content-type", "a/b", "-H", "content-type: c/d"], "twice"),
+        (vec!["get", "http://a/", "--assertion-key", key], "private_key_jwt"),
+        (vec!["get", "http://a/", "--auth-method", "private_key_jwt"], "--client-secret"),
+        (vec!["get", "http://a/", "--auth-method", "tls_client_auth"], "private_key_jwt"),
+        (vec!["get", "http://a/", "--proxy", "not a url"], "proxy"),
+        (vec!["get", "http://a/", "--allow-insecure-http=yes"], "takes no value"),
+        (vec!["keygen", "--pkcs11", "pkcs11:token=t;object=o", "--alg", "EdDSA"], "ES256 or ES384"),
+    ];
+    for (args, says) in cases {
+        let full = if args[0] == "keygen" { args.clone() } else { [&args[..], &base].concat() };
+        let out = dpopkit().args(&full).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{full:?}\n{}", show(&out));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{full:?}: stderr names {says:?}:\n{stderr}");
+        assert!(!stderr.contains("hunter2") && !stderr.contains("DPoP abc"), "a header value is shown: {stderr}");
+        assert!(out.stdout.is_empty(), "{full:?}\n{}", show(&out));
+    }
+    let out = dpopkit().args([&["get", "http://a/"][..], &base, &["-o"]].concat()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("-o needs a value"), "{}", show(&out));
+    // Without --token-endpoint, --issuer is named as the alternative.
+    let out = dpopkit().args(["get", "http://a/", "--key", key, "--client-id", "c", "--client-secret", "s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--issuer"), "{}", show(&out));
+}
+
+#[test]
+fn issuer_discovery_and_private_key_jwt() {
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    // --issuer: the token endpoint from the metadata.
+    let out = dpopkit()
+        .args(["get", &peers.api, "--issuer", &peers.issuer, "--client-id", "m2m.dpop", "--scope", "api", "--key"])
+        .arg(fixture("ec_pkcs8.pem"))
+        .env("DPOPKIT_CLIENT_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains(r#"{"type":"client_id","value":"m2m.dpop"}"#), "{}", show(&out));
+
+    // private_key_jwt: no secret (even one in the environment is not sent), the assertion
+    // signed by --assertion-key, the proofs by the DPoP key.
+    let out = dpopkit()
+        .args(["get", &peers.api, "--token-endpoint", &peers.token_endpoint, "--client-id", "m2m.pkjwt", "--scope", "api"])
+        .args(["--auth-method", "private_key_jwt", "--key"])
+        .arg(fixture("ec_pkcs8.pem"))
+        .arg("--assertion-key")
+        .arg(fixture("client_assertion_p256.pem"))
+        .env("DPOPKIT_CLIENT_SECRET", "not-sent-with-pkjwt")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let body = text(&out.stdout);
+    assert!(body.contains(r#"{"type":"client_id","value":"m2m.pkjwt"}"#) && body.contains(&expected_jkt()), "{body}");
+
+    // The DPoP key is not the registered assertion key: the AS refuses the client.
+    let out = dpopkit()
+        .args(["get", &peers.api, "--token-endpoint", &peers.token_endpoint, "--client-id", "m2m.pkjwt"])
+        .args(["--auth-method", "private_key_jwt", "--key"])
+        .arg(fixture("ec_pkcs8.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("invalid_client"), "{}", show(&out));
+    assert!(!common::contains_jwt(&text(&out.stderr)), "an assertion on stderr: {}", show(&out));
+    assert_eq!(peers.tokens_issued(), 2);
+}
+
+#[test]
+fn ca_file_for_https_peers() {
+    let pki = support::TestPki::new();
+    let peers = pki.peers(&["--as-nonce", "--rs-nonce"]);
+    let mut cmd = dpopkit();
+    cmd.args(["get", &peers.api, "--proxy", ""]).arg("--ca-file").arg(&pki.ca);
+    client_args(&mut cmd, &peers, &fixture("ec_pkcs8.pem"));
+    let out = cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("m2m.dpop"), "{}", show(&out));
+    // Without it the test CA is not trusted: a TLS error, exit 3.
+    let out = run_client(&["get", &peers.api, "--proxy", ""], &peers);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).to_lowercase().contains("certificate"), "{}", show(&out));
+    // A CA file that is not there.
+    let out = run_client(&["get", &peers.api, "--ca-file", "/nonexistent/ca.pem"], &peers);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--ca-file") && text(&out.stderr).contains("/nonexistent/ca.pem"), "{}", show(&out));
+}
+
+/// A CONNECT proxy on 127.0.0.1 that counts its tunnels (ureq tunnels http targets too).
+/// Its threads end with the test process.
+fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let tunnels = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut client = client;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = match head.split_whitespace().collect::<Vec<_>>()[..] {
+                    ["CONNECT", t, ..] if t.starts_with("127.0.0.1:") => t.to_string(),
+                    _ => {
+                        let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+                        return;
+                    }
+                };
+                let Ok(upstream) = TcpStream::connect(&target) else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n");
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut upstream = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut client, &mut upstream);
+                let _ = upstream.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, tunnels)
+}
+
+#[test]
+fn proxy_option_sends_every_request_through_the_proxy() {
+    use std::sync::atomic::Ordering;
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let (proxy, tunnels) = connect_proxy();
+    let out = run_client(&["get", &peers.api, "--proxy", &proxy], &peers);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("m2m.dpop"), "{}", show(&out));
+    assert!(tunnels.load(Ordering::SeqCst) >= 2, "token endpoint and API through the proxy: {} tunnels", tunnels.load(Ordering::SeqCst));
+    // A proxy where nothing listens: the request fails (it does not go direct).
+    let closed = format!("http://127.0.0.1:{}", common::closed_port());
+    let out = run_client(&["get", &peers.api, "--proxy", &closed, "--timeout-ms", "5000"], &peers);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert_eq!(peers.tokens_issued(), 1, "the second run reached no server");
+}
+
+#[test]
+fn allow_insecure_http_for_a_token_endpoint_on_another_machine() {
+    use common::fault::{FaultServer, json};
+    let srv = FaultServer::start(|r| match r.path.as_str() {
+        "/token" => json(200, r#"{"access_token":"cli-insecure-token","token_type":"DPoP","expires_in":300}"#),
+        _ => json(200, r#"{"ok":true}"#),
+    });
+    // 2130706433 is 127.0.0.1 to the resolver, but not "this machine" to the URL rule.
+    let te = format!("http://2130706433:{}/token", srv.port);
+    let run = |extra: &[&str]| {
+        let mut cmd = dpopkit();
+        cmd.args(["get", &srv.url("/api"), "--client-id", "m2m.dpop", "--token-endpoint", &te, "--proxy", ""]).args(extra);
+        cmd.arg("--key").arg(fixture("ec_pkcs8.pem")).env("DPOPKIT_CLIENT_SECRET", "cli-cleartext-secret").output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--allow-insecure-http"), "the error names the option: {}", show(&out));
+    assert!(srv.requests().is_empty(), "nothing sent without the option");
+    let out = run(&["--allow-insecure-http"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("ok"), "{}", show(&out));
+    assert!(srv.requests().iter().any(|r| r.method == "POST" && r.path == "/token"));
+}
+
+/// Issue 12, "done when" for the CLI: against the real peers with nonces required at both,
+/// a custom Accept header (and a correlation id, and an API key that stays masked), a POST
+/// of JSON with an Idempotency-Key read back with -i (201, Location, ETag), a binary
+/// download of the bytes 0..255 to -o FILE, byte-exact, and a binary upload with --data @FILE.
+#[test]
+fn porting_flow_headers_post_bytes_location() {
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let rs = &peers.rs;
+    let dir = scratch("porting");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("session.log");
+
+    // Custom request headers, repeatable -H.
+    let api_key = "cli-Api-K3y-9f8e7d";
+    let echo = format!("{rs}/api/echo-headers");
+    let out = run_client(
+        &[
+            "get",
+            &echo,
+            "-H",
+            "Accept: application/json",
+            "-H",
+            "X-Correlation-Id:  corr-123 ",
+            "--header=X-Api-Key: cli-Api-K3y-9f8e7d",
+            "--session-log",
+            log.to_str().unwrap(),
+        ],
+        &peers,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["headers"]["accept"], "application/json", "{v}");
+    assert_eq!(v["headers"]["x-correlation-id"], "corr-123", "the value trimmed as curl does: {v}");
+    assert!(v["headers"]["x-api-key"].is_string(), "the API key was sent: {v}");
+    assert!(!text(&out.stdout).contains(api_key), "an echoed API key is masked on stdout: {}", show(&out));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("Accept: application/json") || logged.contains("accept: application/json"), "{logged}");
+    assert!(!logged.contains(api_key), "the API key in the session log:\n{logged}");
+
+    // POST JSON with an Idempotency-Key; -i shows the status line and the Location.
+    let out = run_client(
+        &[
+            "request",
+            &format!("{rs}/api/items"),
+            "-X",
+            "POST",
+            "--data",
+            r#"{"name":"x"}"#,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Idempotency-Key: idem-42",
+            "-i",
+        ],
+        &peers,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    let (head, body) = stdout.split_once("\n\n").unwrap_or_else(|| panic!("headers, an empty line, the body: {stdout}"));
+    assert_eq!(head.lines().next(), Some("HTTP/1.1 201 Created"), "{stdout}");
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(": ")?;
+            n.eq_ignore_ascii_case(name).then(|| v.to_string())
+        })
+    };
+    assert_eq!(header("location").as_deref(), Some("/api/items/1"), "{stdout}");
+    assert_eq!(header("etag").as_deref(), Some("\"item-1\""), "{stdout}");
+    let item: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(item["idempotency_key"], "idem-42", "{item}");
+    assert_eq!(item["content_type"], "application/json", "{item}");
+    assert_eq!(item["received"], r#"{"name":"x"}"#, "{item}");
+
+    // Binary download, byte for byte, to -o FILE; nothing on stdout.
+    let file = dir.join("bytes.bin");
+    let out = run_client(&["get", &format!("{rs}/api/bytes"), "-o", file.to_str().unwrap()], &peers);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), (0..=255u8).collect::<Vec<u8>>(), "bytes 0..255, byte-exact");
+
+    // Binary upload from @FILE (the request method defaults to POST with --data), echoed
+    // back and written with -o: every byte value survives both ways.
+    let upload: Vec<u8> = (0..=255u8).rev().chain([0, 0xff, 0xc3]).collect();
+    let up = dir.join("upload.bin");
+    std::fs::write(&up, &upload).unwrap();
+    let back = dir.join("echo.bin");
+    let out = run_client(
+        &[
+            "request",
+            &format!("{rs}/api/echo-bytes"),
+            "--data",
+            &format!("@{}", up.display()),
+            "--content-type",
+            "application/octet-stream",
+            "-o",
+            back.to_str().unwrap(),
+        ],
+        &peers,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(std::fs::read(&back).unwrap(), upload);
+
+    // -i on a non-2xx: the status line and headers still on stdout, exit 1.
+    let out = run_client(&["get", &format!("{rs}/missing"), "-i"], &peers);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stdout).starts_with("HTTP/1.1 404 Not Found\n"), "{}", show(&out));
+
+    assert_eq!(peers.rs_stats()["ok"], 4, "{}", peers.rs_stats());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -90,6 +90,29 @@ namespace DpopKit
         }
     }
 
+    /// <summary>Byte buffers at the boundary: the one place that frees returned bytes.</summary>
+    internal static class Bytes
+    {
+        /// <summary>Copies `len[0]` bytes returned by dpopkit and frees them with
+        /// dpopkit_bytes_free; null for NULL (a failure). An empty body is a zero-length array.</summary>
+        internal static byte[] Take(IntPtr p, UIntPtr[] len)
+        {
+            if (p == IntPtr.Zero) return null;
+            try
+            {
+                ulong n = len[0].ToUInt64();
+                if (n > int.MaxValue) throw new OutOfMemoryException("a response body over 2 GiB");
+                byte[] bytes = new byte[(int)n];
+                if (n > 0) Marshal.Copy(p, bytes, 0, (int)n);
+                return bytes;
+            }
+            finally
+            {
+                NativeMethods.dpopkit_bytes_free(p);
+            }
+        }
+    }
+
     /// <summary>
     /// Owns one dpopkit handle (an int64 carried in IntPtr, so 64-bit processes only).
     /// ReleaseHandle runs exactly once: on Dispose, on finalization, or when the AppDomain
@@ -505,6 +528,274 @@ namespace DpopKit
         public string LastResponseBody { get { return Call(h => Utf8.Take(NativeMethods.dpopkit_http_last_response_body(h))); } }
 
         public string LastResponseHeader { get { return Call(h => Utf8.Take(NativeMethods.dpopkit_http_last_response_header(h))) ?? ""; } }
+
+        // -------- request headers (Chilkat SetRequestHeader / RemoveRequestHeader / ClearHeaders) --------
+
+        /// <summary>
+        /// Sends "name: value" on every API request of this object from now on (never on token
+        /// or metadata requests, never after a redirect to another origin), replacing an earlier
+        /// value of that name. Names are RFC 9110 tokens, values single lines. Authorization,
+        /// DPoP, Host, Content-Length, Transfer-Encoding and Connection are refused
+        /// (InvalidArgument; LastErrorText says why). Credential-like headers (Cookie,
+        /// X-Api-Key, *Token*) are **** in the session log.
+        /// </summary>
+        public bool SetRequestHeader(string name, string value)
+        {
+            byte[] n = Utf8.In(name, "name"), v = Utf8.In(value, "value");
+            return CallOk(h => NativeMethods.dpopkit_http_set_request_header(h, n, v));
+        }
+
+        /// <summary>Stops sending the header (any spelling); true also when it was not set.</summary>
+        public bool RemoveRequestHeader(string name)
+        {
+            byte[] n = Utf8.In(name, "name");
+            return CallOk(h => NativeMethods.dpopkit_http_remove_request_header(h, n));
+        }
+
+        /// <summary>Stops sending every header set with SetRequestHeader (Chilkat ClearHeaders).</summary>
+        public bool ClearHeaders() { return CallOk(NativeMethods.dpopkit_http_clear_request_headers); }
+
+        /// <summary>The C name of ClearHeaders.</summary>
+        public bool ClearRequestHeaders() { return ClearHeaders(); }
+
+        // -------- response details --------
+
+        /// <summary>
+        /// A header of this thread's last response (Location, ETag, Retry-After, ...): the name
+        /// compares case-insensitively, repeated fields are joined with ", ". null when the
+        /// response has none (LastErrorCode NotFound). Works after a failed call too, and a
+        /// success leaves the failed call's LastErrorText alone.
+        /// </summary>
+        public string LastResponseHeaderValue(string name)
+        {
+            byte[] n = Utf8.In(name, "name");
+            return Call(h => Utf8.Take(NativeMethods.dpopkit_http_last_response_header_value(h, n)));
+        }
+
+        /// <summary>The standard reason phrase of LastStatus ("OK", "Created", "Not Found"); "" when there was no response.</summary>
+        public string LastStatusText { get { return Call(h => Utf8.Take(NativeMethods.dpopkit_http_last_status_text(h))) ?? ""; } }
+
+        // -------- binary bodies (PDFs, images: any byte values) --------
+
+        /// <summary>GET; the body of a 2xx response as bytes (an empty body is a zero-length
+        /// array), else null (see LastStatus, LastErrorText).</summary>
+        public byte[] QuickGetBytes(string url)
+        {
+            byte[] u = Utf8.In(url, "url");
+            return Call(h =>
+            {
+                var len = new UIntPtr[1];
+                return Bytes.Take(NativeMethods.dpopkit_http_quick_get_bytes(h, u, len), len);
+            });
+        }
+
+        /// <summary>Any method with an optional binary body (null: none); the body of a 2xx
+        /// response as bytes, else null.</summary>
+        public byte[] QuickRequestBytes(string method, string url, string contentType, byte[] body)
+        {
+            byte[] m = Utf8.In(method, "method"), u = Utf8.In(url, "url"), ct = Utf8.In(contentType, "contentType");
+            UIntPtr bodyLen = new UIntPtr(body == null ? 0u : (uint)body.Length);
+            return Call(h =>
+            {
+                var len = new UIntPtr[1];
+                return Bytes.Take(NativeMethods.dpopkit_http_quick_request_bytes(h, m, u, ct, body, bodyLen, len), len);
+            });
+        }
+
+        /// <summary>QuickGetBytes that throws DpopKitException (with Code and Status) on failure.</summary>
+        public byte[] GetBytes(string url)
+        {
+            return RequestBytes("GET", url, null, null);
+        }
+
+        /// <summary>QuickRequestBytes that throws DpopKitException (with Code and Status) on failure.</summary>
+        public byte[] RequestBytes(string method, string url, string contentType, byte[] body)
+        {
+            byte[] m = Utf8.In(method, "method"), u = Utf8.In(url, "url"), ct = Utf8.In(contentType, "contentType");
+            UIntPtr bodyLen = new UIntPtr(body == null ? 0u : (uint)body.Length);
+            return Call(h =>
+            {
+                var len = new UIntPtr[1];
+                byte[] r = Bytes.Take(NativeMethods.dpopkit_http_quick_request_bytes(h, m, u, ct, body, bodyLen, len), len);
+                if (r != null) return r;
+                int status = NativeMethods.dpopkit_http_last_status(h);
+                var code = (DpopKitResult)NativeMethods.dpopkit_last_error_code(h);
+                string text = Utf8.Take(NativeMethods.dpopkit_last_error_text(h));
+                throw new DpopKitException(code, status, text);
+            });
+        }
+
+        /// <summary>Body of this thread's last response as bytes, whatever its status; null when there was none.</summary>
+        public byte[] LastResponseBodyBytes
+        {
+            get
+            {
+                return Call(h =>
+                {
+                    var len = new UIntPtr[1];
+                    return Bytes.Take(NativeMethods.dpopkit_http_last_response_body_bytes(h, len), len);
+                });
+            }
+        }
+
+        /// <summary>
+        /// The headers of this thread's last response as a JSON object: lower-case names,
+        /// repeated fields joined with ", " (T-SQL: JSON_VALUE(@h, '$.location')). "{}" when none.
+        /// </summary>
+        public string LastResponseHeadersJson
+        {
+            get
+            {
+                var names = new System.Collections.Generic.List<string>();
+                var values = new System.Collections.Generic.Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (string line in LastResponseHeader.Split(new[] { "\r\n", "\n" }, StringSplitOptions.RemoveEmptyEntries))
+                {
+                    int colon = line.IndexOf(':');
+                    if (colon <= 0) continue;
+                    string name = line.Substring(0, colon).Trim().ToLowerInvariant();
+                    string value = line.Substring(colon + 1).Trim();
+                    string old;
+                    if (values.TryGetValue(name, out old)) values[name] = old + ", " + value;
+                    else { names.Add(name); values[name] = value; }
+                }
+                var sb = new StringBuilder("{");
+                for (int i = 0; i < names.Count; i++)
+                {
+                    if (i > 0) sb.Append(',');
+                    Json.AppendString(sb, names[i]);
+                    sb.Append(':');
+                    Json.AppendString(sb, values[names[i]]);
+                }
+                return sb.Append('}').ToString();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The little JSON the T-SQL entry points need: a flat object of request headers in
+    /// (as FOR JSON or JSON_OBJECT write it), a flat object of response headers out.
+    /// </summary>
+    internal static class Json
+    {
+        internal static void AppendString(StringBuilder sb, string s)
+        {
+            sb.Append('"');
+            foreach (char c in s)
+            {
+                switch (c)
+                {
+                    case '"': sb.Append("\\\""); break;
+                    case '\\': sb.Append("\\\\"); break;
+                    case '\n': sb.Append("\\n"); break;
+                    case '\r': sb.Append("\\r"); break;
+                    case '\t': sb.Append("\\t"); break;
+                    default:
+                        if (c < 0x20) sb.Append("\\u").Append(((int)c).ToString("x4"));
+                        else sb.Append(c);
+                        break;
+                }
+            }
+            sb.Append('"');
+        }
+
+        /// <summary>
+        /// Parses a JSON object whose members are strings, numbers or booleans (their text is
+        /// the header value) or null (skipped) into (name, value) pairs in order. Nested
+        /// objects or arrays, a repeated name or anything that is not one JSON object throw
+        /// FormatException with a text that says where.
+        /// </summary>
+        internal static System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, string>> ParseFlatObject(string text)
+        {
+            var result = new System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, string>>();
+            var seen = new System.Collections.Generic.HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            int i = 0;
+            Ws(text, ref i);
+            Expect(text, ref i, '{');
+            Ws(text, ref i);
+            if (Peek(text, i) == '}') { i++; }
+            else
+            {
+                while (true)
+                {
+                    Ws(text, ref i);
+                    if (Peek(text, i) != '"') throw new FormatException("a member name (a string) expected at offset " + i);
+                    string name = ReadString(text, ref i);
+                    Ws(text, ref i);
+                    Expect(text, ref i, ':');
+                    Ws(text, ref i);
+                    string value;
+                    char c = Peek(text, i);
+                    if (c == '"') value = ReadString(text, ref i);
+                    else if (c == '{' || c == '[')
+                        throw new FormatException("the value of \"" + name + "\" must be a string, a number or a boolean, not an object or array");
+                    else
+                    {
+                        int start = i;
+                        while (i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] == '-' || text[i] == '+' || text[i] == '.')) i++;
+                        value = text.Substring(start, i - start);
+                        double unused;
+                        if (value == "null") value = null;
+                        else if (value != "true" && value != "false"
+                            && !double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out unused))
+                            throw new FormatException("a JSON value expected at offset " + start);
+                    }
+                    if (!seen.Add(name)) throw new FormatException("the header \"" + name + "\" is given twice");
+                    if (value != null) result.Add(new System.Collections.Generic.KeyValuePair<string, string>(name, value));
+                    Ws(text, ref i);
+                    if (Peek(text, i) == ',') { i++; continue; }
+                    Expect(text, ref i, '}');
+                    break;
+                }
+            }
+            Ws(text, ref i);
+            if (i != text.Length) throw new FormatException("text after the JSON object at offset " + i);
+            return result;
+        }
+
+        private static char Peek(string t, int i) { return i < t.Length ? t[i] : '\0'; }
+
+        private static void Ws(string t, ref int i)
+        {
+            while (i < t.Length && (t[i] == ' ' || t[i] == '\t' || t[i] == '\r' || t[i] == '\n')) i++;
+        }
+
+        private static void Expect(string t, ref int i, char c)
+        {
+            if (Peek(t, i) != c) throw new FormatException("'" + c + "' expected at offset " + i);
+            i++;
+        }
+
+        private static string ReadString(string t, ref int i)
+        {
+            Expect(t, ref i, '"');
+            var sb = new StringBuilder();
+            while (true)
+            {
+                if (i >= t.Length) throw new FormatException("an unterminated string");
+                char c = t[i++];
+                if (c == '"') return sb.ToString();
+                if (c < 0x20) throw new FormatException("a control character inside a string at offset " + (i - 1));
+                if (c != '\\') { sb.Append(c); continue; }
+                char e = Peek(t, i++);
+                switch (e)
+                {
+                    case '"': sb.Append('"'); break;
+                    case '\\': sb.Append('\\'); break;
+                    case '/': sb.Append('/'); break;
+                    case 'b': sb.Append('\b'); break;
+                    case 'f': sb.Append('\f'); break;
+                    case 'n': sb.Append('\n'); break;
+                    case 'r': sb.Append('\r'); break;
+                    case 't': sb.Append('\t'); break;
+                    case 'u':
+                        if (i + 4 > t.Length) throw new FormatException("a bad \\u escape");
+                        sb.Append((char)Convert.ToInt32(t.Substring(i, 4), 16));
+                        i += 4;
+                        break;
+                    default: throw new FormatException("a bad escape at offset " + (i - 1));
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -605,6 +896,70 @@ namespace DpopKit
             return (int)code;
         }
 
+        // -------- (d) any method with request headers, status, response headers and body --------
+
+        /// <summary>
+        /// POST/PUT/PATCH/DELETE (any method) from T-SQL: the request headers come from a JSON
+        /// object (@requestHeaders, e.g. {"Accept":"application/json","Idempotency-Key":"42"},
+        /// as FOR JSON PATH, WITHOUT_ARRAY_WRAPPER writes it; NULL for none). Returns 0 or the
+        /// dpopkit_result code; @status/@statusText are the response's, @responseHeaders a JSON
+        /// object of its headers (lower-case names: JSON_VALUE(@responseHeaders, '$.location')),
+        /// and @body its body, also for a non-2xx status (an API's error document). Objects are
+        /// made per call (headers are per object, so a shared object would mix callers'
+        /// headers); the token, connections and parsed key are still shared process-wide.
+        /// </summary>
+        [SqlProcedure]
+        public static SqlInt32 RequestWithHeaders(SqlString keyPath, SqlString keyPassword, SqlString authTokenJson,
+            SqlString method, SqlString url, [SqlFacet(MaxSize = -1)] SqlString requestHeaders,
+            SqlString contentType, [SqlFacet(MaxSize = -1)] SqlString requestBody, SqlString sessionLog,
+            [SqlFacet(MaxSize = -1)] out SqlString body, out SqlInt32 status, out SqlString statusText,
+            [SqlFacet(MaxSize = -1)] out SqlString responseHeaders, [SqlFacet(MaxSize = -1)] out SqlString errorText)
+        {
+            byte[] b; int st; string stText, rh, e;
+            byte[] reqBody = requestBody.IsNull ? null : new UTF8Encoding(false, false).GetBytes(requestBody.Value);
+            DpopKitResult code = Exchange(Str(keyPath), Str(keyPassword), Str(authTokenJson), Str(method), Str(url),
+                Str(requestHeaders), Str(contentType), reqBody, Str(sessionLog), out b, out st, out stText, out rh, out e);
+            string text = null;
+            if (b != null)
+            {
+                try { text = new UTF8Encoding(false, true).GetString(b); }
+                catch (DecoderFallbackException)
+                {
+                    if (code == DpopKitResult.Ok)
+                    {
+                        code = DpopKitResult.ResponseNotText;
+                        e = "the response body is not UTF-8 text (" + b.Length + " bytes): use dbo.DpopKit_RequestBinary";
+                    }
+                }
+            }
+            body = text == null ? SqlString.Null : new SqlString(text);
+            status = st;
+            statusText = stText == null ? SqlString.Null : new SqlString(stText);
+            responseHeaders = rh == null ? SqlString.Null : new SqlString(rh);
+            errorText = code == DpopKitResult.Ok ? SqlString.Null : new SqlString(e);
+            return (int)code;
+        }
+
+        /// <summary>RequestWithHeaders with varbinary bodies both ways (PDFs, images, any bytes).</summary>
+        [SqlProcedure]
+        public static SqlInt32 RequestBinaryWithHeaders(SqlString keyPath, SqlString keyPassword, SqlString authTokenJson,
+            SqlString method, SqlString url, [SqlFacet(MaxSize = -1)] SqlString requestHeaders,
+            SqlString contentType, [SqlFacet(MaxSize = -1)] SqlBinary requestBody, SqlString sessionLog,
+            [SqlFacet(MaxSize = -1)] out SqlBinary body, out SqlInt32 status, out SqlString statusText,
+            [SqlFacet(MaxSize = -1)] out SqlString responseHeaders, [SqlFacet(MaxSize = -1)] out SqlString errorText)
+        {
+            byte[] b; int st; string stText, rh, e;
+            DpopKitResult code = Exchange(Str(keyPath), Str(keyPassword), Str(authTokenJson), Str(method), Str(url),
+                Str(requestHeaders), Str(contentType), requestBody.IsNull ? null : requestBody.Value, Str(sessionLog),
+                out b, out st, out stText, out rh, out e);
+            body = b == null ? SqlBinary.Null : new SqlBinary(b);
+            status = st;
+            statusText = stText == null ? SqlString.Null : new SqlString(stText);
+            responseHeaders = rh == null ? SqlString.Null : new SqlString(rh);
+            errorText = code == DpopKitResult.Ok ? SqlString.Null : new SqlString(e);
+            return (int)code;
+        }
+
         /// <summary>Disposes every cached Http and forgets the DLL's cached tokens and nonces
         /// (e.g. after the key file or the client secret changed); returns how many Http
         /// objects were disposed.</summary>
@@ -674,6 +1029,67 @@ namespace DpopKit
                         // ClearCache ran between the lookup and the call: take a fresh one once.
                         if (attempt > 0) throw;
                     }
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                errorText = ex.Message;
+                return DpopKitResult.InvalidArgument;
+            }
+            catch (DpopKitException ex)
+            {
+                errorText = ex.Message;
+                return ex.Code;
+            }
+        }
+
+        /// <summary>The shared part of RequestWithHeaders and RequestBinaryWithHeaders.</summary>
+        internal static DpopKitResult Exchange(string keyPath, string keyPassword, string authJson, string method,
+            string url, string headersJson, string contentType, byte[] requestBody, string sessionLog,
+            out byte[] body, out int status, out string statusText, out string responseHeaders, out string errorText)
+        {
+            body = null; status = 0; statusText = null; responseHeaders = null; errorText = null;
+            if (keyPath == null) { errorText = "keyPath is NULL"; return DpopKitResult.NullArgument; }
+            if (authJson == null) { errorText = "authTokenJson is NULL"; return DpopKitResult.NullArgument; }
+            if (url == null) { errorText = "url is NULL"; return DpopKitResult.NullArgument; }
+            if (method == null) { errorText = "method is NULL"; return DpopKitResult.NullArgument; }
+            System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, string>> headers;
+            try
+            {
+                headers = headersJson == null
+                    ? new System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, string>>()
+                    : Json.ParseFlatObject(headersJson);
+            }
+            catch (FormatException ex)
+            {
+                errorText = "@requestHeaders is not a JSON object of header names and values: " + ex.Message;
+                return DpopKitResult.Json;
+            }
+            try
+            {
+                DpopKitResult code;
+                using (Http http = NewHttp(keyPath, keyPassword, authJson, sessionLog, out code, out errorText))
+                {
+                    if (http == null) return code;
+                    foreach (var h in headers)
+                    {
+                        if (!http.SetRequestHeader(h.Key, h.Value))
+                        {
+                            errorText = "@requestHeaders \"" + h.Key + "\": " + http.LastErrorText;
+                            return http.LastErrorCode;
+                        }
+                    }
+                    body = http.QuickRequestBytes(method, url, contentType, requestBody);
+                    code = body != null ? DpopKitResult.Ok : http.LastErrorCode;
+                    if (body == null) errorText = http.LastErrorText;
+                    status = http.LastStatus;
+                    if (status != 0)
+                    {
+                        statusText = http.LastStatusText;
+                        responseHeaders = http.LastResponseHeadersJson;
+                        if (body == null) body = http.LastResponseBodyBytes;
+                    }
+                    return code;
                 }
             }
             catch (ArgumentException ex)

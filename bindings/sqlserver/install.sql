@@ -6,7 +6,7 @@
  *   - dpopkit.dll (the Rust library) where sqlservr.exe finds it: a directory on the
  *     SERVICE's PATH (restart the service after changing PATH), or load it by full path
  *     with dbo.DpopKit_Preload below.
- *   - DpopKit.dll (the C# assembly, built from DpopKit.cs and NativeMethods.g.cs,
+ *   - DpopKitClr.dll (the C# assembly, built from DpopKit.cs and NativeMethods.g.cs,
  *     strong-name signed) in a
  *     folder the SQL Server service account can read, e.g. C:\dpopkit\.
  * Run as sysadmin. Edit the paths and the database name marked EDIT.
@@ -26,20 +26,20 @@ GO
  * Since SQL Server 2017 'clr strict security' is on: every assembly must be trusted in
  * one of these ways. Pick ONE.
  *
- * (A) Recommended: sign DpopKit.dll with a strong-name key (README: csc /keyfile:...),
+ * (A) Recommended: sign DpopKitClr.dll with a strong-name key (README: csc /keyfile:...),
  *     make a login from that key, and give only that login UNSAFE ASSEMBLY. Nothing else
  *     about the database changes, and only code signed with this key is trusted.
  */
 CREATE ASYMMETRIC KEY DpopKitSigningKey
-    FROM EXECUTABLE FILE = 'C:\dpopkit\DpopKit.dll';          -- EDIT
+    FROM EXECUTABLE FILE = 'C:\dpopkit\DpopKitClr.dll';       -- EDIT
 CREATE LOGIN DpopKitSigningLogin FROM ASYMMETRIC KEY DpopKitSigningKey;
 GRANT UNSAFE ASSEMBLY TO DpopKitSigningLogin;
 GO
 /*
  * (B) Alternative (2017+): trust this exact build by its hash, without signing:
  *       DECLARE @hash varbinary(64) = (SELECT HASHBYTES('SHA2_512', BulkColumn)
- *           FROM OPENROWSET(BULK 'C:\dpopkit\DpopKit.dll', SINGLE_BLOB) AS f);
- *       EXEC sys.sp_add_trusted_assembly @hash, N'dpopkit';
+ *           FROM OPENROWSET(BULK 'C:\dpopkit\DpopKitClr.dll', SINGLE_BLOB) AS f);
+ *       EXEC sys.sp_add_trusted_assembly @hash, N'DpopKitClr';
  *     Every rebuild needs a new hash (sp_drop_trusted_assembly the old one).
  *
  * (C) Not recommended: ALTER DATABASE [YourDb] SET TRUSTWORTHY ON, with the database
@@ -51,8 +51,8 @@ GO
 /* ---- 3. The assembly and the T-SQL entry points, in the calling database ------------ */
 USE [YourDb];                                                  -- EDIT
 GO
-CREATE ASSEMBLY DpopKit
-    FROM 'C:\dpopkit\DpopKit.dll'                              -- EDIT
+CREATE ASSEMBLY DpopKitClr
+    FROM 'C:\dpopkit\DpopKitClr.dll'                           -- EDIT
     WITH PERMISSION_SET = UNSAFE;
 GO
 
@@ -69,7 +69,7 @@ CREATE PROCEDURE dbo.DpopKit_GetWithDpop
     @body          nvarchar(max) OUTPUT,
     @status        int OUTPUT,
     @errorText     nvarchar(max) OUTPUT
-AS EXTERNAL NAME DpopKit.[DpopKit.DpopKitSql].GetWithDpop;
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].GetWithDpop;
 GO
 
 /* (b) Scalar function: the body of a 2xx GET, NULL on any failure.
@@ -82,7 +82,7 @@ CREATE FUNCTION dbo.DpopKit_Get
     @url           nvarchar(4000)
 )
 RETURNS nvarchar(max)
-AS EXTERNAL NAME DpopKit.[DpopKit.DpopKitSql].DpopGet;
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].DpopGet;
 GO
 
 /* (c) The same, keeping the key and Http (and its keep-alive connections) across calls,
@@ -95,7 +95,7 @@ CREATE FUNCTION dbo.DpopKit_GetCached
     @url           nvarchar(4000)
 )
 RETURNS nvarchar(max)
-AS EXTERNAL NAME DpopKit.[DpopKit.DpopKitSql].DpopGetCached;
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].DpopGetCached;
 GO
 
 /* Any method (POST, PUT, ...) through the cached objects, with status and error text. */
@@ -110,17 +110,62 @@ CREATE PROCEDURE dbo.DpopKit_RequestCached
     @body          nvarchar(max) OUTPUT,
     @status        int OUTPUT,
     @errorText     nvarchar(max) OUTPUT
-AS EXTERNAL NAME DpopKit.[DpopKit.DpopKitSql].RequestWithDpopCached;
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].RequestWithDpopCached;
+GO
+
+/* (d) POST/PUT/PATCH/DELETE (any method) with request headers given as a JSON object,
+ *     e.g. N'{"Accept":"application/json","Idempotency-Key":"42"}' (FOR JSON PATH,
+ *     WITHOUT_ARRAY_WRAPPER writes one; numbers and booleans are sent as their text, nulls
+ *     are skipped; Authorization, DPoP, Host, Content-Length, Transfer-Encoding, Connection
+ *     are refused). OUTPUT: the status and its text, the response headers as a JSON object
+ *     (lower-case names: JSON_VALUE(@responseHeaders, '$.location')), and the body, also
+ *     of a non-2xx answer. RETURN 0 or the error code (README). Objects per call: request
+ *     headers never leak from one caller to another. */
+CREATE PROCEDURE dbo.DpopKit_Request
+    @keyPath         nvarchar(4000),
+    @keyPassword     nvarchar(4000),
+    @authTokenJson   nvarchar(max),
+    @method          nvarchar(16),
+    @url             nvarchar(4000),
+    @requestHeaders  nvarchar(max),    -- JSON object, or NULL: none
+    @contentType     nvarchar(256),    -- NULL: none
+    @requestBody     nvarchar(max),    -- NULL: no body (sent as UTF-8)
+    @sessionLog      nvarchar(4000),   -- NULL: no session log
+    @body            nvarchar(max) OUTPUT,
+    @status          int OUTPUT,
+    @statusText      nvarchar(64) OUTPUT,
+    @responseHeaders nvarchar(max) OUTPUT,
+    @errorText       nvarchar(max) OUTPUT
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].RequestWithHeaders;
+GO
+
+/* The same with varbinary bodies both ways: PDFs, images, any bytes. */
+CREATE PROCEDURE dbo.DpopKit_RequestBinary
+    @keyPath         nvarchar(4000),
+    @keyPassword     nvarchar(4000),
+    @authTokenJson   nvarchar(max),
+    @method          nvarchar(16),
+    @url             nvarchar(4000),
+    @requestHeaders  nvarchar(max),
+    @contentType     nvarchar(256),
+    @requestBody     varbinary(max),   -- NULL: no body
+    @sessionLog      nvarchar(4000),
+    @body            varbinary(max) OUTPUT,
+    @status          int OUTPUT,
+    @statusText      nvarchar(64) OUTPUT,
+    @responseHeaders nvarchar(max) OUTPUT,
+    @errorText       nvarchar(max) OUTPUT
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].RequestBinaryWithHeaders;
 GO
 
 /* Drops the cached objects (e.g. after replacing the key file). RETURN = how many. */
 CREATE PROCEDURE dbo.DpopKit_ClearCache
-AS EXTERNAL NAME DpopKit.[DpopKit.DpopKitSql].ClearCache;
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].ClearCache;
 GO
 
 CREATE FUNCTION dbo.DpopKit_Version()
 RETURNS nvarchar(64)
-AS EXTERNAL NAME DpopKit.[DpopKit.DpopKitSql].DpopKitVersion;
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].DpopKitVersion;
 GO
 
 /* Loads dpopkit.dll from a full path, for hosts where it is not on the service's PATH.
@@ -128,7 +173,7 @@ GO
  * startup procedure: sp_procoption). */
 CREATE PROCEDURE dbo.DpopKit_Preload
     @dllFullPath nvarchar(4000)
-AS EXTERNAL NAME DpopKit.[DpopKit.DpopKitSql].Preload;
+AS EXTERNAL NAME DpopKitClr.[DpopKit.DpopKitSql].Preload;
 GO
 
 /* ---- 4. Permissions: only the callers that need the API ----------------------------- */

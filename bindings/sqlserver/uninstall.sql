@@ -10,11 +10,14 @@ DROP PROCEDURE IF EXISTS dbo.DpopKit_GetWithDpop;
 DROP FUNCTION  IF EXISTS dbo.DpopKit_Get;
 DROP FUNCTION  IF EXISTS dbo.DpopKit_GetCached;
 DROP PROCEDURE IF EXISTS dbo.DpopKit_RequestCached;
+DROP PROCEDURE IF EXISTS dbo.DpopKit_Request;
+DROP PROCEDURE IF EXISTS dbo.DpopKit_RequestBinary;
+DROP PROCEDURE IF EXISTS dbo.CreateOrderWithDpop;             -- from usage.sql
 DROP PROCEDURE IF EXISTS dbo.DpopKit_ClearCache;
 DROP FUNCTION  IF EXISTS dbo.DpopKit_Version;
 DROP PROCEDURE IF EXISTS dbo.DpopKit_Preload;
-IF EXISTS (SELECT 1 FROM sys.assemblies WHERE name = N'DpopKit')
-    DROP ASSEMBLY DpopKit;
+IF EXISTS (SELECT 1 FROM sys.assemblies WHERE name = N'DpopKitClr')
+    DROP ASSEMBLY DpopKitClr;
 GO
 
 USE master;

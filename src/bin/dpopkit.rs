@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dpopkit::core::headers::is_credential_header;
+use dpopkit::core::http::{ProxyChoice, load_ca_file};
 use dpopkit::core::redact::scrub;
-use dpopkit::core::{EcKey, ErrorKind, HttpClient};
+use dpopkit::core::{EcKey, ErrorKind, HttpClient, ResponseInfo};
 use zeroize::Zeroizing;
 
 const EXIT_HTTP_STATUS: u8 = 1;
@@ -28,8 +30,8 @@ dpopkit - OAuth 2.0 client_credentials + DPoP (RFC 9449) from the command line
 
 USAGE:
     dpopkit get URL [REQUEST OPTIONS]
-    dpopkit request METHOD URL [--data BODY] [--content-type TYPE] [REQUEST OPTIONS]
-    dpopkit keygen [--out FILE] [--jwk]
+    dpopkit request [METHOD] URL [-X METHOD] [--data BODY] [REQUEST OPTIONS]
+    dpopkit keygen [--out FILE] [--jwk] [--alg ES256|ES384|EdDSA]
     dpopkit keygen --pkcs11 URI [--key-password PIN] [--alg ES256|ES384]
     dpopkit jwk --key FILE [--key-password P]
     dpopkit jkt --key FILE [--key-password P]
@@ -37,10 +39,14 @@ USAGE:
 
 COMMANDS:
     get       GET URL with a DPoP-bound access token; prints the response body to stdout.
-    request   Any method (POST, PUT, DELETE, ...), optionally with a body.
-    keygen    Creates a new EC P-256 key: PKCS#8 PEM (or a private JWK with --jwk) written
-              to FILE (never overwritten; mode 0600) or to stdout; prints its thumbprint
-              (jkt) to stdout (to stderr when the key goes to stdout).
+    request   Any method (POST, PUT, PATCH, DELETE, ...), optionally with a body: the
+              METHOD before the URL, or -X METHOD; without either, POST with --data
+              and GET without.
+    keygen    Creates a new key: EC P-256 (ES256, the default), EC P-384 (--alg ES384)
+              or Ed25519 (--alg EdDSA), as PKCS#8 PEM (or a private JWK with --jwk)
+              written to FILE (never overwritten; mode 0600) or to stdout; prints its
+              thumbprint (jkt) to stdout (to stderr when the key goes to stdout).
+              ES256 is what every DPoP server accepts; some accept nothing else.
               With --pkcs11 URI: creates a non-extractable P-256 (or --alg ES384) key
               pair inside the PKCS#11 token the URI names (object= is its label) and
               prints its public JWK, then its jkt; nothing secret leaves the token.
@@ -48,20 +54,41 @@ COMMANDS:
     jkt       Prints the RFC 7638 thumbprint (jkt) of a key.
 
 REQUEST OPTIONS:
-    --key FILE               DPoP private key: EC P-256 as PEM or DER (SEC1, PKCS#8,
-                             encrypted PKCS#8) or JWK, or a key in a PKCS#11 token:
-                             pkcs11:token=T;object=K?module-path=/path/module.so (required)
+    --key FILE               DPoP private key (required): EC P-256 (ES256), EC P-384
+                             (ES384) or Ed25519 (EdDSA), as PEM or DER (SEC1 for EC,
+                             PKCS#8, encrypted PKCS#8) or as a JWK; RSA, P-521 and
+                             other curves are not accepted. Or a key in a PKCS#11
+                             token (EC P-256 or P-384):
+                             pkcs11:token=T;object=K?module-path=/path/module.so
     --key-password P         Password of an encrypted key, or the token's user PIN
                              (or env DPOPKIT_KEY_PASSWORD)
     --client-id ID           OAuth client id                                  (required)
     --client-secret S        Client secret. Prefer the environment variable
                              DPOPKIT_CLIENT_SECRET: a secret on the command line is
                              visible to other users in `ps` and in shell history.
-    --token-endpoint URL     The authorization server's token endpoint       (required)
+    --token-endpoint URL     The authorization server's token endpoint
+    --issuer URL             The authorization server's issuer: the token endpoint
+                             is discovered from its metadata, which also says which
+                             DPoP algorithms it accepts (one of --token-endpoint and
+                             --issuer is required)
     --scope S                Scope to request
     --audience A             `audience` form parameter of the token request
     --resource R             `resource` form parameter (RFC 8707)
-    --auth-method M          client_secret_post (default) or client_secret_basic
+    --auth-method M          client_secret_post (default), client_secret_basic or
+                             private_key_jwt (a signed client assertion, no secret)
+    --assertion-key FILE     (private_key_jwt) The key that signs the client assertion,
+                             in the formats of --key (default: the DPoP key)
+    --assertion-key-password P
+                             Its password (or env DPOPKIT_ASSERTION_KEY_PASSWORD)
+    --ca-file FILE           Trust only the CA certificates of this PEM file for https
+                             (default: the bundled Mozilla roots)
+    --proxy URL              Send requests through this proxy (http://host:port);
+                             \"\" for none. Default: the http_proxy / https_proxy /
+                             all_proxy / no_proxy environment, as curl reads it
+    --allow-insecure-http    Allow a plain-http token endpoint (or issuer) on another
+                             machine: the client secret or assertion then crosses the
+                             network unencrypted. Plain http to localhost and
+                             127.0.0.1 is always allowed.
     --session-log FILE       Append every request and response to FILE, with
                              Authorization, DPoP, secrets and tokens shown as ****
     --timeout-ms N           Time limit of the whole call in ms: redirects, retries and
@@ -72,12 +99,27 @@ REQUEST OPTIONS:
                              created (mode 0700) if missing; it must be owned by you and
                              not writable by group or others. It holds DPoP-bound tokens,
                              useless without the key (files mode 0600).
-    --data BODY              (request) Request body
-    --content-type TYPE      (request) Content-Type of the body
+    -H, --header 'Name: value'
+                             Send this header on the request (repeatable), e.g.
+                             -H 'Accept: application/json' -H 'Idempotency-Key: 42'.
+                             Never sent to the token endpoint, nor after a redirect to
+                             another origin. Authorization, DPoP, Host, Content-Length,
+                             Transfer-Encoding and Connection are set by dpopkit.
+    -i, --include            Print the status line and the response headers before
+                             the body (on stdout)
+    -o, --output FILE        Write the body of a 2xx response to FILE (created or
+                             replaced), byte for byte: for PDFs, images and other
+                             binary bodies. \"-\" is stdout.
+    -X, --request METHOD     (request) The method
+    --data BODY              (request) The request body: the text itself, @FILE for
+                             the bytes of FILE, or @- for standard input
+    --content-type TYPE      (request) Content-Type of the body (or -H 'Content-Type: ...')
 
 ENVIRONMENT:
     DPOPKIT_CLIENT_SECRET    The client secret (used when --client-secret is not given)
     DPOPKIT_KEY_PASSWORD     The key password or PIN (used when --key-password is not given)
+    DPOPKIT_ASSERTION_KEY_PASSWORD
+                             The password of the --assertion-key file
     DPOPKIT_PKCS11_MODULE    The PKCS#11 module when a pkcs11: URI has no module-path
     DPOPKIT_TOKEN_CACHE      The token cache directory (used when --token-cache is not given)
 
@@ -89,8 +131,8 @@ EXIT STATUS:
 OUTPUT:
     Credentials a server echoes back (secret, token, proof) are shown as ****.
     Control characters from a server (escape sequences) are shown as \\x1b etc.
-    on stderr, and on stdout when it is a terminal; a redirected stdout gets
-    the body's bytes unchanged (but for masked credentials).
+    on stderr, and on stdout when it is a terminal; a redirected stdout (or -o FILE)
+    gets the body's bytes unchanged (but for masked credentials).
 ";
 
 /// Why the program stops early.
@@ -111,27 +153,53 @@ fn other(msg: impl Into<String>) -> Failure {
     Failure::Error(msg.into(), EXIT_ERROR)
 }
 
-/// The options a subcommand accepts: name and whether it takes a value.
-type Spec = &'static [(&'static str, bool)];
+/// How an option takes its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arity {
+    /// A flag: no value.
+    Flag,
+    /// One value, at most once.
+    Once,
+    /// One value each time; may be given again (`-H`).
+    Many,
+}
+use Arity::{Flag, Many, Once};
+
+/// The options a subcommand accepts: name and arity.
+type Spec = &'static [(&'static str, Arity)];
+
+/// Short and alternative spellings of long options (curl's, where they exist).
+const ALIASES: &[(&str, &str)] =
+    &[("-H", "--header"), ("-i", "--include"), ("-o", "--output"), ("-X", "--request"), ("-d", "--data")];
 
 const REQUEST_OPTS: Spec = &[
-    ("--key", true),
-    ("--key-password", true),
-    ("--client-id", true),
-    ("--client-secret", true),
-    ("--token-endpoint", true),
-    ("--scope", true),
-    ("--audience", true),
-    ("--resource", true),
-    ("--auth-method", true),
-    ("--session-log", true),
-    ("--timeout-ms", true),
-    ("--token-cache", true),
-    ("--data", true),
-    ("--content-type", true),
+    ("--key", Once),
+    ("--key-password", Once),
+    ("--client-id", Once),
+    ("--client-secret", Once),
+    ("--token-endpoint", Once),
+    ("--issuer", Once),
+    ("--scope", Once),
+    ("--audience", Once),
+    ("--resource", Once),
+    ("--auth-method", Once),
+    ("--assertion-key", Once),
+    ("--assertion-key-password", Once),
+    ("--ca-file", Once),
+    ("--proxy", Once),
+    ("--allow-insecure-http", Flag),
+    ("--session-log", Once),
+    ("--timeout-ms", Once),
+    ("--token-cache", Once),
+    ("--header", Many),
+    ("--include", Flag),
+    ("--output", Once),
+    ("--request", Once),
+    ("--data", Once),
+    ("--content-type", Once),
 ];
-const KEYGEN_OPTS: Spec = &[("--out", true), ("--jwk", false), ("--pkcs11", true), ("--key-password", true), ("--alg", true)];
-const KEY_OPTS: Spec = &[("--key", true), ("--key-password", true)];
+const KEYGEN_OPTS: Spec = &[("--out", Once), ("--jwk", Flag), ("--pkcs11", Once), ("--key-password", Once), ("--alg", Once)];
+const KEY_OPTS: Spec = &[("--key", Once), ("--key-password", Once)];
 
 #[derive(Default)]
 struct Parsed {
@@ -143,6 +211,10 @@ struct Parsed {
 impl Parsed {
     fn value(&self, name: &str) -> Option<&str> {
         self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.values.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -157,8 +229,8 @@ impl Parsed {
     }
 }
 
-/// Parses `--name value`, `--name=value`, flags and positionals; `--` ends the options.
-/// Returns `None` when help was asked for.
+/// Parses `--name value`, `--name=value`, `-H value`, flags and positionals; `--` ends the
+/// options. Returns `None` when help was asked for.
 fn parse(args: &[String], spec: Spec) -> Result<Option<Parsed>, Failure> {
     let mut p = Parsed::default();
     let mut it = args.iter();
@@ -174,31 +246,32 @@ fn parse(args: &[String], spec: Spec) -> Result<Option<Parsed>, Failure> {
             p.positional.push(arg.clone());
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
+        let (given, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (arg.as_str(), None),
         };
-        let Some(&(name, takes_value)) = spec.iter().find(|(n, _)| *n == name) else {
-            return usage(format!("unknown option '{name}'"));
+        let long = ALIASES.iter().find(|(short, _)| *short == given).map_or(given, |(_, long)| *long);
+        let Some(&(name, arity)) = spec.iter().find(|(n, _)| *n == long) else {
+            return usage(format!("unknown option '{given}'"));
         };
-        if takes_value {
-            let value = match inline {
-                Some(v) => v,
-                None => match it.next() {
-                    Some(v) => v.clone(),
-                    None => return usage(format!("{name} needs a value")),
-                },
-            };
-            if p.value(name).is_some() {
-                return usage(format!("{name} is given twice"));
-            }
-            p.values.push((name, value));
-        } else {
+        if arity == Flag {
             if inline.is_some() {
-                return usage(format!("{name} takes no value"));
+                return usage(format!("{given} takes no value"));
             }
             p.flags.push(name);
+            continue;
         }
+        let value = match inline {
+            Some(v) => v,
+            None => match it.next() {
+                Some(v) => v.clone(),
+                None => return usage(format!("{given} needs a value")),
+            },
+        };
+        if arity == Once && p.value(name).is_some() {
+            return usage(format!("{given} is given twice"));
+        }
+        p.values.push((name, value));
     }
     Ok(Some(p))
 }
@@ -261,28 +334,51 @@ fn cmd_get(p: &Parsed) -> Outcome {
     let [url] = p.positional.as_slice() else {
         return usage("get takes exactly one URL");
     };
-    if p.value("--data").is_some() || p.value("--content-type").is_some() {
-        return usage("--data and --content-type belong to 'request', not 'get'");
+    if p.value("--data").is_some() || p.value("--content-type").is_some() || p.value("--request").is_some() {
+        return usage("--data, --content-type and -X belong to 'request', not 'get': dpopkit request -X METHOD URL --data BODY");
     }
-    send(p, "GET", url, None, None)
+    send(p, "GET", url, None)
 }
 
 fn cmd_request(p: &Parsed) -> Outcome {
-    let [method, url] = p.positional.as_slice() else {
-        return usage("request takes a METHOD and a URL");
+    let (positional_method, url) = match p.positional.as_slice() {
+        [url] => (None, url),
+        [method, url] => (Some(method.as_str()), url),
+        _ => return usage("request takes a URL, with the METHOD before it or as -X METHOD"),
     };
-    let content_type = p.value("--content-type");
-    let data = p.value("--data");
-    if content_type.is_some() && data.is_none() {
+    let method = match (positional_method, p.value("--request")) {
+        (Some(a), Some(b)) if a != b => return usage(format!("two methods: '{a}' and -X '{b}'")),
+        (Some(m), _) | (None, Some(m)) => m,
+        (None, None) if p.value("--data").is_some() => "POST",
+        (None, None) => "GET",
+    };
+    if p.value("--content-type").is_some() && p.value("--data").is_none() {
         return usage("--content-type needs --data");
     }
-    send(p, method, url, content_type, data.map(str::as_bytes))
+    let data = match p.value("--data") {
+        None => None,
+        Some("@-") => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+                .map_err(|e| other(format!("cannot read the body from standard input: {e}")))?;
+            Some(buf)
+        }
+        Some(d) => match d.strip_prefix('@') {
+            Some(path) => Some(std::fs::read(path).map_err(|e| other(format!("cannot read the body from '{path}': {e}")))?),
+            None => Some(d.as_bytes().to_vec()),
+        },
+    };
+    send(p, method, url, data.as_deref())
 }
 
 fn key_password(p: &Parsed) -> Option<Zeroizing<String>> {
-    p.value("--key-password")
+    password_of(p, "--key-password", "DPOPKIT_KEY_PASSWORD")
+}
+
+fn password_of(p: &Parsed, option: &str, env: &str) -> Option<Zeroizing<String>> {
+    p.value(option)
         .map(|s| Zeroizing::new(s.to_string()))
-        .or_else(|| std::env::var("DPOPKIT_KEY_PASSWORD").ok().map(Zeroizing::new))
+        .or_else(|| std::env::var(env).ok().map(Zeroizing::new))
         .filter(|s| !s.is_empty())
 }
 
@@ -292,29 +388,66 @@ fn load_key(p: &Parsed) -> Result<EcKey, Failure> {
     EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str)).map_err(|e| other(e.message))
 }
 
-fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Outcome {
+/// `-H 'Name: value'` as (name, value); the value may be a credential, so it is never shown.
+fn header_arg(h: &str) -> Result<(&str, &str), Failure> {
+    match h.split_once(':') {
+        Some((name, value)) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+            Ok((name, value.trim_matches([' ', '\t'])))
+        }
+        Some((name, _)) if !name.trim().is_empty() && !name.trim().contains(char::is_whitespace) => {
+            usage(format!("-H '{}: ...': no space before the colon (it would not be a valid header name)", name.trim()))
+        }
+        _ => usage("-H needs the form 'Name: value', e.g. -H 'Accept: application/json'"),
+    }
+}
+
+fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
     // Check the whole command line before touching files or the network.
     p.required("--key")?;
     let client_id = p.required("--client-id")?;
-    let token_endpoint = p.required("--token-endpoint")?;
-    let secret: Zeroizing<String> = match p.value("--client-secret") {
-        Some(s) => Zeroizing::new(s.to_string()),
-        None => match std::env::var("DPOPKIT_CLIENT_SECRET") {
-            Ok(s) => Zeroizing::new(s),
-            Err(_) => {
-                return usage("no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret");
-            }
-        },
-    };
-    if secret.is_empty() {
-        return usage("the client secret is empty");
+    let token_endpoint = p.value("--token-endpoint");
+    let issuer = p.value("--issuer");
+    if token_endpoint.is_none() && issuer.is_none() {
+        return usage("--token-endpoint (or --issuer, to discover it) is required");
     }
     let auth_method = p.value("--auth-method");
+    let private_key_jwt = auth_method == Some("private_key_jwt");
     if let Some(m) = auth_method {
-        if m != "client_secret_post" && m != "client_secret_basic" {
-            return usage(format!("--auth-method must be client_secret_post or client_secret_basic, not '{m}'"));
+        if !matches!(m, "client_secret_post" | "client_secret_basic" | "private_key_jwt") {
+            return usage(format!(
+                "--auth-method must be client_secret_post, client_secret_basic or private_key_jwt, not '{m}'"
+            ));
         }
     }
+    if !private_key_jwt && p.value("--assertion-key").is_some() {
+        return usage("--assertion-key goes with --auth-method private_key_jwt");
+    }
+    if p.value("--assertion-key-password").is_some() && p.value("--assertion-key").is_none() {
+        return usage("--assertion-key-password goes with --assertion-key");
+    }
+    let secret: Option<Zeroizing<String>> = if private_key_jwt {
+        if p.value("--client-secret").is_some() {
+            return usage("--client-secret does not go with private_key_jwt: the client authenticates with a signed assertion");
+        }
+        None
+    } else {
+        let s = match p.value("--client-secret") {
+            Some(s) => Zeroizing::new(s.to_string()),
+            None => match std::env::var("DPOPKIT_CLIENT_SECRET") {
+                Ok(s) => Zeroizing::new(s),
+                Err(_) => {
+                    return usage(
+                        "no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret \
+                         (or use --auth-method private_key_jwt)",
+                    );
+                }
+            },
+        };
+        if s.is_empty() {
+            return usage("the client secret is empty");
+        }
+        Some(s)
+    };
     let timeout = match p.value("--timeout-ms") {
         None => None,
         Some(t) => match t.parse::<u64>() {
@@ -322,26 +455,86 @@ fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: O
             _ => return usage(format!("--timeout-ms must be a positive number of milliseconds, not '{t}'")),
         },
     };
-    let secrets = [secret.as_str()];
-    let fail = |e: dpopkit::core::Error| other(scrub(&e.message, &secrets));
+    let mut content_type = p.value("--content-type").map(str::to_string);
+    let mut headers = Vec::new();
+    for h in p.all("--header") {
+        let (name, value) = header_arg(h)?;
+        if name.eq_ignore_ascii_case("content-type") {
+            if body.is_none() {
+                return usage("-H 'Content-Type: ...' needs a body (request ... --data BODY)");
+            }
+            if content_type.replace(value.to_string()).is_some() {
+                return usage("the Content-Type is given twice (--content-type and -H)");
+            }
+            continue;
+        }
+        headers.push((name, value));
+    }
+    let output = p.value("--output").filter(|o| *o != "-");
+
+    // Secrets masked once more in everything printed (the library masks them already).
+    let mut secret_list: Vec<&str> = secret.iter().map(|s| s.as_str()).collect();
+    secret_list.extend(headers.iter().filter(|(n, _)| is_credential_header(n)).map(|(_, v)| *v).filter(|v| !v.is_empty()));
+    let secrets = secret_list.as_slice();
+    let fail = |e: dpopkit::core::Error| other(scrub(&e.message, secrets));
+
+    let client = HttpClient::new();
+    for (name, value) in &headers {
+        match client.set_request_header(name, value) {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(format!("-H: {}", scrub(&e.message, secrets))),
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    let mut settings = client.settings();
+    if let Some(t) = timeout {
+        settings.request_timeout = t;
+        settings.connect_timeout = settings.connect_timeout.min(t);
+    }
+    if let Some(ca) = p.value("--ca-file") {
+        settings.trust = load_ca_file(Path::new(ca)).map_err(|e| other(format!("--ca-file: {}", e.message)))?;
+    }
+    match p.value("--proxy") {
+        None => {}
+        Some("") => settings.proxy = ProxyChoice::None,
+        Some(u) => settings.proxy = ProxyChoice::Url(u.to_string()),
+    }
+    match client.set_settings(settings) {
+        Ok(()) => {}
+        Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(scrub(&e.message, secrets)),
+        Err(e) => return Err(fail(e)),
+    }
 
     let key = load_key(p)?;
-    let client = HttpClient::new();
     client.set_dpop_key(Arc::new(key));
+    if let Some(path) = p.value("--assertion-key") {
+        let password = password_of(p, "--assertion-key-password", "DPOPKIT_ASSERTION_KEY_PASSWORD");
+        let key = EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str))
+            .map_err(|e| other(format!("--assertion-key: {}", e.message)))?;
+        client.set_client_assertion_key(Some(Arc::new(key)));
+    }
     let mut auth = serde_json::Map::new();
     let mut put = |k: &str, v: &str| {
         auth.insert(k.to_string(), serde_json::Value::String(v.to_string()));
     };
-    put("token_endpoint", token_endpoint);
     put("client_id", client_id);
-    put("client_secret", &secret);
-    for (opt, member) in [("--scope", "scope"), ("--audience", "audience"), ("--resource", "resource")] {
+    if let Some(s) = &secret {
+        put("client_secret", s);
+    }
+    for (opt, member) in [
+        ("--token-endpoint", "token_endpoint"),
+        ("--issuer", "issuer"),
+        ("--scope", "scope"),
+        ("--audience", "audience"),
+        ("--resource", "resource"),
+        ("--auth-method", "client_auth_method"),
+    ] {
         if let Some(v) = p.value(opt) {
             put(member, v);
         }
     }
-    if let Some(m) = auth_method {
-        put("client_auth_method", m);
+    if p.flag("--allow-insecure-http") {
+        put("allow_insecure_http", "true");
     }
     let token_cache = p.value("--token-cache").map(str::to_string).or_else(|| std::env::var("DPOPKIT_TOKEN_CACHE").ok());
     if let Some(dir) = token_cache.as_deref().filter(|d| !d.is_empty()) {
@@ -350,39 +543,52 @@ fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: O
     }
     let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
     client.set_auth_token(&auth_json).map_err(|e| {
-        other(scrub(&e.message, &secrets).replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)"))
+        let mut f = fail(e);
+        if let Failure::Error(msg, _) = &mut f {
+            *msg = msg.replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)");
+            if msg.contains("\"allow_insecure_http\"") {
+                msg.push_str(" (on the command line: --allow-insecure-http)");
+            }
+        }
+        f
     })?;
     drop(auth_json);
     if let Some(log) = p.value("--session-log") {
         client.set_session_log(Some(Path::new(log))).map_err(fail)?;
     }
-    if let Some(t) = timeout {
-        let mut s = client.settings();
-        s.request_timeout = t;
-        s.connect_timeout = s.connect_timeout.min(t);
-        client.set_settings(s).map_err(fail)?;
-    }
 
     // The library masks the call's credentials in everything it hands back (error texts,
-    // bodies); the secret is masked here once more, and control characters are neutralised
-    // in everything from the server that reaches a terminal.
-    match client.request(Some(method), url, content_type, body) {
-        Ok(resp) if std::io::stdout().is_terminal() => {
-            write_stdout(for_terminal(&scrub(&String::from_utf8_lossy(&resp.body), &secrets)).as_bytes())
+    // bodies, headers); they are masked here once more, and control characters are
+    // neutralised in everything from the server that reaches a terminal.
+    let terminal = std::io::stdout().is_terminal();
+    match client.request(Some(method), url, content_type.as_deref(), body) {
+        Ok(resp) => {
+            if p.flag("--include") {
+                write_stdout(head(&resp, secrets, terminal).as_bytes())?;
+            }
+            match output {
+                Some(path) => write_file(Path::new(path), &resp.body),
+                None if terminal => {
+                    write_stdout(for_terminal(&scrub(&String::from_utf8_lossy(&resp.body), secrets)).as_bytes())
+                }
+                None => write_stdout(&resp.body),
+            }
         }
-        Ok(resp) => write_stdout(&resp.body),
         Err(e) => {
             let status = e.status();
-            let mut msg = scrub(&e.message, &secrets);
+            let mut msg = scrub(&e.message, secrets);
             if status != 0 && !msg.contains(&status.to_string()) {
                 msg.push_str(&format!(" (HTTP status {status})"));
             }
             if e.kind == ErrorKind::HttpStatus {
                 if let Some(r) = &e.response {
+                    if p.flag("--include") {
+                        write_stdout(head(r, secrets, terminal).as_bytes())?;
+                    }
                     let text = String::from_utf8_lossy(&r.body);
                     let shown: String = text.chars().take(MAX_ERROR_BODY).collect();
                     if !shown.trim().is_empty() {
-                        msg.push_str(&format!("\nresponse body: {}", scrub(shown.trim_end(), &secrets)));
+                        msg.push_str(&format!("\nresponse body: {}", scrub(shown.trim_end(), secrets)));
                     }
                 }
                 return Err(Failure::Error(msg, EXIT_HTTP_STATUS));
@@ -390,6 +596,21 @@ fn send(p: &Parsed, method: &str, url: &str, content_type: Option<&str>, body: O
             Err(other(msg))
         }
     }
+}
+
+/// `-i`: the status line and the response headers, then an empty line.
+fn head(resp: &ResponseInfo, secrets: &[&str], terminal: bool) -> String {
+    let mut out = format!("HTTP/1.1 {} {}\n", resp.status, resp.status_text()).replace(" \n", "\n");
+    for (name, value) in &resp.headers {
+        out.push_str(&format!("{name}: {}\n", scrub(value, secrets)));
+    }
+    out.push('\n');
+    if terminal { for_terminal(&out) } else { out }
+}
+
+/// `-o FILE`: the body's bytes, creating or replacing FILE.
+fn write_file(path: &Path, bytes: &[u8]) -> Outcome {
+    std::fs::write(path, bytes).map_err(|e| other(format!("cannot write '{}': {e}", path.display())))
 }
 
 /// Text from a server made safe to print on a terminal: control characters other than
@@ -441,13 +662,21 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
         }
         let pin = key_password(p);
         let alg = p.value("--alg").unwrap_or("ES256");
+        if !matches!(alg, "ES256" | "ES384") {
+            return usage(format!("--alg with --pkcs11 must be ES256 or ES384, not '{alg}'"));
+        }
         let key = EcKey::generate_in_token(uri, pin.as_deref().map(String::as_str), alg).map_err(|e| other(e.message))?;
         return write_stdout(format!("{}\n{}\n", key.public_jwk(), key.jkt()).as_bytes());
     }
-    if p.value("--key-password").is_some() || p.value("--alg").is_some() {
-        return usage("--key-password and --alg go with --pkcs11 (a key file is written unencrypted, ES256)");
+    if p.value("--key-password").is_some() {
+        return usage("--key-password goes with --pkcs11 (a key file is written unencrypted, mode 0600)");
     }
-    let key = EcKey::generate().map_err(|e| other(e.message))?;
+    let alg = match p.value("--alg").unwrap_or("ES256") {
+        a @ ("ES256" | "ES384" | "EdDSA") => a,
+        "Ed25519" => "EdDSA",
+        other => return usage(format!("--alg must be ES256 (EC P-256), ES384 (EC P-384) or EdDSA (Ed25519), not '{other}'")),
+    };
+    let key = EcKey::generate_alg(alg).map_err(|e| other(e.message))?;
     let mut data: Zeroizing<String> =
         if p.flag("--jwk") { key.to_private_jwk().map_err(|e| other(e.message))? } else { key.to_pkcs8_pem().map_err(|e| other(e.message))? };
     if !data.ends_with('\n') {

@@ -1072,13 +1072,20 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
                 _ => "; check client_id, client_secret and client_auth_method",
             });
         }
-        let kind = match hint {
-            Some(h) => {
-                msg.push_str(&format!("; {h}"));
-                ErrorKind::DpopProof
-            }
-            None => ErrorKind::TokenEndpoint,
-        };
+        let proof_refused = refused.as_deref() == Some("invalid_dpop_proof");
+        if let Some(h) = &hint {
+            msg.push_str(&format!("; {h}"));
+        } else if proof_refused && key.alg() != "ES256" {
+            // Many servers (and the DPoP profiles of several products) take ES256 only, and
+            // some say no more than "invalid_dpop_proof" when they see another algorithm.
+            msg.push_str(&format!(
+                "; the DPoP key is {}, and the server may accept ES256 only: sign with an EC P-256 (ES256) key, \
+                 e.g. `dpopkit keygen --alg ES256 --out dpop.pem` or dpopkit_key_generate_alg(key, \"ES256\")",
+                key.alg()
+            ));
+        }
+        // A refused proof is the DPoP proof error whatever the cause the text names.
+        let kind = if proof_refused { ErrorKind::DpopProof } else { ErrorKind::TokenEndpoint };
         return Err(Error::new(kind, scrub(&msg, &secrets)).with_response(resp));
     }
 }

@@ -184,6 +184,64 @@ internal static class RunTests
         Check(logged.Contains("GET /api/test"), "session log written");
         Check(!logged.Contains("=secret") && !logged.Contains("eyJ"), "no secret in the session log");
 
+        // ---- Issue 12: request headers, status text, header lookup, bytes (the porting flow) ----
+        using (var key = new PrivateKey())
+        using (var http = new Http())
+        {
+            Check(key.LoadAnyFormatFile(keyPath, null) && http.SetDPoPKey(key), "porting: key", key.LastErrorText);
+            http.AuthToken = authJson;
+            string echo = baseUrl + "/api/echo-headers";
+            Check(http.SetRequestHeader("Accept", "application/json"), "SetRequestHeader Accept", http.LastErrorText);
+            Check(http.SetRequestHeader("X-Correlation-Id", "corr-cs-1"), "SetRequestHeader X-Correlation-Id");
+            string echoed = http.QuickGetStr(echo);
+            Check(echoed != null && echoed.Contains("\"accept\":\"application/json\"") && echoed.Contains("\"x-correlation-id\":\"corr-cs-1\""),
+                "custom Accept and correlation id sent", echoed + " " + http.LastErrorText);
+            Check(http.LastStatusText == "OK", "LastStatusText OK", http.LastStatusText);
+            Check(http.LastResponseHeaderValue("X-REPEATED") == "first, second", "LastResponseHeaderValue: any case, repeated joined",
+                http.LastResponseHeaderValue("x-repeated"));
+            Check(http.LastResponseHeaderValue("x-not-there") == null && http.LastErrorCode == DpopKitResult.NotFound,
+                "LastResponseHeaderValue absent -> null, NotFound", http.LastErrorCode.ToString());
+            Check(!http.SetRequestHeader("Authorization", "Bearer abc") && http.LastErrorCode == DpopKitResult.InvalidArgument
+                && http.LastErrorText.Contains("Authorization"), "Authorization refused with the reason", http.LastErrorText);
+            Check(!http.SetRequestHeader("X-Split", "a\r\nInjected: yes") && http.LastErrorCode == DpopKitResult.InvalidArgument,
+                "CR/LF in a value refused");
+            Check(!http.SetRequestHeader("Bad Name", "v") && http.LastErrorCode == DpopKitResult.InvalidArgument, "bad header name refused");
+            Check(http.RemoveRequestHeader("x-correlation-id") && http.RemoveRequestHeader("X-Never-Set"), "RemoveRequestHeader");
+            echoed = http.QuickGetStr(echo);
+            Check(echoed != null && !echoed.Contains("corr-cs-1") && echoed.Contains("application/json"), "removed header not sent", echoed);
+
+            Check(http.SetRequestHeader("Idempotency-Key", "cs-idem-1"), "SetRequestHeader Idempotency-Key");
+            string created = http.QuickRequestStr("POST", baseUrl + "/api/items", "application/json", "{\"n\":1}");
+            Check(http.LastStatus == 201 && http.LastStatusText == "Created" && created != null
+                && created.Contains("\"idempotency_key\":\"cs-idem-1\"") && created.Contains("\"content_type\":\"application/json\""),
+                "POST JSON with Idempotency-Key -> 201 Created", http.LastStatus + " " + created + " " + http.LastErrorText);
+            string location = http.LastResponseHeaderValue("Location");
+            Check(location != null && location.StartsWith("/api/items/"), "Location of the 201", location);
+            Check(http.LastResponseHeadersJson.Contains("\"location\":\"" + location + "\""), "LastResponseHeadersJson", http.LastResponseHeadersJson);
+            Check(http.ClearHeaders(), "ClearHeaders");
+            echoed = http.QuickGetStr(echo);
+            Check(echoed != null && !echoed.Contains("cs-idem-1") && !echoed.Contains("application/json"), "cleared headers not sent", echoed);
+
+            byte[] bytes = http.QuickGetBytes(baseUrl + "/api/bytes");
+            bool exact = bytes != null && bytes.Length == 256;
+            for (int i = 0; exact && i < 256; i++) exact = bytes[i] == (byte)i;
+            Check(exact, "QuickGetBytes: bytes 0..255, byte-exact", bytes == null ? http.LastErrorText : bytes.Length.ToString());
+            byte[] last = http.LastResponseBodyBytes;
+            Check(last != null && last.Length == 256 && last[0] == 0 && last[255] == 255, "LastResponseBodyBytes");
+            byte[] up = { 0, 0xff, 0xc3, 0x28, 0, 10, 0x80 };
+            byte[] back = http.QuickRequestBytes("PUT", baseUrl + "/api/echo-bytes", "application/octet-stream", up);
+            Check(back != null && Convert.ToBase64String(back) == Convert.ToBase64String(up), "QuickRequestBytes round-trips NUL and invalid UTF-8");
+            byte[] none = http.QuickGetBytes(baseUrl + "/api/empty");
+            Check(none != null && none.Length == 0 && http.LastStatus == 204, "empty body -> zero-length array, not null");
+            Check(http.QuickGetBytes(baseUrl + "/nope") == null && http.LastStatus == 404 && http.LastStatusText == "Not Found"
+                && System.Text.Encoding.UTF8.GetString(http.LastResponseBodyBytes).Contains("not_found"),
+                "QuickGetBytes 404 -> null, LastStatusText, LastResponseBodyBytes");
+            Throws<DpopKitException>(() => http.GetBytes(baseUrl + "/nope"), "GetBytes throws with Code/Status",
+                ex => ex.Code == DpopKitResult.HttpStatus && ex.Status == 404);
+            Check(http.QuickGetStr(baseUrl + "/api/bytes") == null && http.LastErrorCode == DpopKitResult.ResponseNotText,
+                "binary body as a string -> ResponseNotText");
+        }
+
         // ---- Disposed / stale objects ----
         var disposedHttp = new Http();
         long stale = disposedHttp.RawHandle;
@@ -265,6 +323,62 @@ internal static class RunTests
         rc = DpopKitSql.RequestWithDpopCached(keyPath, SqlString.Null, sqlAuth, "GET", baseUrl + "/nope", SqlString.Null, SqlString.Null,
             out body, out status, out errorText);
         Check(rc.Value == (int)DpopKitResult.HttpStatus && status.Value == 404 && !errorText.IsNull, "RequestWithDpopCached 404");
+
+        // ---- RequestWithHeaders: a JSON object of request headers, any method, from T-SQL ----
+        SqlString statusText, respHeaders;
+        long handlesBeforeHeaders = DpopKitLibrary.LiveHandles;
+        rc = DpopKitSql.RequestWithHeaders(keyPath, SqlString.Null, sqlAuth, "POST", baseUrl + "/api/items",
+            "{\"Accept\":\"application/json\",\"Idempotency-Key\":\"sql-idem-7\"}", "application/json", "{\"sql\":\"\u00e9\"}",
+            SqlString.Null, out body, out status, out statusText, out respHeaders, out errorText);
+        Check(rc.Value == 0 && status.Value == 201 && statusText.Value == "Created" && errorText.IsNull
+            && body.Value.Contains("\"idempotency_key\":\"sql-idem-7\"") && body.Value.Contains("\u00e9")
+            && respHeaders.Value.Contains("\"location\":\"/api/items/"),
+            "RequestWithHeaders POST -> 201 Created, Location in @responseHeaders",
+            rc.Value + " " + (errorText.IsNull ? "" : errorText.Value) + " " + (body.IsNull ? "NULL" : body.Value));
+        foreach (string m in new[] { "PUT", "PATCH", "DELETE" })
+        {
+            rc = DpopKitSql.RequestWithHeaders(keyPath, SqlString.Null, sqlAuth, m, baseUrl + "/api/echo-headers",
+                "{\"X-From-Sql\":\"yes\",\"Idempotency-Key\":42,\"X-Null\":null}", "text/plain", "x", SqlString.Null,
+                out body, out status, out statusText, out respHeaders, out errorText);
+            Check(rc.Value == 0 && status.Value == 200 && body.Value.Contains("\"method\":\"" + m + "\"")
+                && body.Value.Contains("\"x-from-sql\":\"yes\"") && body.Value.Contains("\"idempotency-key\":\"42\"")
+                && !body.Value.Contains("x-null"), "RequestWithHeaders " + m + " with headers (a number, a null)",
+                errorText.IsNull ? body.Value : errorText.Value);
+        }
+        foreach (string bad in new[] { "not json", "[1]", "{\"Accept\":{\"a\":1}}", "{\"A\":\"1\",\"a\":\"2\"}", "{\"A\":\"1\"} x" })
+        {
+            rc = DpopKitSql.RequestWithHeaders(keyPath, SqlString.Null, sqlAuth, "POST", baseUrl + "/api/items", bad,
+                SqlString.Null, SqlString.Null, SqlString.Null, out body, out status, out statusText, out respHeaders, out errorText);
+            Check(rc.Value == (int)DpopKitResult.Json && status.Value == 0 && errorText.Value.Contains("@requestHeaders"),
+                "RequestWithHeaders bad @requestHeaders " + bad + " -> Json", rc.Value + " " + (errorText.IsNull ? "" : errorText.Value));
+        }
+        rc = DpopKitSql.RequestWithHeaders(keyPath, SqlString.Null, sqlAuth, "POST", baseUrl + "/api/items",
+            "{\"Authorization\":\"Bearer stolen\"}", SqlString.Null, SqlString.Null, SqlString.Null,
+            out body, out status, out statusText, out respHeaders, out errorText);
+        Check(rc.Value == (int)DpopKitResult.InvalidArgument && status.Value == 0 && errorText.Value.Contains("Authorization")
+            && !errorText.Value.Contains("stolen"), "RequestWithHeaders refused header -> InvalidArgument", errorText.IsNull ? "" : errorText.Value);
+        rc = DpopKitSql.RequestWithHeaders(keyPath, SqlString.Null, sqlAuth, "DELETE", baseUrl + "/nope", SqlString.Null,
+            SqlString.Null, SqlString.Null, SqlString.Null, out body, out status, out statusText, out respHeaders, out errorText);
+        Check(rc.Value == (int)DpopKitResult.HttpStatus && status.Value == 404 && statusText.Value == "Not Found"
+            && !body.IsNull && body.Value.Contains("not_found") && !errorText.IsNull, "RequestWithHeaders 404: the error body in @body");
+        rc = DpopKitSql.RequestWithHeaders(keyPath, SqlString.Null, sqlAuth, "GET", baseUrl + "/api/bytes", SqlString.Null,
+            SqlString.Null, SqlString.Null, SqlString.Null, out body, out status, out statusText, out respHeaders, out errorText);
+        Check(rc.Value == (int)DpopKitResult.ResponseNotText && status.Value == 200 && body.IsNull
+            && errorText.Value.Contains("DpopKit_RequestBinary"), "RequestWithHeaders binary body -> ResponseNotText naming the binary procedure");
+        SqlBinary bin;
+        rc = DpopKitSql.RequestBinaryWithHeaders(keyPath, SqlString.Null, sqlAuth, "GET", baseUrl + "/api/bytes",
+            "{\"Accept\":\"application/octet-stream\"}", SqlString.Null, SqlBinary.Null, SqlString.Null,
+            out bin, out status, out statusText, out respHeaders, out errorText);
+        bool sqlExact = rc.Value == 0 && !bin.IsNull && bin.Length == 256;
+        for (int i = 0; sqlExact && i < 256; i++) sqlExact = bin[i] == (byte)i;
+        Check(sqlExact, "RequestBinaryWithHeaders GET bytes 0..255", errorText.IsNull ? "" : errorText.Value);
+        rc = DpopKitSql.RequestBinaryWithHeaders(keyPath, SqlString.Null, sqlAuth, "PUT", baseUrl + "/api/echo-bytes", SqlString.Null,
+            "application/pdf", new SqlBinary(new byte[] { 0x25, 0x50, 0x44, 0x46, 0, 0xff }), SqlString.Null,
+            out bin, out status, out statusText, out respHeaders, out errorText);
+        Check(rc.Value == 0 && !bin.IsNull && Convert.ToBase64String(bin.Value) == Convert.ToBase64String(new byte[] { 0x25, 0x50, 0x44, 0x46, 0, 0xff }),
+            "RequestBinaryWithHeaders PUT varbinary round trip");
+        Check(DpopKitLibrary.LiveHandles == handlesBeforeHeaders, "RequestWithHeaders leaks no handle",
+            DpopKitLibrary.LiveHandles + " vs " + handlesBeforeHeaders);
 
         Check(DpopKitSql.ClearCache().Value == 2 && DpopKitSql.CacheCount == 0, "ClearCache disposes the cached objects");
         Check(DpopKitLibrary.LiveHandles == handlesBefore, "no handle left after ClearCache");
