@@ -94,7 +94,8 @@ pub unsafe extern "C" fn dpopkit_http_set_auth_token(http: i64, auth_token_json:
 /// Appends a session log (every request and response, with `Authorization`, `DPoP`,
 /// client secrets and tokens shown as `****`, also where a server echoes them back) to the
 /// file at `path`, created with mode 0600 if needed. A symbolic link is not followed and
-/// anything but a regular file (a FIFO, a device) is refused, without blocking. Size
+/// anything but a regular file (a FIFO, a device), a file with other hard links or one owned
+/// by another user is refused, without blocking. Size
 /// policy: when the file would pass 10 MiB it is renamed to `<path>.1` (replacing an older
 /// one) and a new file is started. NULL or "" stops logging. Returns 1 on success, 0 if
 /// the file cannot be opened (`DPOPKIT_RESULT_FILE_IO`, the text says why).
