@@ -185,30 +185,18 @@ impl EcKey {
     /// arithmetic: ring derives the public key with its fast code and refuses a point that
     /// does not belong to the scalar. Without it, the point is derived first.
     fn from_p256_and_point(secret: p256::SecretKey, point: Option<&[u8]>) -> Result<Self> {
-        let derived;
-        let point = match point {
-            Some(p) => p,
-            None => {
-                derived = secret.public_key().to_encoded_point(false);
-                derived.as_bytes()
-            }
-        };
+        let derived = point.is_none().then(|| secret.public_key().to_encoded_point(false).as_bytes().to_vec());
         let scalar = Zeroizing::new(secret.to_bytes());
+        let point = point.or(derived.as_deref()).unwrap_or_default();
         Self::from_ec(Secret::P256(secret), "ES256", "P-256", &ECDSA_P256_SHA256_FIXED_SIGNING, &scalar, point)
     }
 
     /// [`EcKey::from_p256_and_point`] for P-384.
     fn from_p384_and_point(secret: p384::SecretKey, point: Option<&[u8]>) -> Result<Self> {
         use p384::elliptic_curve::sec1::ToEncodedPoint as _;
-        let derived;
-        let point = match point {
-            Some(p) => p,
-            None => {
-                derived = secret.public_key().to_encoded_point(false);
-                derived.as_bytes()
-            }
-        };
+        let derived = point.is_none().then(|| secret.public_key().to_encoded_point(false).as_bytes().to_vec());
         let scalar = Zeroizing::new(secret.to_bytes());
+        let point = point.or(derived.as_deref()).unwrap_or_default();
         Self::from_ec(Secret::P384(secret), "ES384", "P-384", &ECDSA_P384_SHA384_FIXED_SIGNING, &scalar, point)
     }
 
