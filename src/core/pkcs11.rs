@@ -684,6 +684,7 @@ fn open_token(uri: &Pkcs11Uri) -> Result<Arc<Token>> {
     })?;
     let mut found = Vec::new();
     let mut seen = Vec::new();
+    let all = slots.len();
     for slot in slots {
         let Ok(info) = ctx.get_token_info(slot) else { continue };
         let label = info.label().trim_end().to_string();
@@ -706,7 +707,10 @@ fn open_token(uri: &Pkcs11Uri) -> Result<Arc<Token>> {
     let (slot, label, serial, login_required, protected_path, max) = match found.len() {
         1 => found.remove(0),
         0 => {
-            let present = if seen.is_empty() { "none".to_string() } else { seen.join(", ") };
+            let mut present = if seen.is_empty() { "none".to_string() } else { seen.join(", ") };
+            if all > seen.len() && !seen.is_empty() {
+                present.push_str(&format!(" and {} more", all - seen.len()));
+            }
             return err(
                 ErrorKind::KeyFormat,
                 format!("no token matches '{shown}' in the PKCS#11 module '{module_shown}' (tokens present: {present})"),
