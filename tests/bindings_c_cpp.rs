@@ -55,25 +55,6 @@ fn expected_jkt() -> String {
     std::fs::read_to_string(fixture("ec.jkt")).unwrap().trim().to_string()
 }
 
-/// Runs a sample (KEY TOKEN_URL API PASSWORD LOG) against peers that require nonces.
-fn run_sample(exe: &Path, peers: &Peers, log: &Path) -> Output {
-    let _ = std::fs::remove_file(log);
-    Command::new(exe)
-        .arg(fixture("ec_pkcs8_enc.pem"))
-        .arg(&peers.token_endpoint)
-        .arg(&peers.api)
-        .arg("test-password")
-        .arg(log)
-        .env_remove("DPOPKIT_CLIENT_SECRET")
-        .env_remove("DPOPKIT_CLIENT_ID")
-        .env_remove("DPOPKIT_SCOPE")
-        // cargo test points LD_LIBRARY_PATH at target/<profile>, which would win over the
-        // rpath: the programs must find the library the way a user's build does.
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .unwrap()
-}
-
 /// The claims the RS echoes: our client, our scope, and a token bound to our key.
 fn assert_claims(stdout: &str) {
     assert!(stdout.contains("status: 200"), "{stdout}");
@@ -104,7 +85,7 @@ fn c_sample_with_nonces_at_as_and_rs() {
     build_against_deps("gcc", C_FLAGS, &repo().join("bindings/c/sample.c"), &[repo().join("include")], &exe);
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
     let log = scratch("c-sample-log.txt");
-    let stdout = check_output(&run_sample(&exe, &peers, &log));
+    let stdout = check_output(&common::run_c_sample(&exe, &peers, &log));
     assert_claims(&stdout);
     assert_eq!(peers.tokens_issued(), 1);
     assert_eq!(peers.rs_stats()["ok"], 1);
@@ -139,7 +120,7 @@ fn cpp_binding_with_nonces_at_as_and_rs() {
     );
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
     let log = scratch("cpp-sample-log.txt");
-    let stdout = check_output(&run_sample(&exe, &peers, &log));
+    let stdout = check_output(&common::run_c_sample(&exe, &peers, &log));
     assert_claims(&stdout);
     assert!(stdout.contains("cpp checks: all passed"), "{stdout}");
     assert_eq!(peers.tokens_issued(), 1, "one token for every call of the process");

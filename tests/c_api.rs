@@ -4,35 +4,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::{Peers, fixture, repo};
 
-/// target/<profile>/deps, where cargo leaves libdpopkit.so for the tests.
-fn lib_dir() -> PathBuf {
-    common::cdylib_dir() // with the SONAME link libdpopkit.so.0.1
-}
-
-/// Compiles tests/c/NAME.c into a program named after `tag` (tests run in parallel).
-fn compile_c(name: &str, tag: &str) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("dpopkit-{name}-{tag}-{}", std::process::id()));
-    let lib = lib_dir();
-    let status = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
-        .arg("-I")
-        .arg(repo().join("include"))
-        .arg(repo().join(format!("tests/c/{name}.c")))
-        .arg("-o")
-        .arg(&out)
-        .arg(format!("-L{}", lib.display()))
-        .arg("-ldpopkit")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .status()
-        .expect("a C compiler (cc) is needed");
-    assert!(status.success(), "compiling tests/c/{name}.c failed");
-    out
-}
+use common::compile_c;
 
 fn run_flow(args: &[&str]) {
     let exe = compile_c("flow", &args.join("").replace('-', ""));

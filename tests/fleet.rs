@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fault::{Action, FaultServer, json};
-use common::{Peers, fixture, repo};
+use common::{Peers, fixture};
 
 const PROCESSES: usize = 8;
 const CALLS: usize = 5;
@@ -77,26 +77,6 @@ fn reset_stats(peers: &Peers) {
     }
 }
 
-/// Compiles tests/c/fleet.c against the header and the cdylib of this test run.
-fn compile_fleet_c() -> PathBuf {
-    let out = std::env::temp_dir().join(format!("dpopkit-fleet-exe-{}", std::process::id()));
-    let lib = common::cdylib_dir();
-    let status = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
-        .arg("-I")
-        .arg(repo().join("include"))
-        .arg(repo().join("tests/c/fleet.c"))
-        .arg("-o")
-        .arg(&out)
-        .arg(format!("-L{}", lib.display()))
-        .arg("-ldpopkit")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .status()
-        .expect("a C compiler (cc) is needed");
-    assert!(status.success(), "compiling tests/c/fleet.c failed");
-    out
-}
-
 /// Starts `PROCESSES` C workers, releases them together, and waits for all of them.
 fn run_c_fleet(exe: &Path, peers: &Peers, cache: &str) {
     let key = fixture("ec_sec1.pem");
@@ -124,7 +104,7 @@ fn run_c_fleet(exe: &Path, peers: &Peers, cache: &str) {
 
 #[test]
 fn c_fleet_of_8_processes_asks_for_one_token() {
-    let exe = compile_fleet_c();
+    let exe = common::compile_c("fleet", "exe");
     let peers = Peers::start(&["--rs-nonce"]);
     let dir = private_dir("c");
     run_c_fleet(&exe, &peers, dir.to_str().unwrap());

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{Peers, fixture, repo};
+use common::{Peers, repo};
 
 /// target/<profile>/deps, where cargo leaves the libdpopkit.so of this test run (with the
 /// SONAME link, for programs linked to it).
@@ -223,20 +223,7 @@ const C_FLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic
 
 /// Runs the C sample (KEY TOKEN_URL API PASSWORD LOG) against peers that require nonces.
 fn run_sample(exe: &Path, peers: &Peers, log: &Path) -> String {
-    let out = Command::new(exe)
-        .arg(fixture("ec_pkcs8_enc.pem"))
-        .arg(&peers.token_endpoint)
-        .arg(&peers.api)
-        .arg("test-password")
-        .arg(log)
-        .env_remove("DPOPKIT_CLIENT_SECRET")
-        .env_remove("DPOPKIT_CLIENT_ID")
-        .env_remove("DPOPKIT_SCOPE")
-        // cargo test points LD_LIBRARY_PATH at target/<profile>: the program must find the
-        // installed library the way a user's build does.
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .unwrap();
+    let out = common::run_c_sample(exe, peers, log);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{} failed: {stdout}{}", exe.display(), String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("status: 200") && stdout.contains(r#"{"type":"client_id","value":"m2m.dpop"}"#), "{stdout}");

@@ -154,3 +154,45 @@ pub fn cdylib_dir() -> PathBuf {
     }
     dir
 }
+
+/// Compiles tests/c/NAME.c against include/dpopkit.h (-std=c11 -Wall -Wextra -Werror
+/// -pedantic), linked to the cdylib of this test run (rpath set), into a program named after
+/// `tag` (tests run in parallel).
+pub fn compile_c(name: &str, tag: &str) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("dpopkit-{name}-{tag}-{}", std::process::id()));
+    let lib = cdylib_dir();
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg(repo().join(format!("tests/c/{name}.c")))
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-ldpopkit")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .status()
+        .expect("a C compiler (cc) is needed");
+    assert!(status.success(), "compiling tests/c/{name}.c failed");
+    out
+}
+
+/// Runs a C or C++ sample program (KEY TOKEN_URL API PASSWORD LOG) against `peers`, with the
+/// encrypted fixture key, none of the sample's DPOPKIT_* overrides, and without cargo's
+/// LD_LIBRARY_PATH (which would win over the rpath: the program must find the library the
+/// way a user's build does).
+pub fn run_c_sample(exe: &Path, peers: &Peers, log: &Path) -> std::process::Output {
+    let _ = std::fs::remove_file(log);
+    Command::new(exe)
+        .arg(fixture("ec_pkcs8_enc.pem"))
+        .arg(&peers.token_endpoint)
+        .arg(&peers.api)
+        .arg("test-password")
+        .arg(log)
+        .env_remove("DPOPKIT_CLIENT_SECRET")
+        .env_remove("DPOPKIT_CLIENT_ID")
+        .env_remove("DPOPKIT_SCOPE")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap()
+}
