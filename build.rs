@@ -5,7 +5,8 @@
 //! - generates the C# P/Invoke declarations (NativeMethods.g.cs) from that header, so the
 //!   SQL Server binding cannot drift from the C ABI; `tests/header.rs` compares it with the
 //!   committed bindings/sqlserver/NativeMethods.g.cs;
-//! - on ELF targets, gives the shared library its SONAME and exports only `dpopkit_*`.
+//! - on ELF targets, gives the shared library its SONAME and exports only `dpopkit_*`, and
+//!   puts the SONAME link (`libdpopkit.so.0.1 -> libdpopkit.so`) beside the built library.
 
 #[path = "build/csharp.rs"]
 mod csharp;
@@ -69,4 +70,28 @@ fn link_args(crate_dir: &str, major: &str, minor: &str) {
     // rule explicit (only dpopkit_*) whatever a dependency declares. tests/shipping.rs checks.
     println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={crate_dir}/bindings/c/dpopkit.map");
     println!("cargo:rustc-env=DPOPKIT_SONAME={soname}");
+    soname_link(&soname);
+}
+
+/// A program linked straight against the build output (`-L target/release -ldpopkit`)
+/// records the SONAME and asks the loader for `libdpopkit.so.0.1` at run time: put that
+/// link beside the library cargo builds, as install.sh does in a prefix. OUT_DIR is
+/// `<target>/[<triple>/]<profile>/build/dpopkit-<hash>/out`, so the profile's directory is
+/// three levels up. The link may dangle until rustc writes the library.
+fn soname_link(soname: &str) {
+    #[cfg(unix)]
+    {
+        let Some(out_dir) = std::env::var_os("OUT_DIR") else { return };
+        let Some(profile_dir) = std::path::Path::new(&out_dir).ancestors().nth(3) else { return };
+        let link = profile_dir.join(soname);
+        if std::fs::read_link(&link).is_ok_and(|t| t == std::path::Path::new("libdpopkit.so")) {
+            return;
+        }
+        let _ = std::fs::remove_file(&link);
+        if let Err(e) = std::os::unix::fs::symlink("libdpopkit.so", &link) {
+            println!("cargo:warning=could not create {}: {e}", link.display());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = soname;
 }

@@ -13,6 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The Python tests run in the virtual environment setup.sh made (pytest is there, and
+# nothing is installed into the system Python).
+export DPOPKIT_PYTHON="${DPOPKIT_PYTHON:-$PWD/target/py/bin/python}"
 cargo test --all-targets --no-run "$@"
 mkdir -p target
 start=$(date +%s)

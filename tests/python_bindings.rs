@@ -2,7 +2,8 @@
 //! with DPOPKIT_LIBRARY pointing at the libdpopkit.so cargo built for this test run (the
 //! test executable's own directory, target/<profile>/deps). The suite starts the real test
 //! peers with node, so it needs node and tests/peers' npm packages like the Rust tests, and
-//! pytest (`pip install pytest`). DPOPKIT_PYTHON picks another interpreter than python3.
+//! pytest: the virtual environment target/py that scripts/setup.sh makes (never the system
+//! Python), or the interpreter DPOPKIT_PYTHON names.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,8 +27,14 @@ fn library() -> PathBuf {
     lib
 }
 
+/// DPOPKIT_PYTHON, else the tests' virtual environment that scripts/setup.sh makes
+/// (target/py, with pytest), else python3.
 fn python() -> String {
-    std::env::var("DPOPKIT_PYTHON").unwrap_or_else(|_| "python3".to_string())
+    if let Ok(p) = std::env::var("DPOPKIT_PYTHON") {
+        return p;
+    }
+    let venv = repo().join("target/py/bin/python");
+    if venv.exists() { venv.display().to_string() } else { "python3".to_string() }
 }
 
 #[test]

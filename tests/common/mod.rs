@@ -25,13 +25,18 @@ fn ensure_node_modules() {
     ONCE.call_once(|| {
         let dir = repo().join("tests/peers");
         let lock = std::fs::File::create(std::env::temp_dir().join("dpopkit-npm-ci.lock")).unwrap();
-        lock.lock().unwrap();
+        // flock(2), not File::lock: that is Rust 1.89 and the crate declares rust-version 1.85
+        // (CI's clippy checks incompatible_msrv). Released when `lock` is closed.
+        {
+            use std::os::fd::AsRawFd;
+            assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "flock on the npm ci lock");
+        }
         if !dir.join("node_modules/oidc-provider").exists() {
             let out = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).output()
                 .expect("npm is needed for the test peers (Node 20+)");
             assert!(out.status.success(), "npm ci in tests/peers failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        lock.unlock().unwrap();
+        drop(lock);
     });
 }
 

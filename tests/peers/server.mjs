@@ -52,6 +52,12 @@ const VERBOSE = argv.includes('--verbose') || !!process.env.PEERS_VERBOSE;
   console.log = toStderr;
   console.info = toStderr;
   console.debug = toStderr;
+  // oidc-provider 9 warns on every start that it wants Node 22 LTS. The tests run on Node 20
+  // and 22 (README: "Test servers"); the warning is shown with --verbose only.
+  const warn = console.warn.bind(console);
+  console.warn = (...args) => {
+    if (VERBOSE || !String(args[0]).includes('oidc-provider WARNING: Unsupported runtime')) warn(...args);
+  };
 }
 const log = (...args) => {
   if (VERBOSE) process.stderr.write(`[peers] ${args.join(' ')}\n`);
@@ -239,9 +245,16 @@ const ALGS = opts.dpopAlgs;
 const RESOURCE = 'urn:dpopkit:api'; // resource indicator (must be an absolute URI)
 const AUDIENCE = opts.requireAudience ?? 'api';
 
-function listen(server, port) {
+function listen(server, port, option) {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => {
+      if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+        process.stderr.write(`server.mjs: cannot listen on ${HOST}:${port} (${e.code}): `
+          + `pass another ${option} (0 picks a free port)\n`);
+        process.exit(1);
+      }
+      reject(e);
+    });
     server.listen(port, HOST, () => {
       server.off('error', reject);
       resolve(server.address().port);
@@ -333,7 +346,7 @@ class MemoryAdapter {
 // Authorization server
 // ---------------------------------------------------------------------------
 const asServer = createServer();
-const asPort = await listen(asServer, opts.asPort);
+const asPort = await listen(asServer, opts.asPort, '--as-port');
 const issuer = `${SCHEME}://${HOST}:${asPort}`;
 
 const { privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
@@ -587,7 +600,7 @@ asServer.on('request', async (req, res) => {
 // Resource server: an independent DPoP validator (jose only)
 // ---------------------------------------------------------------------------
 const rsServer = createServer();
-const rsPort = await listen(rsServer, opts.rsPort);
+const rsPort = await listen(rsServer, opts.rsPort, '--rs-port');
 const rsOrigin = `${SCHEME}://${HOST}:${rsPort}`;
 
 // Over https the RS fetches the AS JWKS trusting only the --tls-ca certificate(s): a
