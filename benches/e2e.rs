@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use dpopkit::core::HttpClient;
 use dpopkit::core::EcKey;
-use dpopkit::core::http::{ProxyChoice, Request, Settings, Transport};
+use dpopkit::core::http::{ProxyChoice, Request, Role, Settings, Transport};
 use dpopkit::core::proof::{Target, make_proof};
 
 use common::{API_BODY, LocalServer, Stats, c, cpu_times, fixture, ncpu, quick_mode, stats};
@@ -118,7 +118,7 @@ impl Clients<'_> {
                         vec![("Authorization".into(), "DPoP x".into()), ("DPoP".into(), proof)]
                     }
                 };
-                let r = self.transport.send(Request { method: "GET", target: self.target, headers, body: None }, None, &[]);
+                let r = self.transport.send(Request { method: "GET", target: self.target, headers, body: None, role: Role::Resource }, None, &[]);
                 assert_eq!(r.unwrap().status, 200);
             }
             7 => drop(c::get(self.dpop_ed, self.url)),

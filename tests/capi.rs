@@ -291,3 +291,61 @@ fn errors_from_the_token_endpoint_name_the_cause_and_hide_the_secret() {
     }
 }
 
+
+/// An AuthToken member that looks like a misspelt known one is refused with the known name
+/// (it used to go to the token endpoint as an extra form field, and the token came back
+/// without the scope); `param:NAME` sends such a field on purpose.
+#[test]
+fn misspelt_auth_token_members_are_refused_by_name() {
+    let peers = Peers::start(&[]);
+    let http = dpopkit_http_new();
+    let key = dpopkit_key_new();
+    dpopkit_key_generate(key);
+    dpopkit_http_set_dpop_key(http, key);
+    let base = format!(r#""client_id":"m2m.dpop","client_secret":"secret","token_endpoint":"{}""#, peers.token_endpoint);
+    for (member, known) in [("scpoe", "scope"), ("client_auth_methd", "client_auth_method"), ("Scope", "scope")] {
+        let auth = format!(r#"{{{base},"{member}":"api"}}"#);
+        assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&auth).as_ptr()) }, 0, "{member} is refused");
+        assert_eq!(code(http), R::AuthToken as u32);
+        let t = text(http);
+        assert!(t.contains(&format!("\"{member}\"")) && t.contains(&format!("did you mean \"{known}\"")), "{t}");
+    }
+    // The real member and a look-alike sent on purpose: a token and a 200.
+    let auth = format!(r#"{{{base},"scope":"api","param:scopes":"x"}}"#);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&auth).as_ptr()) }, 1, "{}", text(http));
+    let body = take(unsafe { dpopkit_http_quick_get_str(http, c(&peers.api).as_ptr()) });
+    assert!(body.is_some(), "{}", text(http));
+    assert_eq!(dpopkit_http_last_status(http), 200);
+    dpopkit_destroy(http);
+    dpopkit_destroy(key);
+}
+
+/// "connection refused" says which server refused: the token endpoint or the resource
+/// server, with the URL's path (and never its query).
+#[test]
+fn refused_connections_name_the_server_and_its_path() {
+    let peers = Peers::start(&[]);
+    let key = dpopkit_key_new();
+    dpopkit_key_generate(key);
+    let dead = common::closed_port();
+    let http = dpopkit_http_new();
+    dpopkit_http_set_dpop_key(http, key);
+    let auth = format!(r#"{{"client_id":"m2m.dpop","client_secret":"secret","token_endpoint":"http://127.0.0.1:{dead}/oauth/token","scope":"api"}}"#);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&auth).as_ptr()) }, 1);
+    assert!(unsafe { dpopkit_http_quick_get_str(http, c(&peers.api).as_ptr()) }.is_null());
+    let t = text(http);
+    assert!(t.contains(&format!("the token endpoint http://127.0.0.1:{dead}/oauth/token")) && t.contains("connection refused"), "{t}");
+    assert!(!t.contains("the resource server"), "{t}");
+    // A token from the real AS, then an API on a dead port.
+    let http2 = dpopkit_http_new();
+    dpopkit_http_set_dpop_key(http2, key);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(http2, c(&peers.auth_token()).as_ptr()) }, 1);
+    let api = format!("http://127.0.0.1:{dead}/v1/items?api_key=hidden-query-value");
+    assert!(unsafe { dpopkit_http_quick_get_str(http2, c(&api).as_ptr()) }.is_null());
+    let t = text(http2);
+    assert!(t.contains(&format!("the resource server http://127.0.0.1:{dead}/v1/items")) && t.contains("connection refused"), "{t}");
+    assert!(!t.contains("hidden-query-value"), "the query is not shown: {t}");
+    for h in [http, http2, key] {
+        dpopkit_destroy(h);
+    }
+}

@@ -70,7 +70,9 @@ pub extern "C" fn dpopkit_http_set_client_assertion_key(http: i64, key: i64) -> 
 /// let the client secret or assertion go over plain http to a host other than `localhost`
 /// or a loopback IP; refused with `DPOPKIT_RESULT_AUTH_TOKEN` by default, and https
 /// metadata naming an http token endpoint always is). Any other string member is sent
-/// as an extra form field of the token request. The token is fetched on the first request
+/// as an extra form field of the token request, except one that looks like a misspelt
+/// member (`scpoe`: refused, the text says "did you mean"); `param:NAME` sends the field
+/// `NAME` whatever it looks like. The token is fetched on the first request
 /// and cached process-wide. `token_cache_dir` (Unix) shares it with the other processes of
 /// this user too: a directory that exists, is owned by the current user and is not
 /// writable by group or others (else `DPOPKIT_RESULT_AUTH_TOKEN`, with the fix in the

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use super::challenge;
 use super::error::{Error, ErrorKind, Result, err};
 use super::headers::RequestHeaders;
-use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Settings, Transport};
+use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Role, Settings, Transport};
 use super::key::EcKey;
 use super::nonce;
 use super::proof::{Target, make_proof};
@@ -375,7 +375,7 @@ impl HttpClient {
         let log = cc.log.as_deref();
         let auth = match cc.auth.as_deref() {
             Some(a) if with_credentials => a,
-            _ => return cc.transport.send(Request { method, target, headers: base_headers, body }, log, &[]),
+            _ => return cc.transport.send(Request { method, target, headers: base_headers, body, role: Role::Resource }, log, &[]),
         };
         let Some(key) = cc.key.as_deref() else {
             return err(
@@ -396,7 +396,7 @@ impl HttpClient {
                 headers.push(("DPoP".to_string(), proof));
             }
             let secrets = [auth.secret(), token.value()];
-            let resp = cc.transport.send(Request { method, target, headers, body }, log, &secrets)?;
+            let resp = cc.transport.send(Request { method, target, headers, body, role: Role::Resource }, log, &secrets)?;
             let given_nonce = resp.header("dpop-nonce").map(str::to_string);
             if let Some(n) = &given_nonce {
                 nonce::set(&target.origin, nonce::Role::ResourceServer, key.jkt(), n);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, ErrorKind, Result, shorten};
-use super::http::{ProxyChoice, Request, Settings, Transport, TrustRoots};
+use super::http::{ProxyChoice, Request, Role, Settings, Transport, TrustRoots};
 use super::proof::Target;
 use super::session_log::SessionLog;
 use super::state::{BoundedLru, never_in_use};
@@ -100,7 +100,7 @@ pub fn discover(issuer: Option<&str>, metadata_url: Option<&Target>, transport: 
     let mut tried = Vec::new();
     for url in &urls {
         let headers = vec![("Accept".to_string(), "application/json".to_string())];
-        let resp = transport.send(Request { method: "GET", target: url, headers, body: None }, log, &[])?;
+        let resp = transport.send(Request { method: "GET", target: url, headers, body: None, role: Role::Discovery }, log, &[])?;
         if resp.status == 404 && urls.len() > 1 {
             tried.push(format!("{} (404)", url.url));
             continue;

@@ -245,6 +245,27 @@ pub struct Request<'a> {
     pub target: &'a Target,
     pub headers: Vec<(String, String)>,
     pub body: Option<&'a [u8]>,
+    /// Which server this is, for error texts ("request to the token endpoint ...").
+    pub role: Role,
+}
+
+/// The server a request goes to, as error texts name it: a refused connection to the token
+/// endpoint reads differently from one to the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    TokenEndpoint,
+    Discovery,
+    Resource,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::TokenEndpoint => "the token endpoint",
+            Role::Discovery => "the authorization server's metadata (discovery)",
+            Role::Resource => "the resource server",
+        }
+    }
 }
 
 pub type Response = ResponseInfo;
@@ -676,7 +697,7 @@ impl Transport {
     /// the copies here are ours; the transport's own buffers (ureq's header map and write
     /// buffer, rustls's record buffers) are not within reach.
     pub fn send(&self, req: Request<'_>, log: Option<&SessionLog>, secrets: &[&str]) -> Result<Response> {
-        let Request { method, target, headers, body } = req;
+        let Request { method, target, headers, body, role } = req;
         // The request gets what is left of the call's deadline (connect, send and the whole
         // response body), never more than request_timeout.
         let limit = match &self.deadline {
@@ -710,7 +731,7 @@ impl Transport {
         drop(headers);
         let mut resp = match result {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(map_ureq_error(e, target, &self.settings, via, self.deadline, limit)),
+            Ok(Err(e)) => return Err(map_ureq_error(e, target, role, &self.settings, via, self.deadline, limit)),
             Err(e) => {
                 return Err(Error::new(ErrorKind::InvalidArgument, format!("cannot build the request: {e}")));
             }
@@ -726,7 +747,7 @@ impl Transport {
             .with_config()
             .limit(self.settings.max_response_size)
             .read_to_vec()
-            .map_err(|e| map_ureq_error(e, target, &self.settings, via, self.deadline, limit))
+            .map_err(|e| map_ureq_error(e, target, role, &self.settings, via, self.deadline, limit))
             .map_err(|e| e.with_response(ResponseInfo { status, headers: headers.clone(), body: Vec::new() }))?;
         super::clock::observe(&target.origin, resp.headers().get("date").and_then(|d| d.to_str().ok()));
         if let Some(log) = log {
@@ -811,8 +832,10 @@ fn canonical_name(name: &str) -> String {
 
 /// `limit` is the time the request was given: request_timeout, or less when that was all
 /// that was left of the call's `deadline`.
-fn map_ureq_error(e: ureq::Error, target: &Target, settings: &Settings, via: &str, deadline: Option<Deadline>, limit: Duration) -> Error {
-    let peer = format!("{}{via}", target.origin);
+/// The error of a failed request, naming the server's role and URL (without the query,
+/// which may carry anything) and the proxy it went through.
+fn map_ureq_error(e: ureq::Error, target: &Target, role: Role, settings: &Settings, via: &str, deadline: Option<Deadline>, limit: Duration) -> Error {
+    let peer = format!("{} {}{via}", role.name(), shorten(&target.htu));
     match e {
         ureq::Error::Timeout(which) => {
             if matches!(which, ureq::Timeout::Connect) && settings.connect_timeout < limit {
@@ -844,6 +867,8 @@ fn map_ureq_error(e: ureq::Error, target: &Target, settings: &Settings, via: &st
                 return tls_error(&peer, tls);
             }
             let what = match io.kind() {
+                // Through a proxy, the only connection made is the one to the proxy.
+                std::io::ErrorKind::ConnectionRefused if !via.is_empty() => "the proxy refused the connection".to_string(),
                 std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
                 std::io::ErrorKind::ConnectionReset => "connection reset by peer".to_string(),
                 std::io::ErrorKind::UnexpectedEof => "connection closed before a complete response".to_string(),

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use super::challenge;
 use super::error::{Error, ErrorKind, ResponseInfo, Result, err, shorten};
 use super::form;
-use super::http::{Request, Transport};
+use super::http::{Request, Role, Transport};
 use super::key::EcKey;
 use super::nonce;
 use super::proof::{Target, client_assertion, make_proof};
@@ -86,6 +86,95 @@ const KNOWN: &[&str] = &[
 
 /// Form fields the client sets itself; the AuthToken JSON may not override them.
 const RESERVED: &[&str] = &["grant_type", "client_assertion", "client_assertion_type"];
+
+/// A member `param:NAME` is sent as the form field `NAME` whatever it looks like: the way to
+/// pass an extra parameter whose name is close to a known member (see [`near_known`]).
+pub const EXTRA_PARAM_PREFIX: &str = "param:";
+
+/// The known member that `name` is most likely a misspelling of: one within an edit
+/// distance (insertions, deletions, substitutions, swaps of neighbours; ASCII case ignored)
+/// of 1 for known names of up to 5 characters, 2 for longer ones. Unknown members are sent
+/// as extra form fields, so `scpoe` would otherwise go out silently and the token come back
+/// without the scope.
+fn near_known(name: &str) -> Option<&'static str> {
+    if name.len() > 40 {
+        return None; // longer than any known name by far: no typo of one
+    }
+    let lower = name.to_ascii_lowercase();
+    KNOWN
+        .iter()
+        .map(|k| (edit_distance(lower.as_bytes(), k.as_bytes()), *k))
+        .filter(|(d, k)| *d <= if k.len() <= 5 { 1 } else { 2 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Optimal string alignment distance (Levenshtein plus swaps of adjacent bytes).
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=m {
+        d[0][j] = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[n][m]
+}
+
+/// The extra form fields of an AuthToken: its unknown members, refused when reserved or when
+/// they look like a misspelt known member (the text names both and the way to send such a
+/// field on purpose); `param:NAME` sends `NAME` as it is.
+fn extra_fields(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Vec<(String, String)>> {
+    let mut extra = Vec::new();
+    for (k, val) in obj {
+        if KNOWN.contains(&k.as_str()) {
+            continue;
+        }
+        let (name, on_purpose) = match k.strip_prefix(EXTRA_PARAM_PREFIX) {
+            Some(n) => (n, true),
+            None => (k.as_str(), false),
+        };
+        if RESERVED.contains(&name) {
+            return err(ErrorKind::AuthToken, format!("AuthToken member \"{}\" is set by dpopkit and cannot be given", shorten(k)));
+        }
+        if on_purpose && (name.is_empty() || KNOWN.contains(&name)) {
+            return err(
+                ErrorKind::AuthToken,
+                format!("AuthToken member \"{}\": {EXTRA_PARAM_PREFIX} is for extra form fields; write \"{}\" itself", shorten(k), shorten(name)),
+            );
+        }
+        if !on_purpose {
+            if let Some(known) = near_known(name) {
+                return err(
+                    ErrorKind::AuthToken,
+                    format!(
+                        "AuthToken member \"{}\" is not one dpopkit knows: did you mean \"{known}\"? (Unknown members are sent \
+                         as extra form fields of the token request; to send a field of that name on purpose, write \"{EXTRA_PARAM_PREFIX}{}\".)",
+                        shorten(name),
+                        shorten(name)
+                    ),
+                );
+            }
+        }
+        match json_scalar(val) {
+            Some(s) => extra.push((name.to_string(), s)),
+            None => return err(ErrorKind::AuthToken, format!("AuthToken member \"{}\" must be a string", shorten(k))),
+        }
+    }
+    extra.sort();
+    Ok(extra)
+}
 
 pub struct AuthConfig {
     /// Given directly, or `None` when it comes from discovery (`issuer`, `metadata_url`).
@@ -204,6 +293,8 @@ impl AuthConfig {
                 })
                 .transpose()
         };
+        // First: a misspelt member is named as such, also when it is a required one.
+        let extra = extra_fields(obj)?;
         let token_endpoint = url("token_endpoint")?;
         let metadata_url = url("metadata_url")?;
         let issuer = get("issuer")?;
@@ -299,20 +390,6 @@ impl AuthConfig {
                 _ => return err(ErrorKind::AuthToken, "AuthToken \"default_expires_in\" must be a positive number of seconds"),
             },
         };
-        let mut extra = Vec::new();
-        for (k, val) in obj {
-            if KNOWN.contains(&k.as_str()) {
-                continue;
-            }
-            if RESERVED.contains(&k.as_str()) {
-                return err(ErrorKind::AuthToken, format!("AuthToken member \"{k}\" is set by dpopkit and cannot be given"));
-            }
-            match json_scalar(val) {
-                Some(s) => extra.push((k.clone(), s)),
-                None => return err(ErrorKind::AuthToken, format!("AuthToken member \"{k}\" must be a string")),
-            }
-        }
-        extra.sort();
         let token_cache_dir = get("token_cache_dir")?.map(|d| super::token_store::check_dir(&d)).transpose()?;
         let mut cfg = AuthConfig {
             token_endpoint,
@@ -1003,7 +1080,7 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
         }
         let requested = Instant::now();
         let resp = ctx.transport.send(
-            Request { method: "POST", target: endpoint, headers, body: Some(body.as_bytes()) },
+            Request { method: "POST", target: endpoint, headers, body: Some(body.as_bytes()), role: Role::TokenEndpoint },
             ctx.log,
             &secrets,
         )?;
@@ -1188,6 +1265,39 @@ mod tests {
         assert!(e.message.contains("token_endpoint"));
         let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"https://x/t","grant_type":"password"}"#).unwrap_err();
         assert!(e.message.contains("grant_type"));
+    }
+
+    #[test]
+    fn misspelt_members_are_refused_with_the_known_name() {
+        for (typo, known) in [
+            ("scpoe", "scope"),
+            ("client_auth_methd", "client_auth_method"),
+            ("Scope", "scope"),
+            ("audince", "audience"),
+            ("token_cache_dri", "token_cache_dir"),
+            ("allow_insecure_htpp", "allow_insecure_http"),
+        ] {
+            let text = BASE.replace("\"scope\"", &format!("\"{typo}\""));
+            let e = AuthConfig::from_json(&text).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::AuthToken);
+            assert!(e.message.contains(&format!("\"{typo}\"")) && e.message.contains(&format!("did you mean \"{known}\"")), "{typo}: {}", e.message);
+            assert!(e.message.contains(&format!("param:{typo}")), "names the way to send it on purpose: {}", e.message);
+            assert!(!e.message.contains("secret\""), "{}", e.message);
+        }
+        // A misspelt required member: the typo is named, not just the missing member.
+        let e = AuthConfig::from_json(r#"{"clinet_id":"a","client_secret":"b","token_endpoint":"https://x/t"}"#).unwrap_err();
+        assert!(e.message.contains("\"clinet_id\"") && e.message.contains("did you mean \"client_id\""), "{}", e.message);
+        // Real extra parameters still go out; a look-alike goes out when asked for by prefix.
+        let c = AuthConfig::from_json(&BASE.replace("}", r#","organization":"acme","param:scopes":"x y"}"#)).unwrap();
+        assert_eq!(c.extra, vec![("organization".to_string(), "acme".to_string()), ("scopes".to_string(), "x y".to_string())]);
+        let e = AuthConfig::from_json(&BASE.replace("}", r#","param:scope":"x"}"#)).unwrap_err();
+        assert!(e.message.contains("write \"scope\" itself"), "{}", e.message);
+        let e = AuthConfig::from_json(&BASE.replace("}", r#","param:grant_type":"password"}"#)).unwrap_err();
+        assert!(e.message.contains("cannot be given"), "{}", e.message);
+        assert_eq!(edit_distance(b"scpoe", b"scope"), 1);
+        assert_eq!(edit_distance(b"", b"abc"), 3);
+        assert_eq!(near_known("organization"), None);
+        assert_eq!(near_known("resourc"), Some("resource"));
     }
 
     #[test]
