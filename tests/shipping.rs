@@ -367,3 +367,35 @@ fn install_sh_rejects_bad_arguments() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage") || String::from_utf8_lossy(&out.stderr).contains("--library-type"));
     }
 }
+
+/// bindings/cpp/README.md's "from the source tree" build line, run as written (with the
+/// test's C++ sample as app.cpp and the program written to a scratch directory): it links
+/// against target/release, and the program finds the library at run time through the
+/// SONAME link the build puts there (it used to fail: no libdpopkit.so.0.1 in target/release).
+#[test]
+fn the_cpp_readme_source_tree_build_runs_as_written() {
+    let readme = std::fs::read_to_string(repo().join("bindings/cpp/README.md")).unwrap();
+    let marker = readme.find("<!-- cpp-source-tree").expect("the <!-- cpp-source-tree --> marker");
+    let rest = &readme[marker..];
+    let open = rest.find("\n`").expect("a code line follows the marker") + 2;
+    let line = &rest[open..open + rest[open..].find('`').unwrap()];
+    assert!(line.contains("-L target/release -ldpopkit") && line.ends_with("-o app"), "{line}");
+    let release = release();
+    assert!(release.join(expected_soname()).exists(), "the build put {} beside the library", expected_soname());
+    let dir = scratch("cpp-source-tree");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("app");
+    let cmd = line
+        .replace("app.cpp", &repo().join("tests/cpp/sample.cpp").display().to_string())
+        .replace(" -o app", &format!(" -o '{}'", exe.display()));
+    let target = target_dir();
+    let cmd = if target != repo().join("target") { cmd.replace("target/release", &target.join("release").display().to_string()) } else { cmd };
+    run(Command::new("sh").arg("-ec").arg(&cmd).current_dir(repo()), "the C++ README's source-tree build");
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let log = dir.join("log.txt");
+    let out = common::run_c_sample(&exe, &peers, &log);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && stdout.contains("cpp checks: all passed"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
