@@ -85,7 +85,8 @@ fn dns_failure_is_a_clear_error() {
 
 #[test]
 fn token_endpoint_faults() {
-    let cases: Vec<(&str, Box<dyn Fn() -> Action + Send + Sync>, ErrorKind, &str)> = vec![
+    type Case = (&'static str, Box<dyn Fn() -> Action + Send + Sync>, ErrorKind, &'static str);
+    let cases: Vec<Case> = vec![
         ("5xx", Box::new(|| json(503, r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#)), ErrorKind::TokenEndpoint, "503"),
         ("html", Box::new(|| Action::Respond(200, vec![("Content-Type".into(), "text/html".into())], b"<html>login</html>".to_vec())), ErrorKind::TokenResponse, "not JSON"),
         ("malformed", Box::new(|| json(200, r#"{"access_token": "abc"#)), ErrorKind::TokenResponse, "not JSON"),

@@ -113,10 +113,11 @@ impl CountingServer {
                 std::thread::spawn(move || {
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
                     match cfg {
-                        Some(cfg) => match rustls::ServerConnection::new(cfg) {
-                            Ok(sc) => serve(rustls::StreamOwned::new(sc, conn)),
-                            Err(_) => {}
-                        },
+                        Some(cfg) => {
+                            if let Ok(sc) = rustls::ServerConnection::new(cfg) {
+                                serve(rustls::StreamOwned::new(sc, conn))
+                            }
+                        }
                         None => serve(conn),
                     }
                     o.fetch_sub(1, Ordering::SeqCst);
