@@ -462,3 +462,38 @@ fn the_member_through_the_library() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&open);
 }
+
+/// Issue 18, item 13: the parsed AuthToken is memoized by its text, but the directory is
+/// checked every time the AuthToken is set: the same text again, after the directory was
+/// opened to others or removed, is refused (through the C ABI, with the fix named).
+#[test]
+fn the_directory_is_checked_each_time_the_same_auth_token_is_set() {
+    use common::capi::{c, code, text};
+    use dpopkit::capi::common::dpopkit_destroy;
+    use dpopkit::capi::http::{dpopkit_http_new, dpopkit_http_set_auth_token};
+    let dir = private_dir("memo");
+    let auth = serde_json::json!({
+        "token_endpoint": "https://127.0.0.1:9/token",
+        "client_id": "memo-client",
+        "client_secret": "memo-secret",
+        "token_cache_dir": dir.to_str().unwrap(),
+    })
+    .to_string();
+    let http = dpopkit_http_new();
+    let set = || unsafe { dpopkit_http_set_auth_token(http, c(&auth).as_ptr()) };
+    assert_eq!(set(), 1, "{}", text(http));
+    assert_eq!(set(), 1, "the same text again (a memo hit): {}", text(http));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(set(), 0, "a directory opened to others since is refused, memo or not");
+    assert_eq!(code(http), dpopkit::dpopkit_result::AuthToken as u32);
+    let t = text(http);
+    assert!(t.contains("token_cache_dir") && t.contains("writable by group or others") && t.contains("chmod 700"), "{t}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(set(), 1, "fixed: accepted again: {}", text(http));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(set(), 0, "a removed directory is refused");
+    let t = text(http);
+    assert!(t.contains("does not exist") && t.contains("mkdir -m 700"), "{t}");
+    assert!(!t.contains("memo-secret"));
+    dpopkit_destroy(http);
+}

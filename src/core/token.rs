@@ -118,6 +118,9 @@ pub struct AuthConfig {
     /// Not part of the fingerprint: it changes where a token is kept, not which token is
     /// used, so handles with and without it share the in-process cache entry.
     pub token_cache_dir: Option<std::path::PathBuf>,
+    /// `token_cache_dir` as given (maybe relative): checked again, and resolved again, each
+    /// time the same AuthToken text is set ([`AuthConfig::from_json_shared`]).
+    token_cache_dir_given: Option<String>,
     /// Hash of everything above except the key and the cache directory; combined with the
     /// key's jkt for the cache.
     fingerprint: [u8; 32],
@@ -167,10 +170,21 @@ impl AuthConfig {
     /// [`AuthConfig::from_json`] through a small process-wide cache keyed by a salted hash of
     /// the text: a program that builds the same AuthToken for every call (a new Http object
     /// per call, as the SQL CLR procedure does) parses and checks it once. Errors are not
-    /// cached; [`clear_cache`] empties it.
+    /// cached; [`clear_cache`] empties it. What can change while the text stays the same is
+    /// checked on every call, a memo hit included: the `token_cache_dir` directory (it may
+    /// have been removed or opened to others since; a relative one is resolved again
+    /// against the current directory).
     pub fn from_json_shared(text: &str) -> Result<Arc<AuthConfig>> {
         let id = salted_hash(&[text.as_bytes()]);
         if let Some(cfg) = PARSED.get(&id) {
+            let Some(given) = cfg.token_cache_dir_given.as_deref() else { return Ok(cfg) };
+            let dir = super::token_store::check_dir(given)?;
+            if cfg.token_cache_dir.as_deref() == Some(dir.as_path()) {
+                return Ok(cfg);
+            }
+            // The same relative path from another current directory: another directory.
+            let cfg = Arc::new(Self::from_json(text)?);
+            PARSED.insert(id, cfg.clone());
             return Ok(cfg);
         }
         let cfg = Arc::new(Self::from_json(text)?);
@@ -313,7 +327,8 @@ impl AuthConfig {
             }
         }
         extra.sort();
-        let token_cache_dir = get("token_cache_dir")?.map(|d| super::token_store::check_dir(&d)).transpose()?;
+        let token_cache_dir_given = get("token_cache_dir")?;
+        let token_cache_dir = token_cache_dir_given.as_deref().map(super::token_store::check_dir).transpose()?;
         let mut cfg = AuthConfig {
             token_endpoint,
             issuer,
@@ -333,6 +348,7 @@ impl AuthConfig {
             default_expires_in,
             extra,
             token_cache_dir,
+            token_cache_dir_given,
             fingerprint: [0; 32],
             public_fingerprint: [0; 32],
         };
