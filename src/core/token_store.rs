@@ -5,13 +5,19 @@
 //! Layout of the directory (which must be owned by the current user and not writable by
 //! group or others; dpopkit never creates it):
 //!
-//! * `<id>` — one record per cache key: `<id>` is the hex SHA-256 of the AuthToken
-//!   settings **without the client secret** and the key thumbprint(s), so a file name
-//!   tells nothing that could be used to guess a secret. The record is JSON
+//! * `dpopkit-binding.key` ([`KEY_FILE`]) — 32 random bytes, mode 0600, created on first
+//!   use (a new `O_EXCL` file of the process, hard-linked into place, so that no process
+//!   reads half a key) and checked like a record when read. Every name and binding below
+//!   is an HMAC-SHA256 under this key: without it, nothing in the directory can be checked
+//!   against guessed settings or a guessed client secret (an unkeyed hash of a weak secret
+//!   is an offline oracle). Removing the file only costs the cached tokens.
+//! * `<id>` — one record per cache key: `<id>` is the hex HMAC of the whole in-process
+//!   cache key (the AuthToken settings, the client secret and the key thumbprint(s)), so
+//!   other credentials get a record of their own. The record is JSON
 //!   `{version, binding, jkt, token_type, access_token, issued_at_ms, refresh_at_ms,
 //!   usable_until_ms, expires_at_ms}` (times in UNIX milliseconds, wall clock), mode 0600.
-//!   `binding` is a hash of the whole in-process cache key (client secret included): a
-//!   record written for other credentials under the same name is not used.
+//!   `binding` is another HMAC of that cache key: a record copied or written under another
+//!   name is not used.
 //! * `<id>.lock` — the lock file of that key (empty, mode 0600, never removed: removing a
 //!   lock file races with the processes that have it open).
 //! * `<id>.tmp` (`<id>.<pid>.tmp` without the lock) — a record being written; renamed over
@@ -182,6 +188,25 @@ pub enum Locking {
 pub struct Store {
     dir: PathBuf,
     id: String,
+    /// The binding a record of this key must carry (keyed: see [`Store::open`]).
+    binding: String,
+}
+
+/// The file of the directory's random binding key (32 bytes, mode 0600).
+pub const KEY_FILE: &str = "dpopkit-binding.key";
+/// The length of the binding key.
+const KEY_LEN: usize = 32;
+
+/// HMAC-SHA256 under `key` of a label and length-prefixed parts, as hex.
+fn keyed(key: &ring::hmac::Key, label: &[u8], parts: &[&[u8]]) -> String {
+    let mut ctx = ring::hmac::Context::with_key(key);
+    ctx.update(label);
+    ctx.update(b"\0");
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_le_bytes());
+        ctx.update(p);
+    }
+    hex(ctx.sign().as_ref())
 }
 
 /// Hex of bytes (file names, bindings).
@@ -242,11 +267,24 @@ pub fn check_dir_path(_path: &Path) -> std::result::Result<(), String> {
 }
 
 impl Store {
-    /// The files of cache key `id` in `dir`; the directory is checked again (it may have
-    /// changed since the AuthToken was set).
-    pub fn open(dir: &Path, id: String) -> std::result::Result<Store, String> {
-        check_dir_path(dir).map_err(|why| format!("the token cache directory '{}' {why}", shorten(&dir.display().to_string())))?;
-        Ok(Store { dir: dir.to_path_buf(), id })
+    /// The files of one cache key in `dir`; the directory is checked again (it may have
+    /// changed since the AuthToken was set). `name` (what names the file: the settings
+    /// without the client secret, the key thumbprints) and `binding` (the whole cache key,
+    /// client secret included) are hashed with HMAC-SHA256 under the directory's random key
+    /// ([`KEY_FILE`], created on first use): neither a file name nor a record's binding can
+    /// be checked against guessed settings or secrets without that key.
+    pub fn open(dir: &Path, name: &[&[u8]], binding: &[&[u8]]) -> std::result::Result<Store, String> {
+        let shown = || shorten(&dir.display().to_string());
+        check_dir_path(dir).map_err(|why| format!("the token cache directory '{}' {why}", shown()))?;
+        let key = load_key(dir)?;
+        let id = keyed(&key, b"dpopkit token file v2", name);
+        let binding = keyed(&key, b"dpopkit token binding v2", binding);
+        Ok(Store { dir: dir.to_path_buf(), id, binding })
+    }
+
+    /// The binding a record of this key must carry.
+    pub fn binding(&self) -> &str {
+        &self.binding
     }
 
     pub fn path(&self) -> PathBuf {
@@ -390,6 +428,94 @@ impl Store {
     }
 }
 
+/// The binding key of the token cache directory `dir`, created if there is none: 32 random
+/// bytes written to a new file of this process (`O_EXCL`, mode 0600) that is then hard-linked
+/// to [`KEY_FILE`] (which fails if another process was first: its key is used), so no
+/// process ever reads half a key. The file is checked like a record: not a symbolic link,
+/// a regular file of this user with no group/other permission bits, exactly 32 bytes.
+#[cfg(unix)]
+fn load_key(dir: &Path) -> std::result::Result<ring::hmac::Key, String> {
+    let path = dir.join(KEY_FILE);
+    let shown = shorten(&path.display().to_string());
+    let fail = |why: String| format!("the token cache key file '{shown}' {why}");
+    for _ in 0..3 {
+        match read_key(&path) {
+            Ok(Some(key)) => return Ok(key),
+            Ok(None) => create_key(dir, &path).map_err(|e| fail(format!("cannot be created ({e})")))?,
+            Err(why) => {
+                return Err(fail(format!(
+                    "{why}; remove it (dpopkit creates a new key, and the cached tokens are fetched again)"
+                )));
+            }
+        }
+    }
+    Err(fail("keeps disappearing (another process removes it)".into()))
+}
+
+#[cfg(not(unix))]
+fn load_key(_dir: &Path) -> std::result::Result<ring::hmac::Key, String> {
+    Err("the shared token cache is not supported on this platform".into())
+}
+
+/// The key in `path`; `Ok(None)` when there is none.
+#[cfg(unix)]
+fn read_key(path: &Path) -> std::result::Result<Option<ring::hmac::Key>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("is a symbolic link".into()),
+        Err(e) => return Err(format!("cannot be opened ({e})")),
+    };
+    let meta = file.metadata().map_err(|e| format!("cannot be examined ({e})"))?;
+    if !meta.file_type().is_file() {
+        return Err("is not a regular file".into());
+    }
+    let me = sys::euid();
+    if meta.uid() != me {
+        return Err(format!("is owned by uid {}, not by this user (uid {me})", meta.uid()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!("has mode {:04o}: group or others may read or write it (0600 expected)", meta.mode() & 0o7777));
+    }
+    if meta.len() != KEY_LEN as u64 {
+        return Err(format!("is {} bytes long, not {KEY_LEN}", meta.len()));
+    }
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    file.take(KEY_LEN as u64).read_exact(&mut bytes[..]).map_err(|e| format!("cannot be read ({e})"))?;
+    Ok(Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes[..])))
+}
+
+/// Writes a new random key to `path` unless another process has written one first.
+#[cfg(unix)]
+fn create_key(dir: &Path, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes[..])
+        .map_err(|_| std::io::Error::other("no random numbers from the system"))?;
+    let tmp = dir.join(format!("{KEY_FILE}.{}.tmp", std::process::id()));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    let mut file = options.open(&tmp)?;
+    let linked = file.write_all(&bytes[..]).and_then(|_| file.sync_all()).and_then(|_| {
+        drop(file);
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
+}
+
 /// The two system calls std does not offer at this crate's minimum Rust version.
 #[cfg(unix)]
 #[allow(unsafe_code)]
@@ -449,7 +575,7 @@ mod tests {
     #[test]
     fn records_round_trip_and_bad_ones_are_ignored() {
         let dir = scratch("roundtrip");
-        let store = Store::open(&dir, "k".repeat(64)).unwrap();
+        let store = Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).unwrap();
         assert!(matches!(store.read(), Found::Missing));
         store.write(&record(), true).unwrap();
         let Found::Record(r) = store.read() else { panic!("not read back") };
@@ -494,7 +620,7 @@ mod tests {
         let e = check_dir(dir.to_str().unwrap()).unwrap_err();
         assert_eq!(e.kind, ErrorKind::AuthToken);
         assert!(e.message.contains("0777") && e.message.contains("chmod 700"), "{}", e.message);
-        assert!(Store::open(&dir, "x".into()).is_err(), "checked again at use");
+        assert!(Store::open(&dir, &[&b"x"[..]], &[&b"b"[..]]).is_err(), "checked again at use");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(check_dir(dir.to_str().unwrap()).is_ok(), "readable by others is allowed: the files are 0600");
         let missing = dir.join("nope");
@@ -507,9 +633,41 @@ mod tests {
     }
 
     #[test]
+    fn the_binding_key_is_private_and_a_bad_one_is_refused() {
+        let dir = scratch("key");
+        let a = Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).unwrap();
+        let key = dir.join(KEY_FILE);
+        let meta = std::fs::symlink_metadata(&key).unwrap();
+        assert!(meta.file_type().is_file() && meta.len() == KEY_LEN as u64);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let again = Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).unwrap();
+        assert_eq!((a.id.as_str(), a.binding()), (again.id.as_str(), again.binding()), "the key is kept");
+        assert_ne!(a.id, a.binding, "names and bindings are separate hashes");
+        let bytes = std::fs::read(&key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).err().unwrap();
+        assert!(e.contains("0644") && e.contains("remove it"), "{e}");
+        std::fs::remove_file(&key).unwrap();
+        std::fs::write(dir.join("elsewhere"), &bytes).unwrap();
+        std::fs::set_permissions(dir.join("elsewhere"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), &key).unwrap();
+        let e = Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).err().unwrap();
+        assert!(e.contains("symbolic link"), "{e}");
+        std::fs::remove_file(&key).unwrap();
+        std::fs::write(&key, b"short").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).err().unwrap().contains("not 32"));
+        std::fs::remove_file(&key).unwrap();
+        let fresh = Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).unwrap();
+        assert_ne!(fresh.id, a.id, "a new key: new names, the old records are not found");
+        assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")), "no temporary file left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_lock_is_exclusive_between_open_files_and_bounded() {
         let dir = scratch("lock");
-        let store = Store::open(&dir, "l".repeat(64)).unwrap();
+        let store = Store::open(&dir, &[&b"l"[..]], &[&b"b"[..]]).unwrap();
         let Locking::Held(held) = store.lock(Instant::now()) else { panic!("first lock") };
         let give_up = Instant::now() + Duration::from_millis(50);
         assert!(matches!(store.lock(give_up), Locking::Busy(_)), "a second open file description waits");
