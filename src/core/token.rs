@@ -785,7 +785,7 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
         return (Ok(t), None);
     }
     let give_up = Instant::now() + ctx.transport.deadline().remaining() / 2;
-    let lock = match store.lock(give_up) {
+    let mut lock = match store.lock(give_up) {
         token_store::Locking::Held(l) => Some(l),
         token_store::Locking::Busy(waited) => {
             note(format!(
@@ -820,6 +820,23 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
         };
         if let Err(e) = store.write(&record, lock.is_some()) {
             note(format!("cannot write the token cache file '{shown}' ({e}); the access token is cached in this process only"));
+        } else {
+            drop(lock.take());
+            // Expired records and leftovers go, at most once a minute per directory, in a
+            // small part of what is left of the call's time.
+            let budget = (ctx.transport.deadline().remaining() / 4).min(Duration::from_secs(1));
+            if let Some(p) = token_store::prune_now_and_then(dir, store.id(), Instant::now() + budget).filter(|p| p.total() > 0) {
+                note(format!(
+                    "pruned the token cache directory: {} expired and {} unusable records, {} beyond the bound of {}, {} lock \
+                     files without a record, {} temporary files of writers that died",
+                    p.expired,
+                    p.unusable,
+                    p.oldest,
+                    token_store::MAX_RECORDS,
+                    p.locks,
+                    p.temporary
+                ));
+            }
         }
     }
     drop(lock);
