@@ -507,7 +507,7 @@ impl Pruned {
 }
 
 /// The kind of a file of ours, by its name: `<id>` (64 lowercase hex digits), `<id>.lock`,
-/// `<id>.tmp`, `<id>.<pid>.tmp` or `<KEY_FILE>.<pid>.tmp`. Anything else is not touched.
+/// `<id>.tmp`, `<id>.<pid>.tmp` or `<KEY_FILE>.<number>.tmp`. Anything else is not touched.
 #[cfg(unix)]
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
@@ -519,7 +519,7 @@ enum Kind {
 #[cfg(unix)]
 fn kind_of(name: &str) -> Option<(Kind, &str)> {
     let is_id = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let is_pid = |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit());
+    let is_pid = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
     if is_id(name) {
         return Some((Kind::Record, name));
     }
@@ -657,7 +657,7 @@ pub fn prune(_dir: &Path, _keep: &str, _give_up: Instant) -> Pruned {
 }
 
 /// The binding key of the token cache directory `dir`, created if there is none: 32 random
-/// bytes written to a new file of this process (`O_EXCL`, mode 0600) that is then hard-linked
+/// bytes written to a new file of a random name (`O_EXCL`, mode 0600) that is then hard-linked
 /// to [`KEY_FILE`] (which fails if another process was first: its key is used), so no
 /// process ever reads half a key. The file is checked like a record: not a symbolic link,
 /// a regular file of this user with no group/other permission bits, exactly 32 bytes.
@@ -725,11 +725,12 @@ fn create_key(dir: &Path, path: &Path) -> std::io::Result<()> {
     let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes[..])
         .map_err(|_| std::io::Error::other("no random numbers from the system"))?;
-    let tmp = dir.join(format!("{KEY_FILE}.{}.tmp", std::process::id()));
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+    // A name of its own for each attempt: threads of one process (or processes of one pid
+    // in other namespaces) creating the key at once must not write into each other's file.
+    let mut unique = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut unique)
+        .map_err(|_| std::io::Error::other("no random numbers from the system"))?;
+    let tmp = dir.join(format!("{KEY_FILE}.{}.tmp", u64::from_le_bytes(unique)));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     let mut file = options.open(&tmp)?;
@@ -890,6 +891,30 @@ mod tests {
         assert_ne!(fresh.id, a.id, "a new key: new names, the old records are not found");
         assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")), "no temporary file left");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn threads_creating_the_key_at_once_agree_on_one() {
+        for round in 0..20 {
+            let dir = scratch(&format!("keyrace{round}"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let ids: Vec<String> = (0..8)
+                .map(|_| {
+                    let (d, b) = (dir.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        b.wait();
+                        Store::open(&d, &[&b"k"[..]], &[&b"b"[..]]).map(|s| s.id)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap().unwrap())
+                .collect();
+            assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: one key for all: {ids:?}");
+            assert_eq!(std::fs::metadata(dir.join(KEY_FILE)).unwrap().len(), KEY_LEN as u64);
+            assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]
