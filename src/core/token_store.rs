@@ -276,9 +276,9 @@ pub fn check_dir_path(_path: &Path) -> std::result::Result<(), String> {
 
 impl Store {
     /// The files of one cache key in `dir`; the directory is checked again (it may have
-    /// changed since the AuthToken was set). `name` (what names the file: the settings
-    /// without the client secret, the key thumbprints) and `binding` (the whole cache key,
-    /// client secret included) are hashed with HMAC-SHA256 under the directory's random key
+    /// changed since the AuthToken was set). `name` (what names the file) and `binding` (what
+    /// a record must have been written for; dpopkit passes the whole cache key, client
+    /// secret included, for both) are hashed with HMAC-SHA256 under the directory's random key
     /// ([`KEY_FILE`], created on first use): neither a file name nor a record's binding can
     /// be checked against guessed settings or secrets without that key.
     pub fn open(dir: &Path, name: &[&[u8]], binding: &[&[u8]]) -> std::result::Result<Store, String> {
