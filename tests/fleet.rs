@@ -462,3 +462,134 @@ fn the_member_through_the_library() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&open);
 }
+
+/// Issue 18, item 13: the parsed AuthToken is memoized by its text, but the directory is
+/// checked every time the AuthToken is set: the same text again, after the directory was
+/// opened to others or removed, is refused (through the C ABI, with the fix named).
+#[test]
+fn the_directory_is_checked_each_time_the_same_auth_token_is_set() {
+    use common::capi::{c, code, text};
+    use dpopkit::capi::common::dpopkit_destroy;
+    use dpopkit::capi::http::{dpopkit_http_new, dpopkit_http_set_auth_token};
+    let dir = private_dir("memo");
+    let auth = serde_json::json!({
+        "token_endpoint": "https://127.0.0.1:9/token",
+        "client_id": "memo-client",
+        "client_secret": "memo-secret",
+        "token_cache_dir": dir.to_str().unwrap(),
+    })
+    .to_string();
+    let http = dpopkit_http_new();
+    let set = || unsafe { dpopkit_http_set_auth_token(http, c(&auth).as_ptr()) };
+    assert_eq!(set(), 1, "{}", text(http));
+    assert_eq!(set(), 1, "the same text again (a memo hit): {}", text(http));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(set(), 0, "a directory opened to others since is refused, memo or not");
+    assert_eq!(code(http), dpopkit::dpopkit_result::AuthToken as u32);
+    let t = text(http);
+    assert!(t.contains("token_cache_dir") && t.contains("writable by group or others") && t.contains("chmod 700"), "{t}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(set(), 1, "fixed: accepted again: {}", text(http));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(set(), 0, "a removed directory is refused");
+    let t = text(http);
+    assert!(t.contains("does not exist") && t.contains("mkdir -m 700"), "{t}");
+    assert!(!t.contains("memo-secret"));
+    dpopkit_destroy(http);
+}
+
+/// Issue 18, item 10: the directory is pruned when a record is written: expired records,
+/// lock files without a record and temporary files of writers that died go, and the number
+/// of records is bounded (the least recently written beyond 256 go); a lock another process
+/// holds, a fresh temporary file, files of other names and the live records stay, and the
+/// live record is still used.
+#[test]
+fn the_directory_is_pruned_and_bounded() {
+    let peers = Peers::start(&["--rs-nonce"]);
+    let dir = private_dir("prune");
+    let (a, b) = (fixture("ec_sec1.pem"), fixture("client_assertion_p256.pem"));
+    let run = |key: &Path| run_ok(&mut cli(&peers.token_endpoint, &peers.api, key, Some(&dir)));
+    run(&a);
+    let live = token_file(&dir);
+    let version = record(&live)["version"].clone();
+    assert_eq!(peers.token_requests(), 1);
+
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let hour = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let mut n = 0u32;
+    let mut name = || {
+        n += 1;
+        format!("{:064x}", 0xfeed_0000_u64 + n as u64)
+    };
+    let plant = |path: &Path, text: &str, written: std::time::SystemTime| {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(written).unwrap();
+    };
+    let rec = |issued: u64, expires: u64| {
+        serde_json::json!({"version": version, "binding": "planted", "jkt": "planted", "token_type": "DPoP", "access_token": "planted",
+            "issued_at_ms": issued, "refresh_at_ms": expires - 2, "usable_until_ms": expires - 1, "expires_at_ms": expires})
+        .to_string()
+    };
+    let mut gone = Vec::new();
+    let mut kept = Vec::new();
+    for _ in 0..5 {
+        let p = dir.join(name());
+        plant(&p, &rec(now_ms - 7_200_000, now_ms - 3_600_000), std::time::SystemTime::now());
+        gone.push(p.clone());
+        gone.push(PathBuf::from(format!("{}.lock", p.display())));
+        plant(&PathBuf::from(format!("{}.lock", p.display())), "", hour);
+    }
+    for stale in [format!("{}.tmp", name()), format!("{}.4242.tmp", name()), "dpopkit-binding.key.4242.tmp".to_string()] {
+        plant(&dir.join(&stale), "half", hour);
+        gone.push(dir.join(stale));
+    }
+    for _ in 0..3 {
+        let p = dir.join(format!("{}.lock", name()));
+        plant(&p, "", hour);
+        gone.push(p);
+    }
+    // Kept: a fresh temporary file (a writer at work), a lock another process holds, other names.
+    let fresh_tmp = dir.join(format!("{}.4343.tmp", name()));
+    plant(&fresh_tmp, "writing", std::time::SystemTime::now());
+    let held = dir.join(format!("{}.lock", name()));
+    plant(&held, "", hour);
+    let held_file = std::fs::File::open(&held).unwrap();
+    assert_eq!(unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&held_file), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let other = [dir.join("notes.txt"), dir.join(format!("{}.bak", name())), dir.join("FEED")];
+    for p in &other {
+        plant(p, "mine", hour);
+    }
+    kept.extend([fresh_tmp, held.clone(), live.clone()]);
+    kept.extend(other.iter().cloned());
+    // 300 valid records, all written before the live one: with the live one and the next
+    // key's, 46 too many; the least recently written go.
+    let mut valid = Vec::new();
+    for i in 0..300u64 {
+        let p = dir.join(name());
+        plant(&p, &rec(now_ms - 1000, now_ms + 3_600_000), hour - Duration::from_secs(i));
+        valid.push(p);
+    }
+    let records = |dir: &Path| {
+        std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_str().is_some_and(|n| n.len() == 64 && !n.contains('.'))).count()
+    };
+    assert_eq!(records(&dir), 1 + 5 + 300);
+
+    // A call that writes a record (another key) prunes.
+    run(&b);
+    assert_eq!(peers.token_requests(), 2);
+    for p in &gone {
+        assert!(!p.exists(), "{} is still there", p.display());
+    }
+    for p in &kept {
+        assert!(p.exists(), "{} was removed", p.display());
+    }
+    assert_eq!(records(&dir), dpopkit::core::token_store::MAX_RECORDS, "bounded at 256 records");
+    // The oldest planted ones went (they were written longest ago), the newest stayed.
+    assert!(valid[..254].iter().all(|p| p.exists()) && valid[254..].iter().all(|p| !p.exists()));
+    drop(held_file);
+    // The live record still works: no new token for key A.
+    run(&a);
+    assert_eq!(peers.token_requests(), 2, "key A's record survived the pruning and is used");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -125,3 +125,60 @@ fn the_log_rotates_at_its_size_cap() {
     assert_eq!(dpopkit::core::session_log::DEFAULT_MAX_LOG_SIZE, 10 * 1024 * 1024);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 18, item 8: a `<log>.1` that cannot or must not be replaced — a directory, a
+/// symbolic link, another user's file in a sticky directory (root could replace it; the
+/// code checks the owner itself) — is left alone, and the log still stays within its cap:
+/// it starts again with a note instead of growing without bound.
+#[cfg(unix)]
+#[test]
+fn a_failed_rotation_keeps_the_log_within_its_cap() {
+    use dpopkit::core::session_log::SessionLog;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let limit = 4096u64;
+    let fill = |log: &SessionLog, path: &Path| {
+        for i in 0..300 {
+            log.note(&format!("entry {i:04} {}", "y".repeat(100)));
+            let cur = std::fs::metadata(path).unwrap().len();
+            assert!(cur <= limit, "entry {i}: the log is {cur} bytes, over its cap of {limit}");
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("entry 0299"), "the newest entry is logged");
+        assert!(text.contains("session.log.1") && text.contains("emptied instead of rotated"), "a note says why the log started again:\n{text}");
+    };
+    // A directory in the place of the rotated file.
+    let d = dir("rotate-dir");
+    let path = d.join("session.log");
+    std::fs::create_dir(d.join("session.log.1")).unwrap();
+    std::fs::write(d.join("session.log.1").join("inside"), "kept\n").unwrap();
+    fill(&SessionLog::open_with_limit(&path, limit).unwrap(), &path);
+    assert_eq!(std::fs::read_to_string(d.join("session.log.1").join("inside")).unwrap(), "kept\n");
+    let _ = std::fs::remove_dir_all(&d);
+
+    // A symbolic link: not replaced, not followed, its target untouched.
+    let d = dir("rotate-link");
+    let path = d.join("session.log");
+    let victim = d.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, d.join("session.log.1")).unwrap();
+    fill(&SessionLog::open_with_limit(&path, limit).unwrap(), &path);
+    assert!(std::fs::symlink_metadata(d.join("session.log.1")).unwrap().file_type().is_symlink(), "the link is refused, not replaced");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let _ = std::fs::remove_dir_all(&d);
+
+    // Another user's file in a sticky directory (/tmp-like, mode 1777): needs root to set
+    // up, and root could rename over it, so only the owner check refuses it.
+    let d = dir("rotate-sticky");
+    if std::fs::metadata(&d).unwrap().uid() == 0 {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let path = d.join("session.log");
+        let theirs = d.join("session.log.1");
+        std::fs::write(&theirs, "theirs\n").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        fill(&SessionLog::open_with_limit(&path, limit).unwrap(), &path);
+        let meta = std::fs::symlink_metadata(&theirs).unwrap();
+        assert_eq!(meta.uid(), 65534, "another user's file is not replaced");
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -8,7 +8,10 @@
 //! owned by another user, and a new file is created with mode 0600.
 //! It is capped: when an entry would take it past [`DEFAULT_MAX_LOG_SIZE`] (or the limit
 //! given), the file is renamed to `<name>.1` (replacing an older one) and a new file is
-//! started, so the log takes at most about twice the limit on disk.
+//! started, so the log takes at most about twice the limit on disk. A `<name>.1` that is
+//! not a regular file of this user (a directory, a symbolic link, another user's file in a
+//! sticky directory) is not replaced: the file is emptied instead, with a note saying why,
+//! so the cap holds whatever is in the way.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -105,6 +108,46 @@ fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Why `<name>.1` must not be replaced by a rotation, if it must not: it is a symbolic link
+/// (the link would be replaced, but whoever planted it expects something of it), not a
+/// regular file (a directory cannot be replaced anyway), or a file of another user (in a
+/// sticky directory such as /tmp only its owner, or root, may replace it: dpopkit does not
+/// rely on the kernel refusing, since it does not refuse root). `None` when it does not exist.
+fn refuse_rotated(rotated: &Path) -> Option<String> {
+    let meta = match std::fs::symlink_metadata(rotated) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("cannot be examined ({e})")),
+    };
+    if meta.file_type().is_symlink() {
+        return Some("is a symbolic link, which is not replaced or followed".into());
+    }
+    if !meta.file_type().is_file() {
+        return Some("is not a regular file (a directory?)".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != effective_uid() {
+            return Some(format!("belongs to another user (uid {}), whose file is not replaced", meta.uid()));
+        }
+    }
+    None
+}
+
+/// Whether two metadata describe the same file (device and inode; on other systems, where
+/// std offers no file identity, any two regular files are taken to be the same).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_a: &std::fs::Metadata, _b: &std::fs::Metadata) -> bool {
+    true
+}
+
 impl SessionLog {
     /// Opens (creating if needed) the file for appending, rotated at [`DEFAULT_MAX_LOG_SIZE`];
     /// fails now rather than silently later.
@@ -131,21 +174,61 @@ impl SessionLog {
     fn append(&self, text: &str) {
         let mut open = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if open.size > 0 && open.size + text.len() as u64 > self.max_size {
-            open.file = None;
-            let mut rotated = self.path.clone().into_os_string();
-            rotated.push(".1");
-            // Only a regular file of ours is moved: the path may have been replaced since.
-            let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_file());
-            if ours {
-                let _ = std::fs::rename(&self.path, &rotated);
-            }
-            open.file = open_file(&self.path).ok();
-            open.size = open.file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+            self.rotate(&mut open);
         }
         if let Some(f) = open.file.as_mut() {
             if f.write_all(text.as_bytes()).is_ok() {
                 open.size += text.len() as u64;
             }
+        }
+    }
+
+    /// Moves the full file to `<name>.1` and starts a new one. When `<name>.1` cannot or
+    /// must not be replaced (see [`refuse_rotated`]), or the rename fails, the file is
+    /// emptied instead, starting with a note that says why: the log never grows past its
+    /// limit, whatever is in the way.
+    fn rotate(&self, open: &mut Open) {
+        let mut rotated = self.path.clone().into_os_string();
+        rotated.push(".1");
+        let rotated = PathBuf::from(rotated);
+        // Only the file this log has open is moved: the path may have been replaced since.
+        let ours = match (open.file.as_ref().map(File::metadata), std::fs::symlink_metadata(&self.path)) {
+            (Some(Ok(had)), Ok(now)) => now.file_type().is_file() && same_file(&had, &now),
+            _ => false,
+        };
+        if !ours {
+            open.file = open_file(&self.path).ok();
+            open.size = open.file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+            return;
+        }
+        let refused = match refuse_rotated(&rotated) {
+            Some(why) => Some(why),
+            None => std::fs::rename(&self.path, &rotated).err().map(|e| format!("cannot be replaced ({e})")),
+        };
+        let Some(why) = refused else {
+            open.file = open_file(&self.path).ok();
+            open.size = open.file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+            return;
+        };
+        // Not rotated: the file starts again (the O_APPEND descriptor writes at the new end).
+        let Some(f) = open.file.as_mut() else { return };
+        if f.set_len(0).is_err() {
+            // Neither rotated nor emptied: stop here rather than grow.
+            open.file = None;
+            return;
+        }
+        open.size = 0;
+        let when = httpdate::fmt_http_date(std::time::SystemTime::now());
+        let note = format!(
+            "---- Note {when} ----\nthe session log reached its limit of {} bytes and its older part '{}' {why}: the log \
+             was emptied instead of rotated; remove '{}' (or give the log a path in a directory of this user's) to keep \
+             the older part\n\n",
+            self.max_size,
+            shorten(&rotated.display().to_string()),
+            shorten(&rotated.display().to_string()),
+        );
+        if f.write_all(note.as_bytes()).is_ok() {
+            open.size = note.len() as u64;
         }
     }
 

@@ -207,12 +207,12 @@ pub struct AuthConfig {
     /// Not part of the fingerprint: it changes where a token is kept, not which token is
     /// used, so handles with and without it share the in-process cache entry.
     pub token_cache_dir: Option<std::path::PathBuf>,
+    /// `token_cache_dir` as given (maybe relative): checked again, and resolved again, each
+    /// time the same AuthToken text is set ([`AuthConfig::from_json_shared`]).
+    token_cache_dir_given: Option<String>,
     /// Hash of everything above except the key and the cache directory; combined with the
     /// key's jkt for the cache.
     fingerprint: [u8; 32],
-    /// The same without the client secret: names the token file on disk, so that a file
-    /// name can never help to guess a secret.
-    public_fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for AuthConfig {
@@ -256,10 +256,21 @@ impl AuthConfig {
     /// [`AuthConfig::from_json`] through a small process-wide cache keyed by a salted hash of
     /// the text: a program that builds the same AuthToken for every call (a new Http object
     /// per call, as the SQL CLR procedure does) parses and checks it once. Errors are not
-    /// cached; [`clear_cache`] empties it.
+    /// cached; [`clear_cache`] empties it. What can change while the text stays the same is
+    /// checked on every call, a memo hit included: the `token_cache_dir` directory (it may
+    /// have been removed or opened to others since; a relative one is resolved again
+    /// against the current directory).
     pub fn from_json_shared(text: &str) -> Result<Arc<AuthConfig>> {
         let id = salted_hash(&[text.as_bytes()]);
         if let Some(cfg) = PARSED.get(&id) {
+            let Some(given) = cfg.token_cache_dir_given.as_deref() else { return Ok(cfg) };
+            let dir = super::token_store::check_dir(given)?;
+            if cfg.token_cache_dir.as_deref() == Some(dir.as_path()) {
+                return Ok(cfg);
+            }
+            // The same relative path from another current directory: another directory.
+            let cfg = Arc::new(Self::from_json(text)?);
+            PARSED.insert(id, cfg.clone());
             return Ok(cfg);
         }
         let cfg = Arc::new(Self::from_json(text)?);
@@ -390,7 +401,8 @@ impl AuthConfig {
                 _ => return err(ErrorKind::AuthToken, "AuthToken \"default_expires_in\" must be a positive number of seconds"),
             },
         };
-        let token_cache_dir = get("token_cache_dir")?.map(|d| super::token_store::check_dir(&d)).transpose()?;
+        let token_cache_dir_given = get("token_cache_dir")?;
+        let token_cache_dir = token_cache_dir_given.as_deref().map(super::token_store::check_dir).transpose()?;
         let mut cfg = AuthConfig {
             token_endpoint,
             issuer,
@@ -410,8 +422,8 @@ impl AuthConfig {
             default_expires_in,
             extra,
             token_cache_dir,
+            token_cache_dir_given,
             fingerprint: [0; 32],
-            public_fingerprint: [0; 32],
         };
         // The URLs that decide where the credentials go: https, or plain http to this machine.
         for (name, target) in [("token_endpoint", &cfg.token_endpoint), ("metadata_url", &cfg.metadata_url)] {
@@ -424,7 +436,6 @@ impl AuthConfig {
             check_cleartext(&cfg, "AuthToken \"issuer\"", &t)?;
         }
         cfg.fingerprint = cfg.compute_fingerprint(true);
-        cfg.public_fingerprint = cfg.compute_fingerprint(false);
         Ok(cfg)
     }
 
@@ -755,23 +766,14 @@ pub fn get_token(
     }
 }
 
-/// The name of the token file of (cfg, key) in the token cache directory, and the binding
-/// its record must carry (see [`super::token_store`]): the file name hashes the settings
-/// without the client secret; the binding hashes the whole in-process cache key.
-fn disk_ids(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> (String, String) {
-    let mut h = Sha256::new();
-    h.update(b"dpopkit token file v1\0");
-    h.update(cfg.public_fingerprint);
-    h.update(key.jkt().as_bytes());
-    if cfg.client_auth == ClientAuth::PrivateKeyJwt {
-        h.update(b"\0");
-        h.update(assertion_key.unwrap_or(key).jkt().as_bytes());
-    }
-    let id = token_store::hex(&h.finalize());
-    let mut b = Sha256::new();
-    b.update(b"dpopkit token binding v1\0");
-    b.update(slot_id(cfg, key, assertion_key));
-    (id, token_store::hex(&b.finalize()))
+/// The files of (cfg, key) in the token cache directory `dir` (see [`super::token_store`]):
+/// the file name and the binding its record must carry are both keyed hashes, under the
+/// directory's key, of the whole in-process cache key (settings, client secret and key
+/// thumbprints): other credentials get a file of their own, and neither can be checked
+/// against a guessed secret without the key ([`token_store::Store::open`]).
+fn disk_store(dir: &std::path::Path, cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> std::result::Result<token_store::Store, String> {
+    let slot = slot_id(cfg, key, assertion_key);
+    token_store::Store::open(dir, &[&slot], &[&slot])
 }
 
 /// The token of a record, if it is still usable now. A record written more than a minute
@@ -810,8 +812,7 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
             log.note(&text);
         }
     };
-    let (id, binding) = disk_ids(cfg, key, ctx.assertion_key);
-    let store = match token_store::Store::open(dir, id) {
+    let store = match disk_store(dir, cfg, key, ctx.assertion_key) {
         Ok(s) => s,
         Err(why) => {
             note(format!("{why}; the access token is cached in this process only"));
@@ -831,7 +832,7 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
             token_store::Found::Record(r) => r,
         };
         let type_ok = r.token_type.eq_ignore_ascii_case("dpop") || (cfg.allow_bearer && r.token_type.eq_ignore_ascii_case("bearer"));
-        if r.binding != binding {
+        if r.binding != store.binding() {
             ignored("was written for other credentials (the same settings with another client secret)");
         } else if r.jkt != key.jkt() {
             ignored(&format!("holds a token issued for another key (jkt {})", shorten(&r.jkt)));
@@ -861,7 +862,7 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
         return (Ok(t), None);
     }
     let give_up = Instant::now() + ctx.transport.deadline().remaining() / 2;
-    let lock = match store.lock(give_up) {
+    let mut lock = match store.lock(give_up) {
         token_store::Locking::Held(l) => Some(l),
         token_store::Locking::Busy(waited) => {
             note(format!(
@@ -885,7 +886,7 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
         let (now, now_ms) = (Instant::now(), token_store::unix_ms_now());
         let ms = |i| token_store::to_unix_ms(i, now, now_ms);
         let record = token_store::Record {
-            binding,
+            binding: store.binding().to_string(),
             jkt: key.jkt().to_string(),
             token_type: t.token_type.clone(),
             access_token: t.value.clone(),
@@ -896,6 +897,23 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
         };
         if let Err(e) = store.write(&record, lock.is_some()) {
             note(format!("cannot write the token cache file '{shown}' ({e}); the access token is cached in this process only"));
+        } else {
+            drop(lock.take());
+            // Expired records and leftovers go, at most once a minute per directory, in a
+            // small part of what is left of the call's time.
+            let budget = (ctx.transport.deadline().remaining() / 4).min(Duration::from_secs(1));
+            if let Some(p) = token_store::prune_now_and_then(dir, store.id(), Instant::now() + budget).filter(|p| p.total() > 0) {
+                note(format!(
+                    "pruned the token cache directory: {} expired and {} unusable records, {} beyond the bound of {}, {} lock \
+                     files without a record, {} temporary files of writers that died",
+                    p.expired,
+                    p.unusable,
+                    p.oldest,
+                    token_store::MAX_RECORDS,
+                    p.locks,
+                    p.temporary
+                ));
+            }
         }
     }
     drop(lock);
@@ -1405,5 +1423,110 @@ mod tests {
             let e = parse_token_response(&c, &resp(bad), now).unwrap_err();
             assert_eq!(e.kind, ErrorKind::TokenResponse, "{bad}");
         }
+    }
+
+    /// A loopback server for `calls` connections: `/token` answers a DPoP token, anything
+    /// else `{}`. Stops by itself (accepting times out after 10 s without a connection).
+    #[cfg(unix)]
+    fn token_server(calls: usize) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut served = 0;
+            while served < calls && started.elapsed() < Duration::from_secs(10) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                served += 1;
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut r = BufReader::new(stream);
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let _ = r.by_ref().take(length as u64).read_to_end(&mut Vec::new());
+                let body = if first.contains("/token") { r#"{"access_token":"unit-disk-token","token_type":"DPoP","expires_in":300}"# } else { "{}" };
+                let _ = write!(r.get_mut(), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// Issue 18, item 9: nothing in the token cache directory can be checked offline
+    /// against guessed settings or a guessed client secret: no file name and no record holds
+    /// an unkeyed hash of them (the formulas of dpopkit before the fix are computed here);
+    /// two secrets still get two records, and the key file is private.
+    #[cfg(unix)]
+    #[test]
+    fn disk_records_hold_no_unkeyed_hash_of_the_settings() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dpopkit-token-oracle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let key = Arc::new(EcKey::generate().unwrap());
+        let base = token_server(4);
+        let text = |secret: &str| {
+            serde_json::json!({"client_id": "oracle-client", "client_secret": secret, "token_endpoint": format!("{base}/token"),
+                "scope": "api", "token_cache_dir": dir.to_str().unwrap()})
+            .to_string()
+        };
+        let mut unkeyed = Vec::new();
+        for secret in ["weak1", "weak2"] {
+            let http = crate::core::HttpClient::new();
+            http.set_dpop_key(key.clone());
+            http.set_auth_token(&text(secret)).unwrap();
+            http.request(Some("GET"), &format!("{base}/api"), None, None).unwrap();
+            // What dpopkit wrote before: the file name SHA-256("dpopkit token file v1\0" ||
+            // settings without the secret || jkt), the binding SHA-256("dpopkit token
+            // binding v1\0" || SHA-256(SHA-256(settings with the secret) || jkt)).
+            let cfg = AuthConfig::from_json(&text(secret)).unwrap();
+            let slot = slot_id(&cfg, &key, None);
+            let mut id = Sha256::new();
+            id.update(b"dpopkit token file v1\0");
+            let public = cfg.compute_fingerprint(false);
+            id.update(public);
+            id.update(key.jkt().as_bytes());
+            let mut b = Sha256::new();
+            b.update(b"dpopkit token binding v1\0");
+            b.update(slot);
+            for h in [id.finalize().to_vec(), b.finalize().to_vec(), slot.to_vec(), cfg.fingerprint.to_vec(), public.to_vec()] {
+                unkeyed.push(token_store::hex(&h));
+            }
+        }
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let content = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            for h in &unkeyed {
+                assert!(!name.contains(h.as_str()), "the file name {name} is an unkeyed hash of the settings");
+                assert!(!content.contains(h.as_str()), "{name} holds an unkeyed hash of the settings (with the secret)");
+            }
+            if path.extension().is_none() {
+                records.push(serde_json::from_str::<serde_json::Value>(&content).unwrap());
+            }
+        }
+        assert_eq!(records.len(), 2, "two secrets, two records");
+        assert_ne!(records[0]["binding"], records[1]["binding"]);
+        let key_file = dir.join(token_store::KEY_FILE);
+        let meta = std::fs::symlink_metadata(&key_file).expect("the directory's key file");
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.len(), 32);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
