@@ -11,6 +11,9 @@
 //!
 //! A listed function that the binding uses after all, or that the header no longer has,
 //! fails too (the list must not go stale).
+//!
+//! README.md's table of "The C API in one page" is held to the same header: it must name
+//! every function, and none the header lacks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -159,4 +162,54 @@ fn the_drift_checker_can_fail() {
     assert!(r.is_err(), "an entry without a reason is refused");
     let h = header_functions("// dpopkit_not_a_decl(\nint dpopkit_x(int64_t h);\nuint8_t *dpopkit_y(int64_t http,\n    size_t *out_len);\n");
     assert_eq!(h.into_iter().collect::<Vec<_>>(), ["dpopkit_x", "dpopkit_y"]);
+}
+
+/// The functions README.md's `| object | functions |` table names. A cell lists
+/// `` `dpopkit_key_new` `` in full and then `` `_load(key, text)` `` for the row's prefix
+/// (`dpopkit_key`, the first two words of the row's first full name); `(...)` is dropped.
+fn readme_table_functions(readme: &str) -> Result<BTreeSet<String>, String> {
+    let start = readme.find("\n| object | functions |").ok_or("README.md has no `| object | functions |` table")?;
+    let mut out = BTreeSet::new();
+    for row in readme[start + 1..].lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells = row.split('|').map(str::trim).collect::<Vec<_>>();
+        let Some(list) = cells.get(2) else { return Err(format!("a row without functions: {row}")) };
+        let mut prefix: Option<String> = None;
+        for span in list.split('`').skip(1).step_by(2) {
+            let name = span.split('(').next().unwrap_or("").trim();
+            if name.starts_with("dpopkit_") {
+                if prefix.is_none() {
+                    prefix = Some(name.splitn(3, '_').take(2).collect::<Vec<_>>().join("_"));
+                }
+                out.insert(name.to_string());
+            } else if name.starts_with('_') && name.len() > 1 && name[1..].chars().all(is_ident) {
+                let p = prefix.as_deref().ok_or_else(|| format!("`{name}` before any full `dpopkit_` name in: {row}"))?;
+                out.insert(format!("{p}{name}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Issue 25, item 9: the README's table listed 39 of the header's 49 functions.
+#[test]
+fn readme_c_api_table_names_every_header_function() {
+    let header = header_functions(&read("include/dpopkit.h"));
+    let table = readme_table_functions(&read("README.md")).unwrap_or_else(|e| panic!("{e}"));
+    let missing: Vec<_> = header.difference(&table).collect();
+    let unknown: Vec<_> = table.difference(&header).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "README.md's \"The C API in one page\" table drifted from include/dpopkit.h:\n  not in the table: {missing:?}\n  not in the header: {unknown:?}\n(add each to the row of its object, as `_rest_of_name` after the row's first full name)"
+    );
+}
+
+/// The README table parser: full names, `_suffix` names with the row's prefix, arguments
+/// dropped, only the rows of that table.
+#[test]
+fn the_readme_table_parser_can_fail() {
+    let text = "x `dpopkit_zzz`\n\n| object | functions |\n|---|---|\n| K | `dpopkit_key_new`, `_load(key, t)` (or `pkcs11:`) |\n| any | `dpopkit_destroy`, `dpopkit_string_free` |\n\n| other | `dpopkit_http_new` |\n";
+    let got = readme_table_functions(text).unwrap();
+    assert_eq!(got.into_iter().collect::<Vec<_>>(), ["dpopkit_destroy", "dpopkit_key_load", "dpopkit_key_new", "dpopkit_string_free"]);
+    assert!(readme_table_functions("no table").is_err());
+    assert!(readme_table_functions("\n| object | functions |\n|---|---|\n| K | `_load` |\n").is_err());
 }

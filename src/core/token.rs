@@ -680,7 +680,7 @@ pub struct FetchContext<'a> {
 /// a failure the server gave is handed to the next calls as it is.
 ///
 /// With `token_cache_dir`, the fetch goes through the token cache shared with other
-/// processes ([`fetch_shared`]); a `stale` token is removed from there too.
+/// processes (`fetch_shared`); a `stale` token is removed from there too.
 pub fn get_token(
     cfg: &AuthConfig,
     key: &EcKey,

@@ -99,7 +99,7 @@ fn lock(m: &StateMap) -> std::sync::MutexGuard<'_, HashMap<ThreadId, LastCall>> 
 }
 
 /// Per-thread last-call state of one object. A thread's entry lives as long as both the
-/// thread and the object: it is removed when the thread ends (see [`Touched`]) and with
+/// thread and the object: it is removed when the thread ends (see `Touched`) and with
 /// the object when its handle is destroyed. Entries of live threads are never dropped, so
 /// a thread always reads back its own result, however many threads come and go.
 #[derive(Default)]
