@@ -13,7 +13,9 @@ mod common;
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use common::capi::{c, code, take, text};
 use common::{Peers, repo};
@@ -31,7 +33,8 @@ const PIN: &str = "1234";
 const SO_PIN: &str = "12345678";
 /// One token per test that changes token state (logout, PIN change), so tests running in
 /// parallel threads of this process do not disturb each other.
-const TOKENS: &[&str] = &["flow", "threads", "shared", "relogin", "pinchange", "errors", "interop", "keygen", "c-sample", "cli"];
+const TOKENS: &[&str] =
+    &["flow", "threads", "shared", "relogin", "pinchange", "errors", "interop", "keygen", "c-sample", "cli", "race", "stall"];
 
 struct Hsm {
     dir: PathBuf,
@@ -548,4 +551,190 @@ fn c_sample_with_a_pkcs11_uri_in_place_of_the_key_path() {
     assert_eq!(unsafe { dpopkit_key_load_any_format_file(k, c(&u).as_ptr(), c(PIN).as_ptr()) }, 1, "{}", text(k));
     assert_eq!(take(dpopkit_key_get_jwk_thumbprint(k)).unwrap(), jkt);
     dpopkit_destroy(k);
+}
+
+/// Compiles tests/c/NAME.c into a shared library; `defines` become -DNAME="PATH" (C strings).
+fn shared_lib(name: &str, defines: &[(&str, &Path)]) -> PathBuf {
+    let out = hsm().dir.join(format!("lib{name}.so"));
+    let mut cmd = Command::new("cc");
+    cmd.args(["-shared", "-fPIC", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o"]).arg(&out).arg(repo().join(format!("tests/c/{name}.c")));
+    for (k, v) in defines {
+        cmd.arg(format!("-D{k}=\"{}\"", v.display()));
+    }
+    cmd.arg("-ldl");
+    run_tool(&mut cmd, &format!("cc tests/c/{name}.c"));
+    out
+}
+
+/// Issue 18 item 1. With DPOPKIT_PKCS11_MODULE set, a URI whose module-path is a symbolic
+/// link that another thread flips between the real module and another library (whose
+/// constructor writes a marker file) must never make the process load that library: the
+/// module loaded is the one the check allowed, whatever the link points to meanwhile. The
+/// loads run in a child process (this test binary, the ignored test below), because the
+/// variable must be set for the whole process.
+#[test]
+fn a_module_path_link_flipped_between_check_and_load_never_loads_another_library() {
+    let h = hsm();
+    drop(new_token_key("race", "api-key"));
+    let marker = h.dir.join("race-marker");
+    let _ = std::fs::remove_file(&marker);
+    let other = shared_lib("pkcs11_marker", &[("MARKER", &marker)]);
+    let link = h.dir.join("race-module.so");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "module_race_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("DPOPKIT_PKCS11_MODULE", MODULE)
+        .env("DPOPKIT_TEST_RACE", format!("{}\n{}\n{}", link.display(), other.display(), marker.display()))
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    assert!(!marker.exists(), "the process loaded the library the link pointed to after the check: {all}");
+    let line = all.lines().find_map(|l| l.split_once("race:")).unwrap_or_else(|| panic!("no result line: {all}")).1;
+    let n: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(n.len() == 3 && n[1] > 0 && n[2] > 0, "the link must have been seen both ways (loads, ok, refused): {line}");
+}
+
+#[test]
+#[ignore = "run as a child process, with DPOPKIT_PKCS11_MODULE set, by a_module_path_link_flipped_between_check_and_load_never_loads_another_library"]
+fn module_race_child() {
+    let Ok(spec) = std::env::var("DPOPKIT_TEST_RACE") else {
+        eprintln!("module_race_child runs only as the child of a_module_path_link_flipped_between_check_and_load_never_loads_another_library");
+        return;
+    };
+    let parts: Vec<&str> = spec.split('\n').collect();
+    let (link, other, marker) = (Path::new(parts[0]), Path::new(parts[1]), Path::new(parts[2]));
+    let tmp = link.with_extension("tmp");
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(MODULE, link).unwrap();
+    let u = format!("pkcs11:token=race;object=api-key?module-path={}", link.display());
+    let stop = AtomicBool::new(false);
+    let (loads, ok, refused) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut flips = 0u64;
+            while !stop.load(Ordering::Relaxed) && flips < 50_000_000 {
+                let target = if flips % 2 == 0 { Path::new(MODULE) } else { other };
+                let _ = std::fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(target, &tmp).unwrap();
+                std::fs::rename(&tmp, link).unwrap();
+                flips += 1;
+            }
+        });
+        let loaders: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    while loads.fetch_add(1, Ordering::Relaxed) < 3000 && started.elapsed() < Duration::from_secs(20) && !marker.exists() {
+                        match EcKey::from_pkcs11_uri(&u, Some(PIN)) {
+                            Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                            Err(e) if e.message.contains("allows only") => refused.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                eprintln!("load: {}", e.message);
+                                0
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        for l in loaders {
+            l.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    println!(
+        "race: {} {} {} (loads, ok, refused); marker {}",
+        loads.load(Ordering::Relaxed).min(3000),
+        ok.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        marker.exists()
+    );
+}
+
+/// The malformed ways to write a pin-value (issue 18 item 12), each holding PIN_SHOWN_NEVER
+/// or a part of it; none of them may come back in any text.
+const PIN_SHOWN_NEVER: &str = "48151623";
+
+fn malformed_pin_uris() -> Vec<String> {
+    let p = PIN_SHOWN_NEVER;
+    let m = MODULE;
+    vec![
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value:{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value {p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value%3D{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&PIN-VALUE:{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin_value={p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin%2Dvalue:{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value:{p}=x"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value=4815&1623"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value=4815&1623=x"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m};pin-value={p}"),
+        format!("pkcs11:token=errors;object=api-key&pin-value={p}?module-path={m}"),
+        format!("pkcs11:token=errors;pin-value:{p};object=api-key?module-path={m}"),
+        format!("pkcs11:token=errors;slot-id=1&pin-value={p}?module-path={m}"),
+        format!("pkcs11:token=errors;type=private&pin-value={p}?module-path={m}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value={p}&pin-value:{p}"),
+        format!("pkcs11:token=errors;object=api-key?pin-source=/nonexistent/{p}&pin-value={p}&module-path={m}"),
+    ]
+}
+
+fn assert_no_pin_part(what: &str, t: &str) {
+    let p = PIN_SHOWN_NEVER;
+    for i in 0..=p.len() - 4 {
+        assert!(!t.contains(&p[i..i + 4]), "{what}: a part of the PIN ('{}') is in: {t}", &p[i..i + 4]);
+    }
+}
+
+#[test]
+fn a_malformed_pin_value_never_appears_in_an_error_text() {
+    hsm();
+    for u in malformed_pin_uris() {
+        let (got, t) = load_fails(&u, None);
+        assert_eq!(got, R::InvalidArgument as u32, "{u}: {t}");
+        assert_no_pin_part(&u, &t);
+        assert!(t.contains("pin-value"), "the text names what is wrong: {t}");
+        let (_, t) = load_fails(&u, Some(PIN));
+        assert_no_pin_part(&u, &t);
+        // As a key path, and to keygen.
+        let key = dpopkit_key_new();
+        assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, c(&u).as_ptr(), std::ptr::null()) }, 0, "{u}");
+        assert_no_pin_part(&u, &text(key));
+        assert_eq!(unsafe { dpopkit_key_generate_pkcs11(key, c(&u).as_ptr(), std::ptr::null(), std::ptr::null()) }, 0, "{u}");
+        assert_no_pin_part(&u, &text(key));
+        dpopkit_destroy(key);
+    }
+    // A key path that is meant as a URI but does not start with 'pkcs11:'.
+    let u = format!("pkcs11;token=errors;object=api-key?pin-value={PIN_SHOWN_NEVER}");
+    let key = dpopkit_key_new();
+    assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, c(&u).as_ptr(), std::ptr::null()) }, 0);
+    assert_no_pin_part(&u, &text(key));
+    assert_eq!(unsafe { dpopkit_key_load_any_format(key, c(&u).as_ptr(), std::ptr::null()) }, 0);
+    assert_no_pin_part(&u, &text(key));
+    dpopkit_destroy(key);
+}
+
+#[test]
+fn cli_never_shows_a_malformed_pin_value() {
+    let h = hsm();
+    let mut uris = malformed_pin_uris();
+    uris.push(format!("pkcs11;token=cli;object=cli-key?pin-value={PIN_SHOWN_NEVER}"));
+    for u in &uris {
+        for args in [
+            vec!["keygen", "--pkcs11", u.as_str()],
+            vec!["jkt", "--key", u.as_str()],
+            vec!["get", "http://127.0.0.1:9/api", "--key", u.as_str(), "--client-id", "c", "--token-endpoint", "http://127.0.0.1:9/t"],
+        ] {
+            let out = Command::new(cli())
+                .args(&args)
+                .env("SOFTHSM2_CONF", &h.conf)
+                .env("DPOPKIT_CLIENT_SECRET", "secret")
+                .env_remove("DPOPKIT_KEY_PASSWORD")
+                .output()
+                .unwrap();
+            let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(!out.status.success(), "{args:?}: {all}");
+            assert_no_pin_part(&format!("{args:?}"), &all);
+        }
+    }
 }

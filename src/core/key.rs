@@ -257,6 +257,7 @@ impl EcKey {
         if let Some(uri) = path.to_str().filter(|p| pkcs11::is_uri(p)) {
             return Self::from_pkcs11_uri(uri, password);
         }
+        pkcs11::refuse_misspelt_uri(&path.to_string_lossy())?;
         let data = read_key_file(path)?;
         Self::parse_file(path, &data, password)
     }
@@ -275,6 +276,7 @@ impl EcKey {
         if let Some(uri) = path.to_str().filter(|p| pkcs11::is_uri(p)) {
             return Self::from_pkcs11_uri(uri, password).map(std::sync::Arc::new);
         }
+        pkcs11::refuse_misspelt_uri(&path.to_string_lossy())?;
         let meta = key_file_metadata(path)?;
         let password = password.filter(|p| !p.is_empty());
         FILE_KEYS.load(

@@ -137,25 +137,41 @@ impl Pkcs11Uri {
         }
         let rest = &text[7..];
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // A query that holds a pin-value, in any form, shows none of its attributes in an error
+        // text: a PIN written with a bare '&' spills into the next attribute. (It cannot spill
+        // into the path: the path ends at the first '?'.)
+        let hide_query = holds_pin_value(query);
         let mut uri = Pkcs11Uri::default();
         let mut seen: Vec<String> = Vec::new();
         for (part, sep, in_query) in [(path, ';', false), (query, '&', true)] {
+            let hide = in_query && hide_query;
             for attr in part.split(sep).filter(|a| !a.is_empty()) {
-                let Some((name, value)) = attr.split_once('=') else {
-                    return Err(bad_uri(format!("'{}' has no '='", shorten_attr(attr))));
+                let split = attr.split_once('=');
+                // Only `pin-value=` in the query is a pin-value; anything else that spells it
+                // (no '=', a ':' or a space, percent-encoded, in the path, inside another
+                // attribute's value) is refused without showing any of it.
+                let well_formed = in_query && split.is_some_and(|(n, _)| n.eq_ignore_ascii_case("pin-value"));
+                if !well_formed && holds_pin_value(attr) {
+                    return Err(malformed_pin_value());
+                }
+                let Some((name, value)) = split else {
+                    return Err(bad_uri(format!("{} has no '='", echo(hide, attr))));
                 };
                 let name = name.to_ascii_lowercase();
                 if seen.contains(&name) {
-                    return Err(bad_uri(format!("'{name}' is given twice")));
+                    return Err(bad_uri(format!("{} is given twice", echo(hide, &name))));
                 }
                 seen.push(name.clone());
-                uri.set(&name, value, in_query)?;
+                uri.set(&name, value, in_query, hide)?;
             }
+        }
+        if uri.pin_value.is_some() && uri.pin_source.is_some() {
+            return Err(bad_uri("it has both pin-value and pin-source: give the PIN one way"));
         }
         Ok(uri)
     }
 
-    fn set(&mut self, name: &str, value: &str, in_query: bool) -> Result<()> {
+    fn set(&mut self, name: &str, value: &str, in_query: bool, hide: bool) -> Result<()> {
         let bytes = Zeroizing::new(pct_decode(value, name)?);
         let text = || {
             std::str::from_utf8(&bytes)
@@ -165,7 +181,7 @@ impl Pkcs11Uri {
         let misplaced = |want_query: bool| {
             if want_query != in_query {
                 let (is, should) = if in_query { ("query (after '?')", "path") } else { ("path", "query (after '?')") };
-                Err(bad_uri(format!("'{name}' is in the {is}; RFC 7512 puts it in the {should}")))
+                Err(bad_uri(format!("{} is in the {is}; RFC 7512 puts it in the {should}", echo(hide, name))))
             } else {
                 Ok(())
             }
@@ -185,14 +201,14 @@ impl Pkcs11Uri {
             "slot-id" => {
                 let t = text()?;
                 self.slot_id =
-                    Some(t.parse().map_err(|_| bad_uri(format!("slot-id '{}' is not a decimal number", shorten(&t))))?);
+                    Some(t.parse().map_err(|_| bad_uri(format!("slot-id {} is not a decimal number", echo(hide, &t))))?);
             }
             "type" => {
                 let t = text()?;
                 if t != "private" {
+                    let shown = if hide { echo(hide, &t) } else { format!("={}", shorten(&t)) };
                     return Err(bad_uri(format!(
-                        "type={} names no private key: DPoP signs with the private key, use type=private or leave type out",
-                        shorten(&t)
+                        "type{shown} names no private key: DPoP signs with the private key, use type=private or leave type out"
                     )));
                 }
             }
@@ -209,9 +225,9 @@ impl Pkcs11Uri {
             }
             other => {
                 return Err(bad_uri(format!(
-                    "unknown attribute '{}' (supported: token, manufacturer, serial, model, object, id, slot-id, type; \
+                    "unknown attribute {} (supported: token, manufacturer, serial, model, object, id, slot-id, type; \
                      ?module-path, pin-value, pin-source)",
-                    shorten_attr(other)
+                    echo(hide, other)
                 )));
             }
         }
@@ -279,10 +295,13 @@ impl Pkcs11Uri {
         Ok(Some(Zeroizing::new(line.to_string())).filter(|p| !p.is_empty()))
     }
 
-    /// The module path: `module-path`, else `DPOPKIT_PKCS11_MODULE`. When the variable is
-    /// set, a different `module-path` is refused: the variable is how an administrator pins
-    /// the one module a process may load (a URI from a less trusted caller then cannot make
-    /// the process load another library).
+    /// The module to load: `module-path`, else `DPOPKIT_PKCS11_MODULE`. When the variable is
+    /// set, it is the only module a process may load (an administrator's pin, so that a URI
+    /// from a less trusted caller cannot make the process load another library): a
+    /// `module-path` that does not name the same file is refused, and the file loaded is
+    /// always the variable's, resolved once ([`load_module`] loads exactly the canonical path
+    /// it returns). The URI's path is only compared, never loaded: a symbolic link in it that
+    /// someone flips between the comparison and the load cannot change what is loaded.
     fn module(&self) -> Result<PathBuf> {
         let env = std::env::var_os(MODULE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
         let chosen = match (&self.module_path, &env) {
@@ -300,7 +319,7 @@ impl Pkcs11Uri {
                         ),
                     );
                 }
-                PathBuf::from(m)
+                e.clone()
             }
             (Some(m), None) => PathBuf::from(m),
             (None, Some(e)) => e.clone(),
@@ -315,11 +334,12 @@ impl Pkcs11Uri {
             }
         };
         if !chosen.is_absolute() {
+            let whose = if env.is_some() { MODULE_ENV } else { "module-path" };
             return err(
                 ErrorKind::InvalidArgument,
                 format!(
-                    "the PKCS#11 module path '{}' is not absolute: give the full path, so that no library search \
-                     order can pick another file",
+                    "the PKCS#11 module path '{}' ({whose}) is not absolute: give the full path, so that no library \
+                     search order can pick another file",
                     shorten(&chosen.display().to_string())
                 ),
             );
@@ -334,6 +354,71 @@ fn shorten_attr(a: &str) -> String {
         end -= 1;
     }
     a[..end].to_string()
+}
+
+/// A piece of a URI for an error text, quoted; nothing of it when the URI holds a PIN.
+fn echo(hide: bool, piece: &str) -> String {
+    if hide {
+        "(an attribute not shown because the URI holds a pin-value: percent-encode '&', ';' and '?' in a PIN as %26, \
+         %3B and %3F)"
+            .to_string()
+    } else {
+        format!("'{}'", shorten_attr(piece))
+    }
+}
+
+fn malformed_pin_value() -> Error {
+    bad_uri(
+        "it holds a malformed pin-value (not shown, as it holds the PIN): write it as ?pin-value=PIN in the query \
+         (after the path and '?', separated from other query attributes by '&', with '&', ';', '?', '%' and spaces \
+         in the PIN percent-encoded), or pass the PIN as the password argument",
+    )
+}
+
+/// Whether `text` spells `pin-value` in any way: any case, any punctuation or spaces
+/// between the letters, percent-encoded (up to four times).
+fn holds_pin_value(text: &str) -> bool {
+    let mut bytes = Zeroizing::new(text.as_bytes().to_vec());
+    for _ in 0..5 {
+        let squeezed: Zeroizing<Vec<u8>> =
+            Zeroizing::new(bytes.iter().filter(|b| b.is_ascii_alphanumeric()).map(u8::to_ascii_lowercase).collect());
+        if squeezed.windows(8).any(|w| w == b"pinvalue") {
+            return true;
+        }
+        let mut decoded = Zeroizing::new(Vec::with_capacity(bytes.len()));
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(v)) => {
+                    decoded.push(v);
+                    i += 3;
+                }
+                (b, _) => {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+        }
+        if *decoded == *bytes {
+            break;
+        }
+        bytes = decoded;
+    }
+    false
+}
+
+/// Refuses a key name that is not a `pkcs11:` URI but holds a pin-value (a misspelt
+/// scheme, `pkcs11;token=...`), without showing it: it would otherwise be shown as a path.
+pub fn refuse_misspelt_uri(text: &str) -> Result<()> {
+    if !is_uri(text) && holds_pin_value(text) {
+        return err(
+            ErrorKind::InvalidArgument,
+            "the key is named by a text that holds a pin-value but does not start with 'pkcs11:' (not shown, as it \
+             holds a PIN): write pkcs11:token=LABEL;object=KEY?pin-value=PIN, or pass the PIN as the password",
+        );
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1291,6 +1376,34 @@ mod tests {
         assert!(!e.message.contains("S3cretPin"), "{}", e.message);
         let e = Pkcs11Uri::parse("pkcs11:token=a?pin-value=S3cretPin&pin-value=other").unwrap_err();
         assert!(!e.message.contains("S3cretPin") && !e.message.contains("other"), "{}", e.message);
+    }
+
+    #[test]
+    fn every_spelling_of_pin_value_is_recognised_and_never_echoed() {
+        for t in ["pin-value", "PIN-VALUE:1", "pin value 1", "pin_value=1", "pin%2Dvalue", "pin%252dvalue", "p%69n-value", "x&pin-value=1"] {
+            assert!(holds_pin_value(t), "{t}");
+        }
+        for t in ["pin-source=/x", "token=pin", "object=value", "pinned-value"] {
+            assert!(!holds_pin_value(t), "{t}");
+        }
+        for uri in [
+            "pkcs11:token=a?pin-value:7391",
+            "pkcs11:token=a?pin-value%3D7391",
+            "pkcs11:token=a?pin-value 7391",
+            "pkcs11:token=a;object=k&pin-value=7391",
+            "pkcs11:token=a?pin-value=73&91",
+            "pkcs11:token=a?pin-value=73&91=x",
+            "pkcs11:token=a?pin-value=7391&pin-source=/x/7391",
+        ] {
+            let e = Pkcs11Uri::parse(uri).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{uri}");
+            assert!(!e.message.contains("73") && !e.message.contains("91"), "{uri}: {}", e.message);
+        }
+        // Without a pin-value in the query, the attribute at fault is still named.
+        let e = Pkcs11Uri::parse("pkcs11:token=a;bogus=1?pin-value=7391").unwrap_err();
+        assert!(e.message.contains("'bogus'") && !e.message.contains("7391"), "{}", e.message);
+        assert!(refuse_misspelt_uri("pkcs11;token=a?pin-value=7391").unwrap_err().message.find("7391").is_none());
+        assert!(refuse_misspelt_uri("/keys/dpop.pem").is_ok());
     }
 
     #[test]
