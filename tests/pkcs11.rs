@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use common::capi::{c, code, take, text};
 use common::{Peers, repo};
 use dpopkit::capi::common::dpopkit_destroy;
-use dpopkit::capi::http::{dpopkit_http_new, dpopkit_http_quick_get_str, dpopkit_http_set_auth_token, dpopkit_http_set_dpop_key};
+use dpopkit::capi::http::{
+    dpopkit_http_new, dpopkit_http_quick_get_str, dpopkit_http_set_auth_token, dpopkit_http_set_dpop_key, dpopkit_http_set_timeouts,
+};
 use dpopkit::capi::key::{
     dpopkit_key_generate_pkcs11, dpopkit_key_get_jwk, dpopkit_key_get_jwk_thumbprint, dpopkit_key_get_pkcs8_pem,
     dpopkit_key_get_public_jwk, dpopkit_key_load_any_format, dpopkit_key_load_any_format_file, dpopkit_key_new,
@@ -210,7 +212,9 @@ fn one_module_load_and_one_login_shared_by_all_handles() {
     let (a, b, o) = (first.token_key().unwrap(), second.token_key().unwrap(), other_key.token_key().unwrap());
     assert!(a.shares_token_with(b) && a.shares_token_with(o), "one token state for every handle on the token");
     assert_eq!(a.token_logins(), 1, "one login for three keys on one token");
-    assert_eq!(dpopkit::core::pkcs11::counters().0, 1, "one module load per process");
+    // One load per module and process: SoftHSM2, and the stalling module of
+    // a_token_that_stalls_in_signing_ends_the_call_at_its_deadline when that ran already.
+    assert!(dpopkit::core::pkcs11::counters().0 <= 2, "one module load per process and module: {:?}", dpopkit::core::pkcs11::counters());
     // Many threads sign at once through a bounded pool of sessions.
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -456,10 +460,6 @@ fn base64_sha256(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-fn lib_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
-}
-
 fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dpopkit"))
 }
@@ -512,7 +512,8 @@ fn c_sample_with_a_pkcs11_uri_in_place_of_the_key_path() {
     let jkt = key.jkt().to_string();
     drop(key);
     let exe = h.dir.join("c-sample");
-    let lib = lib_dir();
+    // With the SONAME link the program's loader looks for (a fresh target dir has none).
+    let lib = common::cdylib_dir();
     let mut cmd = Command::new("gcc");
     cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-I"])
         .arg(repo().join("include"))
@@ -649,6 +650,73 @@ fn module_race_child() {
         refused.load(Ordering::Relaxed),
         marker.exists()
     );
+}
+
+/// Issue 18 item 5. A token that stalls in C_Sign (SoftHSM2 behind tests/c/pkcs11_stall.c,
+/// stalling while a file exists) ends the call at its deadline (request_ms 1.5 s) with
+/// TIMEOUT, from one thread and from 12 at once (more than the 8 sessions: the others wait
+/// for a session, and that wait ends at the deadline too). Once the token answers again,
+/// signing works and the session pool is whole (every session idle again).
+#[test]
+fn a_token_that_stalls_in_signing_ends_the_call_at_its_deadline() {
+    let h = hsm();
+    let stall = h.dir.join("stall-now");
+    let _ = std::fs::remove_file(&stall);
+    let shim = shared_lib("pkcs11_stall", &[("REAL_MODULE", Path::new(MODULE)), ("STALL_FILE", &stall)]);
+    let u = format!("pkcs11:token=stall;object=api-key?module-path={}", shim.display());
+    let key = dpopkit_key_new();
+    assert_eq!(unsafe { dpopkit_key_generate_pkcs11(key, c(&u).as_ptr(), c(PIN).as_ptr(), std::ptr::null()) }, 1, "{}", text(key));
+    let peers = Peers::start(&[]);
+    let http = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&peers.auth_token()).as_ptr()) }, 1);
+    assert_eq!(dpopkit_http_set_timeouts(http, 1000, 1500), 1);
+    let api = c(&peers.api);
+    let get = || take(unsafe { dpopkit_http_quick_get_str(http, api.as_ptr()) });
+    assert!(get().is_some_and(|b| b.contains("m2m.dpop")), "{}", text(http));
+    std::fs::write(&stall, "").unwrap();
+    let t0 = Instant::now();
+    let body = get();
+    let took = t0.elapsed();
+    assert!(body.is_none(), "a call signed by a stalled token succeeded");
+    assert_eq!(code(http), R::Timeout as u32, "{}", text(http));
+    assert!(took < Duration::from_millis(2300), "the call ran {took:?} against request_ms 1500");
+    let t = text(http);
+    assert!(t.contains("request_ms") && t.contains("PKCS#11"), "{t}");
+    let results: Vec<(Option<String>, u32, Duration)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                s.spawn(|| {
+                    let t0 = Instant::now();
+                    let body = take(unsafe { dpopkit_http_quick_get_str(http, api.as_ptr()) });
+                    (body, code(http), t0.elapsed())
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (body, got, took) in &results {
+        assert!(body.is_none() && *got == R::Timeout as u32, "12 threads: {got} after {took:?}");
+        assert!(*took < Duration::from_millis(2500), "12 threads: a call ran {took:?} against request_ms 1500");
+    }
+    std::fs::remove_file(&stall).unwrap();
+    assert!(get().is_some_and(|b| b.contains("m2m.dpop")), "after the stall: {}", text(http));
+    // The late signatures finished; their sessions are back and the pool is whole.
+    let same = EcKey::from_pkcs11_uri(&u, Some(PIN)).unwrap();
+    let tk = same.token_key().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tk.token_sessions().0 != tk.token_sessions().1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (idle, open) = tk.token_sessions();
+    assert!(idle == open && open <= 8 && open > 0, "sessions: {idle} idle of {open} open");
+    std::thread::scope(|s| {
+        for _ in 0..12 {
+            s.spawn(|| assert!(get().is_some(), "{}", text(http)));
+        }
+    });
+    dpopkit_destroy(http);
+    dpopkit_destroy(key);
 }
 
 /// The malformed ways to write a pin-value (issue 18 item 12), each holding PIN_SHOWN_NEVER

@@ -601,6 +601,16 @@ impl EcKey {
         }
     }
 
+    /// [`EcKey::sign`] for a call that ends at `deadline`: a key in a PKCS#11 token is asked
+    /// on a worker thread and the call gets TIMEOUT at the deadline, however long the token
+    /// takes (see [`TokenKey::sign_within`]); other keys sign here, in microseconds.
+    pub fn sign_within(&self, message: &[u8], deadline: Option<super::http::Deadline>) -> Result<Vec<u8>> {
+        match &self.signer {
+            Signer::Token(key) => key.sign_within(message, deadline),
+            _ => self.sign(message),
+        }
+    }
+
     /// The raw public key (SEC1 uncompressed point, or the 32 Ed25519 bytes), for
     /// verification in tests.
     pub fn public_point(&self) -> &[u8] {
