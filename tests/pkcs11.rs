@@ -13,12 +13,16 @@ mod common;
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use common::capi::{c, code, take, text};
 use common::{Peers, repo};
 use dpopkit::capi::common::dpopkit_destroy;
-use dpopkit::capi::http::{dpopkit_http_new, dpopkit_http_quick_get_str, dpopkit_http_set_auth_token, dpopkit_http_set_dpop_key};
+use dpopkit::capi::http::{
+    dpopkit_http_new, dpopkit_http_quick_get_str, dpopkit_http_set_auth_token, dpopkit_http_set_dpop_key, dpopkit_http_set_timeouts,
+};
 use dpopkit::capi::key::{
     dpopkit_key_generate_pkcs11, dpopkit_key_get_jwk, dpopkit_key_get_jwk_thumbprint, dpopkit_key_get_pkcs8_pem,
     dpopkit_key_get_public_jwk, dpopkit_key_load_any_format, dpopkit_key_load_any_format_file, dpopkit_key_new,
@@ -31,7 +35,8 @@ const PIN: &str = "1234";
 const SO_PIN: &str = "12345678";
 /// One token per test that changes token state (logout, PIN change), so tests running in
 /// parallel threads of this process do not disturb each other.
-const TOKENS: &[&str] = &["flow", "threads", "shared", "relogin", "pinchange", "errors", "interop", "keygen", "c-sample", "cli"];
+const TOKENS: &[&str] =
+    &["flow", "threads", "shared", "relogin", "pinchange", "errors", "interop", "keygen", "c-sample", "cli", "race", "stall"];
 
 struct Hsm {
     dir: PathBuf,
@@ -207,7 +212,9 @@ fn one_module_load_and_one_login_shared_by_all_handles() {
     let (a, b, o) = (first.token_key().unwrap(), second.token_key().unwrap(), other_key.token_key().unwrap());
     assert!(a.shares_token_with(b) && a.shares_token_with(o), "one token state for every handle on the token");
     assert_eq!(a.token_logins(), 1, "one login for three keys on one token");
-    assert_eq!(dpopkit::core::pkcs11::counters().0, 1, "one module load per process");
+    // One load per module and process: SoftHSM2, and the stalling module of
+    // a_token_that_stalls_in_signing_ends_the_call_at_its_deadline when that ran already.
+    assert!(dpopkit::core::pkcs11::counters().0 <= 2, "one module load per process and module: {:?}", dpopkit::core::pkcs11::counters());
     // Many threads sign at once through a bounded pool of sessions.
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -453,10 +460,6 @@ fn base64_sha256(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-fn lib_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
-}
-
 fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dpopkit"))
 }
@@ -509,7 +512,8 @@ fn c_sample_with_a_pkcs11_uri_in_place_of_the_key_path() {
     let jkt = key.jkt().to_string();
     drop(key);
     let exe = h.dir.join("c-sample");
-    let lib = lib_dir();
+    // With the SONAME link the program's loader looks for (a fresh target dir has none).
+    let lib = common::cdylib_dir();
     let mut cmd = Command::new("gcc");
     cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-I"])
         .arg(repo().join("include"))
@@ -548,4 +552,257 @@ fn c_sample_with_a_pkcs11_uri_in_place_of_the_key_path() {
     assert_eq!(unsafe { dpopkit_key_load_any_format_file(k, c(&u).as_ptr(), c(PIN).as_ptr()) }, 1, "{}", text(k));
     assert_eq!(take(dpopkit_key_get_jwk_thumbprint(k)).unwrap(), jkt);
     dpopkit_destroy(k);
+}
+
+/// Compiles tests/c/NAME.c into a shared library; `defines` become -DNAME="PATH" (C strings).
+fn shared_lib(name: &str, defines: &[(&str, &Path)]) -> PathBuf {
+    let out = hsm().dir.join(format!("lib{name}.so"));
+    let mut cmd = Command::new("cc");
+    cmd.args(["-shared", "-fPIC", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o"]).arg(&out).arg(repo().join(format!("tests/c/{name}.c")));
+    for (k, v) in defines {
+        cmd.arg(format!("-D{k}=\"{}\"", v.display()));
+    }
+    cmd.arg("-ldl");
+    run_tool(&mut cmd, &format!("cc tests/c/{name}.c"));
+    out
+}
+
+/// Issue 18 item 1. With DPOPKIT_PKCS11_MODULE set, a URI whose module-path is a symbolic
+/// link that another thread flips between the real module and another library (whose
+/// constructor writes a marker file) must never make the process load that library: the
+/// module loaded is the one the check allowed, whatever the link points to meanwhile. The
+/// loads run in a child process (this test binary, the ignored test below), because the
+/// variable must be set for the whole process.
+#[test]
+fn a_module_path_link_flipped_between_check_and_load_never_loads_another_library() {
+    let h = hsm();
+    drop(new_token_key("race", "api-key"));
+    let marker = h.dir.join("race-marker");
+    let _ = std::fs::remove_file(&marker);
+    let other = shared_lib("pkcs11_marker", &[("MARKER", &marker)]);
+    let link = h.dir.join("race-module.so");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "module_race_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("DPOPKIT_PKCS11_MODULE", MODULE)
+        .env("DPOPKIT_TEST_RACE", format!("{}\n{}\n{}", link.display(), other.display(), marker.display()))
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    assert!(!marker.exists(), "the process loaded the library the link pointed to after the check: {all}");
+    let line = all.lines().find_map(|l| l.split_once("race:")).unwrap_or_else(|| panic!("no result line: {all}")).1;
+    let n: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(n.len() == 3 && n[1] > 0 && n[2] > 0, "the link must have been seen both ways (loads, ok, refused): {line}");
+}
+
+#[test]
+#[ignore = "run as a child process, with DPOPKIT_PKCS11_MODULE set, by a_module_path_link_flipped_between_check_and_load_never_loads_another_library"]
+fn module_race_child() {
+    let Ok(spec) = std::env::var("DPOPKIT_TEST_RACE") else {
+        eprintln!("module_race_child runs only as the child of a_module_path_link_flipped_between_check_and_load_never_loads_another_library");
+        return;
+    };
+    let parts: Vec<&str> = spec.split('\n').collect();
+    let (link, other, marker) = (Path::new(parts[0]), Path::new(parts[1]), Path::new(parts[2]));
+    let tmp = link.with_extension("tmp");
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(MODULE, link).unwrap();
+    let u = format!("pkcs11:token=race;object=api-key?module-path={}", link.display());
+    let stop = AtomicBool::new(false);
+    let (loads, ok, refused) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut flips = 0u64;
+            while !stop.load(Ordering::Relaxed) && flips < 50_000_000 {
+                let target = if flips % 2 == 0 { Path::new(MODULE) } else { other };
+                let _ = std::fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(target, &tmp).unwrap();
+                std::fs::rename(&tmp, link).unwrap();
+                flips += 1;
+            }
+        });
+        let loaders: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    while loads.fetch_add(1, Ordering::Relaxed) < 3000 && started.elapsed() < Duration::from_secs(20) && !marker.exists() {
+                        match EcKey::from_pkcs11_uri(&u, Some(PIN)) {
+                            Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                            Err(e) if e.message.contains("allows only") => refused.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                eprintln!("load: {}", e.message);
+                                0
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        for l in loaders {
+            l.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    println!(
+        "race: {} {} {} (loads, ok, refused); marker {}",
+        loads.load(Ordering::Relaxed).min(3000),
+        ok.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        marker.exists()
+    );
+}
+
+/// Issue 18 item 5. A token that stalls in C_Sign (SoftHSM2 behind tests/c/pkcs11_stall.c,
+/// stalling while a file exists) ends the call at its deadline (request_ms 1.5 s) with
+/// TIMEOUT, from one thread and from 12 at once (more than the 8 sessions: the others wait
+/// for a session, and that wait ends at the deadline too). Once the token answers again,
+/// signing works and the session pool is whole (every session idle again).
+#[test]
+fn a_token_that_stalls_in_signing_ends_the_call_at_its_deadline() {
+    let h = hsm();
+    let stall = h.dir.join("stall-now");
+    let _ = std::fs::remove_file(&stall);
+    let shim = shared_lib("pkcs11_stall", &[("REAL_MODULE", Path::new(MODULE)), ("STALL_FILE", &stall)]);
+    let u = format!("pkcs11:token=stall;object=api-key?module-path={}", shim.display());
+    let key = dpopkit_key_new();
+    assert_eq!(unsafe { dpopkit_key_generate_pkcs11(key, c(&u).as_ptr(), c(PIN).as_ptr(), std::ptr::null()) }, 1, "{}", text(key));
+    let peers = Peers::start(&[]);
+    let http = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&peers.auth_token()).as_ptr()) }, 1);
+    assert_eq!(dpopkit_http_set_timeouts(http, 1000, 1500), 1);
+    let api = c(&peers.api);
+    let get = || take(unsafe { dpopkit_http_quick_get_str(http, api.as_ptr()) });
+    assert!(get().is_some_and(|b| b.contains("m2m.dpop")), "{}", text(http));
+    std::fs::write(&stall, "").unwrap();
+    let t0 = Instant::now();
+    let body = get();
+    let took = t0.elapsed();
+    assert!(body.is_none(), "a call signed by a stalled token succeeded");
+    assert_eq!(code(http), R::Timeout as u32, "{}", text(http));
+    assert!(took < Duration::from_millis(2300), "the call ran {took:?} against request_ms 1500");
+    let t = text(http);
+    assert!(t.contains("request_ms") && t.contains("PKCS#11"), "{t}");
+    let results: Vec<(Option<String>, u32, Duration)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                s.spawn(|| {
+                    let t0 = Instant::now();
+                    let body = take(unsafe { dpopkit_http_quick_get_str(http, api.as_ptr()) });
+                    (body, code(http), t0.elapsed())
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (body, got, took) in &results {
+        assert!(body.is_none() && *got == R::Timeout as u32, "12 threads: {got} after {took:?}");
+        assert!(*took < Duration::from_millis(2500), "12 threads: a call ran {took:?} against request_ms 1500");
+    }
+    std::fs::remove_file(&stall).unwrap();
+    assert!(get().is_some_and(|b| b.contains("m2m.dpop")), "after the stall: {}", text(http));
+    // The late signatures finished; their sessions are back and the pool is whole.
+    let same = EcKey::from_pkcs11_uri(&u, Some(PIN)).unwrap();
+    let tk = same.token_key().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tk.token_sessions().0 != tk.token_sessions().1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (idle, open) = tk.token_sessions();
+    assert!(idle == open && open <= 8 && open > 0, "sessions: {idle} idle of {open} open");
+    std::thread::scope(|s| {
+        for _ in 0..12 {
+            s.spawn(|| assert!(get().is_some(), "{}", text(http)));
+        }
+    });
+    dpopkit_destroy(http);
+    dpopkit_destroy(key);
+}
+
+/// The malformed ways to write a pin-value (issue 18 item 12), each holding PIN_SHOWN_NEVER
+/// or a part of it; none of them may come back in any text.
+const PIN_SHOWN_NEVER: &str = "48151623";
+
+fn malformed_pin_uris() -> Vec<String> {
+    let p = PIN_SHOWN_NEVER;
+    let m = MODULE;
+    vec![
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value:{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value {p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value%3D{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&PIN-VALUE:{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin_value={p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin%2Dvalue:{p}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value:{p}=x"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value=4815&1623"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value=4815&1623=x"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m};pin-value={p}"),
+        format!("pkcs11:token=errors;object=api-key&pin-value={p}?module-path={m}"),
+        format!("pkcs11:token=errors;pin-value:{p};object=api-key?module-path={m}"),
+        format!("pkcs11:token=errors;slot-id=1&pin-value={p}?module-path={m}"),
+        format!("pkcs11:token=errors;type=private&pin-value={p}?module-path={m}"),
+        format!("pkcs11:token=errors;object=api-key?module-path={m}&pin-value={p}&pin-value:{p}"),
+        format!("pkcs11:token=errors;object=api-key?pin-source=/nonexistent/{p}&pin-value={p}&module-path={m}"),
+    ]
+}
+
+fn assert_no_pin_part(what: &str, t: &str) {
+    let p = PIN_SHOWN_NEVER;
+    for i in 0..=p.len() - 4 {
+        assert!(!t.contains(&p[i..i + 4]), "{what}: a part of the PIN ('{}') is in: {t}", &p[i..i + 4]);
+    }
+}
+
+#[test]
+fn a_malformed_pin_value_never_appears_in_an_error_text() {
+    hsm();
+    for u in malformed_pin_uris() {
+        let (got, t) = load_fails(&u, None);
+        assert_eq!(got, R::InvalidArgument as u32, "{u}: {t}");
+        assert_no_pin_part(&u, &t);
+        assert!(t.contains("pin-value"), "the text names what is wrong: {t}");
+        let (_, t) = load_fails(&u, Some(PIN));
+        assert_no_pin_part(&u, &t);
+        // As a key path, and to keygen.
+        let key = dpopkit_key_new();
+        assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, c(&u).as_ptr(), std::ptr::null()) }, 0, "{u}");
+        assert_no_pin_part(&u, &text(key));
+        assert_eq!(unsafe { dpopkit_key_generate_pkcs11(key, c(&u).as_ptr(), std::ptr::null(), std::ptr::null()) }, 0, "{u}");
+        assert_no_pin_part(&u, &text(key));
+        dpopkit_destroy(key);
+    }
+    // A key path that is meant as a URI but does not start with 'pkcs11:'.
+    let u = format!("pkcs11;token=errors;object=api-key?pin-value={PIN_SHOWN_NEVER}");
+    let key = dpopkit_key_new();
+    assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, c(&u).as_ptr(), std::ptr::null()) }, 0);
+    assert_no_pin_part(&u, &text(key));
+    assert_eq!(unsafe { dpopkit_key_load_any_format(key, c(&u).as_ptr(), std::ptr::null()) }, 0);
+    assert_no_pin_part(&u, &text(key));
+    dpopkit_destroy(key);
+}
+
+#[test]
+fn cli_never_shows_a_malformed_pin_value() {
+    let h = hsm();
+    let mut uris = malformed_pin_uris();
+    uris.push(format!("pkcs11;token=cli;object=cli-key?pin-value={PIN_SHOWN_NEVER}"));
+    for u in &uris {
+        for args in [
+            vec!["keygen", "--pkcs11", u.as_str()],
+            vec!["jkt", "--key", u.as_str()],
+            vec!["get", "http://127.0.0.1:9/api", "--key", u.as_str(), "--client-id", "c", "--token-endpoint", "http://127.0.0.1:9/t"],
+        ] {
+            let out = Command::new(cli())
+                .args(&args)
+                .env("SOFTHSM2_CONF", &h.conf)
+                .env("DPOPKIT_CLIENT_SECRET", "secret")
+                .env_remove("DPOPKIT_KEY_PASSWORD")
+                .output()
+                .unwrap();
+            let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(!out.status.success(), "{args:?}: {all}");
+            assert_no_pin_part(&format!("{args:?}"), &all);
+        }
+    }
 }

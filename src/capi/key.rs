@@ -88,8 +88,9 @@ pub unsafe extern "C" fn dpopkit_key_load_any_format_file(key: i64, path: *const
 /// `FILE_IO`; no such token or key, a wrong or locked PIN -> `KEY_FORMAT` (a PIN the token
 /// refused is never sent again by this process: tokens lock after a few wrong PINs); a key
 /// that is not EC P-256/P-384 -> `KEY_UNSUPPORTED`. Later, a token that fails while signing
-/// (removed, PIN refused at a re-login) makes the request fail with `NO_KEY`. No text ever
-/// contains the PIN.
+/// (removed, PIN refused at a re-login) makes the request fail with `NO_KEY`, and one that
+/// does not sign by the call's deadline (`request_ms`) with `TIMEOUT`. No text ever contains
+/// the PIN, nor any part of a malformed `pin-value`.
 ///
 /// # Safety
 /// `data` and `password` are NULL or NUL-terminated UTF-8 strings, borrowed for the call.

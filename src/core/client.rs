@@ -11,7 +11,7 @@ use super::headers::RequestHeaders;
 use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Role, Settings, Transport};
 use super::key::EcKey;
 use super::nonce;
-use super::proof::{Target, make_proof};
+use super::proof::{Target, make_proof_within};
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
 use super::clock;
@@ -392,7 +392,15 @@ impl HttpClient {
             headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
             if token.is_dpop() {
                 let iat = clock::iat_for(&target.origin, auth.max_clock_skew);
-                let proof = make_proof(key, method, &target.htu, Some(token.value()), sent_nonce.as_deref(), Some(iat))?;
+                let proof = make_proof_within(
+                    key,
+                    method,
+                    &target.htu,
+                    Some(token.value()),
+                    sent_nonce.as_deref(),
+                    Some(iat),
+                    Some(cc.transport.deadline()),
+                )?;
                 headers.push(("DPoP".to_string(), proof));
             }
             let secrets = [auth.secret(), token.value()];

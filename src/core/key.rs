@@ -257,6 +257,7 @@ impl EcKey {
         if let Some(uri) = path.to_str().filter(|p| pkcs11::is_uri(p)) {
             return Self::from_pkcs11_uri(uri, password);
         }
+        pkcs11::refuse_misspelt_uri(&path.to_string_lossy())?;
         let data = read_key_file(path)?;
         Self::parse_file(path, &data, password)
     }
@@ -275,6 +276,7 @@ impl EcKey {
         if let Some(uri) = path.to_str().filter(|p| pkcs11::is_uri(p)) {
             return Self::from_pkcs11_uri(uri, password).map(std::sync::Arc::new);
         }
+        pkcs11::refuse_misspelt_uri(&path.to_string_lossy())?;
         let meta = key_file_metadata(path)?;
         let password = password.filter(|p| !p.is_empty());
         FILE_KEYS.load(
@@ -596,6 +598,16 @@ impl EcKey {
                 .map_err(|_| Error::new(ErrorKind::Internal, "ECDSA signing failed")),
             Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
             Signer::Token(key) => key.sign(message),
+        }
+    }
+
+    /// [`EcKey::sign`] for a call that ends at `deadline`: a key in a PKCS#11 token is asked
+    /// on a worker thread and the call gets TIMEOUT at the deadline, however long the token
+    /// takes (see [`TokenKey::sign_within`]); other keys sign here, in microseconds.
+    pub fn sign_within(&self, message: &[u8], deadline: Option<super::http::Deadline>) -> Result<Vec<u8>> {
+        match &self.signer {
+            Signer::Token(key) => key.sign_within(message, deadline),
+            _ => self.sign(message),
         }
     }
 

@@ -14,12 +14,19 @@
 //! repaired once per call: a new session, a new login with the PIN given at load time. A PIN
 //! the token refused is remembered (as a keyed hash) and never sent again automatically:
 //! tokens lock after a few wrong PINs.
+//!
+//! Deadlines. A signature for a call (a DPoP proof, a client assertion) runs on a worker
+//! thread; the call waits for it, and for a free session, only until its deadline, then
+//! fails with `Timeout`. A stalled token keeps the worker and its session until it answers;
+//! the session then goes back to the pool and the late signature is dropped.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -32,6 +39,7 @@ use sha2::Digest;
 use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, err, shorten};
+use super::http::Deadline;
 
 /// Environment variable naming the PKCS#11 module when the URI has no `module-path`. When it
 /// is set, it is also the only module a URI may name.
@@ -137,25 +145,41 @@ impl Pkcs11Uri {
         }
         let rest = &text[7..];
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // A query that holds a pin-value, in any form, shows none of its attributes in an error
+        // text: a PIN written with a bare '&' spills into the next attribute. (It cannot spill
+        // into the path: the path ends at the first '?'.)
+        let hide_query = holds_pin_value(query);
         let mut uri = Pkcs11Uri::default();
         let mut seen: Vec<String> = Vec::new();
         for (part, sep, in_query) in [(path, ';', false), (query, '&', true)] {
+            let hide = in_query && hide_query;
             for attr in part.split(sep).filter(|a| !a.is_empty()) {
-                let Some((name, value)) = attr.split_once('=') else {
-                    return Err(bad_uri(format!("'{}' has no '='", shorten_attr(attr))));
+                let split = attr.split_once('=');
+                // Only `pin-value=` in the query is a pin-value; anything else that spells it
+                // (no '=', a ':' or a space, percent-encoded, in the path, inside another
+                // attribute's value) is refused without showing any of it.
+                let well_formed = in_query && split.is_some_and(|(n, _)| n.eq_ignore_ascii_case("pin-value"));
+                if !well_formed && holds_pin_value(attr) {
+                    return Err(malformed_pin_value());
+                }
+                let Some((name, value)) = split else {
+                    return Err(bad_uri(format!("{} has no '='", echo(hide, attr))));
                 };
                 let name = name.to_ascii_lowercase();
                 if seen.contains(&name) {
-                    return Err(bad_uri(format!("'{name}' is given twice")));
+                    return Err(bad_uri(format!("{} is given twice", echo(hide, &name))));
                 }
                 seen.push(name.clone());
-                uri.set(&name, value, in_query)?;
+                uri.set(&name, value, in_query, hide)?;
             }
+        }
+        if uri.pin_value.is_some() && uri.pin_source.is_some() {
+            return Err(bad_uri("it has both pin-value and pin-source: give the PIN one way"));
         }
         Ok(uri)
     }
 
-    fn set(&mut self, name: &str, value: &str, in_query: bool) -> Result<()> {
+    fn set(&mut self, name: &str, value: &str, in_query: bool, hide: bool) -> Result<()> {
         let bytes = Zeroizing::new(pct_decode(value, name)?);
         let text = || {
             std::str::from_utf8(&bytes)
@@ -165,7 +189,7 @@ impl Pkcs11Uri {
         let misplaced = |want_query: bool| {
             if want_query != in_query {
                 let (is, should) = if in_query { ("query (after '?')", "path") } else { ("path", "query (after '?')") };
-                Err(bad_uri(format!("'{name}' is in the {is}; RFC 7512 puts it in the {should}")))
+                Err(bad_uri(format!("{} is in the {is}; RFC 7512 puts it in the {should}", echo(hide, name))))
             } else {
                 Ok(())
             }
@@ -185,14 +209,14 @@ impl Pkcs11Uri {
             "slot-id" => {
                 let t = text()?;
                 self.slot_id =
-                    Some(t.parse().map_err(|_| bad_uri(format!("slot-id '{}' is not a decimal number", shorten(&t))))?);
+                    Some(t.parse().map_err(|_| bad_uri(format!("slot-id {} is not a decimal number", echo(hide, &t))))?);
             }
             "type" => {
                 let t = text()?;
                 if t != "private" {
+                    let shown = if hide { echo(hide, &t) } else { format!("={}", shorten(&t)) };
                     return Err(bad_uri(format!(
-                        "type={} names no private key: DPoP signs with the private key, use type=private or leave type out",
-                        shorten(&t)
+                        "type{shown} names no private key: DPoP signs with the private key, use type=private or leave type out"
                     )));
                 }
             }
@@ -209,9 +233,9 @@ impl Pkcs11Uri {
             }
             other => {
                 return Err(bad_uri(format!(
-                    "unknown attribute '{}' (supported: token, manufacturer, serial, model, object, id, slot-id, type; \
+                    "unknown attribute {} (supported: token, manufacturer, serial, model, object, id, slot-id, type; \
                      ?module-path, pin-value, pin-source)",
-                    shorten_attr(other)
+                    echo(hide, other)
                 )));
             }
         }
@@ -279,10 +303,13 @@ impl Pkcs11Uri {
         Ok(Some(Zeroizing::new(line.to_string())).filter(|p| !p.is_empty()))
     }
 
-    /// The module path: `module-path`, else `DPOPKIT_PKCS11_MODULE`. When the variable is
-    /// set, a different `module-path` is refused: the variable is how an administrator pins
-    /// the one module a process may load (a URI from a less trusted caller then cannot make
-    /// the process load another library).
+    /// The module to load: `module-path`, else `DPOPKIT_PKCS11_MODULE`. When the variable is
+    /// set, it is the only module a process may load (an administrator's pin, so that a URI
+    /// from a less trusted caller cannot make the process load another library): a
+    /// `module-path` that does not name the same file is refused, and the file loaded is
+    /// always the variable's, resolved once ([`load_module`] loads exactly the canonical path
+    /// it returns). The URI's path is only compared, never loaded: a symbolic link in it that
+    /// someone flips between the comparison and the load cannot change what is loaded.
     fn module(&self) -> Result<PathBuf> {
         let env = std::env::var_os(MODULE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
         let chosen = match (&self.module_path, &env) {
@@ -300,7 +327,7 @@ impl Pkcs11Uri {
                         ),
                     );
                 }
-                PathBuf::from(m)
+                e.clone()
             }
             (Some(m), None) => PathBuf::from(m),
             (None, Some(e)) => e.clone(),
@@ -315,11 +342,12 @@ impl Pkcs11Uri {
             }
         };
         if !chosen.is_absolute() {
+            let whose = if env.is_some() { MODULE_ENV } else { "module-path" };
             return err(
                 ErrorKind::InvalidArgument,
                 format!(
-                    "the PKCS#11 module path '{}' is not absolute: give the full path, so that no library search \
-                     order can pick another file",
+                    "the PKCS#11 module path '{}' ({whose}) is not absolute: give the full path, so that no library \
+                     search order can pick another file",
                     shorten(&chosen.display().to_string())
                 ),
             );
@@ -334,6 +362,71 @@ fn shorten_attr(a: &str) -> String {
         end -= 1;
     }
     a[..end].to_string()
+}
+
+/// A piece of a URI for an error text, quoted; nothing of it when the URI holds a PIN.
+fn echo(hide: bool, piece: &str) -> String {
+    if hide {
+        "(an attribute not shown because the URI holds a pin-value: percent-encode '&', ';' and '?' in a PIN as %26, \
+         %3B and %3F)"
+            .to_string()
+    } else {
+        format!("'{}'", shorten_attr(piece))
+    }
+}
+
+fn malformed_pin_value() -> Error {
+    bad_uri(
+        "it holds a malformed pin-value (not shown, as it holds the PIN): write it as ?pin-value=PIN in the query \
+         (after the path and '?', separated from other query attributes by '&', with '&', ';', '?', '%' and spaces \
+         in the PIN percent-encoded), or pass the PIN as the password argument",
+    )
+}
+
+/// Whether `text` spells `pin-value` in any way: any case, any punctuation or spaces
+/// between the letters, percent-encoded (up to four times).
+fn holds_pin_value(text: &str) -> bool {
+    let mut bytes = Zeroizing::new(text.as_bytes().to_vec());
+    for _ in 0..5 {
+        let squeezed: Zeroizing<Vec<u8>> =
+            Zeroizing::new(bytes.iter().filter(|b| b.is_ascii_alphanumeric()).map(u8::to_ascii_lowercase).collect());
+        if squeezed.windows(8).any(|w| w == b"pinvalue") {
+            return true;
+        }
+        let mut decoded = Zeroizing::new(Vec::with_capacity(bytes.len()));
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(v)) => {
+                    decoded.push(v);
+                    i += 3;
+                }
+                (b, _) => {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+        }
+        if *decoded == *bytes {
+            break;
+        }
+        bytes = decoded;
+    }
+    false
+}
+
+/// Refuses a key name that is not a `pkcs11:` URI but holds a pin-value (a misspelt
+/// scheme, `pkcs11;token=...`), without showing it: it would otherwise be shown as a path.
+pub fn refuse_misspelt_uri(text: &str) -> Result<()> {
+    if !is_uri(text) && holds_pin_value(text) {
+        return err(
+            ErrorKind::InvalidArgument,
+            "the key is named by a text that holds a pin-value but does not start with 'pkcs11:' (not shown, as it \
+             holds a PIN): write pkcs11:token=LABEL;object=KEY?pin-value=PIN, or pass the PIN as the password",
+        );
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -466,7 +559,9 @@ impl Token {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn checkout(&self) -> Result<Session> {
+    /// An idle session, a new one while fewer than `max` are open, else the next one a
+    /// signer gives back, waited for until `deadline` (without one: until one comes back).
+    fn checkout(&self, deadline: Option<&Deadline>) -> Result<Session> {
         let mut pool = self.locked_pool();
         loop {
             if let Some(s) = pool.idle.pop() {
@@ -489,7 +584,24 @@ impl Token {
                 // The token allows fewer sessions than it said: wait for one of ours.
                 pool.max = pool.open;
             }
-            pool = self.returned.wait(pool).unwrap_or_else(|e| e.into_inner());
+            pool = match deadline {
+                None => self.returned.wait(pool).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.remaining();
+                    if left.is_zero() {
+                        let open = pool.open;
+                        drop(pool);
+                        // A wake-up this thread took is passed on to the next waiter.
+                        self.returned.notify_one();
+                        return Err(d.exceeded(&format!(
+                            " while waiting for a free session of {} (all {open} busy signing: the token is slow or \
+                             stalled)",
+                            self.name
+                        )));
+                    }
+                    self.returned.wait_timeout(pool, left).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
         }
     }
 
@@ -569,7 +681,7 @@ impl Token {
                 ),
             );
         }
-        let session = self.checkout()?;
+        let session = self.checkout(None)?;
         let result = self.login_with(&session, pin.as_ref());
         self.checkin(session);
         result?;
@@ -643,7 +755,7 @@ impl Token {
 
     /// Logs in again after the token said CKR_USER_NOT_LOGGED_IN, unless another thread did
     /// since `seen` or the token refused the PIN before.
-    fn relogin(&self, seen: u64) -> Result<()> {
+    fn relogin(&self, seen: u64, deadline: Option<&Deadline>) -> Result<()> {
         let mut login = self.login.lock().unwrap_or_else(|e| e.into_inner());
         if self.generation.load(Ordering::Acquire) != seen {
             return Ok(());
@@ -661,7 +773,7 @@ impl Token {
         if login.pin.is_none() && !self.protected_path {
             return err(ErrorKind::NoKey, format!("{} logged this process out and no PIN is known to log in again", self.name));
         }
-        let session = self.checkout()?;
+        let session = self.checkout(deadline)?;
         let result = self.login_with(&session, login.pin.as_ref());
         self.checkin(session);
         if let Err(e) = result {
@@ -800,19 +912,103 @@ impl Curve {
 
 /// A private key inside a token: signs there, never leaves it.
 pub struct TokenKey {
+    signer: Arc<KeySigner>,
+    /// Uncompressed SEC1 point, 0x04 || x || y.
+    point: Vec<u8>,
+}
+
+/// What signing needs, shared with the worker thread that signs for a call with a deadline
+/// (the worker may outlive the call when the token stalls).
+struct KeySigner {
     token: Arc<Token>,
     handle: Mutex<ObjectHandle>,
     /// Finds the key again when the token invalidates the handle.
     template: Vec<Attribute>,
     curve: Curve,
-    /// Uncompressed SEC1 point, 0x04 || x || y.
-    point: Vec<u8>,
     shown: String,
 }
 
 impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenKey").field("uri", &self.shown).field("curve", &self.curve).finish()
+        f.debug_struct("TokenKey").field("uri", &self.signer.shown).field("curve", &self.signer.curve).finish()
+    }
+}
+
+/// Threads that sign for calls with a deadline: the calling thread waits for the answer
+/// until its deadline and then returns TIMEOUT, leaving a stalled token call to the
+/// worker, which finishes it (and gives the session back) whenever the token answers.
+/// Idle workers are reused (at most `MAX_IDLE`, each for `IDLE_FOR`), so a signature costs
+/// a hand-over, not a thread start. Workers are bounded by the signatures in progress:
+/// each holds one of a token's sessions or waits for one until its deadline.
+mod workers {
+    use std::panic::AssertUnwindSafe;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::{self, Sender};
+    use std::time::Duration;
+
+    use super::{Error, ErrorKind, Result};
+
+    pub(super) type Job = Box<dyn FnOnce() + Send>;
+
+    const MAX_IDLE: usize = 16;
+    const IDLE_FOR: Duration = Duration::from_secs(30);
+    static IDLE: Mutex<Vec<(u64, Sender<Job>)>> = Mutex::new(Vec::new());
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+
+    fn idle() -> std::sync::MutexGuard<'static, Vec<(u64, Sender<Job>)>> {
+        IDLE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `job` on an idle worker, or on a new one.
+    pub(super) fn run(mut job: Job) -> Result<()> {
+        loop {
+            let Some((_, tx)) = idle().pop() else { break };
+            match tx.send(job) {
+                Ok(()) => return Ok(()),
+                // That worker has just ended: the job comes back.
+                Err(mpsc::SendError(j)) => job = j,
+            }
+        }
+        std::thread::Builder::new()
+            .name("dpopkit-pkcs11".into())
+            .spawn(move || work(job))
+            .map(drop)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start a PKCS#11 signing thread: {e}")))
+    }
+
+    fn work(first: Job) {
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let mut job = first;
+        loop {
+            // A panic in a job drops its answer channel: the caller gets an error, and the
+            // worker goes on.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+            {
+                let mut idle = idle();
+                if idle.len() >= MAX_IDLE {
+                    return;
+                }
+                idle.push((id, tx.clone()));
+            }
+            job = match rx.recv_timeout(IDLE_FOR) {
+                Ok(j) => j,
+                Err(_) => {
+                    let mut idle = idle();
+                    if let Some(i) = idle.iter().position(|(w, _)| *w == id) {
+                        idle.remove(i);
+                        return;
+                    }
+                    // Taken from the list meanwhile: its job is on the way.
+                    drop(idle);
+                    match rx.recv() {
+                        Ok(j) => j,
+                        Err(_) => return,
+                    }
+                }
+            };
+        }
     }
 }
 
@@ -919,6 +1115,82 @@ fn label_list(session: &Session, class: ObjectClass) -> String {
     if names.is_empty() { "none".into() } else { names.join(", ") }
 }
 
+impl KeySigner {
+    /// CKM_ECDSA over `digest` with a pooled session; a closed session, a logout and a stale
+    /// object handle are each repaired once.
+    fn sign_digest(&self, digest: &[u8], deadline: Option<&Deadline>) -> Result<Vec<u8>> {
+        let token = &self.token;
+        let mut last = None;
+        // A closed session, a logout and a stale object handle are each repaired once.
+        for _ in 0..4 {
+            if let Some(d) = deadline {
+                // Past the deadline nobody waits for this signature: do not start one.
+                d.check(|| format!(" while waiting to sign in {}", token.name))?;
+            }
+            let seen = token.generation.load(Ordering::Acquire);
+            let session = token.checkout(deadline)?;
+            let handle = *self.handle.lock().unwrap_or_else(|e| e.into_inner());
+            match session.sign(&Mechanism::Ecdsa, handle, digest) {
+                Ok(sig) => {
+                    token.checkin(session);
+                    return raw_signature(sig, self.curve.field_len()).ok_or_else(|| {
+                        Error::new(ErrorKind::Internal, format!("{}: CKM_ECDSA returned a signature of an unexpected form", token.name))
+                    });
+                }
+                Err(e) => match rv(&e) {
+                    Some(RvError::SessionHandleInvalid | RvError::SessionClosed) => {
+                        token.discard(session);
+                        last = Some(e);
+                    }
+                    Some(RvError::UserNotLoggedIn) => {
+                        token.checkin(session);
+                        token.relogin(seen, deadline)?;
+                        last = Some(e);
+                    }
+                    Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => {
+                        // Some tokens (SoftHSM2) hide private objects after a logout and
+                        // answer "invalid handle" instead of CKR_USER_NOT_LOGGED_IN.
+                        let logged_out = session.get_session_info().is_ok_and(|i| {
+                            matches!(i.session_state(), SessionState::RoPublic | SessionState::RwPublic)
+                        });
+                        if logged_out && token.login_required {
+                            token.checkin(session);
+                            token.relogin(seen, deadline)?;
+                            last = Some(e);
+                            continue;
+                        }
+                        let found = session.find_objects(&self.template);
+                        token.checkin(session);
+                        match found.as_deref() {
+                            Ok([one]) => *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = *one,
+                            _ => {
+                                return err(ErrorKind::NoKey, format!("the key '{}' is no longer in {}", self.shown, token.name));
+                            }
+                        }
+                        last = Some(e);
+                    }
+                    Some(RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::DeviceError) => {
+                        token.discard(session);
+                        return Err(token.fail("signing failed", &e));
+                    }
+                    Some(RvError::MechanismInvalid) => {
+                        token.checkin(session);
+                        return err(
+                            ErrorKind::KeyUnsupported,
+                            format!("{} does not offer CKM_ECDSA for {} keys", token.name, self.curve.crv()),
+                        );
+                    }
+                    _ => {
+                        token.checkin(session);
+                        return Err(token.fail("signing failed", &e));
+                    }
+                },
+            }
+        }
+        Err(token.fail("signing failed after re-opening the session and logging in again", &last.unwrap_or(CkError::InvalidValue)))
+    }
+}
+
 impl TokenKey {
     /// Opens the key a `pkcs11:` URI names. `password` is the user PIN (else `pin-value` or
     /// `pin-source` from the URI); it is wiped after use and kept only inside the token's
@@ -933,11 +1205,12 @@ impl TokenKey {
 
     fn find(token: Arc<Token>, uri: &Pkcs11Uri) -> Result<Self> {
         let shown = uri.shown();
-        let session = token.checkout()?;
+        let session = token.checkout(None)?;
         let result = Self::find_in(&token, &session, uri, &shown);
         token.checkin(session);
         let (handle, curve, point, template) = result?;
-        let key = TokenKey { token, handle: Mutex::new(handle), template, curve, point, shown };
+        let signer = Arc::new(KeySigner { token, handle: Mutex::new(handle), template, curve, shown });
+        let key = TokenKey { signer, point };
         key.self_test()?;
         Ok(key)
     }
@@ -1044,7 +1317,7 @@ impl TokenKey {
     fn self_test(&self) -> Result<()> {
         let msg = b"dpopkit pkcs11 self-test";
         let sig = self.sign(msg)?;
-        let alg: &dyn ring::signature::VerificationAlgorithm = match self.curve {
+        let alg: &dyn ring::signature::VerificationAlgorithm = match self.signer.curve {
             Curve::P256 => &ring::signature::ECDSA_P256_SHA256_FIXED,
             Curve::P384 => &ring::signature::ECDSA_P384_SHA384_FIXED,
         };
@@ -1054,14 +1327,14 @@ impl TokenKey {
                 format!(
                     "the private key '{}' and the public key found for it in {} do not match (two key pairs share a \
                      label or CKA_ID): give the URI an id= that names one pair",
-                    self.shown, self.token.name
+                    self.signer.shown, self.signer.token.name
                 ),
             )
         })
     }
 
     pub fn curve(&self) -> Curve {
-        self.curve
+        self.signer.curve
     }
 
     /// Uncompressed SEC1 public point.
@@ -1071,102 +1344,59 @@ impl TokenKey {
 
     /// The URI without PIN, for texts.
     pub fn shown(&self) -> &str {
-        &self.shown
+        &self.signer.shown
     }
 
     /// How often this process logged in to the key's token (for tests).
     #[doc(hidden)]
     pub fn token_logins(&self) -> usize {
-        self.token.logins.load(Ordering::Relaxed)
+        self.signer.token.logins.load(Ordering::Relaxed)
     }
 
     /// Whether both keys share one token session pool and login (for tests).
     #[doc(hidden)]
     pub fn shares_token_with(&self, other: &TokenKey) -> bool {
-        Arc::ptr_eq(&self.token, &other.token)
+        Arc::ptr_eq(&self.signer.token, &other.signer.token)
     }
 
     /// Idle and open sessions of the key's token (for tests).
     #[doc(hidden)]
     pub fn token_sessions(&self) -> (usize, usize) {
-        let pool = self.token.locked_pool();
+        let pool = self.signer.token.locked_pool();
         (pool.idle.len(), pool.open)
     }
 
     /// A JWS signature (r || s) of `message`: the digest is computed here, the ECDSA
-    /// operation (CKM_ECDSA) runs in the token.
+    /// operation (CKM_ECDSA) runs in the token. No deadline: for key loading and tests.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let digest: Vec<u8> = match self.curve {
+        self.sign_within(message, None)
+    }
+
+    /// [`TokenKey::sign`] for a call that ends at `deadline`: the token is asked on a worker
+    /// thread, and at the deadline this returns TIMEOUT whether the token answered or not
+    /// (waiting for a free session included). A signature that comes after the deadline is
+    /// dropped; its session goes back to the pool only when the token has answered.
+    pub fn sign_within(&self, message: &[u8], deadline: Option<Deadline>) -> Result<Vec<u8>> {
+        let digest: Vec<u8> = match self.signer.curve {
             Curve::P256 => sha2::Sha256::digest(message).to_vec(),
             Curve::P384 => sha2::Sha384::digest(message).to_vec(),
         };
-        let token = &self.token;
-        let mut last = None;
-        // A closed session, a logout and a stale object handle are each repaired once.
-        for _ in 0..4 {
-            let seen = token.generation.load(Ordering::Acquire);
-            let session = token.checkout()?;
-            let handle = *self.handle.lock().unwrap_or_else(|e| e.into_inner());
-            match session.sign(&Mechanism::Ecdsa, handle, &digest) {
-                Ok(sig) => {
-                    token.checkin(session);
-                    return raw_signature(sig, self.curve.field_len()).ok_or_else(|| {
-                        Error::new(ErrorKind::Internal, format!("{}: CKM_ECDSA returned a signature of an unexpected form", token.name))
-                    });
-                }
-                Err(e) => match rv(&e) {
-                    Some(RvError::SessionHandleInvalid | RvError::SessionClosed) => {
-                        token.discard(session);
-                        last = Some(e);
-                    }
-                    Some(RvError::UserNotLoggedIn) => {
-                        token.checkin(session);
-                        token.relogin(seen)?;
-                        last = Some(e);
-                    }
-                    Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => {
-                        // Some tokens (SoftHSM2) hide private objects after a logout and
-                        // answer "invalid handle" instead of CKR_USER_NOT_LOGGED_IN.
-                        let logged_out = session.get_session_info().is_ok_and(|i| {
-                            matches!(i.session_state(), SessionState::RoPublic | SessionState::RwPublic)
-                        });
-                        if logged_out && token.login_required {
-                            token.checkin(session);
-                            token.relogin(seen)?;
-                            last = Some(e);
-                            continue;
-                        }
-                        let found = session.find_objects(&self.template);
-                        token.checkin(session);
-                        match found.as_deref() {
-                            Ok([one]) => *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = *one,
-                            _ => {
-                                return err(ErrorKind::NoKey, format!("the key '{}' is no longer in {}", self.shown, token.name));
-                            }
-                        }
-                        last = Some(e);
-                    }
-                    Some(RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::DeviceError) => {
-                        token.discard(session);
-                        return Err(token.fail("signing failed", &e));
-                    }
-                    Some(RvError::MechanismInvalid) => {
-                        token.checkin(session);
-                        return err(
-                            ErrorKind::KeyUnsupported,
-                            format!("{} does not offer CKM_ECDSA for {} keys", token.name, self.curve.crv()),
-                        );
-                    }
-                    _ => {
-                        token.checkin(session);
-                        return Err(token.fail("signing failed", &e));
-                    }
-                },
+        let Some(deadline) = deadline else { return self.signer.sign_digest(&digest, None) };
+        let doing = || format!(" while {} was signing the DPoP proof or assertion (it did not answer in time)", self.signer.token.name);
+        deadline.check(doing)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let signer = self.signer.clone();
+        workers::run(Box::new(move || {
+            let _ = tx.send(signer.sign_digest(&digest, Some(&deadline)));
+        }))?;
+        match rx.recv_timeout(deadline.remaining().max(Duration::from_millis(1))) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(deadline.exceeded(&doing())),
+            Err(RecvTimeoutError::Disconnected) => {
+                err(ErrorKind::Internal, format!("{}: the signing thread ended without an answer", self.signer.token.name))
             }
         }
-        Err(token.fail("signing failed after re-opening the session and logging in again", &last.unwrap_or(CkError::InvalidValue)))
     }
-
     /// Creates a non-extractable, sensitive key pair in the token the URI names, labelled
     /// with `object=` (required) and `id=` (else 16 random bytes), then opens it. Refuses
     /// when a key with that label or id already exists.
@@ -1291,6 +1521,34 @@ mod tests {
         assert!(!e.message.contains("S3cretPin"), "{}", e.message);
         let e = Pkcs11Uri::parse("pkcs11:token=a?pin-value=S3cretPin&pin-value=other").unwrap_err();
         assert!(!e.message.contains("S3cretPin") && !e.message.contains("other"), "{}", e.message);
+    }
+
+    #[test]
+    fn every_spelling_of_pin_value_is_recognised_and_never_echoed() {
+        for t in ["pin-value", "PIN-VALUE:1", "pin value 1", "pin_value=1", "pin%2Dvalue", "pin%252dvalue", "p%69n-value", "x&pin-value=1"] {
+            assert!(holds_pin_value(t), "{t}");
+        }
+        for t in ["pin-source=/x", "token=pin", "object=value", "pinned-value"] {
+            assert!(!holds_pin_value(t), "{t}");
+        }
+        for uri in [
+            "pkcs11:token=a?pin-value:7391",
+            "pkcs11:token=a?pin-value%3D7391",
+            "pkcs11:token=a?pin-value 7391",
+            "pkcs11:token=a;object=k&pin-value=7391",
+            "pkcs11:token=a?pin-value=73&91",
+            "pkcs11:token=a?pin-value=73&91=x",
+            "pkcs11:token=a?pin-value=7391&pin-source=/x/7391",
+        ] {
+            let e = Pkcs11Uri::parse(uri).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{uri}");
+            assert!(!e.message.contains("73") && !e.message.contains("91"), "{uri}: {}", e.message);
+        }
+        // Without a pin-value in the query, the attribute at fault is still named.
+        let e = Pkcs11Uri::parse("pkcs11:token=a;bogus=1?pin-value=7391").unwrap_err();
+        assert!(e.message.contains("'bogus'") && !e.message.contains("7391"), "{}", e.message);
+        assert!(refuse_misspelt_uri("pkcs11;token=a?pin-value=7391").unwrap_err().message.find("7391").is_none());
+        assert!(refuse_misspelt_uri("/keys/dpop.pem").is_ok());
     }
 
     #[test]

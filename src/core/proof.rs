@@ -6,6 +6,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
 use super::error::{ErrorKind, Result, err, shorten};
+use super::http::Deadline;
 use super::key::EcKey;
 
 /// A parsed absolute http(s) URL, split the way DPoP and the nonce cache need it.
@@ -94,6 +95,20 @@ pub fn make_proof(
     nonce: Option<&str>,
     iat: Option<i64>,
 ) -> Result<String> {
+    make_proof_within(key, htm, htu, access_token, nonce, iat, None)
+}
+
+/// [`make_proof`] for a call that ends at `deadline`: a key in a PKCS#11 token that does
+/// not sign by then makes this fail with `Timeout`.
+pub fn make_proof_within(
+    key: &EcKey,
+    htm: &str,
+    htu: &str,
+    access_token: Option<&str>,
+    nonce: Option<&str>,
+    iat: Option<i64>,
+    deadline: Option<Deadline>,
+) -> Result<String> {
     let mut claims = serde_json::Map::new();
     claims.insert("jti".into(), new_jti()?.into());
     claims.insert("htm".into(), htm.into());
@@ -105,17 +120,23 @@ pub fn make_proof(
     if let Some(n) = nonce {
         claims.insert("nonce".into(), n.into());
     }
-    sign_jws(key, key.proof_header_b64(), &claims)
+    sign_jws(key, key.proof_header_b64(), &claims, deadline)
 }
 
-/// A compact JWS: `header_b64` (already base64url) . base64url(claims) . signature.
-pub fn sign_jws(key: &EcKey, header_b64: &str, claims: &serde_json::Map<String, serde_json::Value>) -> Result<String> {
+/// A compact JWS: `header_b64` (already base64url) . base64url(claims) . signature, signed
+/// by `deadline` when there is one (a key in a PKCS#11 token may take long).
+pub fn sign_jws(
+    key: &EcKey,
+    header_b64: &str,
+    claims: &serde_json::Map<String, serde_json::Value>,
+    deadline: Option<Deadline>,
+) -> Result<String> {
     let payload = serde_json::to_vec(claims).expect("a map of strings and numbers serialises");
     let mut signing_input = String::with_capacity(header_b64.len() + 1 + payload.len() * 4 / 3 + 4 + 130);
     signing_input.push_str(header_b64);
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut signing_input);
-    let sig = key.sign(signing_input.as_bytes())?;
+    let sig = key.sign_within(signing_input.as_bytes(), deadline)?;
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&sig, &mut signing_input);
     Ok(signing_input)
@@ -123,7 +144,15 @@ pub fn sign_jws(key: &EcKey, header_b64: &str, claims: &serde_json::Map<String, 
 
 /// A private_key_jwt client assertion (RFC 7523 §3, OpenID Connect Core §9): iss = sub =
 /// client_id, the given audience, a new jti, valid for 60 s from `iat`.
-pub fn client_assertion(key: &EcKey, client_id: &str, audience: &str, kid: Option<&str>, iat: i64) -> Result<String> {
+/// Signed by the call's `deadline`.
+pub fn client_assertion(
+    key: &EcKey,
+    client_id: &str,
+    audience: &str,
+    kid: Option<&str>,
+    iat: i64,
+    deadline: Option<Deadline>,
+) -> Result<String> {
     let mut header = serde_json::Map::new();
     header.insert("alg".into(), key.alg().into());
     header.insert("typ".into(), "JWT".into());
@@ -138,7 +167,7 @@ pub fn client_assertion(key: &EcKey, client_id: &str, audience: &str, kid: Optio
     claims.insert("jti".into(), new_jti()?.into());
     claims.insert("iat".into(), iat.into());
     claims.insert("exp".into(), (iat + 60).into());
-    sign_jws(key, &header_b64, &claims)
+    sign_jws(key, &header_b64, &claims, deadline)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::form;
 use super::http::{Request, Role, Transport};
 use super::key::EcKey;
 use super::nonce;
-use super::proof::{Target, client_assertion, make_proof};
+use super::proof::{Target, client_assertion, make_proof_within};
 use super::{clock, discovery};
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
@@ -1057,6 +1057,7 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
                 &assertion_aud,
                 cfg.assertion_kid.as_deref(),
                 iat,
+                Some(ctx.transport.deadline()),
             )?)),
             _ => None,
         };
@@ -1087,7 +1088,7 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
         pairs.push(("grant_type", "client_credentials"));
         let body = Zeroizing::new(form::encode(&pairs));
         let sent_nonce = nonce::get(&endpoint.origin, nonce::Role::AuthorizationServer, key.jkt());
-        let proof = make_proof(key, "POST", &endpoint.htu, None, sent_nonce.as_deref(), Some(iat))?;
+        let proof = make_proof_within(key, "POST", &endpoint.htu, None, sent_nonce.as_deref(), Some(iat), Some(ctx.transport.deadline()))?;
         let mut headers = vec![
             ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
             ("Accept".to_string(), "application/json".to_string()),
