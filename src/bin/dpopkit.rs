@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dpopkit::core::fsread::{FileKind, not_regular, read_bounded, read_regular_file};
+use dpopkit::core::fsread::{FileKind, not_regular, read_regular_file};
 use dpopkit::core::headers::is_credential_header;
 use dpopkit::core::http::{ProxyChoice, load_ca_file};
 use dpopkit::core::redact::scrub;
@@ -116,12 +116,15 @@ REQUEST OPTIONS:
                              Transfer-Encoding and Connection are set by dpopkit.
     -i, --include            Print the status line and the response headers before
                              the body (on stdout)
-    -o, --output FILE        Write the body of a 2xx response to FILE (created or
-                             replaced), byte for byte: for PDFs, images and other
-                             binary bodies. \"-\" is stdout.
+    -o, --output FILE        Write the body of a 2xx response to FILE, byte for byte:
+                             for PDFs, images and other binary bodies. A new file
+                             (mode 0600) is renamed over FILE: a symbolic link at FILE
+                             is replaced, not followed; a directory, FIFO or device is
+                             refused. \"-\" is stdout.
     -X, --request METHOD     (request) The method
     --data BODY              (request) The request body: the text itself, @FILE for
-                             the bytes of FILE, or @- for standard input
+                             the bytes of FILE (a regular file), or @- for standard
+                             input; at most 64 MiB
     --content-type TYPE      (request) Content-Type of the body (or -H 'Content-Type: ...')
 
 ENVIRONMENT:
@@ -136,6 +139,12 @@ EXIT STATUS:
     0 success (2xx), 1 the server answered another HTTP status, 2 usage error,
     3 other errors (key, token endpoint, network, files).
     On failure the error (and the HTTP status) is printed to stderr.
+
+FILES:
+    Files read (--key, --assertion-key, --ca-file, a pkcs11: pin-source, --data @FILE)
+    must be regular files: a FIFO, a device (/dev/zero) or a directory is refused, not
+    waited on, and each kind has a size bound (keys 1 MiB, CA files 16 MiB, PIN files
+    4096 bytes, bodies 64 MiB).
 
 OUTPUT:
     Credentials a server echoes back (secret, token, proof) are shown as ****.
@@ -366,22 +375,25 @@ fn cmd_request(p: &Parsed) -> Outcome {
     }
     let data = match p.value("--data") {
         None => None,
-        Some("@-") => match read_bounded(&mut std::io::stdin().lock(), BODY_FILE.max, 0) {
-            Ok(Some(buf)) => Some(buf),
-            Ok(None) => {
+        Some("@-") => {
+            // A pipe has no size to check first: read one byte past the bound, no further.
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin().lock(), BODY_FILE.max + 1), &mut buf)
+                .map_err(|e| other(format!("cannot read the body from standard input: {e}")))?;
+            if buf.len() as u64 > BODY_FILE.max {
                 return Err(other(format!(
                     "the body from standard input (--data @-) is larger than the {} bytes a body may have",
                     BODY_FILE.max
                 )));
             }
-            Err(e) => return Err(other(format!("cannot read the body from standard input: {e}"))),
-        },
+            Some(buf)
+        }
         Some(d) => match d.strip_prefix('@') {
-            Some(path) => Some(read_regular_file(Path::new(path), &BODY_FILE).map_err(|e| other(e.message))?),
-            None => Some(Zeroizing::new(d.as_bytes().to_vec())),
+            Some(path) => Some(std::mem::take(&mut *read_regular_file(Path::new(path), &BODY_FILE).map_err(|e| other(e.message))?)),
+            None => Some(d.as_bytes().to_vec()),
         },
     };
-    send(p, method, url, data.as_ref().map(|d| d.as_slice()))
+    send(p, method, url, data.as_deref())
 }
 
 fn key_password(p: &Parsed) -> Option<Zeroizing<String>> {

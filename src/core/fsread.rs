@@ -6,7 +6,8 @@
 //!   it changes nothing for a regular file, the only kind that is read;
 //! * the *opened* file must be a regular file (`fstat` on the descriptor, not a `stat` of
 //!   the path that could be swapped in between): a FIFO, a device (`/dev/zero`, a terminal),
-//!   a socket or a directory is refused with a text that says which it is;
+//!   a socket or a directory is refused with a text that says which it is (a path that
+//!   already shows one by its `stat` is not even opened);
 //! * it is read with a bound per kind ([`FileKind::max`]), also when the file grows while it
 //!   is read; a larger file is refused with a text that names the bound;
 //! * the bytes are kept in memory that is wiped when dropped, growth included (a key or a
@@ -71,13 +72,21 @@ impl RegularFile {
     /// file of at most `kind.max` bytes.
     pub fn open(path: &Path, kind: &'static FileKind) -> Result<RegularFile> {
         let io = |e: std::io::Error| Error::new(ErrorKind::FileIo, format!("cannot read {} '{}': {e}", kind.name, shown(path)));
+        let refuse = |what: &str| {
+            Error::new(
+                ErrorKind::FileIo,
+                format!("cannot read {} '{}': it is not a regular file ({what}): {}", kind.name, shown(path), kind.hint),
+            )
+        };
+        // A device is not even opened when the path already shows what it is (opening some
+        // devices does something); the opened file is what counts, though.
+        if let Some(what) = std::fs::metadata(path).ok().as_ref().and_then(not_regular) {
+            return Err(refuse(what));
+        }
         let file = open_nonblocking(path, false).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if let Some(what) = not_regular(&meta) {
-            return Err(Error::new(
-                ErrorKind::FileIo,
-                format!("cannot read {} '{}': it is not a regular file ({what}): {}", kind.name, shown(path), kind.hint),
-            ));
+            return Err(refuse(what));
         }
         let opened = RegularFile { file, meta, path: path.to_path_buf(), kind };
         if opened.meta.len() > kind.max {
@@ -179,7 +188,7 @@ pub fn read_bounded(file: &mut impl Read, max: u64, size: u64) -> std::io::Resul
     let max = usize::try_from(max).unwrap_or(usize::MAX);
     let start = usize::try_from(size).unwrap_or(usize::MAX).min(max).saturating_add(1).max(256);
     let mut data = Zeroizing::new(Vec::with_capacity(start));
-    let mut chunk = Zeroizing::new([0u8; 8192]);
+    let mut chunk = Zeroizing::new(vec![0u8; 64 << 10]);
     loop {
         let n = match file.read(&mut chunk[..]) {
             Ok(0) => return Ok(Some(data)),
@@ -191,7 +200,7 @@ pub fn read_bounded(file: &mut impl Read, max: u64, size: u64) -> std::io::Resul
             return Ok(None);
         }
         if data.len() + n > data.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity((data.len() + n).max(data.capacity().saturating_mul(2)).min(max)));
+            let mut bigger = Zeroizing::new(Vec::with_capacity((data.len() + n).max(data.capacity().saturating_mul(4)).min(max)));
             bigger.extend_from_slice(&data);
             data = bigger;
         }

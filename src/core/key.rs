@@ -260,7 +260,7 @@ impl EcKey {
 
     /// [`EcKey::load_file`] through a process-wide cache of parsed keys, so that loading
     /// the same file again (as a program that makes a new key object per call does) costs
-    /// a `stat` instead of a read and a parse.
+    /// an `open` and an `fstat` instead of a read and a parse.
     ///
     /// Entries are keyed by a salted hash of the file's content and of the password, and a
     /// rewritten file (a rotated key) is never served from the cache (see [`FileMemo`]). At
