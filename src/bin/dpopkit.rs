@@ -666,7 +666,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Outcome {
         return Err(other(format!("cannot write -o '{shown}': it does not name a file")));
     };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.{:016x}.dpopkit-tmp", name.to_string_lossy(), rand_core::OsRng.next_u64()));
+    // Named after FILE (cut, so that a long name stays within NAME_MAX), random, hidden.
+    let stem: String = name.to_string_lossy().chars().take(64).collect();
+    let tmp = dir.join(format!(".{stem}.{:016x}.dpopkit-tmp", rand_core::OsRng.next_u64()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -225,7 +225,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn fifos_devices_and_directories_are_refused_on_the_opened_file() {
+    fn fifos_devices_and_directories_are_refused_and_bounds_named() {
         let dir = std::env::temp_dir().join(format!("dpopkit-fsread-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
