@@ -767,3 +767,147 @@ fn porting_flow_headers_post_bytes_location() {
     assert_eq!(peers.rs_stats()["ok"], 4, "{}", peers.rs_stats());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `cmd` (stdin empty) with its memory capped; panics when it is still running after
+/// 10 s (it blocked).
+fn guarded(cmd: &mut Command) -> Output {
+    cmd.stdin(std::process::Stdio::null());
+    common::guard::output_within(cmd, std::time::Duration::from_secs(10)).unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// Every file the CLI reads — `--key`, `--assertion-key`, `--ca-file`, a `pin-source` PIN
+/// file, `--data @FILE` — that is `/dev/zero` (read until memory ran out), a FIFO (blocked
+/// the run forever), a directory or over its bound is refused at once, exit 3, with a
+/// text; `--data @-` from an endless stdin is cut at the bound (issue 18, item 4).
+#[test]
+fn files_on_the_command_line_that_are_devices_fifos_directories_or_too_large_are_refused_at_once() {
+    let dir = scratch("hostile-files");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = fixture("ec_pkcs8.pem");
+    let good = good.to_str().unwrap();
+    let port = common::closed_port();
+    let api = format!("http://127.0.0.1:{port}/api");
+    let token = format!("http://127.0.0.1:{port}/token");
+    let client = ["--client-id", "m2m.dpop", "--token-endpoint", token.as_str()];
+    type Args = fn(&str, &str, &str) -> Vec<String>;
+    let kinds: [(&str, u64, Args); 6] = [
+        ("--key (jkt)", 1 << 20, |p, _, _| vec!["jkt".into(), "--key".into(), p.into()]),
+        ("--key (get)", 1 << 20, |p, api, _| vec!["get".into(), api.into(), "--key".into(), p.into()]),
+        ("--assertion-key", 1 << 20, |p, api, good| {
+            ["get", api, "--key", good, "--auth-method", "private_key_jwt", "--assertion-key", p].map(String::from).to_vec()
+        }),
+        ("--ca-file", 16 << 20, |p, api, good| ["get", api, "--key", good, "--ca-file", p].map(String::from).to_vec()),
+        ("pin-source", 4096, |p, _, _| {
+            let uri = format!("pkcs11:token=t;object=k?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source={p}");
+            vec!["jkt".into(), "--key".into(), uri]
+        }),
+        ("--data @FILE", 64 << 20, |p, api, good| ["request", api, "--key", good, "--data", &format!("@{p}")].map(String::from).to_vec()),
+    ];
+    for (kind, max, args) in kinds {
+        let sub = dir.join(kind.replace([' ', '(', ')', '@', '-'], ""));
+        std::fs::create_dir_all(&sub).unwrap();
+        for (path, expect) in common::guard::hostile_paths(&sub, max) {
+            let mut cmd = dpopkit();
+            let args = args(path.to_str().unwrap(), &api, good);
+            cmd.args(&args).env("DPOPKIT_CLIENT_SECRET", "secret");
+            if args[0] != "jkt" {
+                cmd.args(client);
+            }
+            let out = guarded(&mut cmd);
+            assert_eq!(out.status.code(), Some(3), "{kind} {}: {}", path.display(), show(&out));
+            assert!(text(&out.stderr).contains(&expect), "{kind} {}: {}", path.display(), show(&out));
+        }
+    }
+    // Standard input has no size to check first: it is read up to the bound, no further.
+    let mut cmd = dpopkit();
+    cmd.args(["request", &api, "--key", good, "--data", "@-"]).args(client).env("DPOPKIT_CLIENT_SECRET", "secret");
+    let out = common::guard::output_within(cmd.stdin(std::fs::File::open("/dev/zero").unwrap()), std::time::Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("--data @- from /dev/zero: {e}"));
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains(&format!("larger than the {} bytes", 64 << 20)), "{}", show(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server that issues a DPoP token and answers `/file` with a fixed body.
+fn file_server() -> common::fault::FaultServer {
+    use common::fault::{Action, FaultServer, json};
+    FaultServer::start(|r| match r.path.as_str() {
+        "/token" => json(200, r#"{"access_token":"cli-o-token","token_type":"DPoP","expires_in":300}"#),
+        _ => Action::Respond(200, vec![], b"the body\n".to_vec()),
+    })
+}
+
+fn get_to(srv: &common::fault::FaultServer, out: &Path, timeout_ms: &str) -> Output {
+    let mut cmd = dpopkit();
+    cmd.args(["get", &srv.url("/file"), "--key"]).arg(fixture("ec_pkcs8.pem"));
+    cmd.args(["--client-id", "m2m.dpop", "--token-endpoint", &srv.url("/token"), "--timeout-ms", timeout_ms, "-o"]).arg(out);
+    guarded(cmd.env("DPOPKIT_CLIENT_SECRET", "secret"))
+}
+
+/// `-o FILE` writes a new file (mode 0600) renamed over FILE: a symbolic link planted at
+/// FILE is replaced, never written through; an existing 0666 file becomes 0600; a FIFO,
+/// a directory or a device at FILE is refused at once instead of blocking past
+/// --timeout-ms (issue 18, item 14).
+#[test]
+fn output_file_is_replaced_by_a_private_file_never_through_a_link_never_blocking() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = scratch("output-file");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let srv = file_server();
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    let no_temp_left = || {
+        let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.contains("tmp")), "a temporary file was left: {names:?}");
+    };
+
+    // A new file: the body, mode 0600 (whatever the umask).
+    let new = dir.join("new.txt");
+    let out = get_to(&srv, &new, "5000");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(std::fs::read(&new).unwrap(), b"the body\n");
+    assert_eq!(mode(&new), 0o600, "a new -o file is private");
+
+    // An existing file that others may read and write is replaced by a private one.
+    let open = dir.join("open.txt");
+    std::fs::write(&open, "old").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = get_to(&srv, &open, "5000");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(std::fs::read(&open).unwrap(), b"the body\n");
+    assert_eq!(mode(&open), 0o600, "an existing 0666 -o file is replaced by a 0600 one");
+
+    // A symbolic link planted at FILE: the link is replaced, its target is untouched.
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let link = dir.join("link.txt");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = get_to(&srv, &link, "5000");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "written through the link planted at FILE");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_file(), "the link is replaced by the file");
+    assert_eq!(std::fs::read(&link).unwrap(), b"the body\n");
+    assert_eq!(mode(&link), 0o600);
+
+    // A FIFO at FILE: refused at once (it blocked past --timeout-ms).
+    let fifo = dir.join("fifo");
+    common::guard::mkfifo(&fifo);
+    let started = std::time::Instant::now();
+    let out = get_to(&srv, &fifo, "2000");
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(text(&out.stderr).contains("is not a regular file (a FIFO)"), "{}", show(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO is left alone");
+
+    // A directory, and a device: refused with a text.
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    for (path, what) in [(sub.as_path(), "a directory"), (Path::new("/dev/null"), "a character device")] {
+        let out = get_to(&srv, path, "5000");
+        assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+        assert!(text(&out.stderr).contains(&format!("is not a regular file ({what})")), "{}", show(&out));
+    }
+    no_temp_left();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -325,6 +325,46 @@ fn badly_protected_directories_and_files_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A FIFO or an oversized (sparse) file planted as the record, or a FIFO as its lock file,
+/// neither blocks a run nor is read without bound: the record is ignored (a new token is
+/// requested) and replaced by a regular file; a FIFO lock only turns the sharing off
+/// (issue 18, item 4: the cache records go through the same bounded, non-blocking reader).
+#[test]
+fn a_fifo_or_an_oversized_file_as_record_or_lock_neither_blocks_nor_is_read() {
+    use std::os::unix::fs::FileTypeExt;
+    let peers = Peers::start(&[]);
+    let dir = private_dir("fifo-record");
+    let key = fixture("ec_sec1.pem");
+    let run = || {
+        let mut cmd = cli(&peers.token_endpoint, &peers.api, &key, Some(&dir));
+        let out = common::guard::output_within(cmd.stdin(Stdio::null()), Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{}", show(&out));
+    };
+    run();
+    let file = token_file(&dir);
+    let mut expected = 1;
+    for plant in ["fifo", "oversized"] {
+        std::fs::remove_file(&file).unwrap();
+        if plant == "fifo" {
+            common::guard::mkfifo(&file);
+        } else {
+            common::guard::sparse_file(&file, 1 << 30);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        run();
+        expected += 1;
+        assert_eq!(peers.token_requests(), expected, "a {plant} record is not used");
+        assert!(std::fs::symlink_metadata(&file).unwrap().file_type().is_file(), "the {plant} is replaced");
+        assert_eq!(record(&file)["version"], 1);
+    }
+    let lock = dir.join(format!("{}.lock", file.file_name().unwrap().to_str().unwrap()));
+    let _ = std::fs::remove_file(&lock);
+    common::guard::mkfifo(&lock);
+    run();
+    assert!(std::fs::symlink_metadata(&lock).unwrap().file_type().is_fifo() || !lock.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn two_keys_never_share_a_token() {
     let peers = Peers::start(&["--rs-nonce"]);

@@ -806,3 +806,24 @@ fn cli_never_shows_a_malformed_pin_value() {
         }
     }
 }
+
+/// `pin-source=/dev/zero` was read until memory ran out, a FIFO blocked the call forever:
+/// a PIN file that is not a regular file of at most 4096 bytes is refused at once, with a
+/// text, before any module is loaded (issue 18, item 4).
+#[test]
+fn pin_sources_that_are_devices_fifos_directories_or_too_large_are_refused_at_once() {
+    use common::guard;
+    guard::in_child("pin_sources_that_are_devices_fifos_directories_or_too_large_are_refused_at_once", std::time::Duration::from_secs(10), || {
+        let dir = guard::scratch_dir("pin-sources");
+        let key = dpopkit_key_new();
+        for (path, expect) in guard::hostile_paths(&dir, 4096) {
+            let uri = format!("pkcs11:token=errors;object=none?module-path={MODULE}&pin-source={}", path.display());
+            assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, c(&uri).as_ptr(), std::ptr::null()) }, 0, "{uri}");
+            let t = text(key);
+            assert!(t.contains(&expect) && t.contains("PIN file"), "{}: {t}", path.display());
+            assert_eq!(code(key), R::FileIo as u32, "{}: {t}", path.display());
+        }
+        dpopkit_destroy(key);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -228,3 +228,24 @@ fn verification_cannot_be_turned_off() {
     assert_eq!(e.kind, ErrorKind::Tls, "{e}");
     assert_not_trusted(&e.message, &peers.issuer);
 }
+
+/// A CA file that is `/dev/zero` (read until memory ran out), a FIFO (blocked the call
+/// forever), a directory or over 16 MiB is refused at once with a text (issue 18, item 4).
+#[test]
+fn ca_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once() {
+    use common::guard;
+    guard::in_child("ca_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once", std::time::Duration::from_secs(10), || {
+        let dir = guard::scratch_dir("ca-files");
+        let h = dpopkit_http_new();
+        for (path, expect) in guard::hostile_paths(&dir, 16 << 20) {
+            let p = c(path.to_str().unwrap());
+            assert_eq!(unsafe { dpopkit_http_set_ca_file(h, p.as_ptr()) }, 0, "{}", path.display());
+            let t = last_text(h);
+            assert!(t.contains(&expect) && t.contains("CA file"), "{}: {t}", path.display());
+            let want = if expect.starts_with("larger") { R::InvalidArgument } else { R::FileIo };
+            assert_eq!(dpopkit_last_error_code(h), want as u32, "{}: {t}", path.display());
+        }
+        dpopkit_destroy(h);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

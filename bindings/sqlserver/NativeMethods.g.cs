@@ -235,7 +235,8 @@ namespace DpopKit
         // Trusts only the CA certificates in the PEM file at `path` for https (a private or test
         // CA), instead of the bundled Mozilla roots. NULL or "" goes back to the bundled roots.
         // Certificate verification cannot be turned off. Returns 1 on success, 0 on failure
-        // (unreadable file, no CERTIFICATE block).
+        // (unreadable file, no CERTIFICATE block). The file must be a regular file of at most
+        // 16 MiB: a FIFO, a device or a directory is refused at once (never waited on).
         //
         // # Safety
         // `path` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.
@@ -483,10 +484,14 @@ namespace DpopKit
         // `password` may be NULL or "" when the key is not encrypted. Returns 1 on success, 0 on
         // failure (the key object keeps its previous key).
         //
+        // The file must be a regular file of at most 1 MiB: a FIFO, a device or a directory is
+        // refused at once with `DPOPKIT_RESULT_FILE_IO` (never waited on or read without end).
+        //
         // Parsed keys are kept process-wide under a salted hash of the file's content and the
-        // password, so loading the same file again (a new key object per call) costs a small read
-        // instead of a parse; a rewritten file is parsed again. At most 32 keys, in memory that is
-        // wiped when they go; `dpopkit_token_cache_clear` empties the cache.
+        // password, so loading the same file again (a new key object per call) costs an open and
+        // an fstat instead of a read and a parse; a rewritten file is parsed again. At most 32
+        // keys, in memory that is wiped when they go; `dpopkit_token_cache_clear` empties the
+        // cache.
         //
         // A `path` that is a PKCS#11 URI (`pkcs11:...`) opens a key in a token instead, exactly as
         // `dpopkit_key_load_any_format` does, `password` being the PIN; write `./pkcs11:...` for a

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dpopkit::core::fsread::{FileKind, not_regular, read_regular_file};
 use dpopkit::core::headers::is_credential_header;
 use dpopkit::core::http::{ProxyChoice, load_ca_file};
 use dpopkit::core::redact::scrub;
@@ -21,6 +22,14 @@ use zeroize::Zeroizing;
 const EXIT_HTTP_STATUS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_ERROR: u8 = 3;
+
+/// `--data @FILE` and `--data @-`: the body is held in memory, so it has a bound.
+const BODY_FILE: FileKind = FileKind {
+    name: "body file (--data @FILE)",
+    max: 64 << 20,
+    too_large: ErrorKind::FileIo,
+    hint: "give the path of a file to send (or @- for standard input)",
+};
 
 /// Largest part of an error response body echoed to stderr.
 const MAX_ERROR_BODY: usize = 4096;
@@ -107,12 +116,15 @@ REQUEST OPTIONS:
                              Transfer-Encoding and Connection are set by dpopkit.
     -i, --include            Print the status line and the response headers before
                              the body (on stdout)
-    -o, --output FILE        Write the body of a 2xx response to FILE (created or
-                             replaced), byte for byte: for PDFs, images and other
-                             binary bodies. \"-\" is stdout.
+    -o, --output FILE        Write the body of a 2xx response to FILE, byte for byte:
+                             for PDFs, images and other binary bodies. A new file
+                             (mode 0600) is renamed over FILE: a symbolic link at FILE
+                             is replaced, not followed; a directory, FIFO or device is
+                             refused. \"-\" is stdout.
     -X, --request METHOD     (request) The method
     --data BODY              (request) The request body: the text itself, @FILE for
-                             the bytes of FILE, or @- for standard input
+                             the bytes of FILE (a regular file), or @- for standard
+                             input; at most 64 MiB
     --content-type TYPE      (request) Content-Type of the body (or -H 'Content-Type: ...')
 
 ENVIRONMENT:
@@ -127,6 +139,12 @@ EXIT STATUS:
     0 success (2xx), 1 the server answered another HTTP status, 2 usage error,
     3 other errors (key, token endpoint, network, files).
     On failure the error (and the HTTP status) is printed to stderr.
+
+FILES:
+    Files read (--key, --assertion-key, --ca-file, a pkcs11: pin-source, --data @FILE)
+    must be regular files: a FIFO, a device (/dev/zero) or a directory is refused, not
+    waited on, and each kind has a size bound (keys 1 MiB, CA files 16 MiB, PIN files
+    4096 bytes, bodies 64 MiB).
 
 OUTPUT:
     Credentials a server echoes back (secret, token, proof) are shown as ****.
@@ -358,13 +376,20 @@ fn cmd_request(p: &Parsed) -> Outcome {
     let data = match p.value("--data") {
         None => None,
         Some("@-") => {
+            // A pipe has no size to check first: read one byte past the bound, no further.
             let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+            std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin().lock(), BODY_FILE.max + 1), &mut buf)
                 .map_err(|e| other(format!("cannot read the body from standard input: {e}")))?;
+            if buf.len() as u64 > BODY_FILE.max {
+                return Err(other(format!(
+                    "the body from standard input (--data @-) is larger than the {} bytes a body may have",
+                    BODY_FILE.max
+                )));
+            }
             Some(buf)
         }
         Some(d) => match d.strip_prefix('@') {
-            Some(path) => Some(std::fs::read(path).map_err(|e| other(format!("cannot read the body from '{path}': {e}")))?),
+            Some(path) => Some(std::mem::take(&mut *read_regular_file(Path::new(path), &BODY_FILE).map_err(|e| other(e.message))?)),
             None => Some(d.as_bytes().to_vec()),
         },
     };
@@ -471,6 +496,9 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
         headers.push((name, value));
     }
     let output = p.value("--output").filter(|o| *o != "-");
+    if let Some(path) = output {
+        check_output(Path::new(path))?;
+    }
 
     // Secrets masked once more in everything printed (the library masks them already).
     let mut secret_list: Vec<&str> = secret.iter().map(|s| s.as_str()).collect();
@@ -608,9 +636,55 @@ fn head(resp: &ResponseInfo, secrets: &[&str], terminal: bool) -> String {
     if terminal { for_terminal(&out) } else { out }
 }
 
-/// `-o FILE`: the body's bytes, creating or replacing FILE.
+/// `-o FILE` may replace a regular file or a symbolic link (the link itself, not what it
+/// points to), or create FILE. Anything else is refused: FILE is never opened, so a FIFO
+/// cannot block the run and a device or directory is not written to.
+fn check_output(path: &Path) -> Outcome {
+    let refuse = |why: String| Err(other(format!("cannot write -o '{}': {why}", path.display())));
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Ok(()),
+        Ok(m) => match not_regular(&m) {
+            None => Ok(()),
+            Some(what) => refuse(format!(
+                "it is not a regular file ({what}): -o writes a new file in its place; give the path of a file \
+                 (or - for standard output)"
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => refuse(e.to_string()),
+    }
+}
+
+/// `-o FILE`: the body's bytes in a new file of the same directory (created exclusively,
+/// mode 0600, never through a link), renamed over FILE. A symbolic link planted at FILE is
+/// replaced, its target untouched; an existing file is replaced by the private one.
 fn write_file(path: &Path, bytes: &[u8]) -> Outcome {
-    std::fs::write(path, bytes).map_err(|e| other(format!("cannot write '{}': {e}", path.display())))
+    use rand_core::RngCore;
+    check_output(path)?; // again: FILE may have changed during the request
+    let shown = path.display();
+    let Some(name) = path.file_name() else {
+        return Err(other(format!("cannot write -o '{shown}': it does not name a file")));
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // Named after FILE (cut, so that a long name stays within NAME_MAX), random, hidden.
+    let stem: String = name.to_string_lossy().chars().take(64).collect();
+    let tmp = dir.join(format!(".{stem}.{:016x}.dpopkit-tmp", rand_core::OsRng.next_u64()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let mut file = options.open(&tmp).map_err(|e| other(format!("cannot write -o '{shown}': cannot create a file in '{}': {e}", dir.display())))?;
+    let written = file.write_all(bytes).and_then(|_| file.sync_all()).and_then(|_| {
+        drop(file);
+        std::fs::rename(&tmp, path)
+    });
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        other(format!("cannot write -o '{shown}': {e}"))
+    })
 }
 
 /// Text from a server made safe to print on a terminal: control characters other than

@@ -171,7 +171,8 @@ pub extern "C" fn dpopkit_http_set_follow_redirects(http: i64, follow: c_int) ->
 /// Trusts only the CA certificates in the PEM file at `path` for https (a private or test
 /// CA), instead of the bundled Mozilla roots. NULL or "" goes back to the bundled roots.
 /// Certificate verification cannot be turned off. Returns 1 on success, 0 on failure
-/// (unreadable file, no CERTIFICATE block).
+/// (unreadable file, no CERTIFICATE block). The file must be a regular file of at most
+/// 16 MiB: a FIFO, a device or a directory is refused at once (never waited on).
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.

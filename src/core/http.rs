@@ -338,23 +338,12 @@ pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
 pub fn load_ca_file(path: &std::path::Path) -> Result<TrustRoots> {
     static CA_FILES: LazyLock<FileMemo<Vec<Vec<u8>>>> = LazyLock::new(|| FileMemo::new(16));
     let shown = shorten(&path.display().to_string());
-    let io = |e: std::io::Error| Error::new(ErrorKind::FileIo, format!("cannot read CA file '{shown}': {e}"));
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > MAX_CA_FILE {
-        return Err(Error::new(ErrorKind::InvalidArgument, format!("CA file '{shown}' is larger than {MAX_CA_FILE} bytes")));
-    }
-    let certs = CA_FILES.load(
-        path,
-        b"",
-        &meta,
-        || std::fs::read(path).map(zeroize::Zeroizing::new).map_err(io),
-        |pem| parse_ca_pem(pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message))),
-    )?;
+    let file = super::fsread::RegularFile::open(path, &super::fsread::CA_FILE)?;
+    let certs = CA_FILES.load(file, b"", |pem| {
+        parse_ca_pem(pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message)))
+    })?;
     Ok(TrustRoots::Pem(certs))
 }
-
-/// Largest CA bundle read (the whole Mozilla bundle is ~220 KB).
-const MAX_CA_FILE: u64 = 16 << 20;
 
 /// `u` with any `user:password@` shown as `****@`: what error texts and `Debug` show of a
 /// proxy URL.

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, err, shorten};
+use super::fsread::{self, RegularFile};
 use super::state::FileMemo;
 use super::pkcs11::{self, TokenKey};
 
@@ -36,10 +37,6 @@ const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_RSA_PSS: &str = "1.2.840.113549.1.1.10";
 const OID_ED25519: &str = "1.3.101.112";
 const OID_ED448: &str = "1.3.101.113";
-
-/// Largest key file we read: a key is a few hundred bytes; this only stops a wrong path
-/// (a log file, a database) from being read into memory.
-const MAX_KEY_FILE: u64 = 1 << 20;
 
 /// The signature algorithms a DPoP key can have, named as in JWS (`alg`).
 pub const SUPPORTED_ALGS: &[&str] = &["ES256", "ES384", "EdDSA"];
@@ -258,13 +255,13 @@ impl EcKey {
             return Self::from_pkcs11_uri(uri, password);
         }
         pkcs11::refuse_misspelt_uri(&path.to_string_lossy())?;
-        let data = read_key_file(path)?;
+        let data = fsread::read_regular_file(path, &fsread::KEY_FILE)?;
         Self::parse_file(path, &data, password)
     }
 
     /// [`EcKey::load_file`] through a process-wide cache of parsed keys, so that loading
     /// the same file again (as a program that makes a new key object per call does) costs
-    /// a `stat` instead of a read and a parse.
+    /// an `open` and an `fstat` instead of a read and a parse.
     ///
     /// Entries are keyed by a salted hash of the file's content and of the password, and a
     /// rewritten file (a rotated key) is never served from the cache (see [`FileMemo`]). At
@@ -277,15 +274,9 @@ impl EcKey {
             return Self::from_pkcs11_uri(uri, password).map(std::sync::Arc::new);
         }
         pkcs11::refuse_misspelt_uri(&path.to_string_lossy())?;
-        let meta = key_file_metadata(path)?;
+        let file = RegularFile::open(path, &fsread::KEY_FILE)?;
         let password = password.filter(|p| !p.is_empty());
-        FILE_KEYS.load(
-            path,
-            password.unwrap_or("").as_bytes(),
-            &meta,
-            || read_key_file(path),
-            |data| Self::parse_file(path, data, password),
-        )
+        FILE_KEYS.load(file, password.unwrap_or("").as_bytes(), |data| Self::parse_file(path, data, password))
     }
 
     fn parse_file(path: &Path, data: &[u8], password: Option<&str>) -> Result<Self> {
@@ -624,36 +615,6 @@ impl EcKey {
 
 /// How many parsed key files [`EcKey::load_file_shared`] keeps.
 pub const MAX_CACHED_FILE_KEYS: usize = 32;
-
-fn key_file_metadata(path: &Path) -> Result<std::fs::Metadata> {
-    let shown = shorten(&path.display().to_string());
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot read key file '{shown}': {e}")))?;
-    if meta.is_dir() {
-        return err(ErrorKind::FileIo, format!("cannot read key file '{shown}': it is a directory"));
-    }
-    if meta.len() > MAX_KEY_FILE {
-        return err(ErrorKind::KeyFormat, format!("'{shown}' is {} bytes, too large to be a key file", meta.len()));
-    }
-    Ok(meta)
-}
-
-/// The contents of a key file (at most [`MAX_KEY_FILE`] bytes), in memory wiped after use.
-fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    key_file_metadata(path)?;
-    let mut data = Zeroizing::new(Vec::new());
-    let read = std::fs::File::open(path).and_then(|f| {
-        use std::io::Read;
-        f.take(MAX_KEY_FILE + 1).read_to_end(&mut data)
-    });
-    read.map_err(|e| {
-        Error::new(ErrorKind::FileIo, format!("cannot read key file '{}': {e}", shorten(&path.display().to_string())))
-    })?;
-    if data.len() as u64 > MAX_KEY_FILE {
-        return err(ErrorKind::KeyFormat, format!("'{}' is too large to be a key file", shorten(&path.display().to_string())));
-    }
-    Ok(data)
-}
 
 /// Parsed keys by the salted hash of their file's content and password.
 static FILE_KEYS: std::sync::LazyLock<FileMemo<EcKey>> = std::sync::LazyLock::new(|| FileMemo::new(MAX_CACHED_FILE_KEYS));

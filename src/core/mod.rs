@@ -8,6 +8,7 @@ pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod form;
+pub mod fsread;
 pub mod headers;
 pub mod http;
 pub mod key;

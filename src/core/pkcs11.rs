@@ -52,8 +52,6 @@ const MAX_SESSIONS: usize = 8;
 /// Most refused-PIN fingerprints remembered per token, and tokens remembered.
 const MAX_REFUSED_PER_TOKEN: usize = 8;
 const MAX_REFUSED_TOKENS: usize = 64;
-/// Largest PIN file read for `pin-source`.
-const MAX_PIN_FILE: u64 = 4096;
 /// Longest URI accepted.
 const MAX_URI: usize = 4096;
 
@@ -291,12 +289,7 @@ impl Pkcs11Uri {
         let Some(source) = &self.pin_source else { return Ok(None) };
         let path = source.strip_prefix("file://").or_else(|| source.strip_prefix("file:")).unwrap_or(source);
         let shown = shorten(path);
-        let io = |e: std::io::Error| Error::new(ErrorKind::FileIo, format!("cannot read the PIN file (pin-source) '{shown}': {e}"));
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if meta.len() > MAX_PIN_FILE {
-            return err(ErrorKind::FileIo, format!("the PIN file (pin-source) '{shown}' is {} bytes: not a PIN file", meta.len()));
-        }
-        let data = Zeroizing::new(std::fs::read(path).map_err(io)?);
+        let data = super::fsread::read_regular_file(Path::new(path), &super::fsread::PIN_FILE)?;
         let text = std::str::from_utf8(&data)
             .map_err(|_| Error::new(ErrorKind::FileIo, format!("the PIN file (pin-source) '{shown}' is not UTF-8 text")))?;
         let line = text.lines().next().unwrap_or("");

@@ -372,8 +372,9 @@ impl FileStat {
 }
 
 /// Values parsed from files (keys, CA bundles), process-wide, so that loading the same file
-/// again — as a program that makes new objects for every call does — costs a `stat`
-/// instead of a read and a parse.
+/// again — as a program that makes new objects for every call does — costs an `open` and
+/// an `fstat` instead of a read and a parse. Files come opened by
+/// [`super::fsread::RegularFile`]: regular files only, never blocking, read with a bound.
 ///
 /// Values are kept under a salted hash of the file's content and of `extra` (a password),
 /// so a rewritten file is parsed again. The `stat` shortcut (same path and `extra`, same
@@ -398,24 +399,23 @@ impl<T> FileMemo<T> {
         }
     }
 
-    /// The value of the file at `path` (whose metadata the caller checked: `meta`), read
-    /// with `read` and parsed with `parse` unless the memo knows it.
-    pub fn load<E>(
+    /// The value of the opened `file`, read (with its bound) and parsed with `parse` unless
+    /// the memo knows it. The `stat` compared is the opened file's (`fstat`), so the file
+    /// checked is the file read.
+    pub fn load(
         &self,
-        path: &std::path::Path,
+        file: super::fsread::RegularFile,
         extra: &[u8],
-        meta: &std::fs::Metadata,
-        read: impl FnOnce() -> Result<zeroize::Zeroizing<Vec<u8>>, E>,
-        parse: impl FnOnce(&[u8]) -> Result<T, E>,
-    ) -> Result<std::sync::Arc<T>, E> {
-        let stat = FileStat::of(meta);
-        let seen_key = (path.to_path_buf(), salted_hash(&[extra]));
+        parse: impl FnOnce(&[u8]) -> super::error::Result<T>,
+    ) -> super::error::Result<std::sync::Arc<T>> {
+        let stat = FileStat::of(file.metadata());
+        let seen_key = (file.path().to_path_buf(), salted_hash(&[extra]));
         if let Some((seen, id)) = self.seen.get(&seen_key) {
             if let Some(v) = self.values.get(&id).filter(|_| seen == stat) {
                 return Ok(v);
             }
         }
-        let data = read()?;
+        let data = file.read()?;
         self.reads.fetch_add(1, Ordering::Relaxed);
         let id = salted_hash(&[&data, &seen_key.1]);
         if stat.settled() {

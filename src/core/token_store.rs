@@ -311,11 +311,8 @@ impl Store {
     /// Reads the record, with the file checks of the module description.
     #[cfg(unix)]
     pub fn read(&self) -> Found {
-        use std::io::Read;
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
-        let file = match options.open(self.path()) {
+        use std::os::unix::fs::MetadataExt;
+        let mut file = match crate::core::fsread::open_nonblocking(&self.path(), true) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Found::Missing,
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Found::Ignored("is a symbolic link".into()),
@@ -338,10 +335,11 @@ impl Store {
         if meta.len() > MAX_RECORD {
             return Found::Ignored(format!("is larger than {MAX_RECORD} bytes"));
         }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-        if let Err(e) = file.take(MAX_RECORD + 1).read_to_end(&mut bytes) {
-            return Found::Ignored(format!("cannot be read ({e})"));
-        }
+        let bytes = match crate::core::fsread::read_bounded(&mut file, MAX_RECORD, meta.len()) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Found::Ignored(format!("is larger than {MAX_RECORD} bytes")),
+            Err(e) => return Found::Ignored(format!("cannot be read ({e})")),
+        };
         match Record::from_json(&bytes) {
             Ok(r) => Found::Record(r),
             Err(why) => Found::Ignored(why.to_string()),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod capi;
+pub mod guard;
 pub mod fault;
 
 use std::io::{BufRead, BufReader, Read};
