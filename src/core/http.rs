@@ -111,6 +111,12 @@ impl Resolver for CachingResolver {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return self.inner.resolve(uri, config, timeout);
         };
+        // A port the URL names but that is no u16 (`:65616`) reads as "no port" below, which
+        // would mean the default one: refused instead (Target::parse refuses it earlier).
+        let after_host = authority.as_str().rsplit_once(']').map_or(authority.as_str(), |(_, t)| t);
+        if authority.port_u16().is_none_or(|p| p == 0) && after_host.contains(':') {
+            return Err(ureq::Error::BadUri("the port is not a number from 1 to 65535".into()));
+        }
         let Some(port) = authority.port_u16().or(match scheme.as_str() {
             "https" => Some(443),
             "http" => Some(80),
