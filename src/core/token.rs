@@ -769,6 +769,7 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
             }
         } else if let Some(t) = token_from_record(r) {
             redact::remember(|s| s.add_token(t.value()));
+            redact::remember_token_for_later(t.value(), t.expires_at);
             if Instant::now() < t.refresh_at {
                 note(format!(
                     "using the access token of the token cache file '{shown}' (renewed in {} s)",
@@ -990,6 +991,8 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
         };
         if let Some(a) = &assertion {
             redact::remember(|s| s.add_token(a));
+            // Replayable until its exp (60 s after iat) where a server does not track jti.
+            redact::remember_proof_for_later(a, Instant::now() + Duration::from_secs(60) + redact::EXPIRY_LEEWAY);
         }
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         match cfg.client_auth {
@@ -1042,6 +1045,7 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
             return match parsed {
                 Ok(t) => {
                     redact::remember(|s| s.add_token(t.value()));
+                    redact::remember_token_for_later(t.value(), t.expires_at);
                     zeroize::Zeroize::zeroize(&mut resp.body);
                     Ok(t)
                 }
