@@ -147,7 +147,9 @@ int dpopkit_destroy(int64_t handle);
 // authorization server metadata of this process, and every key parsed from a file
 // (`dpopkit_key_load_any_format_file` keeps parsed keys, so loading the same file again is
 // cheap), for example after rotating a client secret or a key: the next request fetches a
-// new token. Calls in flight finish with the token they have. Returns 1.
+// new token. Also forgets (and wipes) the proofs and tokens of earlier calls that later
+// calls mask when a server echoes them. Calls in flight finish with the token they have.
+// Returns 1.
 int dpopkit_token_cache_clear(void);
 
 // The text of the last error of `handle` on the calling thread, or "" after a success.

@@ -96,7 +96,9 @@ namespace DpopKit
         // authorization server metadata of this process, and every key parsed from a file
         // (`dpopkit_key_load_any_format_file` keeps parsed keys, so loading the same file again is
         // cheap), for example after rotating a client secret or a key: the next request fetches a
-        // new token. Calls in flight finish with the token they have. Returns 1.
+        // new token. Also forgets (and wipes) the proofs and tokens of earlier calls that later
+        // calls mask when a server echoes them. Calls in flight finish with the token they have.
+        // Returns 1.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int dpopkit_token_cache_clear();
 
