@@ -506,7 +506,7 @@ pub const MAX_LATER_TOKENS: usize = 16;
 /// DPoP proofs and client assertions kept for later: the most recent this many. Every
 /// text a call masks is searched for each kept value, so the bound is also what the
 /// masking of later calls costs at most (a few more substring searches per text).
-pub const MAX_LATER_PROOFS: usize = 64;
+pub const MAX_LATER_PROOFS: usize = 32;
 /// Bytes of kept values, per map (the forms a value is echoed in come on top, bounded by
 /// a small multiple of it).
 pub const MAX_LATER_BYTES: usize = 64 << 10;
