@@ -251,10 +251,14 @@ fn urls_with_ports_outside_1_to_65535_are_refused_everywhere() {
             assert!(!text.contains("cleartext-secret"), "{text}");
         }
     }
-    // A proxy URL.
+    // A proxy URL, and a resource URL.
     for port in BAD {
         assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&format!("http://127.0.0.1:{port}")).as_ptr()) }, 0, "proxy port {port}");
         assert!(last_text(h).contains("1 to 65535"), "{}", last_text(h));
+        let url = format!("http://127.0.0.1:{port}/api");
+        assert!(unsafe { dpopkit_http_quick_get_str(h, c(&url).as_ptr()) }.is_null(), "{url}");
+        assert_eq!(dpopkit_last_error_code(h), R::InvalidArgument as u32, "{url}: {}", last_text(h));
+        assert!(last_text(h).contains(&url) && last_text(h).contains("1 to 65535"), "{url}: {}", last_text(h));
     }
     dpopkit_destroy(h);
     // Resource URLs (Rust API), a redirect's Location and a token endpoint that metadata
