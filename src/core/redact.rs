@@ -400,7 +400,8 @@ fn percent_encode(s: &str, form: bool, lower: bool) -> Zeroizing<String> {
 // the Basic credentials, an assertion, every DPoP proof, the access token — is remembered
 // here for the length of the call, so that whatever a server echoes back is masked in the
 // session log, in error texts and in the response handed back. The set is wiped when the
-// outermost scope ends.
+// outermost scope ends. It starts with the proofs and tokens of earlier calls that a
+// server could still accept (see "Credentials of earlier calls" below).
 
 struct CallState {
     depth: u32,
