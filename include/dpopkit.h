@@ -147,7 +147,9 @@ int dpopkit_destroy(int64_t handle);
 // authorization server metadata of this process, and every key parsed from a file
 // (`dpopkit_key_load_any_format_file` keeps parsed keys, so loading the same file again is
 // cheap), for example after rotating a client secret or a key: the next request fetches a
-// new token. Calls in flight finish with the token they have. Returns 1.
+// new token. Also forgets (and wipes) the proofs and tokens of earlier calls that later
+// calls mask when a server echoes them. Calls in flight finish with the token they have.
+// Returns 1.
 int dpopkit_token_cache_clear(void);
 
 // The text of the last error of `handle` on the calling thread, or "" after a success.
@@ -294,8 +296,9 @@ int dpopkit_http_set_use_os_trust_store(int64_t http, int use_os);
 // only, `all_proxy`/`ALL_PROXY` for both, `no_proxy`/`NO_PROXY`; the upper-case
 // `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (CGI: "httpoxy"); a variable that
 // is not a usable proxy URL makes the requests that would use it fail with
-// `DPOPKIT_RESULT_INVALID_ARGUMENT`. "": no proxy at all. Returns 1 on success, 0 on
-// failure (invalid proxy URL).
+// `DPOPKIT_RESULT_INVALID_ARGUMENT`. "": no proxy at all. A target on this machine
+// (`localhost`, 127.0.0.0/8, `[::1]`) never goes through a proxy, explicit or from the
+// environment. Returns 1 on success, 0 on failure (invalid proxy URL).
 //
 // # Safety
 // `proxy_url` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.

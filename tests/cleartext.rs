@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use common::capi::{c, text as last_text};
-use common::fault::{FaultServer, json};
+use common::fault::{Action, FaultServer, json};
 use dpopkit::capi::common::*;
 use dpopkit::capi::http::*;
 use dpopkit::core::http::ProxyChoice;
@@ -195,4 +195,107 @@ fn https_metadata_naming_a_plain_http_token_endpoint_is_refused() {
         }
     }
     assert_eq!(posts(&srv), 0, "the credentials went to the plain-http endpoint");
+}
+
+/// Counts connections to 127.0.0.1:80 while it lives, when that port can be bound here
+/// (root, nothing else on it); `None` otherwise. Stops on drop, and by itself after 60 s.
+struct Port80(Option<(Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicBool>)>);
+
+impl Port80 {
+    fn start() -> Port80 {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:80") else { return Port80(None) };
+        listener.set_nonblocking(true).unwrap();
+        let (n, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (n2, stop2) = (n.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !stop2.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        n2.fetch_add(1, Ordering::SeqCst);
+                        drop(conn);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Port80(Some((n, stop)))
+    }
+}
+
+impl Drop for Port80 {
+    fn drop(&mut self) {
+        if let Some((_, stop)) = &self.0 {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Issue 18 item 11: a port outside 1-65535 in any URL the library takes is refused with a
+/// text that names the URL and the valid range — not read as "no port" and so as port 80,
+/// where the client secret would go to whatever listens there.
+#[test]
+fn urls_with_ports_outside_1_to_65535_are_refused_everywhere() {
+    let port80 = Port80::start();
+    const BAD: [&str; 4] = ["65616", "0", "99999999999", "65536"];
+    // The AuthToken's URLs, through the C ABI.
+    let h = dpopkit_http_new();
+    for member in ["token_endpoint", "issuer", "metadata_url"] {
+        for port in BAD {
+            let url = format!("http://127.0.0.1:{port}/token");
+            assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&auth(member, &url, &[])).as_ptr()) }, 0, "{member} {url} was accepted");
+            assert_eq!(dpopkit_last_error_code(h), R::AuthToken as u32, "{member} {url}");
+            let text = last_text(h);
+            assert!(text.contains(member) && text.contains(&url) && text.contains("1 to 65535"), "{member} {url}: {text}");
+            assert!(!text.contains("cleartext-secret"), "{text}");
+        }
+    }
+    // A proxy URL, and a resource URL.
+    for port in BAD {
+        assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&format!("http://127.0.0.1:{port}")).as_ptr()) }, 0, "proxy port {port}");
+        assert!(last_text(h).contains("1 to 65535"), "{}", last_text(h));
+        let url = format!("http://127.0.0.1:{port}/api");
+        assert!(unsafe { dpopkit_http_quick_get_str(h, c(&url).as_ptr()) }.is_null(), "{url}");
+        assert_eq!(dpopkit_last_error_code(h), R::InvalidArgument as u32, "{url}: {}", last_text(h));
+        assert!(last_text(h).contains(&url) && last_text(h).contains("1 to 65535"), "{url}: {}", last_text(h));
+    }
+    dpopkit_destroy(h);
+    // Resource URLs (Rust API), a redirect's Location and a token endpoint that metadata
+    // names: refused before anything is sent there.
+    let srv = FaultServer::start(|r| {
+        let port = r.path.rsplit('/').next().unwrap_or("0").to_string();
+        match r.path.as_str() {
+            p if p.starts_with("/redirect/") => {
+                Action::Respond(302, vec![("Location".into(), format!("http://127.0.0.1:{port}/next"))], Vec::new())
+            }
+            p if p.contains("/.well-known/") => json(200, &format!(r#"{{"token_endpoint":"http://127.0.0.1:{port}/token"}}"#)),
+            "/token" => json(200, TOKEN),
+            _ => json(200, r#"{"ok":true}"#),
+        }
+    });
+    let http = http_client();
+    http.set_auth_token(&auth("token_endpoint", &srv.url("/token"), &[])).unwrap();
+    for port in BAD {
+        let url = format!("http://127.0.0.1:{port}/api?x=1");
+        let e = http.quick_get_str(&url).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument, "{url}: {e}");
+        assert!(e.message.contains(&format!("http://127.0.0.1:{port}/api")) && e.message.contains("1 to 65535"), "{url}: {e}");
+        let e = http.quick_get_str(&srv.url(&format!("/redirect/{port}"))).unwrap_err();
+        assert!(e.message.contains("1 to 65535"), "redirect to port {port}: {e}");
+    }
+    for port in BAD {
+        // The metadata (at a metadata_url, so no issuer to compare) names the endpoint.
+        let discovering = http_client();
+        discovering.set_auth_token(&auth("metadata_url", &srv.url(&format!("/.well-known/x/{port}")), &[])).unwrap();
+        let e = discovering.quick_get_str(&srv.url("/api")).unwrap_err();
+        assert!(e.message.contains("1 to 65535"), "metadata naming port {port}: {:?}: {e}", e.kind);
+    }
+    assert_eq!(posts(&srv), 1, "only the valid token endpoint was asked");
+    if let Some((n, _)) = &port80.0 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 0, "a request went to port 80");
+    } else {
+        eprintln!("127.0.0.1:80 cannot be bound here: the errors above are the check");
+    }
 }

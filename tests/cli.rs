@@ -592,7 +592,7 @@ fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
                 let target = match head.split_whitespace().collect::<Vec<_>>()[..] {
-                    ["CONNECT", t, ..] if t.starts_with("127.0.0.1:") => t.to_string(),
+                    ["CONNECT", t, ..] if t.starts_with("127.0.0.1:") || t.starts_with("0.0.0.0:") => t.to_string(),
                     _ => {
                         let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
                         return;
@@ -615,20 +615,37 @@ fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     (url, tunnels)
 }
 
+/// The peers addressed as another machine: `0.0.0.0` reaches their 127.0.0.1 sockets on
+/// Linux but is no loopback literal, so it is proxied (loopback targets never are), and
+/// plain http to it needs `--allow-insecure-http`.
+fn run_client_far(args: &[&str], peers: &Peers) -> Output {
+    let far = |u: &str| u.replacen("://127.0.0.1:", "://0.0.0.0:", 1);
+    let mut cmd = dpopkit();
+    cmd.args(args).arg("--key").arg(fixture("ec_pkcs8.pem"));
+    cmd.args(["--client-id", "m2m.dpop", "--token-endpoint", &far(&peers.token_endpoint), "--scope", "api", "--allow-insecure-http"]);
+    cmd.env("DPOPKIT_CLIENT_SECRET", "secret").output().unwrap()
+}
+
 #[test]
 fn proxy_option_sends_every_request_through_the_proxy() {
     use std::sync::atomic::Ordering;
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
     let (proxy, tunnels) = connect_proxy();
-    let out = run_client(&["get", &peers.api, "--proxy", &proxy], &peers);
+    let api = peers.api.replacen("://127.0.0.1:", "://0.0.0.0:", 1);
+    let out = run_client_far(&["get", &api, "--proxy", &proxy], &peers);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(text(&out.stdout).contains("m2m.dpop"), "{}", show(&out));
-    assert!(tunnels.load(Ordering::SeqCst) >= 2, "token endpoint and API through the proxy: {} tunnels", tunnels.load(Ordering::SeqCst));
+    let through = tunnels.load(Ordering::SeqCst);
+    assert!(through >= 2, "token endpoint and API through the proxy: {through} tunnels");
+    // Loopback targets never go through it (issue 18 item 3): straight to the peers.
+    let out = run_client(&["get", &peers.api, "--proxy", &proxy], &peers);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(tunnels.load(Ordering::SeqCst), through, "a loopback target went through the proxy");
     // A proxy where nothing listens: the request fails (it does not go direct).
     let closed = format!("http://127.0.0.1:{}", common::closed_port());
-    let out = run_client(&["get", &peers.api, "--proxy", &closed, "--timeout-ms", "5000"], &peers);
+    let out = run_client_far(&["get", &api, "--proxy", &closed, "--timeout-ms", "5000"], &peers);
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    assert_eq!(peers.tokens_issued(), 1, "the second run reached no server");
+    assert_eq!(peers.tokens_issued(), 2, "the third run reached no server");
 }
 
 #[test]

@@ -376,3 +376,154 @@ fn a_short_secret_is_masked_where_it_stands_alone() {
     let err = &seen.places.iter().find(|(p, _)| p == "C error text").unwrap().1;
     assert!(err.contains("invalid_client") && err.contains("is wrong"), "the error text still says what happened: {err}");
 }
+
+/// Runs test `name` in a child process of its own (this binary, `--exact name`) and
+/// returns false, or returns true in that child. The values of earlier calls are kept
+/// process-wide and bounded: the other tests of this binary, running meanwhile, would
+/// push the ones these tests look for out of the bound.
+fn alone(name: &str) -> bool {
+    if std::env::var("DPOPKIT_ECHO_CHILD").is_ok_and(|v| v == name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("DPOPKIT_ECHO_CHILD", name)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.contains("1 passed"), "child {name} failed:\n{stdout}\n{stderr}");
+    false
+}
+
+/// A scripted AS + RS for issue 18 item 6: the token endpoint issues a new token on every
+/// request (`Earlier+Tok/en-N-…`, valid `expires_in` seconds), and the resource server
+/// answers each request with `status` and the credentials of the PREVIOUS request it got
+/// — its proof and its access token, in every echoable form — as a cache in front of a
+/// server, or a server that keeps the last request for debugging, would.
+fn echoing_the_previous_request(status: u16, expires_in: u64) -> FaultServer {
+    let issued = std::sync::atomic::AtomicUsize::new(0);
+    let previous: std::sync::Mutex<Option<Received>> = std::sync::Mutex::new(None);
+    FaultServer::start(move |r| {
+        if r.path.starts_with("/token") {
+            let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            let token = format!("Earlier+Tok/en-{n}-{salt:x}");
+            let body = serde_json::json!({"access_token": token, "token_type": "DPoP", "expires_in": expires_in});
+            return Action::Respond(200, vec![("Content-Type".into(), "application/json".into())], body.to_string().into_bytes());
+        }
+        let before = previous.lock().unwrap().replace(r.clone());
+        let e = before.as_ref().map(credentials_in).unwrap_or_default();
+        echo(status, &e.first().cloned().unwrap_or_default(), &e, nth(r) % 2 == 1)
+    })
+}
+
+/// Issue 18 item 6: a proof or an access token of an EARLIER call (another Http object,
+/// another key, another thread) that a server echoes is masked too, while the token is
+/// still valid and the proof within the window a server would accept it in. Each `check`
+/// makes two calls with their own keys and tokens (C ABI, then Rust API on another
+/// object), so the second call's answer holds the first call's proof and token.
+#[test]
+fn a_proof_or_token_of_an_earlier_call_echoed_later_is_masked() {
+    if !alone("a_proof_or_token_of_an_earlier_call_echoed_later_is_masked") {
+        return;
+    }
+    for status in [200, 401, 500] {
+        let srv = echoing_the_previous_request(status, 300);
+        for n in 0..2 {
+            let a = auth(&srv.url("/token"), serde_json::json!({}));
+            check(&format!("echo of the previous request, RS {status} #{n}"), &srv, a, &srv.url(&format!("/api/{n}")), secret_forms());
+        }
+        // On another thread: the earlier calls' values are process-wide, not per thread.
+        let (url, token_url) = (srv.url("/api/1"), srv.url("/token"));
+        let seen = std::thread::spawn(move || {
+            let mut seen = Seen { places: Vec::new() };
+            via_rust(&auth(&token_url, serde_json::json!({})), &url, &mut seen);
+            seen
+        })
+        .join()
+        .unwrap();
+        let received = srv.requests();
+        assert!(received.iter().filter(|r| r.path.starts_with("/token")).count() >= 5, "every call had its own token");
+        let forbidden: Vec<String> = received.iter().flat_map(credentials_in).filter(|f| f.len() >= 4).collect();
+        for (place, text) in &seen.places {
+            assert!(!common::contains_jwt(text), "RS {status}, other thread: {place} holds a JWT (an earlier proof):\n{text}");
+            for f in &forbidden {
+                assert!(!text.contains(f.as_str()), "RS {status}, other thread: {place} holds an earlier credential {f:?}:\n{text}");
+            }
+        }
+    }
+    // dpopkit_token_cache_clear forgets (and wipes) them.
+    assert_ne!(dpopkit::core::redact::later_count(), (0, 0));
+    assert_eq!(dpopkit::capi::common::dpopkit_token_cache_clear(), 1);
+    assert_eq!(dpopkit::core::redact::later_count(), (0, 0));
+}
+
+/// Issue 18 item 6, renewal: one object, a token valid for 2 s (renewed after 1 s). The
+/// second call fetches a new token; the server echoes the first call's request, with the
+/// old token — renewed, but still valid — and the first call's proof.
+#[test]
+fn a_renewed_but_still_valid_token_echoed_later_is_masked() {
+    if !alone("a_renewed_but_still_valid_token_echoed_later_is_masked") {
+        return;
+    }
+    for status in [200, 500] {
+        let srv = echoing_the_previous_request(status, 2);
+        let a = auth(&srv.url("/token"), serde_json::json!({}));
+        // Rust API.
+        let log = scratch("renewed");
+        let http = HttpClient::new();
+        http.set_dpop_key(Arc::new(EcKey::generate().unwrap()));
+        http.set_auth_token(&a.to_string()).unwrap();
+        http.set_session_log(Some(&log)).unwrap();
+        let _ = http.quick_get_str(&srv.url("/api/0"));
+        let first_log_len = std::fs::read_to_string(&log).unwrap_or_default().len();
+        // C ABI, its own handle and key, same scenario.
+        let clog = scratch("renewed-capi");
+        let key = dpopkit_key_new();
+        assert_eq!(dpopkit_key_generate(key), 1);
+        let h = dpopkit_http_new();
+        assert_eq!(dpopkit_http_set_dpop_key(h, key), 1);
+        assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&a.to_string()).as_ptr()) }, 1);
+        assert_eq!(unsafe { dpopkit_http_set_session_log_filename(h, c(clog.to_str().unwrap()).as_ptr()) }, 1);
+        let _ = take(unsafe { dpopkit_http_quick_get_str(h, c(&srv.url("/api/0")).as_ptr()) });
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let mut places = Vec::new();
+        // Rust: its second call renews the token; the answer echoes the C ABI's call.
+        match http.quick_get_str(&srv.url("/api/1")) {
+            Ok((body, resp)) => {
+                places.push(("Rust returned body".to_string(), body));
+                places.push(("Rust response headers".to_string(), resp.header_text()));
+            }
+            Err(e) => {
+                places.push(("Rust error text".to_string(), e.message.clone()));
+                if let Some(r) = &e.response {
+                    places.push(("Rust error response body".to_string(), String::from_utf8_lossy(&r.body).into_owned()));
+                }
+            }
+        }
+        let rust_log = std::fs::read_to_string(&log).unwrap_or_default();
+        places.push(("Rust session log (second call)".to_string(), rust_log[first_log_len.min(rust_log.len())..].to_string()));
+        // C ABI: renews too; the answer echoes the Rust call's second request.
+        let got = take(unsafe { dpopkit_http_quick_get_str(h, c(&srv.url("/api/1")).as_ptr()) });
+        places.push(("C returned body".to_string(), got.unwrap_or_default()));
+        places.push(("C error text".to_string(), take(dpopkit_last_error_text(h)).unwrap_or_default()));
+        places.push(("C last_response_body".to_string(), take(dpopkit_http_last_response_body(h)).unwrap_or_default()));
+        places.push(("C last_response_header".to_string(), take(dpopkit_http_last_response_header(h)).unwrap_or_default()));
+        places.push(("C session log".to_string(), std::fs::read_to_string(&clog).unwrap_or_default()));
+        dpopkit_destroy(h);
+        dpopkit_destroy(key);
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(&clog);
+        let received = srv.requests();
+        assert_eq!(received.iter().filter(|r| r.path.starts_with("/token")).count(), 4, "each object renewed its token once");
+        let mut forbidden: Vec<String> = received.iter().flat_map(credentials_in).filter(|f| f.len() >= 4).collect();
+        forbidden.sort();
+        forbidden.dedup();
+        for (place, text) in &places {
+            assert!(!common::contains_jwt(text), "RS {status}: {place} holds a JWT (an earlier proof):\n{text}");
+            for f in &forbidden {
+                assert!(!text.contains(f.as_str()), "RS {status}: {place} holds an earlier credential {f:?}:\n{text}");
+            }
+        }
+    }
+}

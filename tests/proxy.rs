@@ -2,6 +2,11 @@
 //! with its own config): an explicit proxy URL, https through CONNECT, no proxy at all, the
 //! C ABI setter, and the environment variables (checked in child processes so the
 //! variables never reach other tests).
+//!
+//! A target on this machine (`localhost`, a loopback IP literal) never goes through a
+//! proxy, so the peers are addressed as `0.0.0.0` here: on Linux that reaches their
+//! 127.0.0.1 sockets, but it is no loopback literal, so for dpopkit it is "another
+//! machine" — proxied, and plain http to it needs `allow_insecure_http` (see [`far`]).
 
 mod common;
 #[path = "tls/support.rs"]
@@ -118,9 +123,19 @@ fn count_requests(log: &str, origin: &str) -> usize {
 
 
 
+/// `url` of a peer as another machine: `0.0.0.0` instead of `127.0.0.1` (see the top).
+fn far(url: &str) -> String {
+    url.replacen("://127.0.0.1:", "://0.0.0.0:", 1)
+}
+
+/// The sample AuthToken; plain http to another machine (the peers as [`far`]) needs the
+/// opt-in, through a proxy as well as straight.
 fn auth_token(token_endpoint: &str) -> String {
-    serde_json::json!({ "client_secret": "secret", "client_id": "m2m.dpop", "token_endpoint": token_endpoint, "scope": "api" })
-        .to_string()
+    let mut v = serde_json::json!({ "client_secret": "secret", "client_id": "m2m.dpop", "token_endpoint": token_endpoint, "scope": "api" });
+    if token_endpoint.starts_with("http://0.0.0.0:") {
+        v["allow_insecure_http"] = "true".into();
+    }
+    v.to_string()
 }
 
 fn client(token_endpoint: &str, settings: Option<Settings>) -> HttpClient {
@@ -159,16 +174,16 @@ fn assert_proxied(proxy: &Tinyproxy, origins: &[&str]) {
 fn sample_flow_through_an_explicit_proxy() {
     let proxy = Tinyproxy::start();
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
-    let http = client(&peers.token_endpoint, Some(Settings { proxy: ProxyChoice::Url(proxy.url.clone()), ..Settings::default() }));
+    let http = client(&far(&peers.token_endpoint), Some(Settings { proxy: ProxyChoice::Url(proxy.url.clone()), ..Settings::default() }));
     for _ in 0..3 {
-        assert_ok(&http, &peers.api);
+        assert_ok(&http, &far(&peers.api));
     }
-    // The RS checked each proof's htu against http://127.0.0.1:RS/api/test (not the proxy).
+    // The RS checked each proof's htu against http://0.0.0.0:RS/api/test (not the proxy).
     assert_eq!(peers.rs_stats()["ok"], 3);
     assert_eq!(peers.tokens_issued(), 1);
-    assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
+    assert_proxied(&proxy, &[&far(&peers.issuer), &far(&peers.rs)]);
     let log = proxy.log_text();
-    assert!(log.contains(&format!("CONNECT {} ", peers.rs.trim_start_matches("http://"))), "{log}");
+    assert!(log.contains(&format!("CONNECT {} ", far(&peers.rs).trim_start_matches("http://"))), "{log}");
 }
 
 #[test]
@@ -177,23 +192,23 @@ fn https_peers_through_connect() {
     let pki = TestPki::new();
     let peers = pki.peers(&["--as-nonce", "--rs-nonce"]);
     let http = client(
-        &peers.token_endpoint,
+        &far(&peers.token_endpoint),
         Some(Settings { trust: pki.trust(), proxy: ProxyChoice::Url(proxy.url.clone()), ..Settings::default() }),
     );
     for _ in 0..3 {
-        assert_ok(&http, &peers.api);
+        assert_ok(&http, &far(&peers.api));
     }
     assert_eq!(pki.get_json(&format!("{}/_stats", peers.rs))["ok"], 3);
-    assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
+    assert_proxied(&proxy, &[&far(&peers.issuer), &far(&peers.rs)]);
     let log = proxy.log_text();
-    for origin in [&peers.issuer, &peers.rs] {
+    for origin in [far(&peers.issuer), far(&peers.rs)] {
         let hostport = origin.trim_start_matches("https://");
         assert!(log.contains(&format!("CONNECT {hostport} ")), "no CONNECT {hostport}:\n{log}");
     }
     // Through the tunnel the certificate is still verified end to end: without the CA the
     // same proxy path fails.
-    let untrusted = client(&peers.token_endpoint, Some(Settings { proxy: ProxyChoice::Url(proxy.url.clone()), ..Settings::default() }));
-    let e = untrusted.quick_get_str(&peers.api).unwrap_err();
+    let untrusted = client(&far(&peers.token_endpoint), Some(Settings { proxy: ProxyChoice::Url(proxy.url.clone()), ..Settings::default() }));
+    let e = untrusted.quick_get_str(&far(&peers.api)).unwrap_err();
     assert!(e.message.contains("certificate"), "{:?}: {e}", e.kind);
 }
 
@@ -205,13 +220,13 @@ fn c_abi_set_proxy() {
     assert_eq!(dpopkit_key_generate(key), 1);
     let h = dpopkit_http_new();
     assert_eq!(dpopkit_http_set_dpop_key(h, key), 1);
-    assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&peers.auth_token()).as_ptr()) }, 1);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&auth_token(&far(&peers.token_endpoint))).as_ptr()) }, 1);
     assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&proxy.url).as_ptr()) }, 1, "{}", last_text(h));
-    let api = c(&peers.api);
+    let api = c(&far(&peers.api));
     let body = take(unsafe { dpopkit_http_quick_get_str(h, api.as_ptr()) })
         .unwrap_or_else(|| panic!("code {}: {}", dpopkit_last_error_code(h), last_text(h)));
     assert!(body.contains("m2m.dpop"));
-    assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
+    assert_proxied(&proxy, &[&far(&peers.issuer), &far(&peers.rs)]);
 
     for (bad, says) in [("not a url::", "proxy URL"), ("ftp://127.0.0.1:21", "only http"), ("socks5://127.0.0.1:1080", "only http")] {
         assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(bad).as_ptr()) }, 0, "{bad}");
@@ -219,7 +234,7 @@ fn c_abi_set_proxy() {
         assert!(last_text(h).contains(says), "{}", last_text(h));
     }
     // A refused URL leaves the previous setting in place: still through the proxy.
-    let rs_before = proxy.requests_to(&peers.rs);
+    let rs_before = proxy.requests_to(&far(&peers.rs));
     let stop = proxy.url.clone();
     drop(proxy); // the proxy is gone now: a request that still uses it must fail
     assert!(unsafe { dpopkit_http_quick_get_str(h, api.as_ptr()) }.is_null(), "the proxy setting was lost (proxy {stop})");
@@ -257,7 +272,7 @@ fn proxy_passwords_stay_out_of_error_texts() {
     assert_eq!(dpopkit_key_generate(key), 1);
     let h = dpopkit_http_new();
     assert_eq!(dpopkit_http_set_dpop_key(h, key), 1);
-    assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&peers.auth_token()).as_ptr()) }, 1);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&auth_token(&far(&peers.token_endpoint))).as_ptr()) }, 1);
     // Refused URLs: the text shows the URL with `****@` instead of the credentials.
     for bad in [format!("socks5://user:{PASS}@127.0.0.1:1080"), format!("ftp://user:{PASS}@127.0.0.1:21"), format!("http://user:{PASS}@127.0.0.1:99999")] {
         assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&bad).as_ptr()) }, 0, "{bad}");
@@ -267,18 +282,100 @@ fn proxy_passwords_stay_out_of_error_texts() {
     // A proxy that refuses the connection: the error names it by host and port only.
     let port = closed_port();
     assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&format!("http://user:{PASS}@127.0.0.1:{port}")).as_ptr()) }, 1);
-    assert!(unsafe { dpopkit_http_quick_get_str(h, c(&peers.api).as_ptr()) }.is_null());
+    assert!(unsafe { dpopkit_http_quick_get_str(h, c(&far(&peers.api)).as_ptr()) }.is_null());
     let text = last_text(h);
     assert_eq!(dpopkit_last_error_code(h), R::Transport as u32, "{text}");
     assert!(text.contains(&format!("through proxy 127.0.0.1:{port}")) && !text.contains(PASS) && !text.contains("user"), "{text}");
     // Nor in the settings' Debug text.
     let http = HttpClient::new();
     http.set_settings(Settings { proxy: ProxyChoice::Url(format!("http://user:{PASS}@127.0.0.1:{port}")), ..Settings::default() }).unwrap();
-    let e = http.quick_get_str(&peers.api).unwrap_err();
+    let e = http.quick_get_str(&far(&peers.api)).unwrap_err();
     assert!(!e.message.contains(PASS), "{e}");
     assert!(!format!("{:?}", http.settings()).contains(PASS));
     dpopkit_destroy(h);
     dpopkit_destroy(key);
+}
+
+/// A "proxy" on 127.0.0.1 that only counts the connections it gets (and closes them at
+/// once, so a request sent to it fails fast instead of waiting). Stops on drop, and by
+/// itself after 120 s.
+struct SpyProxy {
+    url: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SpyProxy {
+    fn start() -> SpyProxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let (connections, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (n, st) = (connections.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(120);
+            while !st.load(Ordering::SeqCst) && Instant::now() < end {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        drop(conn);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        SpyProxy { url, connections, stop }
+    }
+
+    /// Connections so far, after a moment for any that are still on their way.
+    fn connections(&self) -> usize {
+        std::thread::sleep(Duration::from_millis(100));
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SpyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Issue 18 item 3: plain http is allowed to this machine only, so a loopback token
+/// endpoint must not be reached through a proxy (which may be anywhere: the client secret
+/// would cross the network in clear, to the proxy's own 127.0.0.1). With an explicit proxy
+/// (Rust settings and the C ABI setter) the proxy gets no connection at all, and the
+/// requests — token request with the secret, API call — go straight to the servers.
+#[test]
+fn loopback_targets_never_go_through_an_explicit_proxy() {
+    use common::fault::{FaultServer, json};
+    let spy = SpyProxy::start();
+    let srv = FaultServer::start(|r| match r.path.as_str() {
+        "/token" => json(200, r#"{"access_token":"loopback-token-1","token_type":"DPoP","expires_in":300}"#),
+        _ => json(200, r#"{"sub":"m2m.dpop"}"#),
+    });
+    for te in [srv.url("/token"), format!("http://localhost:{}/token", srv.port)] {
+        let http = client(&te, Some(Settings { proxy: ProxyChoice::Url(spy.url.clone()), ..Settings::default() }));
+        assert_ok(&http, &srv.url("/api"));
+    }
+    let key = dpopkit_key_new();
+    assert_eq!(dpopkit_key_generate(key), 1);
+    let h = dpopkit_http_new();
+    assert_eq!(dpopkit_http_set_dpop_key(h, key), 1);
+    assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&auth_token(&srv.url("/token"))).as_ptr()) }, 1);
+    assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&spy.url).as_ptr()) }, 1, "{}", last_text(h));
+    let body = take(unsafe { dpopkit_http_quick_get_str(h, c(&srv.url("/api")).as_ptr()) });
+    assert!(body.is_some_and(|b| b.contains("m2m.dpop")), "{}", last_text(h));
+    dpopkit_destroy(h);
+    dpopkit_destroy(key);
+    assert_eq!(spy.connections(), 0, "a loopback target went through the proxy");
+    let posts: Vec<_> = srv.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert!(!posts.is_empty() && posts.iter().all(|r| String::from_utf8_lossy(&r.body).contains("client_secret=secret")));
+    // The control: the same proxy is used for a target that is not this machine.
+    let http = client(&far(&srv.url("/token")), Some(Settings { proxy: ProxyChoice::Url(spy.url.clone()), ..Settings::default() }));
+    let e = http.quick_get_str(&far(&srv.url("/api"))).unwrap_err();
+    assert!(e.message.contains("through proxy 127.0.0.1"), "{:?}: {e}", e.kind);
+    assert!(spy.connections() >= 1, "the control went straight");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -306,11 +403,14 @@ fn run_child(name: &str, vars: &[(&str, &str)], peers: &Peers, ca: Option<&str>,
         cmd.env_remove(v);
     }
     cmd.env_remove("REQUEST_METHOD");
+    // The peers as another machine (see `far`), and as this one.
     cmd.env("DPOPKIT_PROXY_CHILD", name)
-        .env("DPOPKIT_TEST_TOKEN_ENDPOINT", &peers.token_endpoint)
-        .env("DPOPKIT_TEST_API", &peers.api)
-        .env("DPOPKIT_TEST_ISSUER", &peers.issuer)
-        .env("DPOPKIT_TEST_RS", &peers.rs);
+        .env("DPOPKIT_TEST_TOKEN_ENDPOINT", far(&peers.token_endpoint))
+        .env("DPOPKIT_TEST_API", far(&peers.api))
+        .env("DPOPKIT_TEST_ISSUER", far(&peers.issuer))
+        .env("DPOPKIT_TEST_RS", far(&peers.rs))
+        .env("DPOPKIT_TEST_LOOPBACK_TOKEN_ENDPOINT", &peers.token_endpoint)
+        .env("DPOPKIT_TEST_LOOPBACK_API", &peers.api);
     if let Some(ca) = ca {
         cmd.env("DPOPKIT_TEST_CA", ca);
     }
@@ -383,7 +483,7 @@ fn https_proxy_variable_is_not_used_for_http_targets() {
     assert_eq!(peers.rs_stats()["ok"], 1);
     // HTTPS_PROXY is for https:// targets only (curl's rule): these http peers went direct.
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(proxy.requests_to(&peers.issuer) + proxy.requests_to(&peers.rs), 0, "{}", proxy.log_text());
+    assert_eq!(proxy.requests_to(&far(&peers.issuer)) + proxy.requests_to(&far(&peers.rs)), 0, "{}", proxy.log_text());
 }
 
 #[test]
@@ -400,7 +500,7 @@ fn http_proxy_variable_is_not_used_for_https_targets() {
     run_child(NAME, &[("HTTP_PROXY", &proxy.url), ("http_proxy", &proxy.url)], &peers, Some(pki.ca.to_str().unwrap()), None);
     assert_eq!(pki.get_json(&format!("{}/_stats", peers.rs))["ok"], 1);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(proxy.requests_to(&peers.issuer) + proxy.requests_to(&peers.rs), 0, "{}", proxy.log_text());
+    assert_eq!(proxy.requests_to(&far(&peers.issuer)) + proxy.requests_to(&far(&peers.rs)), 0, "{}", proxy.log_text());
 }
 
 #[test]
@@ -425,9 +525,9 @@ fn https_proxy_variable_is_used_for_https_targets() {
     let peers = pki.peers(&["--as-nonce", "--rs-nonce"]);
     run_child(NAME, &[("HTTPS_PROXY", &proxy.url)], &peers, Some(pki.ca.to_str().unwrap()), None);
     assert_eq!(pki.get_json(&format!("{}/_stats", peers.rs))["ok"], 2);
-    assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
+    assert_proxied(&proxy, &[&far(&peers.issuer), &far(&peers.rs)]);
     let log = proxy.log_text();
-    assert!(log.contains(&format!("CONNECT {} ", peers.rs.trim_start_matches("https://"))), "{log}");
+    assert!(log.contains(&format!("CONNECT {} ", far(&peers.rs).trim_start_matches("https://"))), "{log}");
 }
 
 #[test]
@@ -460,7 +560,7 @@ fn lower_case_http_proxy_is_used_under_cgi() {
     let peers = Peers::start(&[]);
     run_child(NAME, &[("REQUEST_METHOD", "POST"), ("http_proxy", &proxy.url)], &peers, None, None);
     assert_eq!(peers.rs_stats()["ok"], 1);
-    assert_proxied(&proxy, &[&peers.issuer, &peers.rs]);
+    assert_proxied(&proxy, &[&far(&peers.issuer), &far(&peers.rs)]);
 }
 
 #[test]
@@ -482,8 +582,8 @@ fn unusable_proxy_variable_is_a_clear_error() {
 }
 
 #[test]
-fn no_proxy_variable_exempts_loopback() {
-    const NAME: &str = "no_proxy_variable_exempts_loopback";
+fn no_proxy_variable_exempts_the_hosts_it_names() {
+    const NAME: &str = "no_proxy_variable_exempts_the_hosts_it_names";
     if in_child(NAME) {
         assert_ok(&client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), None), &env("DPOPKIT_TEST_API"));
         println!("child ok");
@@ -491,10 +591,10 @@ fn no_proxy_variable_exempts_loopback() {
     }
     let proxy = Tinyproxy::start();
     let peers = Peers::start(&[]);
-    run_child(NAME, &[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "localhost,127.0.0.1")], &peers, None, None);
+    run_child(NAME, &[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "localhost,0.0.0.0")], &peers, None, None);
     assert_eq!(peers.rs_stats()["ok"], 1);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(proxy.requests_to(&peers.issuer) + proxy.requests_to(&peers.rs), 0, "{}", proxy.log_text());
+    assert_eq!(proxy.requests_to(&far(&peers.issuer)) + proxy.requests_to(&far(&peers.rs)), 0, "{}", proxy.log_text());
 }
 
 #[test]
@@ -528,3 +628,39 @@ fn environment_is_read_when_the_http_object_is_made_or_its_settings_replaced() {
     assert_eq!(peers.rs_stats()["ok"], 3);
 }
 
+
+/// Issue 18 item 3, the environment: `http_proxy` / `HTTP_PROXY` / `ALL_PROXY` (and the
+/// https ones) naming a proxy are not used for loopback targets either, with no `NO_PROXY`.
+#[test]
+fn loopback_targets_never_go_through_an_environment_proxy() {
+    const NAME: &str = "loopback_targets_never_go_through_an_environment_proxy";
+    if in_child(NAME) {
+        let (te, api) = (env("DPOPKIT_TEST_LOOPBACK_TOKEN_ENDPOINT"), env("DPOPKIT_TEST_LOOPBACK_API"));
+        assert!(te.starts_with("http://127.0.0.1:"), "{te}");
+        assert_ok(&client(&te, None), &api);
+        assert_ok(&client(&te.replacen("127.0.0.1", "localhost", 1), None), &api.replacen("127.0.0.1", "localhost", 1));
+        // The C ABI reads the environment too.
+        let key = dpopkit_key_new();
+        assert_eq!(dpopkit_key_generate(key), 1);
+        let h = dpopkit_http_new();
+        assert_eq!(dpopkit_http_set_dpop_key(h, key), 1);
+        assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&auth_token(&te)).as_ptr()) }, 1);
+        assert!(take(unsafe { dpopkit_http_quick_get_str(h, c(&api).as_ptr()) }).is_some(), "{}", last_text(h));
+        // The control: a target that is not this machine does use the variable.
+        let e = client(&env("DPOPKIT_TEST_TOKEN_ENDPOINT"), None).quick_get_str(&env("DPOPKIT_TEST_API")).unwrap_err();
+        assert!(e.message.contains("through proxy 127.0.0.1"), "{:?}: {e}", e.kind);
+        println!("child ok");
+        return;
+    }
+    let spy = SpyProxy::start();
+    let peers = Peers::start(&[]);
+    let vars = [
+        ("http_proxy", spy.url.as_str()),
+        ("HTTP_PROXY", spy.url.as_str()),
+        ("ALL_PROXY", spy.url.as_str()),
+        ("https_proxy", spy.url.as_str()),
+    ];
+    run_child(NAME, &vars, &peers, None, None);
+    assert_eq!(peers.rs_stats()["ok"], 3, "the loopback calls went straight to the peers");
+    assert_eq!(spy.connections(), 1, "only the control went through the proxy");
+}

@@ -25,13 +25,16 @@ pub extern "C" fn dpopkit_destroy(handle: i64) -> c_int {
 /// authorization server metadata of this process, and every key parsed from a file
 /// (`dpopkit_key_load_any_format_file` keeps parsed keys, so loading the same file again is
 /// cheap), for example after rotating a client secret or a key: the next request fetches a
-/// new token. Calls in flight finish with the token they have. Returns 1.
+/// new token. Also forgets (and wipes) the proofs and tokens of earlier calls that later
+/// calls mask when a server echoes them. Calls in flight finish with the token they have.
+/// Returns 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_token_cache_clear() -> c_int {
     run("dpopkit_token_cache_clear", 0, |_| {
         crate::core::token::clear_cache();
         crate::core::nonce::clear();
         crate::core::key::clear_file_cache();
+        crate::core::redact::forget_later();
         Ok(1)
     })
 }

@@ -215,8 +215,9 @@ pub extern "C" fn dpopkit_http_set_use_os_trust_store(http: i64, use_os: c_int) 
 /// only, `all_proxy`/`ALL_PROXY` for both, `no_proxy`/`NO_PROXY`; the upper-case
 /// `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (CGI: "httpoxy"); a variable that
 /// is not a usable proxy URL makes the requests that would use it fail with
-/// `DPOPKIT_RESULT_INVALID_ARGUMENT`. "": no proxy at all. Returns 1 on success, 0 on
-/// failure (invalid proxy URL).
+/// `DPOPKIT_RESULT_INVALID_ARGUMENT`. "": no proxy at all. A target on this machine
+/// (`localhost`, 127.0.0.0/8, `[::1]`) never goes through a proxy, explicit or from the
+/// environment. Returns 1 on success, 0 on failure (invalid proxy URL).
 ///
 /// # Safety
 /// `proxy_url` is NULL or a NUL-terminated UTF-8 string, borrowed for the call.

@@ -111,6 +111,12 @@ impl Resolver for CachingResolver {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return self.inner.resolve(uri, config, timeout);
         };
+        // A port the URL names but that is no u16 (`:65616`) reads as "no port" below, which
+        // would mean the default one: refused instead (Target::parse refuses it earlier).
+        let after_host = authority.as_str().rsplit_once(']').map_or(authority.as_str(), |(_, t)| t);
+        if authority.port_u16().is_none_or(|p| p == 0) && after_host.contains(':') {
+            return Err(ureq::Error::BadUri("the port is not a number from 1 to 65535".into()));
+        }
         let Some(port) = authority.port_u16().or(match scheme.as_str() {
             "https" => Some(443),
             "http" => Some(80),
@@ -368,6 +374,9 @@ struct ProxyUse {
     proxy: ureq::Proxy,
     /// " (through proxy host:port)", appended to error texts.
     via: String,
+    /// The proxy is this machine (`localhost`, a loopback IP literal): what reaches it
+    /// does not cross a network.
+    on_loopback: bool,
 }
 
 impl std::fmt::Debug for ProxyUse {
@@ -437,7 +446,9 @@ fn parse_proxy(u: &str) -> std::result::Result<ProxyUse, String> {
     if proxy.port() != port || !matches!(proxy.protocol(), ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https) {
         return Err("it is not a valid URL".into());
     }
-    Ok(ProxyUse { proxy, via: format!(" (through proxy {}:{port})", host.to_ascii_lowercase()) })
+    let host = host.to_ascii_lowercase();
+    let on_loopback = is_loopback_origin(&format!("http://{host}"));
+    Ok(ProxyUse { proxy, via: format!(" (through proxy {host}:{port})"), on_loopback })
 }
 
 /// An explicit proxy URL: checked when it is set.
@@ -586,13 +597,32 @@ pub fn is_loopback_origin(origin: &str) -> bool {
     }
 }
 
-/// How a Transport picks the proxy of a request.
+/// How a Transport picks the proxy of a request (set per request, see [`Transport::run`]).
 enum Route {
     Direct,
-    /// One explicit proxy for everything (set on the agent).
+    /// One explicit proxy for every target that is not this machine.
     Fixed(ProxyUse),
-    /// From the environment, per target scheme and host (set per request).
+    /// From the environment, per target scheme and host.
     Env(Box<EnvRoute>),
+}
+
+impl Route {
+    /// The proxy for a request to `target`. A target on this machine (`localhost`, a
+    /// loopback IP literal: see [`is_loopback_origin`]) never goes through a proxy, be it
+    /// explicit or from the environment, whatever `NO_PROXY` says: a proxy elsewhere would
+    /// carry what plain http allows only to this machine (a client secret) across the
+    /// network, and its own `127.0.0.1` is not ours. Names that merely resolve to a
+    /// loopback address are not this machine here either (as for the cleartext rule).
+    fn proxy_for(&self, target: &Target) -> Result<Option<&ProxyUse>> {
+        if is_loopback_origin(&target.origin) {
+            return Ok(None);
+        }
+        match self {
+            Route::Direct => Ok(None),
+            Route::Fixed(p) => Ok(Some(p)),
+            Route::Env(env) => env.proxy_for(target),
+        }
+    }
 }
 
 impl Transport {
@@ -644,15 +674,11 @@ impl Transport {
             ProxyChoice::None => Route::Direct,
             ProxyChoice::Url(u) => Route::Fixed(proxy_from_url(u)?),
         };
-        // The agent's proxy is the explicit one; environment proxies are chosen per request
-        // (the pool keys connections by proxy, so reuse still works).
-        let proxy = match &route {
-            Route::Fixed(p) => Some(p.proxy.clone()),
-            _ => None,
-        };
+        // The agent has no proxy: every request names its own (or none), as the route says
+        // for its target (the pool keys connections by proxy, so reuse still works).
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
-            .proxy(proxy)
+            .proxy(None)
             .http_status_as_error(false)
             .max_redirects(0)
             // Any RFC 9110 token (PROPFIND, QUERY, ...): the client checks methods itself
@@ -749,28 +775,42 @@ impl Transport {
     /// The proxy for a request to `target`, if any; an unusable proxy variable of the
     /// environment is an error here (not a silent direct connection).
     fn proxy_for(&self, target: &Target) -> Result<Option<&ProxyUse>> {
-        match &*self.route {
-            Route::Direct => Ok(None),
-            Route::Fixed(p) => Ok(Some(p)),
-            Route::Env(env) => env.proxy_for(target),
-        }
+        self.route.proxy_for(target)
+    }
+
+    /// How a request to `target` would cross a network unencrypted, if it would: `Some("")`
+    /// for plain http straight to another machine, `Some(" (through proxy host:port)")` for
+    /// plain http relayed by a proxy; `None` when it stays encrypted (https, tunnelled
+    /// end to end through any proxy) or on this machine (see [`in_clear_over_network`]).
+    pub fn cleartext_route(&self, target: &Target) -> Result<Option<String>> {
+        let proxy = self.proxy_for(target)?;
+        Ok(in_clear_over_network(target, proxy).then(|| proxy.map_or(String::new(), |p| p.via.clone())))
     }
 
     /// Runs a request with `limit` as its global timeout (what is left of the call), through
-    /// the environment's proxy for its target when the route says so.
+    /// `proxy` or straight to its target: set on every request (the agent has none), so a
+    /// request the route sends direct never falls back to a proxy.
     fn run<S: ureq::AsSendBody>(
         &self,
         r: ureq::http::Request<S>,
         proxy: Option<&ProxyUse>,
         limit: Duration,
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-        let r = self.agent.configure_request(r).timeout_global(Some(limit));
-        let r = match (&*self.route, proxy) {
-            (Route::Env(_), Some(p)) => r.proxy(Some(p.proxy.clone())),
-            _ => r,
-        };
+        let r = self.agent.configure_request(r).timeout_global(Some(limit)).proxy(proxy.map(|p| p.proxy.clone()));
         self.agent.run(r.build())
     }
+}
+
+/// Whether what is sent to `target` by way of `proxy` (`None`: straight) crosses a network
+/// unencrypted. https never does: through a proxy it is a CONNECT tunnel, TLS end to end
+/// with the target's certificate checked. Plain http does unless both the target and the
+/// proxy (if any) are this machine; [`Route::proxy_for`] never sends a loopback target
+/// through a proxy, so in practice: plain http to another machine, straight or relayed.
+fn in_clear_over_network(target: &Target, proxy: Option<&ProxyUse>) -> bool {
+    if !target.origin.starts_with("http://") {
+        return false;
+    }
+    !is_loopback_origin(&target.origin) || proxy.is_some_and(|p| !p.on_loopback)
 }
 
 /// Header lists whose values may be credentials: wiped (names and values) when dropped.
@@ -941,6 +981,63 @@ mod tests {
         let env = EnvRoute::from_vars(|n| (n == "https_proxy").then(|| format!("http://u:{secret}@proxy:70000")));
         let e = env.proxy_for(&Target::parse("https://as.example/token").unwrap()).unwrap_err();
         assert!(e.message.contains("https_proxy") && !e.message.contains(secret), "{}", e.message);
+    }
+
+    fn t(u: &str) -> Target {
+        Target::parse(u).unwrap()
+    }
+
+    /// The route decision for proxies that are not on this machine, without any traffic
+    /// (the tests cannot reach another machine): loopback targets go straight, everything
+    /// else through the proxy, and plain http through it counts as crossing the network.
+    #[test]
+    fn loopback_targets_never_go_through_a_proxy() {
+        const LOOPBACK: &[&str] =
+            &["http://127.0.0.1:8080/token", "http://127.9.8.7/x", "http://localhost:9/t", "http://[::1]:9/t", "https://127.0.0.1:8443/t", "http://[::ffff:127.0.0.1]/"];
+        const ELSEWHERE: &[&str] = &["http://as.example/token", "https://as.example/token", "http://2130706433:8080/token", "http://0.0.0.0:9/t", "http://10.0.0.1/"];
+        let explicit = Transport::new(Settings { proxy: ProxyChoice::Url("http://proxy.corp.example:3128".into()), ..Settings::default() }).unwrap();
+        let env_vars: &[(&str, &str)] = &[("http_proxy", "http://proxy.corp.example:3128"), ("https_proxy", "http://proxy.corp.example:3128")];
+        let env = Route::Env(Box::new(EnvRoute::from_vars(|n| env_vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()))));
+        let all = Route::Env(Box::new(env_of(&[("ALL_PROXY", "proxy.corp.example:3128")])));
+        for route in [&*explicit.route, &env, &all] {
+            for u in LOOPBACK {
+                assert!(route.proxy_for(&t(u)).unwrap().is_none(), "{u} went through the proxy");
+            }
+            for u in ELSEWHERE {
+                let p = route.proxy_for(&t(u)).unwrap().unwrap_or_else(|| panic!("{u} went direct"));
+                assert_eq!(p.via, " (through proxy proxy.corp.example:3128)");
+                assert!(!p.on_loopback);
+            }
+        }
+        // Even an unusable proxy variable does not matter to a loopback target.
+        let broken = Route::Env(Box::new(env_of(&[("http_proxy", "http://proxy:99999")])));
+        assert!(broken.proxy_for(&t("http://127.0.0.1:1/t")).unwrap().is_none());
+        assert!(broken.proxy_for(&t("http://as.example/t")).is_err());
+        // What crosses the network in clear, on that route.
+        let via = Some(" (through proxy proxy.corp.example:3128)".to_string());
+        for (u, clear) in [
+            ("http://127.0.0.1:8080/token", None),
+            ("http://localhost/token", None),
+            ("https://127.0.0.1/token", None),
+            ("https://as.example/token", None),
+            ("http://as.example/token", via.clone()),
+            ("http://2130706433/token", via),
+        ] {
+            assert_eq!(explicit.cleartext_route(&t(u)).unwrap(), clear, "{u}");
+        }
+        let direct = Transport::new(Settings { proxy: ProxyChoice::None, ..Settings::default() }).unwrap();
+        assert_eq!(direct.cleartext_route(&t("http://as.example/token")).unwrap(), Some(String::new()));
+        assert_eq!(direct.cleartext_route(&t("http://127.0.0.1/token")).unwrap(), None);
+        // The rule itself looks at the whole route: plain http to this machine relayed by a
+        // proxy elsewhere would cross the network (the route above never does that).
+        let far = parse_proxy("http://proxy.corp.example:3128").unwrap();
+        let near = parse_proxy("http://127.0.0.1:3128").unwrap();
+        assert!(near.on_loopback && parse_proxy("localhost:1").unwrap().on_loopback && parse_proxy("http://[::1]:1").unwrap().on_loopback);
+        assert!(in_clear_over_network(&t("http://127.0.0.1/t"), Some(&far)));
+        assert!(!in_clear_over_network(&t("http://127.0.0.1/t"), Some(&near)));
+        assert!(!in_clear_over_network(&t("http://127.0.0.1/t"), None));
+        assert!(in_clear_over_network(&t("http://as.example/t"), Some(&near)), "a local proxy relays it elsewhere in clear");
+        assert!(!in_clear_over_network(&t("https://as.example/t"), Some(&far)), "a CONNECT tunnel: TLS end to end");
     }
 
     #[test]

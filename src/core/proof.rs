@@ -51,6 +51,7 @@ impl Target {
             return err(ErrorKind::InvalidArgument, format!("the URL has no host: '{}'", shorten(url)));
         }
         let default_port = if scheme == "https" { 443 } else { 80 };
+        check_port(authority.as_str(), &scheme, &uri)?;
         let origin = match authority.port_u16() {
             Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
             _ => format!("{scheme}://{host}"),
@@ -62,6 +63,30 @@ impl Target {
         let htu = format!("{origin}{path}");
         Ok(Target { url: url.to_string(), origin, htu })
     }
+}
+
+/// The port of `authority` (`host[:port]`, `[v6][:port]`, no userinfo) must be a number
+/// from 1 to 65535 when the URL names one. The URL parser accepts any run of digits there
+/// and then reports no port at all, so `:65616` or `:99999999999` would silently become
+/// the scheme's default port: the request (and its credentials) would go somewhere the
+/// caller never named. The text names the URL without its query (which may carry values
+/// a caller would rather not see in a log).
+fn check_port(authority: &str, scheme: &str, uri: &ureq::http::Uri) -> Result<()> {
+    let port = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map(|(_, tail)| tail.strip_prefix(':')),
+        None => Some(authority.split_once(':').map(|(_, p)| p)),
+    };
+    let Some(Some(port)) = port else { return Ok(()) };
+    let valid = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && matches!(port.parse::<u32>(), Ok(1..=65535));
+    if valid {
+        return Ok(());
+    }
+    let shown = format!("{scheme}://{authority}{}", uri.path());
+    let what = if port.is_empty() { "has ':' but no port number after it".to_string() } else { format!("has the port '{}'", shorten(port)) };
+    err(
+        ErrorKind::InvalidArgument,
+        format!("the URL '{}' {what}: a port must be a number from 1 to 65535 (or left out for the scheme's default)", shorten(&shown)),
+    )
 }
 
 /// base64url(SHA-256(access token)): the `ath` claim.
@@ -191,6 +216,37 @@ mod tests {
         for u in ["ftp://x/y", "/relative", "", "http://", "file:///etc/passwd", "http://u:p@h/"] {
             let e = Target::parse(u).unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidArgument, "{u}");
+        }
+    }
+
+    #[test]
+    fn ports_outside_1_to_65535_are_refused_not_defaulted() {
+        for (u, port) in [
+            ("http://127.0.0.1:65616/token", "65616"),
+            ("http://127.0.0.1:65536/token", "65536"),
+            ("http://127.0.0.1:0/token", "0"),
+            ("http://127.0.0.1:00000/token", "00000"),
+            ("https://as.example:99999999999/token?x=1", "99999999999"),
+            ("http://[::1]:70000/", "70000"),
+        ] {
+            let e = Target::parse(u).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{u}");
+            let shown = u.split('?').next().unwrap();
+            assert!(e.message.contains(&format!("the port '{port}'")) && e.message.contains("1 to 65535"), "{u}: {e}");
+            assert!(e.message.contains(shown) && !e.message.contains("x=1"), "{u}: names the URL, not its query: {e}");
+        }
+        for bad in ["http://h:/x", "http://h:+80/", "http://h:8a/", "http://[::1]:/"] {
+            let e = Target::parse(bad).expect_err(bad);
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{bad}: {e}");
+        }
+        for (ok, origin) in [
+            ("http://127.0.0.1:1/t", "http://127.0.0.1:1"),
+            ("http://127.0.0.1:65535/t", "http://127.0.0.1:65535"),
+            ("http://h:080/t", "http://h"),
+            ("http://[::1]:8443/t", "http://[::1]:8443"),
+            ("https://h/t", "https://h"),
+        ] {
+            assert_eq!(Target::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}")).origin, origin);
         }
     }
 

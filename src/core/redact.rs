@@ -76,10 +76,13 @@ enum Kind {
 /// One secret. Its other forms are made the first time a text at least as long as the
 /// secret is scanned (every form is at least as long as the value itself), so a call whose
 /// responses are shorter than its tokens and proofs — most API calls — never pays for them.
+/// A clone shares the forms (made once for all clones): the values kept for later calls
+/// ([`remember_for_later`]) are made once, not once per call.
+#[derive(Clone)]
 struct Value {
     raw: Zeroizing<String>,
     kind: Kind,
-    forms: std::sync::OnceLock<Vec<Zeroizing<String>>>,
+    forms: std::sync::Arc<std::sync::OnceLock<Vec<Zeroizing<String>>>>,
 }
 
 impl Value {
@@ -174,10 +177,12 @@ impl Secrets {
         self.push(secret, Kind::ClientSecret(Zeroizing::new(client_id.to_string())));
     }
 
-    /// Adds every value of `other`.
+    /// Adds every value of `other`, sharing the forms it has made (or will make) already.
     pub fn extend(&mut self, other: &Secrets) {
         for v in &other.values {
-            self.push(&v.raw, v.kind.clone());
+            if !v.raw.is_empty() && !self.values.iter().any(|o| o.raw == v.raw && o.kind == v.kind) {
+                self.values.push(v.clone());
+            }
         }
     }
 
@@ -395,7 +400,8 @@ fn percent_encode(s: &str, form: bool, lower: bool) -> Zeroizing<String> {
 // the Basic credentials, an assertion, every DPoP proof, the access token — is remembered
 // here for the length of the call, so that whatever a server echoes back is masked in the
 // session log, in error texts and in the response handed back. The set is wiped when the
-// outermost scope ends.
+// outermost scope ends. It starts with the proofs and tokens of earlier calls that a
+// server could still accept (see "Credentials of earlier calls" below).
 
 struct CallState {
     depth: u32,
@@ -417,8 +423,21 @@ pub struct CallScope {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
+/// Starts (or joins) the call's secret set. The outermost scope starts it with the values
+/// earlier calls of the process left for later ([`remember_for_later`]), so that a server
+/// or a cache echoing an earlier request gets masked too.
 pub fn call_scope() -> CallScope {
-    CALL.with(|c| c.borrow_mut().depth += 1);
+    let outermost = CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        c.depth += 1;
+        c.depth == 1
+    });
+    if outermost {
+        let later = Later::live();
+        if !later.is_empty() {
+            CALL.with(|c| c.borrow_mut().secrets.values.extend(later));
+        }
+    }
     CallScope { _not_send: std::marker::PhantomData }
 }
 
@@ -457,6 +476,7 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
                 s.add_token(value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim()));
             } else if name.eq_ignore_ascii_case("dpop") {
                 s.add_token(value);
+                remember_proof_for_later(value, Later::proof_until());
             } else if super::headers::is_credential_header(name) {
                 s.add_token(value);
                 // A cookie header holds `name=value` pairs: each value on its own too.
@@ -470,6 +490,112 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
             }
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Credentials of earlier calls that a server could still accept.
+//
+// A server (or a cache in front of it) may echo a request it got earlier: another call's
+// proof, or an access token that has been renewed since but is still valid. Such values
+// are kept process-wide, bounded, until they expire, and every call starts its secret set
+// with them (see `call_scope`). Their forms are made once, shared by every call (`Value`
+// clones share them). `dpopkit_token_cache_clear` forgets them all.
+
+/// Access tokens kept for later: at most this many (in a map of their own, so that a
+/// burst of proofs never pushes out a valid token).
+pub const MAX_LATER_TOKENS: usize = 16;
+/// DPoP proofs and client assertions kept for later: the most recent this many. Every
+/// text a call masks is searched for each kept value, so the bound is also what the
+/// masking of later calls costs at most (a few more substring searches per text).
+pub const MAX_LATER_PROOFS: usize = 32;
+/// Bytes of kept values, per map (the forms a value is echoed in come on top, bounded by
+/// a small multiple of it).
+pub const MAX_LATER_BYTES: usize = 64 << 10;
+/// How long a DPoP proof is kept after it is sent: the longest `iat` window servers use
+/// (5 minutes), plus a minute for their clock leeway. A proof dated on a server's clock
+/// ([`super::clock`]) is accepted by that server for the same time from its sending.
+pub const PROOF_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(6 * 60);
+/// What is added to an access token's or an assertion's own expiry: servers' clock leeway.
+pub const EXPIRY_LEEWAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+struct Later {
+    value: Value,
+    until: std::time::Instant,
+}
+
+type LaterMap = super::state::BoundedLru<[u8; 32], std::sync::Arc<Later>>;
+
+fn later_weight(_: &[u8; 32], v: &std::sync::Arc<Later>) -> usize {
+    v.value.raw.len()
+}
+
+/// Tokens and proofs apart, so that a burst of proofs never pushes out a valid token.
+static LATER_TOKENS: std::sync::LazyLock<LaterMap> =
+    std::sync::LazyLock::new(|| LaterMap::new(MAX_LATER_TOKENS, MAX_LATER_BYTES, later_weight, super::state::never_in_use));
+static LATER_PROOFS: std::sync::LazyLock<LaterMap> =
+    std::sync::LazyLock::new(|| LaterMap::new(MAX_LATER_PROOFS, MAX_LATER_BYTES, later_weight, super::state::never_in_use));
+
+impl Later {
+    fn proof_until() -> std::time::Instant {
+        std::time::Instant::now() + PROOF_KEPT_FOR
+    }
+
+    /// The values not yet expired, for a new call's secret set (clones that share forms).
+    fn live() -> Vec<Value> {
+        let now = std::time::Instant::now();
+        let mut out = Vec::new();
+        for map in [&*LATER_TOKENS, &*LATER_PROOFS] {
+            if map.is_empty() {
+                continue;
+            }
+            out.extend(map.values().into_iter().filter(|l| l.until > now).map(|l| l.value.clone()));
+        }
+        out
+    }
+}
+
+/// Keeps `value` masked in every call of the process that starts before `until`, on any
+/// thread, besides the current call (in its set already). Bounded ([`MAX_LATER_TOKENS`],
+/// [`MAX_LATER_PROOFS`], [`MAX_LATER_BYTES`]): past a bound the least recently kept goes
+/// first; expired values are dropped whenever one is kept. Values are wiped when they go
+/// (their forms with the last call still using them). Values shorter than
+/// [`WHOLE_WORD_BELOW`] or longer than 16 KiB are not kept.
+fn remember_for_later(map: &LaterMap, value: &str, until: std::time::Instant) {
+    let now = std::time::Instant::now();
+    if value.len() < WHOLE_WORD_BELOW || value.len() > 16 << 10 || until <= now {
+        return;
+    }
+    let key = super::state::salted_hash(&[value.as_bytes()]);
+    if map.with(&key, |l| l.until >= until).unwrap_or(false) {
+        return; // kept already, as long
+    }
+    map.retain(|l| l.until > now);
+    let value = Value { raw: Zeroizing::new(value.to_string()), kind: Kind::Token, forms: Default::default() };
+    map.insert(key, std::sync::Arc::new(Later { value, until }));
+}
+
+/// An access token, until it expires (plus [`EXPIRY_LEEWAY`]): renewed, it may still be
+/// accepted — and echoed — until then. See [`remember_for_later`].
+pub fn remember_token_for_later(value: &str, expires_at: std::time::Instant) {
+    remember_for_later(&LATER_TOKENS, value, expires_at + EXPIRY_LEEWAY);
+}
+
+/// A DPoP proof or a client assertion, until `until` (see [`PROOF_KEPT_FOR`]; an
+/// assertion: its `exp` plus [`EXPIRY_LEEWAY`]). See [`remember_for_later`].
+pub fn remember_proof_for_later(value: &str, until: std::time::Instant) {
+    remember_for_later(&LATER_PROOFS, value, until);
+}
+
+/// Forgets every value kept for later calls (`dpopkit_token_cache_clear`); calls in flight
+/// keep their own copies until they end.
+pub fn forget_later() {
+    LATER_TOKENS.clear();
+    LATER_PROOFS.clear();
+}
+
+/// How many values are kept for later calls (tokens, proofs): for tests.
+pub fn later_count() -> (usize, usize) {
+    (LATER_TOKENS.len(), LATER_PROOFS.len())
 }
 
 /// Runs `f` with the secrets of the current call (an empty set outside a call).
@@ -875,6 +1001,59 @@ mod tests {
             assert_eq!(scrub("the-access-token a.proof.jwt inner-secret", &[]), "**** **** ****");
         }
         assert_eq!(scrub("the-access-token", &[]), "the-access-token", "forgotten when the call ends");
+    }
+
+    #[test]
+    fn values_of_earlier_calls_are_masked_later_bounded_and_expire() {
+        use std::time::{Duration, Instant};
+        let token = "later-token-value-0123456789";
+        let proof = "eyJhbGciOiJFUzI1NiJ9.eyJsYXRlciI6MX0.later-proof-signature";
+        let key = super::super::state::salted_hash(&[token.as_bytes()]);
+        {
+            let _call = call_scope();
+            remember_request_headers(&[("DPoP".into(), proof.into())]);
+            remember(|s| s.add_token(token));
+            remember_token_for_later(token, Instant::now() + Duration::from_secs(3600));
+        }
+        assert_eq!(scrub(&format!("{token} {proof}"), &[]), format!("{token} {proof}"), "nothing is masked outside a call");
+        // A later call, on another thread: both masked, the token in its other forms too.
+        let text = format!("{token} {proof} {}", STANDARD_NO_PAD.encode(token));
+        let masked = std::thread::spawn(move || {
+            let _call = call_scope();
+            scrub(&text, &[])
+        })
+        .join()
+        .unwrap();
+        assert_eq!(masked, "**** **** ****");
+        // The forms were made in the kept value, once, for every later call.
+        assert_eq!(LATER_TOKENS.with(&key, |l| l.value.forms.get().is_some()), Some(true));
+        // Expired values are not used, and are dropped when the next one is kept.
+        let brief = "brief-token-value-0123456789";
+        remember_for_later(&LATER_TOKENS, brief, Instant::now() + Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(60));
+        {
+            let _call = call_scope();
+            assert_eq!(scrub(brief, &[]), brief, "an expired value is not masked");
+        }
+        remember_for_later(&LATER_TOKENS, "next-token-value-0123456789", Instant::now() + Duration::from_secs(60));
+        assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.as_str() != brief), "expired: dropped");
+        remember_for_later(&LATER_TOKENS, "past-token-value-0123456789", Instant::now());
+        assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.as_str() != "past-token-value-0123456789"));
+        // Bounded: the most recent proofs are kept, the oldest go.
+        for i in 0..MAX_LATER_PROOFS + 10 {
+            remember_proof_for_later(&format!("eyJ0.eyJ{i}.bounded-proof-{i:04}"), Instant::now() + PROOF_KEPT_FOR);
+        }
+        let kept: Vec<String> = LATER_PROOFS.values().iter().map(|l| l.value.raw.to_string()).collect();
+        assert!(kept.len() <= MAX_LATER_PROOFS && LATER_PROOFS.bytes() <= MAX_LATER_BYTES, "{}", kept.len());
+        assert!(kept.iter().any(|k| k.ends_with(&format!("{:04}", MAX_LATER_PROOFS + 9))) && !kept.iter().any(|k| k.ends_with("-0000")));
+        // Too long (or too short) values are not kept.
+        remember_token_for_later(&"x".repeat(17 << 10), Instant::now() + Duration::from_secs(60));
+        assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.len() <= 16 << 10));
+        // dpopkit_token_cache_clear forgets them all.
+        forget_later();
+        assert_eq!(later_count(), (0, 0));
+        let _call = call_scope();
+        assert_eq!(scrub(token, &[]), token);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The one home of dpopkit's process-wide state and of its eviction rules.
 //!
 //! Access tokens ([`super::token`]), DPoP nonces ([`super::nonce`]), servers' clocks
-//! ([`super::clock`]) and authorization server metadata ([`super::discovery`]) are shared by
-//! every Http object of the process, so a new object (as a SQL Server procedure makes on
+//! ([`super::clock`]), authorization server metadata ([`super::discovery`]) and the
+//! credentials of earlier calls that later calls mask ([`super::redact::remember_for_later`])
+//! are shared by every Http object of the process, so a new object (as a SQL Server procedure makes on
 //! every call) reuses what an earlier one learned. Each lives in a [`BoundedLru`]:
 //!
 //! * at most `max_entries` entries and `max_bytes` bytes (as the map's weigh function
@@ -239,6 +240,32 @@ impl<K: Eq + Hash + Clone, V> BoundedLru<K, V> {
     /// Total weight of the entries.
     pub fn bytes(&self) -> usize {
         self.read().bytes
+    }
+
+    /// Clones of every value, in no particular order (not marked used).
+    pub fn values(&self) -> Vec<V>
+    where
+        V: Clone,
+    {
+        self.read().map.values().map(|e| e.value.clone()).collect()
+    }
+
+    /// Drops every entry whose value `keep` says no to (an expired one), in use or not.
+    pub fn retain(&self, keep: impl Fn(&V) -> bool) {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let before = inner.map.len();
+        let mut freed = 0;
+        inner.map.retain(|_, e| {
+            let k = keep(&e.value);
+            if !k {
+                freed += e.weight;
+            }
+            k
+        });
+        if inner.map.len() != before {
+            inner.bytes -= freed;
+        }
     }
 }
 

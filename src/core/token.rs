@@ -847,6 +847,7 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
             }
         } else if let Some(t) = token_from_record(r) {
             redact::remember(|s| s.add_token(t.value()));
+            redact::remember_token_for_later(t.value(), t.expires_at);
             if Instant::now() < t.refresh_at {
                 note(format!(
                     "using the access token of the token cache file '{shown}' (renewed in {} s)",
@@ -947,9 +948,10 @@ fn resolve_endpoint(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
 /// Refuses to send credentials in clear: `target` (where the client secret or assertion,
 /// or the metadata that names where they go, would travel) must be https, or plain http to
 /// this machine — the host `localhost` or a loopback IP literal (127.0.0.0/8, ::1) — unless
-/// the AuthToken says `"allow_insecure_http": "true"`. The rule looks at the URL only: a
+/// the AuthToken says `"allow_insecure_http": "true"`. The rule looks at the URL: a
 /// name that some resolver maps to 127.0.0.1 (`localhost.`, `127.1`, `2130706433`) is not
-/// this machine for it, as DNS can say anything.
+/// this machine for it, as DNS can say anything. When the request is sent, the route is
+/// checked too ([`check_cleartext_route`]).
 pub fn check_cleartext(cfg: &AuthConfig, what: &str, target: &Target) -> Result<()> {
     if cfg.allow_insecure_http || !target.origin.starts_with("http://") || super::http::is_loopback_origin(&target.origin) {
         return Ok(());
@@ -960,6 +962,28 @@ pub fn check_cleartext(cfg: &AuthConfig, what: &str, target: &Target) -> Result<
             "{what} {} is plain http to another machine: {} would cross the network unencrypted. Use an \
              https:// URL, or set \"allow_insecure_http\": \"true\" in the AuthToken if this network is \
              trusted (plain http is always allowed to localhost and 127.0.0.1)",
+            shorten(&target.url),
+            cfg.credential_name()
+        ),
+    )
+}
+
+/// [`check_cleartext`] on the route the request takes, when it is about to be sent: plain
+/// http that crosses a network — to another machine, straight or through a proxy — needs
+/// `"allow_insecure_http": "true"`. A target on this machine is never sent through a
+/// proxy (see `Route::proxy_for` in http.rs), so plain http to localhost stays allowed
+/// with any proxy setting and never leaves the machine.
+pub fn check_cleartext_route(cfg: &AuthConfig, what: &str, target: &Target, transport: &super::http::Transport) -> Result<()> {
+    check_cleartext(cfg, what, target)?;
+    let Some(via) = transport.cleartext_route(target)? else { return Ok(()) };
+    if cfg.allow_insecure_http || via.is_empty() {
+        return Ok(()); // straight to another machine: what check_cleartext decided
+    }
+    err(
+        ErrorKind::AuthToken,
+        format!(
+            "{what} {} is plain http{via}: {} would cross the network unencrypted. Use an https:// URL, or set \
+             \"allow_insecure_http\": \"true\" in the AuthToken if this network is trusted",
             shorten(&target.url),
             cfg.credential_name()
         ),
@@ -1037,7 +1061,7 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
     let endpoint = &endpoint;
     // Checked again here: a discovered endpoint was not known when the AuthToken was set.
     let what = if cfg.token_endpoint.is_some() { "the token endpoint" } else { "the discovered token endpoint" };
-    check_cleartext(cfg, what, endpoint)?;
+    check_cleartext_route(cfg, what, endpoint, ctx.transport)?;
     let assertion_aud = match &cfg.assertion_audience {
         AssertionAudience::TokenEndpoint => endpoint.url.clone(),
         AssertionAudience::Issuer => issuer.clone().unwrap_or_default(),
@@ -1063,6 +1087,8 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
         };
         if let Some(a) = &assertion {
             redact::remember(|s| s.add_token(a));
+            // Replayable until its exp (60 s after iat) where a server does not track jti.
+            redact::remember_proof_for_later(a, Instant::now() + Duration::from_secs(60) + redact::EXPIRY_LEEWAY);
         }
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         match cfg.client_auth {
@@ -1115,6 +1141,7 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
             return match parsed {
                 Ok(t) => {
                     redact::remember(|s| s.add_token(t.value()));
+                    redact::remember_token_for_later(t.value(), t.expires_at);
                     zeroize::Zeroize::zeroize(&mut resp.body);
                     Ok(t)
                 }

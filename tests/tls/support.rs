@@ -39,7 +39,9 @@ pub struct TestPki {
     pub dir: TempDir,
     /// The CA certificate (basicConstraints CA:TRUE).
     pub ca: PathBuf,
-    /// The leaf: SAN IP:127.0.0.1 and DNS:localhost, EKU serverAuth.
+    /// The leaf: SAN IP:127.0.0.1, DNS:localhost and IP:0.0.0.0 (on Linux 0.0.0.0 reaches
+    /// these 127.0.0.1 servers but is no loopback literal: tests/proxy.rs plays another
+    /// machine with it, as loopback targets never go through a proxy), EKU serverAuth.
     pub cert: PathBuf,
     pub key: PathBuf,
 }
@@ -77,7 +79,7 @@ impl TestPki {
             "basicConstraints=critical,CA:FALSE\n\
              keyUsage=critical,digitalSignature\n\
              extendedKeyUsage=serverAuth\n\
-             subjectAltName=IP:127.0.0.1,DNS:localhost\n\
+             subjectAltName=IP:127.0.0.1,DNS:localhost,IP:0.0.0.0\n\
              subjectKeyIdentifier=hash\n\
              authorityKeyIdentifier=keyid\n",
         )
