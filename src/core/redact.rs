@@ -49,28 +49,39 @@ fn is_secret_field(name: &str) -> bool {
 pub const WHOLE_WORD_BELOW: usize = 8;
 
 /// The values that must never be written down, each in every form a server could echo it
-/// back in. Masking is linear in the text: one substring search per value.
+/// back in.
 ///
 /// The rule: a value of [`WHOLE_WORD_BELOW`] bytes or more is masked wherever it occurs.
 /// A shorter one (a 3-character test secret) is masked wherever it is not glued to a
 /// letter, digit or `_` on a side where it starts or ends with one — as a form or JSON
 /// value, in quotes, after a space — so ordinary words that contain it stay readable.
+///
+/// Masking is linear in the text plus the secrets: a text that is short next to the
+/// secrets is searched value by value (memchr's memmem), a long one in a single pass of an
+/// Aho-Corasick automaton of every form of every value (see [`Matcher`]). Besides the
+/// forms made for each value, the text is also searched through a *decoded view* (see
+/// [`View`]): `\uXXXX` and JSON escapes, HTML/XML character references and `%XX` decoded,
+/// in any mix per character, with a map back to the original bytes.
 #[derive(Default)]
 pub struct Secrets {
     values: Vec<Value>,
+    /// The automaton for long texts, made on first use and forgotten when a value is added.
+    matcher: std::sync::OnceLock<Option<Matcher>>,
 }
 
 /// How a value may come back from a server, besides as written.
 #[derive(Clone, PartialEq, Eq)]
 enum Kind {
-    /// Only as written.
-    Exact,
     /// Percent- and JSON-encoded too ([`Secrets::add`]).
     Encoded,
-    /// Encoded, and in base64 ([`Secrets::add_token`]).
+    /// Encoded, in base64 and in the dumps of a body ([`Secrets::add_token`]).
     Token,
-    /// Encoded, and inside the Basic credentials of this client id ([`Secrets::add_client_secret`]).
+    /// Encoded, in the dumps of a body, and inside the Basic credentials of this client id
+    /// ([`Secrets::add_client_secret`]).
     ClientSecret(Zeroizing<String>),
+    /// Learnt from a response ([`Secrets::add_found`]): as written and in base64; the
+    /// decoded view covers its escaped forms.
+    Found,
 }
 
 /// One secret. Its other forms are made the first time a text at least as long as the
@@ -79,46 +90,101 @@ enum Kind {
 struct Value {
     raw: Zeroizing<String>,
     kind: Kind,
-    forms: std::sync::OnceLock<Vec<Zeroizing<String>>>,
+    forms: std::sync::OnceLock<Vec<Zeroizing<Vec<u8>>>>,
+}
+
+/// The forms of `s` inside a dump of a larger body: its base64 at each of the three byte
+/// alignments (the characters that depend on its bytes only; standard and URL-safe
+/// alphabet), its hex (lower and upper case) and its UTF-16 (little and big endian).
+fn dump_forms(s: &str, push: &mut impl FnMut(Vec<u8>)) {
+    let b = s.as_bytes();
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for lead in 0..3 {
+            if let Some(core) = b64_core(b, lead, engine) {
+                push(core.into_bytes());
+            }
+        }
+    }
+    for hex in [b"0123456789abcdef", b"0123456789ABCDEF"] {
+        push(b.iter().flat_map(|x| [hex[usize::from(x >> 4)], hex[usize::from(x & 15)]]).collect());
+    }
+    push(s.encode_utf16().flat_map(u16::to_le_bytes).collect());
+    push(s.encode_utf16().flat_map(u16::to_be_bytes).collect());
+}
+
+/// The base64 characters that depend only on `s` when `s` sits inside a larger base64 dump
+/// with its first `lead` bytes (0, 1 or 2) sharing a 3-byte group with the bytes before it.
+fn b64_core(s: &[u8], lead: usize, engine: &base64::engine::GeneralPurpose) -> Option<String> {
+    if s.len() < lead + 3 {
+        return None;
+    }
+    let mut out = String::new();
+    if lead > 0 {
+        let mut g = [0u8; 3];
+        g[3 - lead..].copy_from_slice(&s[..lead]);
+        let enc = Zeroizing::new(engine.encode(g));
+        // The other data's bits end at 8 * (3 - lead); characters from there on are ours.
+        out.push_str(&enc[(8 * (3 - lead)).div_ceil(6)..]);
+    }
+    let full = (s.len() - lead) / 3 * 3;
+    out.push_str(&Zeroizing::new(engine.encode(&s[lead..lead + full])));
+    let tail = s.len() - lead - full;
+    if tail > 0 {
+        let mut g = [0u8; 3];
+        g[..tail].copy_from_slice(&s[lead + full..]);
+        let enc = Zeroizing::new(engine.encode(g));
+        out.push_str(&enc[..8 * tail / 6]);
+    }
+    Some(out)
 }
 
 impl Value {
-    fn forms(&self) -> &[Zeroizing<String>] {
+    fn forms(&self) -> &[Zeroizing<Vec<u8>>] {
         self.forms.get_or_init(|| {
-            let mut out: Vec<Zeroizing<String>> = Vec::new();
-            let mut push = |f: Zeroizing<String>| {
-                if !f.is_empty() && f.as_str() != self.raw.as_str() && !out.iter().any(|o| o.as_str() == f.as_str()) {
+            let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+            let raw = self.raw.as_bytes();
+            let mut push = |f: Vec<u8>| {
+                let f = Zeroizing::new(f);
+                if !f.is_empty() && f.as_slice() != raw && !out.iter().any(|o| o.as_slice() == f.as_slice()) {
                     out.push(f);
                 }
             };
             let s = self.raw.as_str();
-            if self.kind == Kind::Exact {
-                return Vec::new();
+            match self.kind {
+                Kind::Found => {
+                    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                        push(engine.encode(s.as_bytes()).into_bytes());
+                    }
+                    return out;
+                }
+                Kind::Encoded | Kind::Token | Kind::ClientSecret(_) => {}
             }
             for form in [true, false] {
                 for lower in [false, true] {
-                    push(percent_encode(s, form, lower));
+                    push(percent_encode(s, form, lower).as_bytes().to_vec());
                 }
             }
             // JSON as server stacks write it: plain (serde, Jackson), Go's encoding/json (`<>&`
             // as `\u003c`...), Python's json.dumps and PHP (every non-ASCII character as
             // `\u00fc`), in lower- and upper-case hex, each also with `/` as `\/` (PHP).
+            // (Other mixes — .NET's `\u002B`, HTML entities — are found by the decoded view.)
             for go_html in [false, true] {
                 for ascii_only in [false, true] {
                     for upper in [false, true] {
                         let inner = json_escape(s, go_html, ascii_only, upper);
                         if inner.contains('/') {
-                            push(Zeroizing::new(inner.replace('/', "\\/")));
+                            push(inner.replace('/', "\\/").into_bytes());
                         }
-                        push(inner);
+                        push(inner.as_bytes().to_vec());
                     }
                 }
             }
             match &self.kind {
                 Kind::Token => {
                     for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-                        push(Zeroizing::new(engine.encode(s.as_bytes())));
+                        push(engine.encode(s.as_bytes()).into_bytes());
                     }
+                    dump_forms(s, &mut push);
                 }
                 Kind::ClientSecret(client_id) => {
                     let mut encoded = Zeroizing::new(String::new());
@@ -128,15 +194,26 @@ impl Value {
                     let raw = Zeroizing::new(format!("{}:{s}", client_id.as_str()));
                     for creds in [encoded, raw] {
                         for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-                            push(Zeroizing::new(engine.encode(creds.as_bytes())));
+                            push(engine.encode(creds.as_bytes()).into_bytes());
                         }
-                        push(creds);
+                        push(creds.as_bytes().to_vec());
                     }
+                    // A dump (base64, hex, UTF-16) of the form body holds the secret as it
+                    // was sent there (form-encoded), and of a JSON or text one as written.
+                    let mut sent = Zeroizing::new(String::new());
+                    super::form::encode_component(s, &mut sent);
+                    dump_forms(s, &mut push);
+                    dump_forms(&sent, &mut push);
                 }
                 _ => {}
             }
             out
         })
+    }
+
+    /// Every byte string to search for: the value as written, then its forms.
+    fn needles(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.raw.as_bytes()).chain(self.forms().iter().map(|f| f.as_slice()))
     }
 }
 
@@ -146,9 +223,20 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
+/// Below this many bytes × needles a text is searched needle by needle (no automaton to
+/// make); above it, in one pass of the [`Matcher`].
+const SMALL_WORK: usize = 1 << 24;
+
+/// How many bytes of a long text are scanned between two looks at the call's deadline.
+const DEADLINE_STRIDE: usize = 1 << 20;
+
 impl Secrets {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    const fn empty() -> Self {
+        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,21 +245,32 @@ impl Secrets {
 
     /// Adds `s` as written and as a server would echo it: form-urlencoded (WHATWG) and
     /// percent-encoded (RFC 3986), each with upper- and lower-case hex, and JSON-escaped
-    /// (also with `\/`).
+    /// (also with `\/`); the decoded view finds any other mix of `\u`, `%XX` and HTML
+    /// character references.
     pub fn add(&mut self, s: &str) {
         self.push(s, Kind::Encoded);
     }
 
     /// A token, an assertion or a proof: [`Secrets::add`], plus its base64 (standard and
-    /// URL-safe alphabet; unpadded, which is a prefix of the padded form).
+    /// URL-safe alphabet; unpadded, which is a prefix of the padded form), and its forms
+    /// inside a base64, hex or UTF-16 dump of a larger body.
     pub fn add_token(&mut self, s: &str) {
         self.push(s, Kind::Token);
     }
 
     /// The client secret of `client_id`: [`Secrets::add`], plus the HTTP Basic credentials
-    /// (form-encoded, RFC 6749 §2.3.1, what dpopkit sends, and raw) and their base64.
+    /// (form-encoded, RFC 6749 §2.3.1, what dpopkit sends, and raw) and their base64, and
+    /// the secret (raw and form-encoded) inside a base64 dump at any alignment, a hex dump
+    /// and UTF-16.
     pub fn add_client_secret(&mut self, client_id: &str, secret: &str) {
         self.push(secret, Kind::ClientSecret(Zeroizing::new(client_id.to_string())));
+    }
+
+    /// A value learnt from a response (a token in a body that is refused or logged): as
+    /// written and in base64; its escaped forms are found by the decoded view. Fewer forms
+    /// than [`Secrets::add_token`], since a response can name many (see [`found_secret_values`]).
+    pub fn add_found(&mut self, s: &str) {
+        self.push(s, Kind::Found);
     }
 
     /// Adds every value of `other`.
@@ -184,47 +283,62 @@ impl Secrets {
     fn push(&mut self, s: &str, kind: Kind) {
         if !s.is_empty() && !self.values.iter().any(|v| v.raw.as_str() == s && v.kind == kind) {
             self.values.push(Value { raw: Zeroizing::new(s.to_string()), kind, forms: Default::default() });
+            self.matcher = std::sync::OnceLock::new();
         }
+    }
+
+    /// The automaton of every needle of every value (`None` if it cannot be made: then
+    /// texts are searched needle by needle, still linear per needle).
+    fn matcher(&self) -> Option<&Matcher> {
+        self.matcher.get_or_init(|| Matcher::new(self.values.iter().flat_map(Value::needles))).as_ref()
     }
 
     /// The byte ranges of `hay` to mask, sorted and merged.
     fn ranges(&self, hay: &[u8]) -> Vec<(usize, usize)> {
         let mut ranges = Vec::new();
+        if self.values.is_empty() || hay.is_empty() {
+            return ranges;
+        }
         // Every form of a value is at least as long as the value: a text shorter than the
         // value holds none of them, and the forms need not even be made.
-        let needles = self
-            .values
-            .iter()
-            .filter(|v| v.raw.len() <= hay.len())
-            .flat_map(|v| std::iter::once(&v.raw).chain(v.forms()))
-            .filter(|n| n.len() <= hay.len());
-        for v in needles {
-            let needle = v.as_bytes();
-            let first_of_this = ranges.len();
-            if needle.len() >= WHOLE_WORD_BELOW {
-                // Leftmost non-overlapping occurrences leave no whole occurrence behind.
-                ranges.extend(memchr::memmem::find_iter(hay, needle).map(|i| (i, i + needle.len())));
-                continue;
+        let fitting = || self.values.iter().filter(|v| v.raw.len() <= hay.len());
+        let count: usize = fitting().map(|v| 1 + v.forms().len()).sum();
+        let view = View::of(hay);
+        let matcher = if hay.len().saturating_mul(count) > SMALL_WORK { self.matcher() } else { None };
+        if let Some(m) = matcher {
+            let deadline = call_deadline();
+            m.scan(hay, &mut ranges, deadline);
+            if let Some(view) = &view {
+                let mut found = Vec::new();
+                m.scan(&view.bytes, &mut found, deadline);
+                ranges.extend(found.into_iter().map(|(s, e)| view.original(s, e)));
             }
-            // Short: every occurrence (overlapping too, at most len-1 bytes apart), kept when
-            // it stands alone.
-            let finder = memchr::memmem::Finder::new(needle);
-            let glued_start = is_word_byte(needle[0]);
-            let glued_end = is_word_byte(needle[needle.len() - 1]);
-            let mut at = 0;
-            while let Some(i) = finder.find(&hay[at..]) {
-                let (s, e) = (at + i, at + i + needle.len());
-                let before = s > 0 && glued_start && is_word_byte(hay[s - 1]);
-                let after = e < hay.len() && glued_end && is_word_byte(hay[e]);
-                if !before && !after {
-                    // Runs of touching occurrences become one range (bounded memory).
-                    let len = ranges.len();
-                    match ranges.last_mut() {
-                        Some(last) if len > first_of_this && s <= last.1 => last.1 = e,
-                        _ => ranges.push((s, e)),
+        } else {
+            for needle in fitting().flat_map(Value::needles).filter(|n| n.len() <= hay.len()) {
+                find_needle(hay, needle, &mut ranges);
+            }
+            if let Some(view) = &view {
+                // The view decodes escapes: the values as written are what is left to find.
+                let mut found = Vec::new();
+                for v in fitting() {
+                    find_needle(&view.bytes, v.raw.as_bytes(), &mut found);
+                    if let Kind::ClientSecret(id) = &v.kind {
+                        find_needle(&view.bytes, format!("{}:{}", id.as_str(), v.raw.as_str()).as_bytes(), &mut found);
                     }
                 }
-                at = s + 1;
+                ranges.extend(found.into_iter().map(|(s, e)| view.original(s, e)));
+            }
+        }
+        // A needle that is not UTF-8 (the UTF-16 of a non-ASCII secret) can match inside a
+        // character: the mask takes the whole character (at most 3 bytes each side).
+        for (s, e) in ranges.iter_mut() {
+            for _ in 0..3 {
+                if *s > 0 && hay[*s] & 0xC0 == 0x80 {
+                    *s -= 1;
+                }
+                if *e < hay.len() && hay[*e] & 0xC0 == 0x80 {
+                    *e += 1;
+                }
             }
         }
         ranges.sort_unstable();
@@ -247,7 +361,7 @@ impl Secrets {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for (s, e) in ranges {
-            // Values are valid UTF-8, so matches start and end on character boundaries.
+            // Ranges start and end on character boundaries (see `ranges`).
             out.push_str(&text[at..s]);
             out.push_str(MASK);
             at = e;
@@ -277,7 +391,7 @@ impl Secrets {
     /// that starts before it can reach.
     pub fn longest(&self) -> usize {
         // Called only for texts longer than a cut, so making the forms here costs little.
-        self.values.iter().flat_map(|v| std::iter::once(&v.raw).chain(v.forms())).map(|f| f.len()).max().unwrap_or(0)
+        self.values.iter().flat_map(Value::needles).map(<[u8]>::len).max().unwrap_or(0)
     }
 
     /// Whether a header *name* holds a secret. HTTP lower-cases names (and logs capitalise
@@ -285,19 +399,22 @@ impl Secrets {
     /// bytes or more count (a name is a word: a short secret would hide ordinary names).
     pub fn in_header_name(&self, name: &str) -> bool {
         let name = Zeroizing::new(name.to_ascii_lowercase());
-        let forms = self.values.iter().filter(|v| v.raw.len() <= name.len()).flat_map(|v| std::iter::once(&v.raw).chain(v.forms()));
+        let forms = self.values.iter().filter(|v| v.raw.len() <= name.len()).flat_map(Value::needles);
         forms.filter(|v| v.len() >= WHOLE_WORD_BELOW && v.len() <= name.len()).any(|v| {
             let v = Zeroizing::new(v.to_ascii_lowercase());
-            memchr::memmem::find(name.as_bytes(), v.as_bytes()).is_some()
+            memchr::memmem::find(name.as_bytes(), &v).is_some()
         })
     }
 
     /// Masks the body and every header of a response (names too: see
-    /// [`Secrets::in_header_name`]), in place (the old body is wiped).
+    /// [`Secrets::in_header_name`]), in place (the old body is wiped). A body with a
+    /// `Content-Encoding` (gzip, deflate, br...: dpopkit asks for none and decodes none)
+    /// cannot be checked, so it is not handed back: see [`withhold_encoded_body`].
     pub fn scrub_response(&self, r: &mut ResponseInfo) {
         if self.is_empty() {
             return;
         }
+        withhold_encoded_body(r);
         if let Some(b) = self.scrub_bytes(&r.body) {
             r.body.zeroize();
             r.body = b;
@@ -326,6 +443,295 @@ impl Secrets {
         if let Some(r) = e.response.as_deref_mut() {
             self.scrub_response(r);
         }
+    }
+}
+
+/// The value of a response's `Content-Encoding`, if it has one that changes the bytes
+/// (anything but `identity`).
+pub fn content_encoding(headers: &[(String, String)]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("identity"))
+}
+
+/// Replaces an encoded (compressed) body by a text that says why it is not handed back:
+/// dpopkit sends no `Accept-Encoding` and decodes nothing, so a gzip or deflate body is one
+/// the server chose to send, and a secret echoed inside it could not be masked. The
+/// `Content-Encoding` and `Content-Length` headers go with it (they described the bytes).
+pub fn withhold_encoded_body(r: &mut ResponseInfo) {
+    if r.body.is_empty() {
+        return;
+    }
+    let Some(enc) = content_encoding(&r.headers) else { return };
+    let note = format!(
+        "dpopkit withheld this {}-byte body: it came with Content-Encoding '{}', which dpopkit did not ask for and does not \
+         decode, so it cannot be checked for echoed secrets; have the server send it without compression",
+        r.body.len(),
+        super::error::shorten(enc)
+    );
+    r.body.zeroize();
+    r.body = note.into_bytes();
+    r.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-encoding") && !k.eq_ignore_ascii_case("content-length"));
+}
+
+/// Every occurrence of `needle` in `hay`, added to `ranges`: leftmost non-overlapping ones
+/// for a long needle (they leave no whole occurrence behind); for a short one every
+/// occurrence (overlapping too, at most len-1 bytes apart) that stands alone.
+fn find_needle(hay: &[u8], needle: &[u8], ranges: &mut Vec<(usize, usize)>) {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return;
+    }
+    let first_of_this = ranges.len();
+    if needle.len() >= WHOLE_WORD_BELOW {
+        ranges.extend(memchr::memmem::find_iter(hay, needle).map(|i| (i, i + needle.len())));
+        return;
+    }
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut at = 0;
+    while let Some(i) = finder.find(&hay[at..]) {
+        let (s, e) = (at + i, at + i + needle.len());
+        if stands_alone(hay, s, e) {
+            // Runs of touching occurrences become one range (bounded memory).
+            let len = ranges.len();
+            match ranges.last_mut() {
+                Some(last) if len > first_of_this && s <= last.1 => last.1 = e,
+                _ => ranges.push((s, e)),
+            }
+        }
+        at = s + 1;
+    }
+}
+
+/// Whether `hay[s..e]` (a short secret's occurrence) is not glued to a word on a side where
+/// it starts or ends with a word byte.
+fn stands_alone(hay: &[u8], s: usize, e: usize) -> bool {
+    let before = s > 0 && is_word_byte(hay[s]) && is_word_byte(hay[s - 1]);
+    let after = e < hay.len() && is_word_byte(hay[e - 1]) && is_word_byte(hay[e]);
+    !before && !after
+}
+
+/// Adds `(s, e)` to ranges found in order of their ends, merging it with the ones it
+/// overlaps (or touches, for `touching`).
+fn add_range(out: &mut Vec<(usize, usize)>, mut s: usize, e: usize, touching: bool) {
+    while let Some(&(ls, le)) = out.last() {
+        if s < le || (touching && s == le) {
+            s = s.min(ls);
+            out.pop();
+        } else {
+            break;
+        }
+    }
+    out.push((s, e));
+}
+
+/// One Aho-Corasick automaton (the `aho-corasick` crate, by memchr's author) of every needle
+/// of a [`Secrets`], stepped byte by byte so that each position costs O(1) however many
+/// needles end there: per state it keeps the longest needle of [`WHOLE_WORD_BELOW`] bytes
+/// or more that ends there (which covers every shorter one ending at the same byte) and the
+/// lengths (1..7) of the short ones, checked one by one against the "stands alone" rule.
+/// A text is thus scanned once, whatever the number of needles (each secret has some 20
+/// forms); memmem per needle would be O(text × needles).
+struct Matcher {
+    nfa: aho_corasick::nfa::contiguous::NFA,
+}
+
+impl Matcher {
+    fn new<'a>(needles: impl Iterator<Item = &'a [u8]>) -> Option<Matcher> {
+        let needles: Vec<&[u8]> = needles.filter(|n| !n.is_empty()).collect();
+        let nfa = aho_corasick::nfa::contiguous::Builder::new()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(&needles)
+            .ok()?;
+        Some(Matcher { nfa })
+    }
+
+    /// Adds the ranges of `hay` to mask. Past the call's `deadline` (checked every
+    /// [`DEADLINE_STRIDE`] bytes) the rest of the text is masked whole: masking never
+    /// runs on past the call's end, and never lets the unchecked part through.
+    fn scan(&self, hay: &[u8], out: &mut Vec<(usize, usize)>, deadline: Option<std::time::Instant>) {
+        use aho_corasick::Anchored;
+        use aho_corasick::automaton::Automaton;
+        let nfa = &self.nfa;
+        let Ok(mut sid) = nfa.start_state(Anchored::No) else {
+            out.push((0, hay.len())); // cannot happen (unanchored search is supported): fail closed
+            return;
+        };
+        // Per state: 0 = not yet looked at, else 1 | short lengths as bits 1..7 | longest << 8.
+        let mut info: Vec<u64> = Vec::new();
+        for (n, chunk) in hay.chunks(DEADLINE_STRIDE).enumerate() {
+            let base = n * DEADLINE_STRIDE;
+            if n > 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                add_range(out, base, hay.len(), true);
+                return;
+            }
+            for (j, &b) in chunk.iter().enumerate() {
+                sid = nfa.next_state(Anchored::No, sid, b);
+                if !(nfa.is_special(sid) && nfa.is_match(sid)) {
+                    continue;
+                }
+                let idx = sid.as_usize();
+                if idx >= info.len() {
+                    info.resize(idx + 1, 0);
+                }
+                if info[idx] == 0 {
+                    let mut v = 1u64;
+                    for k in 0..nfa.match_len(sid) {
+                        let len = nfa.pattern_len(nfa.match_pattern(sid, k));
+                        if len >= WHOLE_WORD_BELOW {
+                            v = v.max(((len as u64) << 8) | (v & 0xff));
+                        } else {
+                            v |= 1 << len;
+                        }
+                    }
+                    info[idx] = v;
+                }
+                let v = info[idx];
+                let e = base + j + 1;
+                let mut short = (v >> 1) & 0x7f;
+                // Shortest first: their starts go down, so ends stay in order for add_range.
+                while short != 0 {
+                    let len = short.trailing_zeros() as usize + 1;
+                    short &= short - 1;
+                    if stands_alone(hay, e - len, e) {
+                        add_range(out, e - len, e, true);
+                    }
+                }
+                let long = (v >> 8) as usize;
+                if long > 0 {
+                    add_range(out, e - long, e, false);
+                }
+            }
+        }
+    }
+}
+
+/// A text with its escapes decoded — `\uXXXX` (any hex case; surrogate pairs joined) and
+/// the other JSON escapes, HTML/XML character references (`&amp; &lt; &gt; &quot; &apos;`,
+/// `&#43;`, `&#x2B;`, semicolon optional for numeric ones) and `%XX` — each on its own, so
+/// any mix of them and of literal characters (what .NET's System.Text.Json or an HTML
+/// template writes) reads as the value itself. Made in one pass; `escapes` maps back.
+struct View {
+    bytes: Vec<u8>,
+    /// (start in view, length in view, start in original, length in original), in order.
+    escapes: Vec<(usize, usize, usize, usize)>,
+}
+
+impl View {
+    /// `None` when `hay` holds no escape.
+    fn of(hay: &[u8]) -> Option<View> {
+        memchr::memchr3(b'\\', b'&', b'%', hay)?;
+        let mut view = View { bytes: Vec::with_capacity(hay.len()), escapes: Vec::new() };
+        let mut i = 0;
+        while i < hay.len() {
+            let Some(k) = memchr::memchr3(b'\\', b'&', b'%', &hay[i..]) else {
+                view.bytes.extend_from_slice(&hay[i..]);
+                break;
+            };
+            view.bytes.extend_from_slice(&hay[i..i + k]);
+            i += k;
+            let mut buf = [0u8; 4];
+            match decode_escape(&hay[i..], &mut buf) {
+                Some((used, made)) => {
+                    view.escapes.push((view.bytes.len(), made, i, used));
+                    view.bytes.extend_from_slice(&buf[..made]);
+                    i += used;
+                }
+                None => {
+                    view.bytes.push(hay[i]);
+                    i += 1;
+                }
+            }
+        }
+        if view.escapes.is_empty() { None } else { Some(view) }
+    }
+
+    /// The original range of the view's `s..e`: an escape partly inside is taken whole.
+    fn original(&self, s: usize, e: usize) -> (usize, usize) {
+        let at = |pos: usize, end: bool| {
+            let k = self.escapes.partition_point(|x| x.0 <= pos);
+            let Some(&(vs, vl, os, ol)) = k.checked_sub(1).map(|k| &self.escapes[k]) else {
+                return pos + usize::from(end);
+            };
+            if pos < vs + vl {
+                if end { os + ol } else { os }
+            } else {
+                os + ol + (pos - vs - vl) + usize::from(end)
+            }
+        };
+        (at(s, false), at(e - 1, true))
+    }
+}
+
+fn hex_value(b: u8) -> Option<u32> {
+    char::from(b).to_digit(16)
+}
+
+/// Decodes the escape at the start of `s` into `out`: (bytes used, bytes made).
+fn decode_escape(s: &[u8], out: &mut [u8; 4]) -> Option<(usize, usize)> {
+    let hex4 = |s: &[u8]| -> Option<u32> {
+        (s.len() >= 4).then_some(())?;
+        s[..4].iter().try_fold(0u32, |acc, &b| Some(acc * 16 + hex_value(b)?))
+    };
+    let char_out = |c: char, out: &mut [u8; 4]| c.encode_utf8(out).len();
+    match s.first()? {
+        b'\\' => match s.get(1)? {
+            b'u' => {
+                let u = hex4(&s[2..])?;
+                let c = if (0xD800..0xDC00).contains(&u) {
+                    let low = (s.get(6..8)? == b"\\u").then(|| hex4(&s[8..])).flatten()?;
+                    if !(0xDC00..0xE000).contains(&low) {
+                        return None;
+                    }
+                    let c = char::from_u32(0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00))?;
+                    return Some((12, char_out(c, out)));
+                } else {
+                    char::from_u32(u)?
+                };
+                Some((6, char_out(c, out)))
+            }
+            &b => {
+                let c = match b {
+                    b'"' | b'\\' | b'/' | b'\'' => b,
+                    b'b' => 8,
+                    b'f' => 12,
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    _ => return None,
+                };
+                out[0] = c;
+                Some((2, 1))
+            }
+        },
+        b'%' => {
+            let v = hex_value(*s.get(1)?)? * 16 + hex_value(*s.get(2)?)?;
+            out[0] = v as u8;
+            Some((3, 1))
+        }
+        b'&' => {
+            if s.get(1) == Some(&b'#') {
+                let (radix, from) = if matches!(s.get(2), Some(b'x' | b'X')) { (16, 3) } else { (10, 2) };
+                let max = if radix == 16 { 6 } else { 7 };
+                let digits = s[from..].iter().take(max).take_while(|b| char::from(**b).is_digit(radix)).count();
+                if digits == 0 {
+                    return None;
+                }
+                let v = s[from..from + digits].iter().fold(0u32, |acc, &b| acc * radix + char::from(b).to_digit(radix).unwrap_or(0));
+                let c = char::from_u32(v).filter(|&c| c != '\0')?;
+                let used = from + digits + usize::from(s.get(from + digits) == Some(&b';'));
+                return Some((used, char_out(c, out)));
+            }
+            for (name, c) in [("&amp;", b'&'), ("&lt;", b'<'), ("&gt;", b'>'), ("&quot;", b'"'), ("&apos;", b'\'')] {
+                if s.len() >= name.len() && s[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
+                    out[0] = c;
+                    return Some((name.len(), 1));
+                }
+            }
+            None
+        }
+        _ => None,
     }
 }
 
@@ -400,6 +806,8 @@ fn percent_encode(s: &str, form: bool, lower: bool) -> Zeroizing<String> {
 struct CallState {
     depth: u32,
     secrets: Secrets,
+    /// The call's deadline, once its transport has said it (see [`note_deadline`]).
+    deadline: Option<std::time::Instant>,
 }
 
 thread_local! {
@@ -408,7 +816,7 @@ thread_local! {
     // been torn down — still has its secret set. Nothing leaks: the set is emptied (and
     // its allocation freed) when each call's outermost scope ends.
     static CALL: std::mem::ManuallyDrop<RefCell<CallState>> =
-        const { std::mem::ManuallyDrop::new(RefCell::new(CallState { depth: 0, secrets: Secrets { values: Vec::new() } })) };
+        const { std::mem::ManuallyDrop::new(RefCell::new(CallState { depth: 0, secrets: Secrets::empty(), deadline: None })) };
 }
 
 /// Keeps the call's secret set alive; nested scopes share the outermost one.
@@ -429,6 +837,7 @@ impl Drop for CallScope {
             c.depth = c.depth.saturating_sub(1);
             if c.depth == 0 {
                 c.secrets = Secrets::default(); // the values are Zeroizing: wiped on drop
+                c.deadline = None;
             }
         });
     }
@@ -443,6 +852,22 @@ pub fn remember(f: impl FnOnce(&mut Secrets)) {
             }
         }
     });
+}
+
+/// Notes the deadline of the current call (nothing outside a call): long masking work (a
+/// large body) looks at it and stops there, masking what it has not checked.
+pub fn note_deadline(at: std::time::Instant) {
+    let _ = CALL.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if c.depth > 0 {
+                c.deadline = Some(c.deadline.map_or(at, |d| d.min(at)));
+            }
+        }
+    });
+}
+
+fn call_deadline() -> Option<std::time::Instant> {
+    CALL.try_with(|c| c.try_borrow().ok().and_then(|c| c.deadline)).ok().flatten()
 }
 
 /// Remembers the credentials of outgoing request headers: the credential of
@@ -506,45 +931,142 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
     set.scrub(text)
 }
 
+/// At most this many distinct values are learnt from one response ([`found_secret_values`]).
+pub const MAX_FOUND_VALUES: usize = 16;
+/// A value longer than this is not learnt (a token is a few KiB at most).
+pub const MAX_FOUND_VALUE: usize = 32 * 1024;
+/// At most this many bytes of values in all are learnt from one response.
+pub const MAX_FOUND_BYTES: usize = 64 * 1024;
+
+/// The values of secret-named members of a response, as far as [`found_secret_values`]
+/// learnt them.
+pub struct Found {
+    pub values: Vec<Zeroizing<String>>,
+    /// False when the body named more than the bound: the values left out must be masked
+    /// by their member name ([`redact_body`], [`mask_secret_fields`]) — never let through.
+    pub complete: bool,
+    bytes: usize,
+}
+
+impl Found {
+    fn add(&mut self, v: &str) -> bool {
+        if v.is_empty() || v == "null" || self.values.iter().any(|x| x.as_str() == v) {
+            return true;
+        }
+        if v.len() > MAX_FOUND_VALUE || self.values.len() >= MAX_FOUND_VALUES || self.bytes + v.len() > MAX_FOUND_BYTES {
+            // Past the bound nothing more is looked at (what is left costs nothing), and
+            // the caller masks by member name instead.
+            self.complete = false;
+            return false;
+        }
+        self.bytes += v.len();
+        self.values.push(Zeroizing::new(v.to_string()));
+        true
+    }
+}
+
 /// The values of secret-named members (`access_token`, `refresh_token`, ...) in a body, as
 /// found (JSON-quoted or form-encoded) and decoded: for a response whose secrets are not
-/// known yet (a token response that is refused).
-pub fn secret_field_values(body: &[u8]) -> Vec<Zeroizing<String>> {
+/// known yet (a token response that is refused or logged). Bounded: at most
+/// [`MAX_FOUND_VALUES`] distinct values of at most [`MAX_FOUND_VALUE`] bytes,
+/// [`MAX_FOUND_BYTES`] in all, and linear in the body (a value is copied only once it is
+/// within the bound); [`Found::complete`] says whether every value fitted.
+pub fn found_secret_values(body: &[u8]) -> Found {
     let text = String::from_utf8_lossy(body);
-    let mut out: Vec<Zeroizing<String>> = Vec::new();
-    if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) {
+    let mut out = Found { values: Vec::new(), complete: true, bytes: 0 };
+    let looks_json = text.trim_start().starts_with(['{', '[']);
+    if let Some(mut v) = looks_json.then(|| serde_json::from_str::<serde_json::Value>(&text).ok()).flatten() {
         collect_json_secrets(&v, &mut out);
         wipe_json(&mut v);
     }
     for (s, e) in field_value_ranges(&text) {
+        if !out.complete {
+            break;
+        }
+        if e - s > MAX_FOUND_VALUE + 2 {
+            out.complete = false; // masked by its name wherever it is shown
+            break;
+        }
         let raw = &text[s..e];
-        if let Some(inner) = raw.strip_prefix('"') {
+        let more = if let Some(inner) = raw.strip_prefix('"') {
             let inner = inner.strip_suffix('"').unwrap_or(inner);
-            out.push(Zeroizing::new(inner.to_string()));
-            if let Ok(decoded) = serde_json::from_str::<String>(&format!("\"{inner}\"")) {
-                out.push(Zeroizing::new(decoded));
-            }
+            let decoded = inner.contains('\\').then(|| serde_json::from_str::<String>(&format!("\"{inner}\"")).ok().map(Zeroizing::new)).flatten();
+            out.add(inner) && decoded.is_none_or(|d| out.add(&d))
         } else {
-            out.push(Zeroizing::new(raw.to_string()));
-            out.push(Zeroizing::new(super::form::decode(raw)));
+            let decoded = raw.contains(['%', '+']).then(|| Zeroizing::new(super::form::decode(raw)));
+            out.add(raw) && decoded.is_none_or(|d| out.add(&d))
+        };
+        if !more {
+            break;
         }
     }
-    out.retain(|v| !v.is_empty() && v.as_str() != "null");
     out
 }
 
-fn collect_json_secrets(v: &serde_json::Value, out: &mut Vec<Zeroizing<String>>) {
+/// [`found_secret_values`], the values only.
+pub fn secret_field_values(body: &[u8]) -> Vec<Zeroizing<String>> {
+    found_secret_values(body).values
+}
+
+fn collect_json_secrets(v: &serde_json::Value, out: &mut Found) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, val) in m {
+                if !out.complete {
+                    return;
+                }
                 match val {
-                    serde_json::Value::String(s) if is_secret_field(k) => out.push(Zeroizing::new(s.clone())),
+                    serde_json::Value::String(s) if is_secret_field(k) => {
+                        out.add(s);
+                    }
                     _ => collect_json_secrets(val, out),
                 }
             }
         }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_json_secrets(x, out)),
+        serde_json::Value::Array(a) => {
+            for x in a {
+                if !out.complete {
+                    return;
+                }
+                collect_json_secrets(x, out);
+            }
+        }
         _ => {}
+    }
+}
+
+/// Header names whose values say how the bytes are framed, never what a server echoes:
+/// kept when the other values of a response are masked ([`mask_secret_fields`]).
+fn is_structural_header(name: &str) -> bool {
+    const KEEP: &[&str] = &[
+        "content-type", "content-length", "content-encoding", "transfer-encoding", "connection", "date", "server",
+        "cache-control", "pragma", "expires", "vary", "keep-alive", "dpop-nonce", "www-authenticate", "retry-after",
+    ];
+    KEEP.iter().any(|k| name.eq_ignore_ascii_case(k))
+}
+
+/// A header value as shown when a response named more secret values than are learnt
+/// ([`Found::complete`] false): `****` unless its name is a framing one.
+pub fn header_value_when_incomplete(name: &str, value: &str) -> String {
+    if is_structural_header(name) { redact_form_like(value) } else { MASK.to_string() }
+}
+
+/// The field-name rule on a response whose token values are not (all) known: the body's
+/// secret-named members are masked (see [`redact_body`]; a body that is not text becomes a
+/// summary), and when `complete` is false every header value but the framing ones too.
+pub fn mask_secret_fields(r: &mut ResponseInfo, complete: bool) {
+    let ct = r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map_or("", |(_, v)| v.as_str());
+    if !r.body.is_empty() && content_encoding(&r.headers).is_none() {
+        let shown = redact_body(ct, &r.body, usize::MAX).into_bytes();
+        r.body.zeroize();
+        r.body = shown;
+    }
+    if !complete {
+        for (k, v) in r.headers.iter_mut() {
+            let shown = header_value_when_incomplete(k, v);
+            v.zeroize();
+            *v = shown;
+        }
     }
 }
 
