@@ -100,8 +100,10 @@ fn dump_forms(s: &str, push: &mut impl FnMut(Vec<u8>)) {
     let b = s.as_bytes();
     for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
         for lead in 0..3 {
-            if let Some(core) = b64_core(b, lead, engine) {
-                push(core.into_bytes());
+            for partial in [true, false] {
+                if let Some(core) = b64_core(b, lead, engine, partial) {
+                    push(core.into_bytes());
+                }
             }
         }
     }
@@ -113,13 +115,15 @@ fn dump_forms(s: &str, push: &mut impl FnMut(Vec<u8>)) {
 }
 
 /// The base64 characters that depend only on `s` when `s` sits inside a larger base64 dump
-/// with its first `lead` bytes (0, 1 or 2) sharing a 3-byte group with the bytes before it.
-fn b64_core(s: &[u8], lead: usize, engine: &base64::engine::GeneralPurpose) -> Option<String> {
+/// with its first `lead` bytes (0, 1 or 2) sharing a 3-byte group with the bytes before it:
+/// its full groups, and with `partial` also the characters of the groups it shares that
+/// hold only its bits (found when the dump has them; the full groups alone otherwise).
+fn b64_core(s: &[u8], lead: usize, engine: &base64::engine::GeneralPurpose, partial: bool) -> Option<String> {
     if s.len() < lead + 3 {
         return None;
     }
     let mut out = String::new();
-    if lead > 0 {
+    if lead > 0 && partial {
         let mut g = [0u8; 3];
         g[3 - lead..].copy_from_slice(&s[..lead]);
         let enc = Zeroizing::new(engine.encode(g));
@@ -129,7 +133,7 @@ fn b64_core(s: &[u8], lead: usize, engine: &base64::engine::GeneralPurpose) -> O
     let full = (s.len() - lead) / 3 * 3;
     out.push_str(&Zeroizing::new(engine.encode(&s[lead..lead + full])));
     let tail = s.len() - lead - full;
-    if tail > 0 {
+    if tail > 0 && partial {
         let mut g = [0u8; 3];
         g[..tail].copy_from_slice(&s[lead + full..]);
         let enc = Zeroizing::new(engine.encode(g));
