@@ -299,23 +299,27 @@ impl Secrets {
 
     /// The byte ranges of `hay` to mask, sorted and merged.
     fn ranges(&self, hay: &[u8]) -> Vec<(usize, usize)> {
-        let mut ranges = Vec::new();
         if self.values.is_empty() || hay.is_empty() {
-            return ranges;
+            return Vec::new();
         }
         // Every form of a value is at least as long as the value: a text shorter than the
         // value holds none of them, and the forms need not even be made.
+        let count: usize = self.values.iter().filter(|v| v.raw.len() <= hay.len()).map(|v| 1 + v.forms().len()).sum();
+        self.ranges_by(hay, hay.len().saturating_mul(count) > SMALL_WORK, call_deadline())
+    }
+
+    /// [`Secrets::ranges`], in one automaton pass (`whole`) or needle by needle.
+    fn ranges_by(&self, hay: &[u8], whole: bool, deadline: Option<std::time::Instant>) -> Vec<(usize, usize)> {
+        let mut ranges = Vec::new();
         let fitting = || self.values.iter().filter(|v| v.raw.len() <= hay.len());
-        let count: usize = fitting().map(|v| 1 + v.forms().len()).sum();
         let view = View::of(hay);
-        let matcher = if hay.len().saturating_mul(count) > SMALL_WORK { self.matcher() } else { None };
+        let matcher = if whole { self.matcher() } else { None };
         if let Some(m) = matcher {
-            let deadline = call_deadline();
             m.scan(hay, &mut ranges, deadline);
             if let Some(view) = &view {
                 let mut found = Vec::new();
                 m.scan(&view.bytes, &mut found, deadline);
-                ranges.extend(found.into_iter().map(|(s, e)| view.original(s, e)));
+                ranges.extend(view.originals(found));
             }
         } else {
             for needle in fitting().flat_map(Value::needles).filter(|n| n.len() <= hay.len()) {
@@ -330,7 +334,7 @@ impl Secrets {
                         find_needle(&view.bytes, format!("{}:{}", id.as_str(), v.raw.as_str()).as_bytes(), &mut found);
                     }
                 }
-                ranges.extend(found.into_iter().map(|(s, e)| view.original(s, e)));
+                ranges.extend(view.originals(found));
             }
         }
         // A needle that is not UTF-8 (the UTF-16 of a non-ASCII secret) can match inside a
@@ -618,8 +622,8 @@ impl Matcher {
 /// template writes) reads as the value itself. Made in one pass; `escapes` maps back.
 struct View {
     bytes: Vec<u8>,
-    /// (start in view, length in view, start in original, length in original), in order.
-    escapes: Vec<(usize, usize, usize, usize)>,
+    /// (start in view, start in original, length in view, length in original), in order.
+    escapes: Vec<(usize, usize, u8, u8)>,
 }
 
 impl View {
@@ -638,7 +642,8 @@ impl View {
             let mut buf = [0u8; 4];
             match decode_escape(&hay[i..], &mut buf) {
                 Some((used, made)) => {
-                    view.escapes.push((view.bytes.len(), made, i, used));
+                    // At most 12 bytes used (a surrogate pair), 4 made.
+                    view.escapes.push((view.bytes.len(), i, made as u8, used as u8));
                     view.bytes.extend_from_slice(&buf[..made]);
                     i += used;
                 }
@@ -652,19 +657,45 @@ impl View {
     }
 
     /// The original range of the view's `s..e`: an escape partly inside is taken whole.
+    #[cfg(test)]
     fn original(&self, s: usize, e: usize) -> (usize, usize) {
-        let at = |pos: usize, end: bool| {
-            let k = self.escapes.partition_point(|x| x.0 <= pos);
-            let Some(&(vs, vl, os, ol)) = k.checked_sub(1).map(|k| &self.escapes[k]) else {
+        self.originals(vec![(s, e)]).pop().unwrap_or((0, 0))
+    }
+
+    /// [`View::original`] of each range (sorted here): one forward pass over the escapes,
+    /// so mapping back costs O(ranges + escapes), not a search per range.
+    fn originals(&self, mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+        ranges.sort_unstable();
+        // Merged, so that the positions asked only grow (but for one step back per range).
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        for (s, e) in ranges {
+            match merged.last_mut() {
+                Some(last) if s < last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        let ranges = merged;
+        let mut k = 0; // escapes[..k] start at or before the position asked
+        let mut at = |pos: usize, end: bool| {
+            while k < self.escapes.len() && self.escapes[k].0 <= pos {
+                k += 1;
+            }
+            // Positions only grow (ranges are merged; `e - 1` >= `s`), so this never runs
+            // far; it keeps the answer right whatever the order.
+            while k > 0 && self.escapes[k - 1].0 > pos {
+                k -= 1;
+            }
+            let Some(&(vs, os, vl, ol)) = k.checked_sub(1).map(|k| &self.escapes[k]) else {
                 return pos + usize::from(end);
             };
+            let (vl, ol) = (usize::from(vl), usize::from(ol));
             if pos < vs + vl {
                 if end { os + ol } else { os }
             } else {
                 os + ol + (pos - vs - vl) + usize::from(end)
             }
         };
-        (at(s, false), at(e - 1, true))
+        ranges.into_iter().map(|(s, e)| (at(s, false), at(e - 1, true))).collect()
     }
 }
 
@@ -978,7 +1009,9 @@ impl Found {
 pub fn found_secret_values(body: &[u8]) -> Found {
     let text = String::from_utf8_lossy(body);
     let mut out = Found { values: Vec::new(), complete: true, bytes: 0 };
-    let looks_json = text.trim_start().starts_with(['{', '[']);
+    // The textual rule below finds every `"name": value` written plainly; a JSON parse
+    // is needed only for names written with escapes (`"\u0061ccess_token"`).
+    let looks_json = text.trim_start().starts_with(['{', '[']) && memchr::memmem::find(text.as_bytes(), b"\\u").is_some();
     if let Some(mut v) = looks_json.then(|| serde_json::from_str::<serde_json::Value>(&text).ok()).flatten() {
         collect_json_secrets(&v, &mut out);
         wipe_json(&mut v);
@@ -1423,5 +1456,142 @@ mod tests {
         assert_eq!(scrub("aaaa", &["aa"]), "aaaa", "too short to scrub");
         assert_eq!(scrub("xsecretsecret", &["secret-value"]), "xsecretsecret");
         assert_eq!(scrub("x secret-valuesecret-value", &["secret-value"]), "x ********");
+    }
+
+    /// Masks `text` both ways (needle by needle, and in one automaton pass).
+    fn both_ways(s: &Secrets, text: &str) -> [String; 2] {
+        [false, true].map(|whole| {
+            let ranges = s.ranges_by(text.as_bytes(), whole, None);
+            let mut out = String::new();
+            let mut at = 0;
+            for (a, b) in ranges {
+                out.push_str(&text[at..a]);
+                out.push_str(MASK);
+                at = b;
+            }
+            out.push_str(&text[at..]);
+            out
+        })
+    }
+
+    #[test]
+    fn the_automaton_masks_what_the_needles_do() {
+        let mut s = Secrets::new();
+        s.add_client_secret("m2m", "S3cr&t/Va+l ue%\"\\ü-9f8e7d");
+        s.add_token("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJtMm0ifQ.c2lnbmF0dXJl");
+        s.add("x7q");
+        s.add("abcdefghabcdefgh"); // overlaps itself
+        s.add("abcdefgh");
+        let texts = [
+            "a x7q b x7qz client_secret=S3cr%26t%2FVa%2Bl+ue%25%22%5C%C3%BC-9f8e7d",
+            "abcdefghabcdefghabcdefgh then abcdefghabcdefgh",
+            "\"S3cr&t/Va+l ue%\\\"\\\\ü-9f8e7d\" eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJtMm0ifQ.c2lnbmF0dXJl",
+            "S3cr\\u0026t\\u002FVa\\u002Bl\\u0020ue\\u0025\\u0022\\u005C\\u00FC\\u002D9f8e7d x7q",
+            "S3cr&amp;t&#x2F;Va&#43l ue&#X25;&quot;&#92;&#252;-9f8e7d",
+        ];
+        for text in texts {
+            let [a, b] = both_ways(&s, text);
+            for out in [&a, &b] {
+                for bad in ["S3cr", "x7q ", "abcdefgh", "eyJhbGci", "9f8e7d"] {
+                    assert!(!out.contains(bad), "{bad} in {out:?} (from {text:?})");
+                }
+            }
+        }
+        // The rule for short secrets is the same both ways.
+        let [a, b] = both_ways(&s, "ax7q x7q_ (x7q)");
+        assert_eq!(a, "ax7q x7q_ (****)");
+        assert_eq!(b, a);
+    }
+
+    #[test]
+    fn the_decoded_view_maps_back_whole_escapes() {
+        let text = b"a&#x41;b\\u00e9%41&amp;z \\uD834\\uDD1E &#43 &bogus; %G1 \\q";
+        let v = View::of(text).expect("escapes");
+        assert_eq!(String::from_utf8_lossy(&v.bytes), "aAbéA&z 𝄞 + &bogus; %G1 \\q");
+        // "Abé" in the view is `&#x41;b\u00e9` in the original.
+        let at = memchr::memmem::find(&v.bytes, "Abé".as_bytes()).unwrap();
+        let (s, e) = v.original(at, at + "Abé".len());
+        assert_eq!(&text[s..e], b"&#x41;b\\u00e9");
+        // Half of a decoded character takes the whole escape.
+        let (s, e) = v.original(at + 2, at + 3);
+        assert_eq!(&text[s..e], b"\\u00e9");
+        assert!(View::of(b"plain text").is_none() && View::of(b"100% & done").is_none());
+    }
+
+    #[test]
+    fn base64_cores_at_every_alignment_are_masked() {
+        let secret = "Secret-Value/42+x";
+        let mut s = Secrets::new();
+        s.add_token(secret);
+        for pad in 0..3 {
+            for engine in [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE] {
+                let data = format!("{}client_secret={secret}&client_id=m2m", &"xyz"[..pad]);
+                let dump = engine.encode(&data);
+                let out = s.scrub(&dump);
+                // Whatever is left decodes (at any alignment) to no 6 bytes of the secret.
+                let left: String = out.split(MASK).collect::<Vec<_>>().join("");
+                for piece in out.split(MASK) {
+                    for skip in 0..4 {
+                        let p = piece.get(skip..).unwrap_or("");
+                        let p = &p[..p.len() / 4 * 4];
+                        let bytes = engine.decode(p).unwrap_or_default();
+                        assert!(!bytes.windows(6).any(|w| secret.as_bytes().windows(6).any(|x| x == w)), "pad {pad}: {out} ({left})");
+                    }
+                }
+            }
+        }
+        let hex: String = secret.bytes().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(s.scrub(&format!("dump 00{hex}FF")), "dump 00****FF");
+        let utf16: Vec<u8> = secret.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert!(s.scrub_bytes(&utf16).is_some_and(|o| o == MASK.as_bytes()));
+    }
+
+    #[test]
+    fn values_learnt_from_a_response_are_bounded() {
+        let members: Vec<String> = (0..5000).map(|i| format!(r#"{{"access_token":"tok-{i:05}-abcdefgh"}}"#)).collect();
+        let f = finishes_within(300, move || found_secret_values(format!("[{}]", members.join(",")).as_bytes()));
+        assert!(f.values.len() == MAX_FOUND_VALUES && !f.complete);
+        let body = runs("password=");
+        let f = finishes_within(300, move || found_secret_values(body.as_bytes()));
+        assert!(f.values.is_empty() && !f.complete, "one value of 4 MiB: beyond the bound");
+        let f = found_secret_values(br#"{"access_token":"abc","refresh_token":"abc","id_token":"def"}"#);
+        assert!(f.complete && f.values.len() == 2);
+        // Beyond the bound the member names still mask, in the body and the headers.
+        let mut r = ResponseInfo {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into()), ("X-Echo".into(), "tok-04999-abcdefgh".into())],
+            body: br#"{"a":[{"access_token":"tok-04999-abcdefgh"}],"token_type":"Bearer"}"#.to_vec(),
+        };
+        mask_secret_fields(&mut r, false);
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(!body.contains("tok-") && body.contains("Bearer"), "{body}");
+        assert_eq!(r.headers[1].1, MASK);
+        assert_eq!(r.headers[0].1, "application/json");
+    }
+
+    #[test]
+    fn a_scan_past_the_deadline_masks_the_rest() {
+        let mut s = Secrets::new();
+        s.add_token("Tok3n-value-aaaaaaaa");
+        let text = "x".repeat(3 * DEADLINE_STRIDE);
+        let past = std::time::Instant::now();
+        let r = s.ranges_by(text.as_bytes(), true, Some(past));
+        assert_eq!(r, vec![(DEADLINE_STRIDE, text.len())], "the unchecked part is masked, not let through");
+        assert!(s.ranges_by(text.as_bytes(), true, None).is_empty());
+    }
+
+    #[test]
+    fn a_compressed_body_is_withheld() {
+        let mut s = Secrets::new();
+        s.add("some-secret-value");
+        let mut r = ResponseInfo {
+            status: 200,
+            headers: vec![("Content-Encoding".into(), "gzip".into()), ("Content-Length".into(), "3".into())],
+            body: vec![0x1f, 0x8b, 8],
+        };
+        s.scrub_response(&mut r);
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(body.contains("withheld") && body.contains("'gzip'"), "{body}");
+        assert!(r.headers.is_empty());
     }
 }
