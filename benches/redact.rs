@@ -224,6 +224,14 @@ fn main() {
     secrets.add_client_secret("m2m.dpop", "S3cr&t/Value+42");
     secrets.add_token("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJtMm0ifQ.c2lnbmF0dXJl");
     secrets.add_token("eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJqdGkiOiJ4In0.c2ln");
+    // What most calls pay: a small API response, masked for the call's secrets.
+    for len in [300usize, 1024, 4096] {
+        let body = ordinary_json(len);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::new("small response", format!("{len} B")), &body, |b, body| {
+            b.iter(|| black_box(secrets.scrub_bytes(black_box(body))))
+        });
+    }
     for mib in [1usize, 4, 16] {
         let body = ordinary_json(mib << 20);
         g.throughput(Throughput::Bytes(body.len() as u64));
