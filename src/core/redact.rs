@@ -1630,4 +1630,68 @@ mod tests {
         assert!(body.contains("withheld") && body.contains("'gzip'"), "{body}");
         assert!(r.headers.is_empty());
     }
+
+    /// Random texts over a small alphabet, random secrets: both ways, every occurrence of
+    /// every needle that must be masked is inside a masked range.
+    #[test]
+    fn both_ways_cover_every_occurrence() {
+        let seed = std::cell::Cell::new(0x2545_F491_4F6C_DD1Du64);
+        let next = |n: usize| {
+            let mut x = seed.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            seed.set(x);
+            (x % n as u64) as usize
+        };
+        let alphabet = b"ab_-&% ";
+        for round in 0..300 {
+            let word = |len: usize| -> String { (0..len).map(|_| alphabet[next(alphabet.len())] as char).collect() };
+            let secrets: Vec<String> = (0..3).map(|i| word(if i == 0 { 2 + round % 5 } else { 8 + round % 9 })).collect();
+            let text = {
+                let mut t = String::new();
+                while t.len() < 400 {
+                    t.push_str(&if next(3) == 0 { secrets[next(3)].clone() } else { word(1 + next(6)) });
+                }
+                t
+            };
+            let mut s = Secrets::new();
+            for x in &secrets {
+                s.add(x);
+            }
+            let hay = text.as_bytes();
+            for whole in [false, true] {
+                let ranges = s.ranges_by(hay, whole, None);
+                let covered = |a: usize, b: usize| ranges.iter().any(|&(s, e)| s <= a && b <= e);
+                for v in &s.values {
+                    for needle in v.needles() {
+                        let mut at = 0;
+                        while let Some(i) = memchr::memmem::find(&hay[at..], needle) {
+                            let (a, b) = (at + i, at + i + needle.len());
+                            let must = needle.len() >= WHOLE_WORD_BELOW || stands_alone(hay, a, b);
+                            // A long needle overlapping a masked copy of itself is not whole.
+                            let broken = needle.len() >= WHOLE_WORD_BELOW && ranges.iter().any(|&(s, e)| s < b && a < e);
+                            assert!(!must || covered(a, b) || broken, "round {round}, whole {whole}: {needle:?} at {a} in {text:?}: {ranges:?}");
+                            at = a + 1;
+                        }
+                    }
+                }
+                // Nothing of a long secret is left whole in the output.
+                let out = {
+                    let mut o = Vec::new();
+                    let mut at = 0;
+                    for &(a, b) in &ranges {
+                        o.extend_from_slice(&hay[at..a]);
+                        o.extend_from_slice(MASK.as_bytes());
+                        at = b;
+                    }
+                    o.extend_from_slice(&hay[at..]);
+                    String::from_utf8(o).unwrap()
+                };
+                for x in &secrets[1..] {
+                    assert!(!out.contains(x.as_str()), "round {round}, whole {whole}: {x:?} in {out:?}");
+                }
+            }
+        }
+    }
 }
