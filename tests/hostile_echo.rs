@@ -664,3 +664,27 @@ fn client_of(auth: &serde_json::Value) -> HttpClient {
     http.set_auth_token(&auth.to_string()).unwrap();
     http
 }
+
+/// A resource server that answers 200 with a gzip body (dpopkit asked for none) holding the
+/// access token split across two deflate blocks: the body a call returns is a text that
+/// says why the body is withheld, not bytes that hold the token.
+#[test]
+fn a_compressed_2xx_body_from_the_resource_server_is_withheld() {
+    let srv = FaultServer::start(|r| {
+        if r.path.starts_with("/token") {
+            return token_ok();
+        }
+        let plain = format!(r#"{{"you_sent":"{}"}}"#, r.header("authorization").unwrap_or_default());
+        let cut = plain.find("Acc3ss").unwrap() + 4;
+        let headers = vec![("Content-Type".into(), "application/json".into()), ("Content-Encoding".into(), "gzip".into())];
+        Action::Respond(200, headers, gzip_stored(plain.as_bytes(), cut))
+    });
+    let http = client_of(&auth(&srv.url("/token"), serde_json::json!({})));
+    let resp = http.quick_get_bytes(&srv.url("/api")).unwrap();
+    let text = String::from_utf8_lossy(&unwrapped(&resp.body)).into_owned();
+    assert!(!text.contains("Acc3ss+Tok"), "the token came back: {text}");
+    assert!(text.contains("withheld") && text.contains("'gzip'"), "{text}");
+    assert!(resp.header("content-encoding").is_none(), "{}", resp.header_text());
+    // What the server sent did hold the token (the check is not vacuous).
+    assert!(srv.requests().iter().any(|r| r.header("authorization").is_some_and(|a| a.contains(TOKEN))));
+}
