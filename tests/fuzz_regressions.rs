@@ -181,6 +181,14 @@ fn generated(target: &str) -> Vec<(String, Vec<u8>)> {
                 g("2mb-periodic", secret(&"a".repeat(64), "a".repeat(2 * mb))),
                 g("2mb-short-everywhere", secret("-", "-a".repeat(mb))),
                 g("2mb-near-misses", secret("Tok3n-value-aaaaaaaa", "Tok3n-value-aaaaaaa".repeat(2 * mb / 19))),
+                // Issue 18: the decoded view and the dump forms on megabytes of hostile text.
+                // Escapes everywhere (each decoded, each match mapped back), the secret
+                // written raw between them.
+                g("2mb-dotnet-escapes", secret("S3cr&t/Value+42", "S3cr\\u0026t\\u002FValue\\u002B42 S3cr&t/Value+42 ".repeat(2 * mb / 54))),
+                g("2mb-html-references", secret("S3cr&t/Value+42", "S3cr&amp;t&#x2F;Value&#43;42&#X34;2 &#".repeat(2 * mb / 38))),
+                // The UTF-16 of a periodic secret matching at every other byte.
+                g("2mb-utf16-periodic", secret(&"a".repeat(16), "a\0".repeat(mb))),
+                g("2mb-percent-runs", secret("%%%%%%%%%", "%25".repeat(2 * mb / 3))),
             ]
         }
         other => panic!("no generated inputs for {other}"),

@@ -182,3 +182,40 @@ fn a_failed_rotation_keeps_the_log_within_its_cap() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Bodies made to make masking quadratic (issue 18, items 2 and 15): runs of `password=`
+/// (each value, scanned on its own, reaches the end of the text), `password=x&` runs,
+/// thousands of distinct secret-named JSON members, and nested overlapping values. With
+/// the log on and a 2 s request timeout, each call returns its 200 well before the
+/// timeout (the work is linear: a few milliseconds); the values are masked in the log.
+#[test]
+fn hostile_bodies_are_logged_in_linear_time() {
+    let members: Vec<String> = (0..30_000).map(|i| format!(r#"{{"access_token":"tok-{i:06}-abcdefgh"}}"#)).collect();
+    let bodies: Vec<(&str, String)> = vec![
+        ("576 KB of password=", "password=".repeat(64_000)),
+        ("password=x& runs", "password=x&".repeat(50_000)),
+        ("distinct secret-named members", format!(r#"{{"m":[{}]}}"#, members.join(","))),
+        ("overlapping values", "access_token=password=client_secret=\"d\":".repeat(15_000)),
+    ];
+    for (name, body) in bodies {
+        let d = dir("hostile");
+        let log = d.join("session.log");
+        let b = body.clone();
+        let srv = FaultServer::start(move |_| common::fault::Action::Respond(200, vec![("Content-Type".into(), "text/plain".into())], b.clone().into_bytes()));
+        let http = HttpClient::new();
+        http.set_session_log(Some(&log)).unwrap();
+        let mut s = http.settings();
+        s.request_timeout = Duration::from_secs(2);
+        http.set_settings(s).unwrap();
+        let url = srv.url("/api");
+        let started = std::time::Instant::now();
+        let got = bounded(name, move || http.quick_get_bytes(&url).map(|r| r.body.len()));
+        let took = started.elapsed();
+        assert_eq!(got.as_ref().ok(), Some(&body.len()), "{name}: {got:?}");
+        assert!(took < Duration::from_secs(2), "{name}: the call took {took:?}, past its 2 s request timeout");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("HTTP/1.1 200") && text.contains("bytes in all"), "{name}: the response is logged, cut");
+        assert!(!text.contains("tok-0") && !text.contains("=x&"), "{name}: a secret-named value is in the log");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

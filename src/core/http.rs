@@ -721,6 +721,9 @@ impl Transport {
         };
         // Whatever goes out as a credential is a secret of the call from now on.
         super::redact::remember_request_headers(&headers);
+        if let Some(d) = &self.deadline {
+            super::redact::note_deadline(d.at()); // masking a long body stops there
+        }
         let headers = WipeOnDrop(headers);
         let proxy = self.proxy_for(target)?;
         let via = proxy.map_or("", |p| p.via.as_str());

@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::error::{Error, ErrorKind, Result, shorten};
-use super::redact::{MASK, Secrets, WHOLE_WORD_BELOW, redact_body_of, redact_header_value, secret_field_values, with_call};
+use super::redact::{
+    MASK, Secrets, WHOLE_WORD_BELOW, content_encoding, found_secret_values, header_value_when_incomplete, redact_body_of,
+    redact_header_value, with_call,
+};
 
 /// Bodies longer than this are cut in the log (the request itself is not affected).
 const MAX_LOGGED_BODY: usize = 64 * 1024;
@@ -241,6 +244,9 @@ impl SessionLog {
     /// Appends one entry. `secrets`, the secrets of the current call (see
     /// [`crate::core::redact::call_scope`]) and any long value of a secret-named member of
     /// the body are masked in the whole entry, headers included, as a last line of defence.
+    /// At most [`crate::core::redact::MAX_FOUND_VALUES`] values are learnt from one body
+    /// (linear work whatever it holds); when it names more, the header values of the entry
+    /// are masked too (the body's are, by their names).
     pub fn write(&self, sending: bool, entry: &Entry<'_>, secrets: &[&str]) {
         let mut set = Secrets::new();
         for s in secrets {
@@ -249,8 +255,10 @@ impl SessionLog {
         // A token response names its token before the token is known to the call: what
         // the body holds under a secret name is masked in its headers too.
         let head = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY)];
-        for v in secret_field_values(head).iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
-            set.add_token(v);
+        let encoding = content_encoding(entry.headers);
+        let found = found_secret_values(if encoding.is_some() { &[] } else { head });
+        for v in found.values.iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
+            set.add_found(v);
         }
         with_call(|call| set.extend(call));
         let mut out = String::with_capacity(256 + entry.body.len().min(MAX_LOGGED_BODY));
@@ -268,11 +276,16 @@ impl SessionLog {
             // A name that holds a secret (in any case: see `in_header_name`) is not shown.
             out.push_str(if set.in_header_name(name) { MASK } else { name });
             out.push_str(": ");
-            out.push_str(&redact_header_value(name, value));
+            let shown = redact_header_value(name, value);
+            out.push_str(&if found.complete { shown } else { header_value_when_incomplete(name, &shown) });
             out.push('\n');
         }
         out.push('\n');
-        if !entry.body.is_empty() {
+        if let (Some(enc), false) = (encoding, entry.body.is_empty()) {
+            // Compressed bytes cannot be checked for secrets (and are not text anyway).
+            let enc = super::error::shorten(enc);
+            out.push_str(&format!("({} bytes with Content-Encoding '{enc}': not shown)\n", entry.body.len()));
+        } else if !entry.body.is_empty() {
             // Masked *before* the cut: a secret that straddles it is masked whole, not left
             // with its first part in the log. The window reaches as far past the cut as
             // the longest secret, so the work stays linear in the logged length.

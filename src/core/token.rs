@@ -1148,8 +1148,11 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
                 Err(e) => {
                     // Refused after a 2xx (a Bearer token, a bad expires_in): the body still
                     // names a token; it is masked before the response goes anywhere.
-                    let found = redact::secret_field_values(&resp.body);
-                    redact::remember(|s| found.iter().for_each(|v| s.add_token(v)));
+                    // Bounded (a body can name thousands of values): those beyond the
+                    // bound are masked by their member name, with the header values.
+                    let found = redact::found_secret_values(&resp.body);
+                    redact::remember(|s| found.values.iter().for_each(|v| s.add_found(v)));
+                    redact::mask_secret_fields(&mut resp, found.complete);
                     Err(e.with_response(resp))
                 }
             };
