@@ -219,3 +219,31 @@ fn hostile_bodies_are_logged_in_linear_time() {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
+
+/// The session log does not give away the client secret's length (issue 25, item 6): the
+/// token request of a 24-character secret and of a 6-character one are logged alike — the
+/// body was followed by its real size ("(97 bytes in all)" against 79), now by none, since
+/// the masked body is shown whole.
+#[test]
+fn the_log_does_not_tell_the_secrets_length() {
+    let d = dir("secret-length");
+    let srv = FaultServer::start(|_| json(400, r#"{"error":"invalid_client"}"#));
+    let mut logs = Vec::new();
+    for secret in ["s3cr3t", "a-much-longer-secret-0123"] {
+        let log = d.join(format!("{}.log", secret.len()));
+        let http = HttpClient::new();
+        http.set_dpop_key(Arc::new(EcKey::generate().unwrap()));
+        http.set_session_log(Some(&log)).unwrap();
+        let auth = format!(r#"{{"client_id":"m2m.dpop","client_secret":"{secret}","token_endpoint":"{}","scope":"api"}}"#, srv.url("/token"));
+        http.set_auth_token(&auth).unwrap();
+        assert!(http.quick_get_str(&srv.url("/api")).is_err());
+        let sent = srv.requests().last().unwrap().body.len();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("client_secret=****"), "{text}");
+        assert!(!text.contains(&sent.to_string()), "the log names the real size {sent} of a body that held the secret:\n{text}");
+        let body_lines: Vec<String> = text.lines().filter(|l| l.contains("client_secret=")).map(String::from).collect();
+        logs.push(body_lines);
+    }
+    assert_eq!(logs[0], logs[1], "the logged token requests differ with the secret's length");
+    let _ = std::fs::remove_dir_all(&d);
+}

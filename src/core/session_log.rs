@@ -292,7 +292,11 @@ impl SessionLog {
             let window = &entry.body[..entry.body.len().min(MAX_LOGGED_BODY.saturating_add(set.longest()))];
             let masked = set.scrub_bytes(window).map(zeroize::Zeroizing::new);
             let shown = masked.as_deref().map_or(window, |m| m.as_slice());
-            out.push_str(&redact_body_of(content_type, shown, MAX_LOGGED_BODY, entry.body.len()));
+            // The size shown is that of the masked body: the real one would tell a secret's
+            // length (a 24-character client secret made the token request 18 bytes longer
+            // than the 6-character demo one).
+            let total = entry.body.len() - window.len() + shown.len();
+            out.push_str(&redact_body_of(content_type, shown, MAX_LOGGED_BODY, total));
             out.push('\n');
         }
         out.push('\n');
