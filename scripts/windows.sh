@@ -479,6 +479,23 @@ t_fleet_token_cache() {
   grep -q "is writable by" <<<"$out" && grep -q "icacls" <<<"$out" || fail "a directory others may write to is not refused with the icacls fix"
 }
 
+# The zip: the documented layout, the Wine-only stand-in not in it, the files unchanged.
+t_dist_zip_layout() {
+  dist >/dev/null || { fail "windows.sh dist"; return 1; }
+  local zip=$ROOT/target/dpopkit-$VERSION-windows-x64.zip n=dpopkit-$VERSION-windows-x64 listing f
+  listing=$(unzip -Z1 "$zip")
+  echo "$listing"
+  for f in bin/dpopkit.dll bin/dpopkit.exe lib/dpopkit.lib lib/libdpopkit.dll.a lib/dpopkit.def include/dpopkit.h \
+           bindings/sqlserver/DpopKit.cs bindings/sqlserver/NativeMethods.g.cs bindings/sqlserver/install.sql \
+           README-windows.txt LICENSE.txt; do
+    grep -qx "$n/$f" <<<"$listing" || fail "the zip has no $f"
+  done
+  ! grep -qi bcryptprimitives <<<"$listing" || fail "the Wine-only ProcessPrng stand-in is in the zip"
+  cmp <(unzip -p "$zip" "$n/bin/dpopkit.dll") "$OUT/dpopkit.dll" || fail "the zip's dpopkit.dll is not the built one"
+  cmp <(unzip -p "$zip" "$n/include/dpopkit.h") include/dpopkit.h || fail "the zip's header is not include/dpopkit.h"
+  unzip -p "$zip" "$n/README-windows.txt" | grep -q "dpopkit $VERSION for Windows" || fail "README-windows.txt has no version"
+}
+
 run_tests() {
   mkdir -p "$LOGS"
   build
@@ -487,6 +504,7 @@ run_tests() {
   command -v node >/dev/null || { echo "windows.sh: node (20+) is needed for the test peers" >&2; exit 1; }
   command -v wrestool >/dev/null || need_packages icoutils
   command -v curl >/dev/null || need_packages curl
+  command -v zip >/dev/null && command -v unzip >/dev/null || need_packages zip unzip
   [ -d tests/peers/node_modules/oidc-provider ] || (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
   rm -rf "$T/pki"
   echo "== windows.sh test: under $(wine --version)"
@@ -507,6 +525,7 @@ run_tests() {
   check non_ascii_paths t_non_ascii_paths
   check session_log_refusals t_session_log_refusals
   check fleet_token_cache t_fleet_token_cache
+  check dist_zip_layout t_dist_zip_layout
   echo "== windows.sh test: $PASSED passed, $FAILED failed${FAILED_NAMES[*]:+ (${FAILED_NAMES[*]})}"
   [ "$FAILED" = 0 ]
 }
