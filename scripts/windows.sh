@@ -351,12 +351,23 @@ t_cli_get() {
   rm -f "$log"
   out=$(cli get "$API" --key "$(winpath "$ROOT/tests/fixtures/ec_pkcs8_enc.pem")" --key-password test-password \
         --client-id m2m.dpop --token-endpoint "$TOKEN_URL" --scope api --session-log "$(winpath "$log")") \
-    || { echo "$out"; stop_peers; fail "dpopkit.exe get"; return 1; }
-  stop_peers
+    || { echo "$out"; fail "dpopkit.exe get"; return 1; }
   echo "$out"
   grep -qF '{"type":"client_id","value":"m2m.dpop"}' <<<"$out" || fail "no client_id claim in the body"
   grep -qF "$(cat tests/fixtures/ec.jkt)" <<<"$out" || fail "the token is not bound to the key"
   grep -q "use_dpop_nonce" "$log" || fail "the session log has no nonce challenge"
+  # --token-cache: the CLI creates the directory (private), and two runs share one token.
+  local cache=$T/cli-cache before after
+  rm -rf "$cache"
+  before=$(peer_stat "$ISSUER" token_issued)
+  for i in 1 2; do
+    cli get "$API" --key "$(winpath "$ROOT/tests/fixtures/ec_sec1.pem")" --client-id m2m.dpop --token-endpoint "$TOKEN_URL" \
+      --scope api --token-cache "$(winpath "$cache")" >/dev/null || fail "dpopkit.exe get --token-cache (run $i)"
+  done
+  after=$(peer_stat "$ISSUER" token_issued)
+  echo "--token-cache: $((after - before)) tokens issued for 2 runs; directory mode $(stat -c %a "$cache" 2>&1)"
+  [ $((after - before)) = 1 ] || fail "2 runs with --token-cache: want one token, the AS issued $((after - before))"
+  [[ $(stat -c %a "$cache") == *0 ]] || fail "the CLI's cache directory gives others access"
   local v
   v=$(cli --version) || fail "dpopkit.exe --version"
   grep -qF "$VERSION" <<<"$v" || fail "--version says '$v'"

@@ -36,7 +36,7 @@ use windows_sys::Win32::Security::{
     SECURITY_ATTRIBUTES, TOKEN_OWNER, TOKEN_QUERY, TOKEN_USER, TokenOwner, TokenUser,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    BY_HANDLE_FILE_INFORMATION, CREATE_NEW, CreateFileW, FILE_FLAG_BACKUP_SEMANTICS, FILE_GENERIC_READ,
+    BY_HANDLE_FILE_INFORMATION, CREATE_NEW, CreateDirectoryW, CreateFileW, FILE_FLAG_BACKUP_SEMANTICS, FILE_GENERIC_READ,
     LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, OPEN_EXISTING, FILE_WRITE_DATA, FILE_APPEND_DATA, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL,
     FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_OPEN_REPARSE_POINT, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE,
     FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TYPE_DISK, GetFileInformationByHandle, GetFileType, OPEN_ALWAYS,
@@ -431,4 +431,25 @@ pub fn try_lock(file: &File) -> std::io::Result<bool> {
     }
     let e = std::io::Error::last_os_error();
     if e.raw_os_error().map(|c| c as u32) == Some(ERROR_LOCK_VIOLATION) { Ok(false) } else { Err(e) }
+}
+
+/// Creates a directory (one level) with a protected DACL for this user, SYSTEM and
+/// Administrators, inherited by what is created in it: the Windows `mkdir -m 700`, for the
+/// CLI's `--token-cache`. An existing directory is left as it is (the checks judge it).
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let me = identity().map_err(std::io::Error::other)?;
+    let sddl = wide(Path::new(&format!("D:P(A;OICI;FA;;;{})(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)", me.user)));
+    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: sddl is NUL-terminated; sd receives a LocalAlloc'ed descriptor, freed below.
+    if unsafe { ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.as_ptr(), SDDL_REVISION_1, &mut sd, null_mut()) } == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let sa = SECURITY_ATTRIBUTES { nLength: size_of::<SECURITY_ATTRIBUTES>() as u32, lpSecurityDescriptor: sd, bInheritHandle: 0 };
+    let name = wide(path);
+    // SAFETY: name is NUL-terminated; sa and sd live across the call.
+    let ok = unsafe { CreateDirectoryW(name.as_ptr(), &sa) } != 0;
+    let error = std::io::Error::last_os_error();
+    // SAFETY: sd came from LocalAlloc and is no longer used.
+    unsafe { LocalFree(sd) };
+    if ok { Ok(()) } else { Err(error) }
 }

@@ -312,7 +312,8 @@ impl Store {
         let file = match crate::core::sys_windows::open_private_read(&self.path()) {
             Ok(Some(f)) => f,
             Ok(None) => return Found::Missing,
-            Err(why) => return Found::Ignored(why),
+            // The caller writes "the token cache file '…' {why}".
+            Err(why) => return Found::Ignored(why.strip_prefix("it ").map_or(why.clone(), str::to_string)),
         };
         let mut bytes = Zeroizing::new(Vec::with_capacity(1024));
         if let Err(e) = file.take(MAX_RECORD + 1).read_to_end(&mut bytes) {
