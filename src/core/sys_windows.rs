@@ -5,15 +5,21 @@
 //! - no following of symbolic links or junctions: the file is opened with
 //!   `FILE_FLAG_OPEN_REPARSE_POINT` (so a reparse point at the path is opened itself, not
 //!   its target) and refused when its attributes say `FILE_ATTRIBUTE_REPARSE_POINT`;
-//! - no devices (`CON`, `NUL`, `COM1`, `\\.\pipe\...`): `GetFileType` must be
-//!   `FILE_TYPE_DISK`;
+//! - no devices (`CON`, `NUL`, `COM1`, `\\.\pipe\...`): refused by name before opening
+//!   ([`is_device_path`]), and `GetFileType` must be `FILE_TYPE_DISK` after it;
 //! - no hard-linked file: `nNumberOfLinks` (from `GetFileInformationByHandle`) must be 1;
 //! - no file of another user: the owner (`GetSecurityInfo`) must be the process's user or
 //!   the token's default owner for new objects (Administrators, for an elevated process);
 //! - a file it creates gets a protected DACL that allows only that user, SYSTEM and
 //!   Administrators (nobody else can read it, whatever the directory's inherited ACEs say).
 //!
-//! Errors are plain texts that the caller puts after "cannot open session log '…': ".
+//! The shared token cache (token_store.rs): [`check_private_dir`] (owner and DACL of the
+//! directory, the fix named with `icacls`), [`open_private_read`], [`open_lock_file`] +
+//! [`try_lock`] (`LockFileEx`), [`create_new_private`]; and [`create_private_dir`] for the
+//! CLI's `--token-cache`.
+//!
+//! Errors are plain texts that the caller puts after what it was doing ("cannot open
+//! session log '…': ").
 #![allow(unsafe_code)] // audited: every call below is a documented Win32 call on owned buffers and handles
 
 use std::fs::File;
@@ -36,17 +42,21 @@ use windows_sys::Win32::Security::{
     SECURITY_ATTRIBUTES, TOKEN_OWNER, TOKEN_QUERY, TOKEN_USER, TokenOwner, TokenUser,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    BY_HANDLE_FILE_INFORMATION, CREATE_NEW, CreateDirectoryW, CreateFileW, FILE_FLAG_BACKUP_SEMANTICS, FILE_GENERIC_READ,
-    LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, OPEN_EXISTING, FILE_WRITE_DATA, FILE_APPEND_DATA, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL,
-    FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_OPEN_REPARSE_POINT, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE,
-    FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TYPE_DISK, GetFileInformationByHandle, GetFileType, OPEN_ALWAYS,
-    READ_CONTROL, SYNCHRONIZE,
+    BY_HANDLE_FILE_INFORMATION, CREATE_NEW, CreateDirectoryW, CreateFileW, FILE_APPEND_DATA, FILE_ATTRIBUTE_DIRECTORY,
+    FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
+    FILE_GENERIC_READ, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TYPE_DISK,
+    FILE_WRITE_DATA, GetFileInformationByHandle, GetFileType, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
+    LockFileEx, OPEN_ALWAYS, OPEN_EXISTING, READ_CONTROL, SYNCHRONIZE,
 };
 use windows_sys::Win32::System::IO::OVERLAPPED;
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
 fn wide(path: &Path) -> Vec<u16> {
     path.as_os_str().encode_wide().chain(Some(0)).collect()
+}
+
+fn wide_str(text: &str) -> Vec<u16> {
+    text.encode_utf16().chain(Some(0)).collect()
 }
 
 fn last_error() -> String {
@@ -201,7 +211,7 @@ pub fn open_private_append(path: &Path) -> Result<File, String> {
 /// `CreateFileW` with `disposition`, never following a reparse point at `path`; a file it
 /// creates gets the DACL of [`private_sddl`].
 fn create_private(path: &Path, me: &Identity, access: u32, disposition: u32) -> std::io::Result<File> {
-    let sddl = wide(Path::new(&private_sddl(&me.user)));
+    let sddl = wide_str(&private_sddl(&me.user));
     let mut sd: PSECURITY_DESCRIPTOR = null_mut();
     // SAFETY: sddl is NUL-terminated; sd receives a LocalAlloc'ed descriptor, freed below.
     if unsafe { ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.as_ptr(), SDDL_REVISION_1, &mut sd, null_mut()) } == 0 {
@@ -283,7 +293,7 @@ fn check_private_file(file: &File, me: &Identity) -> Result<(), String> {
     let (owner, _) = security_of(handle, false)?;
     if owner != me.user && owner != me.default_owner {
         return Err(format!(
-            "it belongs to another user ({owner}), who could read the log; remove it, or give another path \
+            "it belongs to another user ({owner}), who could read it; remove it, or give another path \
              (icacls \"<path>\" shows its owner)"
         ));
     }
@@ -438,7 +448,7 @@ pub fn try_lock(file: &File) -> std::io::Result<bool> {
 /// CLI's `--token-cache`. An existing directory is left as it is (the checks judge it).
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     let me = identity().map_err(std::io::Error::other)?;
-    let sddl = wide(Path::new(&format!("D:P(A;OICI;FA;;;{})(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)", me.user)));
+    let sddl = wide_str(&format!("D:P(A;OICI;FA;;;{})(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)", me.user));
     let mut sd: PSECURITY_DESCRIPTOR = null_mut();
     // SAFETY: sddl is NUL-terminated; sd receives a LocalAlloc'ed descriptor, freed below.
     if unsafe { ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.as_ptr(), SDDL_REVISION_1, &mut sd, null_mut()) } == 0 {
