@@ -339,9 +339,10 @@ t_tls_ca_file() {
 }
 
 # The OS trust store (CryptoAPI) refuses a CA it does not hold. That it accepts one it holds
-# is not tested: Wine's chain engine finds a CA added to its ROOT store but then fails the
-# revocation check (CERT_E_REVOCATION_FAILURE for a certificate without a CRL), which
-# Windows does not (README).
+# is not tested: with the CA added to Wine's ROOT store (CertAddEncodedCertificateToStore),
+# Wine 8 builds the chain but fails it with CERT_E_REVOCATION_FAILURE for a certificate
+# without revocation information, although rustls-platform-verifier passes
+# CERT_CHAIN_POLICY_IGNORE_ALL_REV_UNKNOWN_FLAGS (README).
 t_os_trust_store() {
   make_pki
   tls_peers || return 1
