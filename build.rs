@@ -6,7 +6,9 @@
 //!   SQL Server binding cannot drift from the C ABI; `tests/header.rs` compares it with the
 //!   committed bindings/sqlserver/NativeMethods.g.cs;
 //! - on ELF targets, gives the shared library its SONAME and exports only `dpopkit_*`, and
-//!   puts the SONAME link (`libdpopkit.so.0.1 -> libdpopkit.so`) beside the built library.
+//!   puts the SONAME link (`libdpopkit.so.0.1 -> libdpopkit.so`) beside the built library;
+//! - on Windows targets, puts a version resource (the file properties Windows shows:
+//!   FileVersion, ProductVersion, ProductName, ...) into dpopkit.dll and dpopkit.exe.
 
 #[path = "build/csharp.rs"]
 mod csharp;
@@ -22,6 +24,7 @@ fn main() {
     let version = env("CARGO_PKG_VERSION");
 
     link_args(&crate_dir, &major, &minor);
+    version_resources(&out_dir, &version, [&major, &minor, &patch]);
 
     let mut config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml is valid");
     config.after_includes = Some(format!(
@@ -94,4 +97,66 @@ fn soname_link(soname: &str) {
     }
     #[cfg(not(unix))]
     let _ = soname;
+}
+
+/// Windows: a VERSIONINFO resource in the DLL and in the exe, so that the file's properties
+/// (what an administrator reads before deploying a DLL into SQL Server) name the product
+/// and carry Cargo's version. Compiled with windres on the GNU target (mingw, e.g. the
+/// cross build of scripts/windows.sh) and with rc.exe on the MSVC target (a Visual Studio
+/// developer prompt has it on PATH); linked as an object (GNU) or a .res (MSVC).
+/// scripts/windows.sh test reads the resource back from the built files.
+fn version_resources(out_dir: &str, version: &str, parts: [&String; 3]) {
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("windows") {
+        return;
+    }
+    let msvc = std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("msvc");
+    println!("cargo:rerun-if-env-changed=WINDRES");
+    let numeric = format!("{},{},{},0", parts[0], parts[1], parts[2]);
+    let (desc, license) = (env_or("CARGO_PKG_DESCRIPTION", "dpopkit"), env_or("CARGO_PKG_LICENSE", "MIT OR Apache-2.0"));
+    let company = match env_or("CARGO_PKG_AUTHORS", "") {
+        a if a.trim().is_empty() => "dpopkit contributors".to_string(),
+        a => a.replace(':', ", "),
+    };
+    for (kind, file, filetype, link_arg) in [("dll", "dpopkit.dll", "0x2L", "cdylib"), ("exe", "dpopkit.exe", "0x1L", "bins")] {
+        let description = if kind == "dll" { format!("dpopkit library: {desc}") } else { format!("dpopkit command line: {desc}") };
+        let q = |s: &str| s.replace('"', "\"\"");
+        let rc = format!(
+            "1 VERSIONINFO\n\
+             FILEVERSION {numeric}\nPRODUCTVERSION {numeric}\nFILEFLAGSMASK 0x3fL\nFILEFLAGS 0x0L\n\
+             FILEOS 0x40004L\nFILETYPE {filetype}\nFILESUBTYPE 0x0L\n\
+             BEGIN\n  BLOCK \"StringFileInfo\"\n  BEGIN\n    BLOCK \"040904b0\"\n    BEGIN\n\
+             \x20     VALUE \"CompanyName\", \"{company}\"\n\
+             \x20     VALUE \"FileDescription\", \"{description}\"\n\
+             \x20     VALUE \"FileVersion\", \"{version}\"\n\
+             \x20     VALUE \"InternalName\", \"dpopkit\"\n\
+             \x20     VALUE \"LegalCopyright\", \"Copyright (c) {company}. License: {license}\"\n\
+             \x20     VALUE \"OriginalFilename\", \"{file}\"\n\
+             \x20     VALUE \"ProductName\", \"dpopkit\"\n\
+             \x20     VALUE \"ProductVersion\", \"{version}\"\n\
+             \x20   END\n  END\n  BLOCK \"VarFileInfo\"\n  BEGIN\n    VALUE \"Translation\", 0x409, 1200\n  END\nEND\n",
+            company = q(&company), description = q(&description), license = q(&license),
+        );
+        let rc_path = format!("{out_dir}/dpopkit-{kind}.rc");
+        std::fs::write(&rc_path, rc).expect("write the .rc file");
+        let (obj, status) = if msvc {
+            let res = format!("{out_dir}/dpopkit-{kind}.res");
+            (res.clone(), std::process::Command::new("rc.exe").args(["/nologo", "/fo", &res, &rc_path]).status())
+        } else {
+            let windres = std::env::var("WINDRES").unwrap_or_else(|_| {
+                let cross = std::env::var("HOST").ok() != std::env::var("TARGET").ok();
+                if cross { "x86_64-w64-mingw32-windres".to_string() } else { "windres".to_string() }
+            });
+            let o = format!("{out_dir}/dpopkit-{kind}-res.o");
+            (o.clone(), std::process::Command::new(&windres).args(["-O", "coff", "-i", &rc_path, "-o", &o]).status())
+        };
+        match status {
+            Ok(s) if s.success() => println!("cargo:rustc-link-arg-{link_arg}={obj}"),
+            // Without the resource the files still work; their properties are just empty.
+            other => println!("cargo:warning={file} gets no version resource: the resource compiler failed ({other:?}); install mingw's windres (GNU) or run from a Visual Studio developer prompt (rc.exe)"),
+        }
+    }
+}
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_string())
 }

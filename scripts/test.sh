@@ -3,7 +3,8 @@
 # (oidc-provider) and the jose-validating resource server on 127.0.0.1, the C and C++
 # programs, the Python bindings (pytest) and the C# / SQL Server bindings (mono), the CLI
 # the header check, and the shipped artifacts (tests/shipping.rs: SONAME, exports, install
-# layout, pkg-config; the Python wheel). Installs missing prerequisites first (scripts/setup.sh).
+# layout, pkg-config; the Python wheel), then the Windows x64 build and its tests under Wine
+# (scripts/windows.sh test). Installs missing prerequisites first (scripts/setup.sh).
 #
 # The release library is built once, with the command bindings/c/install.sh and
 # bindings/python/setup.py use, so the install and wheel tests find it current. It builds in
@@ -36,4 +37,15 @@ fi
 # The API docs build without a warning (a public doc linking a private item, a broken link):
 # cheap, and a warning fails the run.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib || { echo "!! cargo doc warns (see above)" >&2; exit 1; }
-exit $rc
+# Windows x64: the cross build (dpopkit.dll, dpopkit.exe) and its tests under Wine, after the
+# Linux tests so that it does not compete with their timing (about 6 minutes cold, on 2
+# cores). A failure here fails the run.
+win_start=$(date +%s)
+set +e
+bash scripts/windows.sh test
+win_rc=$?
+set -e
+echo "== Windows build and tests (scripts/windows.sh test): exit $win_rc after $(( $(date +%s) - win_start )) s"
+[ "$rc" -ne 0 ] && exit "$rc"
+[ "$win_rc" -ne 0 ] && exit "$win_rc"
+exit 0

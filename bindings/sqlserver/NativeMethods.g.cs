@@ -184,10 +184,11 @@ namespace DpopKit
         // as an extra form field of the token request, except one that looks like a misspelt
         // member (`scpoe`: refused, the text says "did you mean"); `param:NAME` sends the field
         // `NAME` whatever it looks like. The token is fetched on the first request
-        // and cached process-wide. `token_cache_dir` (Unix) shares it with the other processes of
+        // and cached process-wide. `token_cache_dir` shares it with the other processes of
         // this user too: a directory that exists, is owned by the current user and is not
-        // writable by group or others (else `DPOPKIT_RESULT_AUTH_TOKEN`, with the fix in the
-        // text); one token file (mode 0600) per settings and key, written atomically, and a lock
+        // writable by group or others (on Windows: no other user in its DACL may write to it)
+        // (else `DPOPKIT_RESULT_AUTH_TOKEN`, with the fix in the text); one token file (mode
+        // 0600; on Windows a DACL for this user only) per settings and key, written atomically, and a lock
         // file so that one process asks the server while the others wait (at most half the
         // call's time). A disk that cannot be written costs only the sharing (a session log
         // note). Returns 1 on success, 0 on failure.

@@ -769,16 +769,22 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
     }
 }
 
-/// Creates the token cache directory when it does not exist (one level, mode 0700 on unix);
-/// the library checks its owner and mode.
+/// Creates the token cache directory when it does not exist (one level, mode 0700 on unix,
+/// a DACL for this user only on Windows); the library checks its owner and mode.
 fn create_private_dir(dir: &Path) -> Outcome {
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    match builder.create(dir) {
+    #[cfg(windows)]
+    let created = dpopkit::core::sys_windows::create_private_dir(dir);
+    #[cfg(not(windows))]
+    let created = {
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir)
+    };
+    match created {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(other(format!("cannot create the token cache directory '{}': {e}", dir.display()))),

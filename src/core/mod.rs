@@ -1,6 +1,6 @@
 //! The pure-Rust core: keys, proofs, tokens, nonces, HTTP and the session log.
 //! It knows nothing about C; `crate::ffi` and `crate::capi` wrap it.
-#![deny(unsafe_code)] // audited exceptions: key.rs wipes ring's key pair; token_store.rs calls flock and geteuid
+#![deny(unsafe_code)] // audited exceptions: key.rs wipes ring's key pair; token_store.rs calls flock and geteuid; sys_windows.rs holds the Win32 calls
 
 pub mod challenge;
 pub mod client;
@@ -18,6 +18,8 @@ pub mod proof;
 pub mod redact;
 pub mod session_log;
 pub mod state;
+#[cfg(windows)]
+pub mod sys_windows;
 pub mod token;
 pub mod token_store;
 

@@ -60,6 +60,9 @@ pub struct Entry<'a> {
 fn open_file(path: &Path) -> Result<File> {
     let shown = shorten(&path.display().to_string());
     let fail = |why: String| Error::new(ErrorKind::FileIo, format!("cannot open session log '{shown}': {why}"));
+    #[cfg(windows)]
+    return super::sys_windows::open_private_append(path).map_err(fail);
+    #[allow(unreachable_code)]
     let mut options = OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]

@@ -38,9 +38,10 @@
 //! Single flight across processes: `flock(LOCK_EX)` on `<id>.lock` while one process asks
 //! the authorization server; the others poll it (`LOCK_NB`, 10 ms steps) and then read the
 //! fresh record. The kernel releases the lock of a process that dies, however it dies.
-//! Windows: not built; the same design maps to `LockFileEx` on `<id>.lock` and an owner
-//! check through the file's security descriptor (`GetSecurityInfo`). There, the member is
-//! refused when the AuthToken is set.
+//! Windows (src/core/sys_windows.rs): `LockFileEx` on `<id>.lock`; the directory and the
+//! files are checked by owner and DACL (`GetSecurityInfo`: owned by this user, no allow
+//! ACE for anyone else but SYSTEM / Administrators), files are created with a private DACL
+//! and replaced with `MoveFileExW(MOVEFILE_REPLACE_EXISTING)` (std's rename).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -267,7 +268,13 @@ pub fn check_dir_path(path: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-#[cfg(not(unix))]
+/// [`check_dir`] on Windows: owner and DACL instead of uid and mode (src/core/sys_windows.rs).
+#[cfg(windows)]
+pub fn check_dir_path(path: &Path) -> std::result::Result<(), String> {
+    crate::core::sys_windows::check_private_dir(path, &shorten(&path.display().to_string()))
+}
+
+#[cfg(not(any(unix, windows)))]
 pub fn check_dir_path(_path: &Path) -> std::result::Result<(), String> {
     Err("is not supported on this platform yet: the shared token cache needs Unix flock and file owners \
          (the Windows design, LockFileEx and an owner check, is described in SECURITY.md); remove the member"
@@ -346,7 +353,31 @@ impl Store {
         }
     }
 
-    #[cfg(not(unix))]
+    /// [`Store::read`] on Windows: the same checks through sys_windows (reparse point,
+    /// disk file, one link, owner, nobody else in the DACL).
+    #[cfg(windows)]
+    pub fn read(&self) -> Found {
+        use std::io::Read;
+        let file = match crate::core::sys_windows::open_private_read(&self.path()) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Found::Missing,
+            // The caller writes "the token cache file '…' {why}".
+            Err(why) => return Found::Ignored(why.strip_prefix("it ").map_or(why.clone(), str::to_string)),
+        };
+        let mut bytes = Zeroizing::new(Vec::with_capacity(1024));
+        if let Err(e) = file.take(MAX_RECORD + 1).read_to_end(&mut bytes) {
+            return Found::Ignored(format!("cannot be read ({e})"));
+        }
+        if bytes.len() as u64 > MAX_RECORD {
+            return Found::Ignored(format!("is larger than {MAX_RECORD} bytes"));
+        }
+        match Record::from_json(&bytes) {
+            Ok(r) => Found::Record(r),
+            Err(why) => Found::Ignored(why.to_string()),
+        }
+    }
+
+    #[cfg(not(any(unix, windows)))]
     pub fn read(&self) -> Found {
         Found::Missing
     }
@@ -397,7 +428,31 @@ impl Store {
         Locking::Failed(format!("the lock file '{shown}' keeps being replaced (another process removes it)"))
     }
 
-    #[cfg(not(unix))]
+    /// [`Store::lock`] on Windows: `LockFileEx` on a private lock file.
+    #[cfg(windows)]
+    pub fn lock(&self, give_up: Instant) -> Locking {
+        use crate::core::sys_windows as win;
+        let shown = shorten(&self.lock_path().display().to_string());
+        let file = match win::open_lock_file(&self.lock_path()) {
+            Ok(f) => f,
+            Err(e) => return Locking::Failed(format!("cannot open the lock file '{shown}': {e}")),
+        };
+        let started = Instant::now();
+        loop {
+            match win::try_lock(&file) {
+                Ok(true) => return Locking::Held(Lock { _file: file }),
+                Ok(false) => {}
+                Err(e) => return Locking::Failed(format!("cannot lock '{shown}': {e}")),
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                return Locking::Busy(now - started);
+            }
+            std::thread::sleep(LOCK_POLL.min(give_up - now));
+        }
+    }
+
+    #[cfg(not(any(unix, windows)))]
     pub fn lock(&self, _give_up: Instant) -> Locking {
         Locking::Failed("the shared token cache is not supported on this platform".into())
     }
@@ -437,7 +492,37 @@ impl Store {
         written
     }
 
-    #[cfg(not(unix))]
+    /// [`Store::write`] on Windows: a new private file renamed over the record
+    /// (`MoveFileExW` with `MOVEFILE_REPLACE_EXISTING`, what std's rename calls).
+    #[cfg(windows)]
+    pub fn write(&self, record: &Record, locked: bool) -> std::io::Result<()> {
+        use std::io::Write;
+        let json = record.to_json();
+        if json.len() as u64 > MAX_RECORD {
+            return Err(std::io::Error::other(format!("the token record would exceed {MAX_RECORD} bytes")));
+        }
+        let tmp = if locked {
+            let tmp = self.dir.join(format!("{}.tmp", self.id));
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            tmp
+        } else {
+            self.dir.join(format!("{}.{}.tmp", self.id, std::process::id()))
+        };
+        let mut file = crate::core::sys_windows::create_new_private(&tmp)?;
+        let written = file.write_all(&json).and_then(|_| {
+            drop(file);
+            std::fs::rename(&tmp, self.path())
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    #[cfg(not(any(unix, windows)))]
     pub fn write(&self, _record: &Record, _locked: bool) -> std::io::Result<()> {
         Err(std::io::Error::other("the shared token cache is not supported on this platform"))
     }

@@ -1,0 +1,555 @@
+#!/usr/bin/env bash
+# Windows x64 (x86_64-pc-windows-gnu), cross-built on Debian and tested under Wine.
+#
+#   bash scripts/windows.sh build   installs the cross toolchain when missing (Debian's
+#                                   rustc-web/cargo-web 1.96, rust-web-src, mingw-w64) and
+#                                   builds target/x86_64-pc-windows-gnu/release/: dpopkit.dll,
+#                                   libdpopkit.dll.a (mingw import library), dpopkit.def (the
+#                                   exports), dpopkit.lib (MSVC import library), dpopkit.exe
+#   bash scripts/windows.sh test [NAME...]
+#                                   builds (as above), installs wine when missing, builds the
+#                                   test programs with mingw against include/dpopkit.h, starts
+#                                   the real test peers (tests/peers/server.mjs) on 127.0.0.1
+#                                   and runs the Windows tests under Wine; ends with
+#                                   "N passed, M failed", exit status 1 on any failure (with
+#                                   NAMEs: only those tests)
+#   bash scripts/windows.sh dist    builds, then makes target/dpopkit-<version>-windows-x64.zip
+#
+# Why this route: rustup here has no Windows standard library, so the standard library is
+# built from Debian's source package (cargo -Zbuild-std, accepted by this stable compiler
+# with RUSTC_BOOTSTRAP=1), with Debian's rustc (not rustup's, whose version differs from
+# the std source). Link arguments come from build.rs: changing RUSTFLAGS would rebuild std.
+# On Windows itself, build with the MSVC toolchain instead: `cargo build --release` (README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TRIPLE=x86_64-pc-windows-gnu
+OUT=$ROOT/target/$TRIPLE/release
+VERSION=$(sed -n '0,/^version = /s/^version = "\(.*\)"$/\1/p' Cargo.toml)
+MINGW=x86_64-w64-mingw32
+
+# --- prerequisites -------------------------------------------------------------------------
+
+need_packages() {
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "windows.sh: please install: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "windows.sh: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Debian's compiler, whatever rustup puts first on PATH.
+DEB_RUSTC=/usr/bin/rustc
+DEB_CARGO=/usr/bin/cargo
+
+# --- build ---------------------------------------------------------------------------------
+
+build() {
+  need_packages rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
+  echo "== windows.sh build: $TRIPLE with $($DEB_RUSTC -V)"
+  local start=$SECONDS
+  RUSTC=$DEB_RUSTC RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=$MINGW-gcc \
+    nice "$DEB_CARGO" build --release -Zbuild-std=std,panic_unwind --target $TRIPLE --lib --bins
+  # dpopkit.def: the DLL's exports as they are (tests check them against the header), and
+  # from it the MSVC import library, so MSVC projects link without a .def of their own.
+  { echo "LIBRARY dpopkit.dll"; echo "EXPORTS"; dll_exports "$OUT/dpopkit.dll" | sed 's/^/    /'; } >"$OUT/dpopkit.def"
+  # (run in $OUT: dlltool names the archive members after the output path)
+  (cd "$OUT" && "$MINGW-dlltool" -d dpopkit.def -D dpopkit.dll -l dpopkit.lib -m i386:x86-64)
+  local f
+  for f in dpopkit.dll libdpopkit.dll.a dpopkit.def dpopkit.lib dpopkit.exe; do
+    [ -s "$OUT/$f" ] || { echo "windows.sh: $OUT/$f was not built" >&2; exit 1; }
+  done
+  echo "== windows.sh build: done in $((SECONDS - start)) s: $OUT/{dpopkit.dll,libdpopkit.dll.a,dpopkit.def,dpopkit.lib,dpopkit.exe}"
+}
+
+# The names in the export table of a PE file, one a line, sorted.
+dll_exports() {
+  "$MINGW-objdump" -p "$1" | awk '/^\[Ordinal\/Name Pointer\] Table/ { t = 1; next } t && /^\t\[/ { print $NF; next } { t = 0 }' | sort
+}
+
+# The DLLs a PE file imports, lower case, sorted.
+dll_imports() {
+  "$MINGW-objdump" -p "$1" | sed -n 's/^\tDLL Name: //p' | tr 'A-Z' 'a-z' | sort -u
+}
+
+# The functions the header declares (lines outside comments), sorted.
+header_functions() {
+  grep -v '^ *//' include/dpopkit.h | grep -oE '\bdpopkit_[a-z0-9_]+\(' | tr -d '(' | sort -u
+}
+
+# --- dist ----------------------------------------------------------------------------------
+
+dist() {
+  build
+  command -v zip >/dev/null || need_packages zip
+  local name=dpopkit-$VERSION-windows-x64 stage=$ROOT/target/windows-dist
+  rm -rf "$stage" && mkdir -p "$stage/$name"/{bin,lib,include,bindings/sqlserver}
+  local d=$stage/$name
+  cp "$OUT/dpopkit.dll" "$OUT/dpopkit.exe" "$d/bin/"
+  cp "$OUT/dpopkit.lib" "$OUT/libdpopkit.dll.a" "$OUT/dpopkit.def" "$d/lib/"
+  cp include/dpopkit.h "$d/include/"
+  cp bindings/sqlserver/* "$d/bindings/sqlserver/"
+  cp scripts/windows/README-windows.txt "$d/"
+  sed -i "s/@VERSION@/$VERSION/g" "$d/README-windows.txt"
+  local lic found=0
+  for lic in LICENSE LICENSE.txt LICENSE-MIT LICENSE-APACHE COPYING; do
+    [ -f "$lic" ] && { cp "$lic" "$d/"; found=1; }
+  done
+  if [ $found = 0 ]; then
+    # The repository has no license files; the license is the statement in Cargo.toml.
+    printf 'dpopkit %s\n\nLicense: %s (SPDX expression, from Cargo.toml).\n' \
+      "$VERSION" "$(sed -n 's/^license = "\(.*\)"$/\1/p' Cargo.toml)" >"$d/LICENSE.txt"
+  fi
+  (cd "$d" && unix2dos_txt README-windows.txt LICENSE.txt)
+  rm -f "$ROOT/target/$name.zip"
+  (cd "$stage" && TZ=UTC zip -q -X -r "$ROOT/target/$name.zip" "$name")
+  echo "== windows.sh dist: target/$name.zip"
+  unzip -l "$ROOT/target/$name.zip"
+}
+
+# CRLF line ends for the text files Windows users open in Notepad.
+unix2dos_txt() {
+  local f
+  for f; do [ -f "$f" ] && sed -i 's/\r\?$/\r/' "$f"; done
+}
+
+# --- test ----------------------------------------------------------------------------------
+
+T=$ROOT/target/wine-tests
+BIN=$T/bin
+LOGS=$T/logs
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+PIDS=()
+ONLY=() # test names given after `test`: run only those
+
+export WINEPREFIX=$ROOT/target/wine-prefix
+export WINEDEBUG=-all
+# No Mono or Gecko install dialogs: nothing here uses .NET or HTML in Wine.
+export WINEDLLOVERRIDES="mscoree,mshtml="
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+}
+
+# check NAME COMMAND...: one test; its output goes to $LOGS/NAME.log.
+check() {
+  local name=$1
+  shift
+  if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $name "* ]]; then return 0; fi
+  local log=$LOGS/$name.log
+  # A subshell per test: fail() counts into its FAILS, and its EXIT trap stops the servers
+  # the test started, however the test ends.
+  if ( FAILS=0; trap cleanup EXIT; "$@"; rc=$?; [ "$rc" = 0 ] && [ "$FAILS" = 0 ] ) >"$log" 2>&1; then
+    PASSED=$((PASSED + 1))
+    echo "ok     $name"
+  else
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("$name")
+    echo "FAILED $name (log: ${log#"$ROOT"/})"
+    tail -n 25 "$log" | sed 's/^/       | /'
+  fi
+}
+
+# fail TEXT: marks the running test failed (checked by check(), whatever the test returns).
+fail() { FAILS=$((FAILS + 1)); echo "FAILED: $*"; return 1; }
+
+# The Windows form of a path on this machine (Wine maps Z: to /).
+winpath() { printf 'Z:%s' "${1//\//\\}"; }
+
+wine_run() { nice wine "$@"; }
+
+wine_setup() {
+  need_packages wine wine64
+  mkdir -p "$WINEPREFIX"
+  if [ ! -f "$WINEPREFIX/.dpopkit-ready" ]; then
+    echo "== windows.sh test: wineboot -i (once, $WINEPREFIX)"
+    wineboot -i >"$LOGS/wineboot.log" 2>&1 || { cat "$LOGS/wineboot.log"; exit 1; }
+    wineserver -w || true
+    touch "$WINEPREFIX/.dpopkit-ready"
+  fi
+}
+
+# mingw-built programs against include/dpopkit.h, in $BIN beside dpopkit.dll.
+build_test_programs() {
+  mkdir -p "$BIN"
+  cp "$OUT/dpopkit.dll" "$OUT/dpopkit.exe" "$BIN/"
+  local cc=$MINGW-gcc flags=(-std=c11 -Wall -Wextra -Werror -pedantic -O1 -D__USE_MINGW_ANSI_STDIO=1 -Iinclude)
+  # The ProcessPrng stand-in (Wine 8 has no bcryptprimitives.dll; see the file).
+  $cc -shared -O2 -Wall -Werror -o "$BIN/bcryptprimitives.dll" tests/windows/processprng.c -ladvapi32
+  local p
+  for p in tests/c/flow tests/c/porting tests/c/fleet tests/windows/wintest; do
+    $cc "${flags[@]}" -o "$BIN/$(basename $p).exe" $p.c -L"$OUT" -ldpopkit -lcrypt32 -ladvapi32
+  done
+  # Through the MSVC import library this time (GNU ld reads it too).
+  $cc "${flags[@]}" -o "$BIN/misuse.exe" tests/c/misuse.c "$OUT/dpopkit.lib"
+}
+
+# start_peers ARGS...: tests/peers/server.mjs with ARGS; sets ISSUER TOKEN_URL RS API.
+# The peers stop when their stdin ends (a bounded sleep), or when the test ends (cleanup).
+start_peers() {
+  local out
+  out=$(mktemp "$T/peers.XXXXXX")
+  node tests/peers/server.mjs "$@" < <(sleep 120) >"$out" 2>"$out.err" &
+  PIDS+=($!)
+  local i
+  for i in $(seq 1 150); do
+    [ -s "$out" ] && break
+    sleep 0.2
+  done
+  local line
+  line=$(head -n 1 "$out")
+  [ -n "$line" ] || { cat "$out.err"; fail "the test peers did not start"; return 1; }
+  field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" <<<"$line"; }
+  ISSUER=$(field issuer); TOKEN_URL=$(field token_endpoint); RS=$(field rs); API=$(field api)
+  PEERS_PID=${PIDS[-1]}
+}
+
+stop_peers() { kill "$PEERS_PID" 2>/dev/null || true; }
+
+# peer_stat URL NAME [curl options]: a number from the peers' /_stats JSON.
+peer_stat() {
+  local url=$1 name=$2
+  shift 2
+  curl -sf "$@" "$url/_stats" | grep -oE "\"$name\":[0-9]+" | cut -d: -f2
+}
+
+# A new CA each run (made once per run), so no earlier run's CA can be in Wine's stores.
+make_pki() {
+  PKI=$T/pki
+  [ -f "$PKI/server.pem" ] && return 0
+  rm -rf "$PKI" && mkdir -p "$PKI"
+  (cd "$PKI"
+   openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+     -subj "/CN=dpopkit Windows test CA" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+   printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth \
+     subjectAltName=IP:127.0.0.1,DNS:localhost subjectKeyIdentifier=hash authorityKeyIdentifier=keyid >server.ext
+   openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(date +%s%N)" -days 2 -extfile server.ext -out server.pem
+  ) >"$LOGS/pki.log" 2>&1
+}
+
+tls_peers() { start_peers --tls "$PKI/server.pem" "$PKI/server.key" --tls-ca "$PKI/ca.pem" "$@"; }
+
+# --- the tests -----------------------------------------------------------------------------
+
+t_dll_imports_only_system_dlls() {
+  local allowed=" kernel32.dll ntdll.dll msvcrt.dll ws2_32.dll bcrypt.dll bcryptprimitives.dll crypt32.dll advapi32.dll userenv.dll secur32.dll ncrypt.dll ole32.dll oleaut32.dll shell32.dll user32.dll api-ms-win-core-synch-l1-2-0.dll "
+  local f d bad=0
+  for f in dpopkit.dll dpopkit.exe; do
+    echo "$f imports:"
+    for d in $(dll_imports "$OUT/$f"); do
+      echo "  $d"
+      [[ $allowed == *" $d "* ]] || { echo "  ^ not a system DLL"; bad=1; }
+    done
+  done
+  [ $bad = 0 ]
+}
+
+# The COM server's entry points, which a later change may add: the only exports allowed
+# besides the header's functions.
+COM_EXPORTS='^(DllGetClassObject|DllCanUnloadNow|DllRegisterServer|DllUnregisterServer|DllInstall)$'
+
+t_dll_exports_exactly_the_header() {
+  diff <(header_functions) <(dll_exports "$OUT/dpopkit.dll" | grep -Ev "$COM_EXPORTS") \
+    && echo "exports = the header's $(header_functions | wc -l) functions" \
+    || fail "exports differ from include/dpopkit.h (< header only, > DLL only)"
+  diff <(dll_exports "$OUT/dpopkit.dll") <(grep -E '^    ' "$OUT/dpopkit.def" | tr -d ' ') || fail "dpopkit.def differs from the DLL's exports"
+  # dpopkit.lib: an import stub for each export, all naming dpopkit.dll (misuse.exe is linked
+  # with it, so the misuse test runs through it too).
+  diff <(dll_exports "$OUT/dpopkit.dll") <("$MINGW-nm" "$OUT/dpopkit.lib" | sed -n 's/.* I __imp_//p' | sort) \
+    || fail "dpopkit.lib's import symbols differ from the DLL's exports"
+  grep -qaF dpopkit.dll "$OUT/dpopkit.lib" || fail "dpopkit.lib does not name dpopkit.dll"
+  ! grep -qaF "$ROOT" "$OUT/dpopkit.lib" || fail "dpopkit.lib carries the build directory's path"
+}
+
+t_version_resource() {
+  local f text
+  for f in dpopkit.dll dpopkit.exe; do
+    # The strings are UTF-16; dropping the NULs leaves key and value side by side.
+    text=$(wrestool -x --raw -t 16 "$OUT/$f" | tr -d '\000')
+    echo "$f: $text" | tr -c '[:print:]\n' ' '
+    echo
+    local want
+    for want in "FileVersion$VERSION" "ProductVersion$VERSION" "ProductNamedpopkit" "CompanyNamedpopkit" \
+                "LegalCopyrightCopyright" "FileDescriptiondpopkit" "OriginalFilename$f"; do
+      grep -qaF "$want" <<<"$text" || fail "$f: no $want in its version resource"
+    done
+  done
+  # The numeric version too, as Explorer's "File version" shows it.
+  local numeric
+  numeric=$(wrestool -x --raw -t 16 "$OUT/dpopkit.dll" | od -An -tx1 -v | tr -d ' \n')
+  # VS_FIXEDFILEINFO: signature FEEF04BD, struct version, then dwFileVersionMS (minor, major).
+  local IFS=. v=($VERSION)
+  local ms ls
+  ms=$(printf '%04x%04x' "${v[1]}" "${v[0]}" | sed 's/\(..\)\(..\)\(..\)\(..\)/\2\1\4\3/')
+  ls=$(printf '%04x%04x' 0 "${v[2]}" | sed 's/\(..\)\(..\)\(..\)\(..\)/\2\1\4\3/')
+  grep -q "bd04effe00000100$ms$ls" <<<"$numeric" || fail "dpopkit.dll: FILEVERSION is not $VERSION.0"
+}
+
+# The seed flow (tests/c/flow.c: 3 GETs, misuse, a GET after the key object is destroyed).
+t_flow() {
+  start_peers "$@" || return 1
+  local log=$T/flow-session.log
+  rm -f "$log"
+  (cd "$BIN" && wine_run flow.exe "$(winpath "$ROOT/tests/fixtures/ec_pkcs8_enc.pem")" test-password "$TOKEN_URL" "$API" "$(winpath "$log")") \
+    || { stop_peers; fail "flow.exe"; return 1; }
+  local issued
+  issued=$(peer_stat "$ISSUER" token_issued)
+  stop_peers
+  echo "tokens issued: $issued"
+  [ "$issued" = 1 ] || fail "want exactly one token, the AS issued $issued"
+  grep -q "GET /api/test HTTP/1.1" "$log" || fail "the session log has no request"
+  ! grep -qE 'eyJ[A-Za-z0-9_-]+\.eyJ|=secret' "$log" || fail "a secret in the session log"
+}
+
+t_rest_surface() {
+  start_peers --as-nonce --rs-nonce || return 1
+  local out
+  out=$(cd "$BIN" && wine_run porting.exe "$TOKEN_URL" "$RS") || { echo "$out"; stop_peers; fail "porting.exe"; return 1; }
+  stop_peers
+  echo "$out"
+  grep -q "porting: ok" <<<"$out"
+}
+
+t_misuse_matrix() {
+  local out
+  out=$(wine_run "$BIN/misuse.exe") || { echo "$out"; fail "misuse.exe"; return 1; }
+  echo "$out" | tail -n 3
+  grep -qE '^[1-9][0-9]* passed, 0 failed' <<<"$out" || fail "no 'N passed, 0 failed' line"
+}
+
+t_tls_ca_file() {
+  make_pki
+  tls_peers --as-nonce --rs-nonce || return 1
+  (cd "$BIN" && wine_run wintest.exe tls "$TOKEN_URL" "$API" "$(winpath "$PKI/ca.pem")") || { stop_peers; fail "wintest tls"; return 1; }
+  local issued
+  issued=$(peer_stat "$ISSUER" token_issued --cacert "$PKI/ca.pem")
+  stop_peers
+  [ "$issued" = 1 ] || fail "want exactly one token, the AS issued $issued"
+}
+
+# The OS trust store (CryptoAPI) refuses a CA it does not hold. That it accepts one it holds
+# is not tested: with the CA added to Wine's ROOT store (CertAddEncodedCertificateToStore),
+# Wine 8 builds the chain but fails it with CERT_E_REVOCATION_FAILURE for a certificate
+# without revocation information, although rustls-platform-verifier passes
+# CERT_CHAIN_POLICY_IGNORE_ALL_REV_UNKNOWN_FLAGS (README).
+t_os_trust_store() {
+  make_pki
+  tls_peers || return 1
+  (cd "$BIN" && wine_run wintest.exe ostrust "$TOKEN_URL" "$API") || fail "wintest ostrust"
+}
+
+cli() { (cd "$BIN" && DPOPKIT_CLIENT_SECRET=secret wine_run dpopkit.exe "$@"); }
+
+t_cli_get() {
+  start_peers --as-nonce --rs-nonce || return 1
+  local out log=$T/cli-session.log
+  rm -f "$log"
+  out=$(cli get "$API" --key "$(winpath "$ROOT/tests/fixtures/ec_pkcs8_enc.pem")" --key-password test-password \
+        --client-id m2m.dpop --token-endpoint "$TOKEN_URL" --scope api --session-log "$(winpath "$log")") \
+    || { echo "$out"; fail "dpopkit.exe get"; return 1; }
+  echo "$out"
+  grep -qF '{"type":"client_id","value":"m2m.dpop"}' <<<"$out" || fail "no client_id claim in the body"
+  grep -qF "$(cat tests/fixtures/ec.jkt)" <<<"$out" || fail "the token is not bound to the key"
+  grep -q "use_dpop_nonce" "$log" || fail "the session log has no nonce challenge"
+  # --token-cache: the CLI creates the directory (private), and two runs share one token.
+  local cache=$T/cli-cache before after
+  rm -rf "$cache"
+  before=$(peer_stat "$ISSUER" token_issued)
+  for i in 1 2; do
+    cli get "$API" --key "$(winpath "$ROOT/tests/fixtures/ec_sec1.pem")" --client-id m2m.dpop --token-endpoint "$TOKEN_URL" \
+      --scope api --token-cache "$(winpath "$cache")" >/dev/null || fail "dpopkit.exe get --token-cache (run $i)"
+  done
+  after=$(peer_stat "$ISSUER" token_issued)
+  echo "--token-cache: $((after - before)) tokens issued for 2 runs; directory mode $(stat -c %a "$cache" 2>&1)"
+  [ $((after - before)) = 1 ] || fail "2 runs with --token-cache: want one token, the AS issued $((after - before))"
+  [[ $(stat -c %a "$cache") == *0 ]] || fail "the CLI's cache directory gives others access"
+  local v
+  v=$(cli --version) || fail "dpopkit.exe --version"
+  grep -qF "$VERSION" <<<"$v" || fail "--version says '$v'"
+}
+
+t_cli_get_https_ca_file() {
+  make_pki
+  tls_peers --as-nonce || return 1
+  local out
+  out=$(cli get "$API" --key "$(winpath "$ROOT/tests/fixtures/ec_sec1.pem")" --client-id m2m.dpop --token-endpoint "$TOKEN_URL" \
+        --scope api --ca-file "$(winpath "$PKI/ca.pem")") || { echo "$out"; stop_peers; fail "dpopkit.exe get https"; return 1; }
+  stop_peers
+  grep -qF '{"type":"client_id","value":"m2m.dpop"}' <<<"$out" || fail "no client_id claim: $out"
+}
+
+# A loopback server that accepts and never answers (closes after 20 s, exits by itself).
+t_deadline_hanging_server() {
+  local portfile
+  portfile=$(mktemp "$T/hang.XXXXXX")
+  node -e '
+    const net = require("net"); const socks = [];
+    const s = net.createServer(c => socks.push(c)).listen(0, "127.0.0.1", () => console.log(s.address().port));
+    setTimeout(() => { socks.forEach(c => c.destroy()); s.close(); process.exit(0); }, 20000);
+  ' >"$portfile" &
+  PIDS+=($!)
+  local pid=$! i
+  for i in $(seq 1 50); do [ -s "$portfile" ] && break; sleep 0.1; done
+  local port
+  port=$(head -n 1 "$portfile")
+  (cd "$BIN" && wine_run wintest.exe deadline "http://127.0.0.1:$port/api") || { kill $pid; fail "wintest deadline"; return 1; }
+  kill $pid 2>/dev/null || true
+}
+
+# Key, CA file, session log and token cache directory under a directory named Zoë\日本
+# (UTF-8 on this side).
+t_non_ascii_paths() {
+  make_pki
+  local base=$T/paths dir=$T/paths/Zoë/日本
+  rm -rf "$base" && mkdir -p "$dir" && mkdir -m 700 "$dir/cache"
+  cp tests/fixtures/ec_pkcs8_enc.pem "$PKI/ca.pem" "$dir/"
+  tls_peers --as-nonce || return 1
+  (cd "$BIN" && wine_run wintest.exe paths "$(winpath "$base")" "$TOKEN_URL" "$API") || { stop_peers; fail "wintest paths"; return 1; }
+  stop_peers
+  [ -s "$dir/session.log" ] || fail "no session log at $dir/session.log"
+  grep -q "GET /api/test HTTP/1.1" "$dir/session.log" || fail "the session log has no request"
+  ls -la "$dir/cache"
+  [ -n "$(find "$dir/cache" -type f ! -name '*.lock' ! -name '*.tmp')" ] || fail "no token record in $dir/cache"
+}
+
+# The session log on Windows: device names, a device behind a drive path, a named pipe and
+# a hard-linked file are refused; a new log gives other users nothing. Wine keeps no DACL
+# on disk: it turns the DACL into the Unix mode, so that mode is what is checked here,
+# against a control file created without a security descriptor. Not testable under Wine 8:
+# symbolic links and junctions (it shows a Unix symlink as the file it points to, with no
+# reparse point) and files of another user (one user).
+t_session_log_refusals() {
+  local dir=$T/logrefuse
+  rm -rf "$dir" && mkdir -p "$dir"
+  echo "some file" >"$dir/target.log"
+  ln "$dir/target.log" "$dir/hardlink.log"
+  (cd "$BIN" && wine_run wintest.exe logrefuse "$(winpath "$dir")") || fail "wintest logrefuse"
+  [ "$(cat "$dir/target.log")" = "some file" ] || fail "the hard-linked file was written to"
+  local fresh control
+  fresh=$(stat -c %a "$dir/fresh.log") control=$(stat -c %a "$dir/default.log")
+  echo "Unix modes under Wine: new session log $fresh, control file $control"
+  [[ $control == *[1-7] ]] || fail "the control file gives others nothing ($control): this check would prove nothing"
+  [[ $fresh == *0 ]] || fail "the new session log gives others access (mode $fresh)"
+}
+
+# fleet CACHE_DIR CALLS: 4 workers (tests/c/fleet.c) started together; each waits for its
+# start line, sent 6 s after its start so that all of them are up by then.
+fleet() {
+  local cache=$1 calls=$2 i pids=() rc=0
+  for i in 1 2 3 4; do
+    (cd "$BIN" && wine_run fleet.exe "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")" "$TOKEN_URL" "$API" "$cache" "$calls" \
+       < <(sleep 6; echo go) >"$T/fleet.$i.out" 2>&1) &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { rc=1; echo "worker $((i + 1)) failed:"; cat "$T/fleet.$((i + 1)).out"; }
+  done
+  return $rc
+}
+
+# The shared token cache on Windows (LockFileEx, private files, owner + DACL check of the
+# directory): 4 processes x 3 calls, one token request; a corrupt record is replaced; a
+# directory others may write to is refused with the icacls fix.
+t_fleet_token_cache() {
+  start_peers --rs-nonce || return 1
+  local cache=$T/fleet-cache
+  rm -rf "$cache" && mkdir -m 700 "$cache"
+  # The control: without the member every process asks.
+  fleet - 3 || fail "the fleet without a cache"
+  local n
+  n=$(peer_stat "$ISSUER" token_requests)
+  echo "without token_cache_dir: $n token requests"
+  [ "$n" = 4 ] || fail "without the cache, want 4 token requests (one per process), got $n"
+  fleet "$(winpath "$cache")" 3 || fail "the fleet with the cache"
+  n=$(peer_stat "$ISSUER" token_requests)
+  echo "with token_cache_dir: $((n - 4)) token requests"
+  [ "$n" = 5 ] || fail "4 processes x 3 calls through one cache directory: want 1 token request, got $((n - 4))"
+  [ "$(peer_stat "$RS" ok)" = 24 ] || fail "want 24 API calls answered 200"
+  ls -la "$cache"
+  local record
+  record=$(find "$cache" -type f ! -name '*.lock' ! -name '*.tmp' | head -n 1)
+  [ -n "$record" ] || { fail "no token record in the cache"; return 1; }
+  [[ $(stat -c %a "$record") == *0 ]] || fail "the token record gives others access (mode $(stat -c %a "$record"))"
+  # A corrupt record: ignored, one new token, replaced.
+  echo "not json" >"$record"
+  chmod 600 "$record"
+  (cd "$BIN" && wine_run fleet.exe "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")" "$TOKEN_URL" "$API" "$(winpath "$cache")" 1 <<<go) \
+    || fail "a worker with a corrupt record"
+  [ "$(peer_stat "$ISSUER" token_requests)" = 6 ] || fail "a corrupt record should cost exactly one new token request"
+  grep -q '"version"' "$record" || fail "the corrupt record was not replaced"
+  # A directory others may write to.
+  local open=$T/fleet-open out
+  rm -rf "$open" && mkdir "$open" && chmod 777 "$open"
+  out=$(cd "$BIN" && wine_run fleet.exe "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")" "$TOKEN_URL" "$API" "$(winpath "$open")" 1 <<<go 2>&1)
+  echo "$out"
+  grep -q "is writable by" <<<"$out" && grep -q "icacls" <<<"$out" || fail "a directory others may write to is not refused with the icacls fix"
+}
+
+# The zip: the documented layout, the Wine-only stand-in not in it, the files unchanged.
+t_dist_zip_layout() {
+  dist >/dev/null || { fail "windows.sh dist"; return 1; }
+  local zip=$ROOT/target/dpopkit-$VERSION-windows-x64.zip n=dpopkit-$VERSION-windows-x64 listing f
+  listing=$(unzip -Z1 "$zip")
+  echo "$listing"
+  for f in bin/dpopkit.dll bin/dpopkit.exe lib/dpopkit.lib lib/libdpopkit.dll.a lib/dpopkit.def include/dpopkit.h \
+           bindings/sqlserver/DpopKit.cs bindings/sqlserver/NativeMethods.g.cs bindings/sqlserver/install.sql \
+           README-windows.txt LICENSE.txt; do
+    grep -qx "$n/$f" <<<"$listing" || fail "the zip has no $f"
+  done
+  ! grep -qi bcryptprimitives <<<"$listing" || fail "the Wine-only ProcessPrng stand-in is in the zip"
+  cmp <(unzip -p "$zip" "$n/bin/dpopkit.dll") "$OUT/dpopkit.dll" || fail "the zip's dpopkit.dll is not the built one"
+  cmp <(unzip -p "$zip" "$n/include/dpopkit.h") include/dpopkit.h || fail "the zip's header is not include/dpopkit.h"
+  unzip -p "$zip" "$n/README-windows.txt" | grep -q "dpopkit $VERSION for Windows" || fail "README-windows.txt has no version"
+}
+
+run_tests() {
+  mkdir -p "$LOGS"
+  build
+  wine_setup
+  build_test_programs
+  command -v node >/dev/null || { echo "windows.sh: node (20+) is needed for the test peers" >&2; exit 1; }
+  command -v wrestool >/dev/null || need_packages icoutils
+  command -v curl >/dev/null || need_packages curl
+  command -v zip >/dev/null && command -v unzip >/dev/null || need_packages zip unzip
+  [ -d tests/peers/node_modules/oidc-provider ] || (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
+  rm -rf "$T/pki"
+  echo "== windows.sh test: under $(wine --version)"
+  check dll_imports_only_system_dlls t_dll_imports_only_system_dlls
+  check dll_exports_exactly_the_header t_dll_exports_exactly_the_header
+  check version_resource_in_dll_and_exe t_version_resource
+  check flow_no_nonces t_flow
+  check flow_as_nonce t_flow --as-nonce
+  check flow_rs_nonce t_flow --rs-nonce
+  check flow_as_and_rs_nonce t_flow --as-nonce --rs-nonce
+  check rest_surface_headers_post_status_text t_rest_surface
+  check misuse_matrix t_misuse_matrix
+  check https_with_ca_file t_tls_ca_file
+  check os_trust_store_refuses_an_unknown_ca t_os_trust_store
+  check cli_get t_cli_get
+  check cli_get_https_ca_file t_cli_get_https_ca_file
+  check deadline_hanging_server t_deadline_hanging_server
+  check non_ascii_paths t_non_ascii_paths
+  check session_log_refusals t_session_log_refusals
+  check fleet_token_cache t_fleet_token_cache
+  check dist_zip_layout t_dist_zip_layout
+  echo "== windows.sh test: $PASSED passed, $FAILED failed${FAILED_NAMES[*]:+ (${FAILED_NAMES[*]})}"
+  [ "$FAILED" = 0 ]
+}
+
+case "${1:-}" in
+  build) build ;;
+  test) shift; ONLY=("$@"); run_tests ;;
+  dist) dist ;;
+  *) echo "usage: bash scripts/windows.sh build|test|dist" >&2; exit 2 ;;
+esac
