@@ -784,7 +784,7 @@ impl Transport {
     /// How a request to `target` would cross a network unencrypted, if it would: `Some("")`
     /// for plain http straight to another machine, `Some(" (through proxy host:port)")` for
     /// plain http relayed by a proxy; `None` when it stays encrypted (https, tunnelled
-    /// end to end through any proxy) or on this machine (see [`in_clear_over_network`]).
+    /// end to end through any proxy) or on this machine (see `in_clear_over_network`).
     pub fn cleartext_route(&self, target: &Target) -> Result<Option<String>> {
         let proxy = self.proxy_for(target)?;
         Ok(in_clear_over_network(target, proxy).then(|| proxy.map_or(String::new(), |p| p.via.clone())))

@@ -58,9 +58,9 @@ pub const WHOLE_WORD_BELOW: usize = 8;
 ///
 /// Masking is linear in the text plus the secrets: a text that is short next to the
 /// secrets is searched value by value (memchr's memmem), a long one in a single pass of an
-/// Aho-Corasick automaton of every form of every value (see [`Matcher`]). Besides the
+/// Aho-Corasick automaton of every form of every value (see `Matcher`). Besides the
 /// forms made for each value, the text is also searched through a *decoded view* (see
-/// [`View`]): `\uXXXX` and JSON escapes, HTML/XML character references and `%XX` decoded,
+/// `View`): `\uXXXX` and JSON escapes, HTML/XML character references and `%XX` decoded,
 /// in any mix per character, with a map back to the original bytes.
 #[derive(Default)]
 pub struct Secrets {
@@ -88,7 +88,7 @@ enum Kind {
 /// secret is scanned (every form is at least as long as the value itself), so a call whose
 /// responses are shorter than its tokens and proofs — most API calls — never pays for them.
 /// A clone shares the forms (made once for all clones): the values kept for later calls
-/// ([`remember_for_later`]) are made once, not once per call.
+/// (`remember_for_later`) are made once, not once per call.
 #[derive(Clone)]
 struct Value {
     raw: Zeroizing<String>,
@@ -231,7 +231,7 @@ impl std::fmt::Debug for Secrets {
 }
 
 /// Below this many bytes × needles a text is searched needle by needle (no automaton to
-/// make); above it, in one pass of the [`Matcher`].
+/// make); above it, in one pass of the `Matcher`.
 const SMALL_WORK: usize = 1 << 24;
 
 /// How many bytes of a long text are scanned between two looks at the call's deadline.
@@ -903,7 +903,7 @@ pub struct CallScope {
 }
 
 /// Starts (or joins) the call's secret set. The outermost scope starts it with the values
-/// earlier calls of the process left for later ([`remember_for_later`]), so that a server
+/// earlier calls of the process left for later (`remember_for_later`), so that a server
 /// or a cache echoing an earlier request gets masked too.
 pub fn call_scope() -> CallScope {
     let outermost = CALL.with(|c| {
@@ -1071,13 +1071,13 @@ fn remember_for_later(map: &LaterMap, value: &str, until: std::time::Instant) {
 }
 
 /// An access token, until it expires (plus [`EXPIRY_LEEWAY`]): renewed, it may still be
-/// accepted — and echoed — until then. See [`remember_for_later`].
+/// accepted — and echoed — until then. See `remember_for_later`.
 pub fn remember_token_for_later(value: &str, expires_at: std::time::Instant) {
     remember_for_later(&LATER_TOKENS, value, expires_at + EXPIRY_LEEWAY);
 }
 
 /// A DPoP proof or a client assertion, until `until` (see [`PROOF_KEPT_FOR`]; an
-/// assertion: its `exp` plus [`EXPIRY_LEEWAY`]). See [`remember_for_later`].
+/// assertion: its `exp` plus [`EXPIRY_LEEWAY`]). See `remember_for_later`.
 pub fn remember_proof_for_later(value: &str, until: std::time::Instant) {
     remember_for_later(&LATER_PROOFS, value, until);
 }

@@ -2,7 +2,7 @@
 //!
 //! Access tokens ([`super::token`]), DPoP nonces ([`super::nonce`]), servers' clocks
 //! ([`super::clock`]), authorization server metadata ([`super::discovery`]) and the
-//! credentials of earlier calls that later calls mask ([`super::redact::remember_for_later`])
+//! credentials of earlier calls that later calls mask (`super::redact::remember_for_later`)
 //! are shared by every Http object of the process, so a new object (as a SQL Server procedure makes on
 //! every call) reuses what an earlier one learned. Each lives in a [`BoundedLru`]:
 //!

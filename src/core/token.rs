@@ -88,7 +88,7 @@ const KNOWN: &[&str] = &[
 const RESERVED: &[&str] = &["grant_type", "client_assertion", "client_assertion_type"];
 
 /// A member `param:NAME` is sent as the form field `NAME` whatever it looks like: the way to
-/// pass an extra parameter whose name is close to a known member (see [`near_known`]).
+/// pass an extra parameter whose name is close to a known member (see `near_known`).
 pub const EXTRA_PARAM_PREFIX: &str = "param:";
 
 /// The known member that `name` is most likely a misspelling of: one within an edit
