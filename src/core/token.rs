@@ -901,8 +901,10 @@ fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Op
         } else {
             drop(lock.take());
             // Expired records and leftovers go, at most once a minute per directory, in a
-            // small part of what is left of the call's time.
-            let budget = (ctx.transport.deadline().remaining() / 4).min(Duration::from_secs(1));
+            // small part of what is left of the call's time. Reading a few hundred records
+            // takes milliseconds; the 5 s cap is for a machine so loaded that a tighter one
+            // (1 s was tried) left the work half done.
+            let budget = (ctx.transport.deadline().remaining() / 4).min(Duration::from_secs(5));
             if let Some(p) = token_store::prune_now_and_then(dir, store.id(), Instant::now() + budget).filter(|p| p.total() > 0) {
                 note(format!(
                     "pruned the token cache directory: {} expired and {} unusable records, {} beyond the bound of {}, {} lock \
