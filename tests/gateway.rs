@@ -476,3 +476,38 @@ fn sigterm_lets_the_requests_in_flight_finish_then_exits_0() {
     assert!(gw.stderr().contains("stopped"), "{}", gw.stderr());
     assert!(TcpStream::connect(&addr).is_err(), "it stopped listening");
 }
+
+#[test]
+fn the_queue_and_the_size_limits_are_bounded() {
+    let peers = Peers::start(&[]);
+    let slow = FaultServer::start(|_| {
+        std::thread::sleep(Duration::from_millis(800));
+        Action::Respond(200, vec![], b"done".to_vec())
+    });
+    let gw = start_route(&peers, &slow.url("/"), &["--max-concurrency", "1", "--max-queue", "1", "--max-request-body", "1024"], "queue");
+    let addr = gw.addr.clone();
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30 * i));
+                let t = Instant::now();
+                (get(&addr, "/orders/work").status, t.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Duration)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    let busy: Vec<_> = results.iter().filter(|(s, _)| *s == 503).collect();
+    assert_eq!((ok, busy.len()), (2, 2), "one running, one waiting, the rest 503: {results:?}");
+    assert!(busy.iter().all(|(_, d)| *d < Duration::from_millis(500)), "503 at once: {results:?}");
+    assert_eq!(slow.requests().len(), 2);
+
+    let r = request(&addr, "POST", "/orders/big", &[("X-DpopKit-Gateway-Key", KEY)], &"x".repeat(2000));
+    assert_eq!(r.status, 413, "{}{}", r.head, r.body);
+    let r = request(&addr, "GET", "/orders/x", &[("X-DpopKit-Gateway-Key", KEY), ("X-Big", &"y".repeat(20_000))], "");
+    assert_eq!(r.status, 431, "{}", r.head);
+    assert_eq!(slow.requests().len(), 2, "nothing over a limit went upstream");
+    let m = request(&addr, "GET", "/metrics", &[], "");
+    assert!(m.body.contains("dpopkit_gateway_rejected_busy_total 2"), "{}", m.body);
+}
