@@ -156,7 +156,7 @@ async fn dispatch(gw: &'static Gateway, req: Request<Incoming>) -> Outcome {
         return fail(r);
     }
     let method = req.method().as_str().to_string();
-    if !route.methods.iter().any(|m| *m == method) {
+    if !route.methods.contains(&method) {
         let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("this route accepts {}", route.methods.join(", ")));
         if let Ok(v) = HeaderValue::from_str(&route.methods.join(", ")) {
             r.headers_mut().insert("allow", v);
