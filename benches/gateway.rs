@@ -79,14 +79,6 @@ fn start_gateway(server: &LocalServer) -> Gateway {
     Gateway(child, addr)
 }
 
-fn per_request(n: usize, mut f: impl FnMut()) -> f64 {
-    let t = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    t.elapsed().as_secs_f64() * 1e6 / n as f64
-}
-
 /// Requests per second of `threads` callers making `total` requests in all.
 fn throughput(threads: usize, total: usize, make: impl Fn() -> (HttpClient, String)) -> f64 {
     let barrier = Arc::new(Barrier::new(threads + 1));
@@ -109,6 +101,15 @@ fn throughput(threads: usize, total: usize, make: impl Fn() -> (HttpClient, Stri
         h.join().unwrap();
     }
     (per * threads) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// utime + stime of a process, in seconds (Linux /proc; None elsewhere).
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn main() {
@@ -136,14 +137,23 @@ fn main() {
     let mut lib_us = Vec::new();
     let mut gw_us = Vec::new();
     let mut ratio = Vec::new();
+    // Each round alternates the two request by request, so both meet the same load.
     for r in 0..rounds {
-        let (a, b) = if r % 2 == 0 {
-            let a = per_request(block, || drop(lib.quick_get_str(&direct_url).unwrap()));
-            (a, per_request(block, || drop(via.quick_get_str(&gw_url).unwrap())))
-        } else {
-            let b = per_request(block, || drop(via.quick_get_str(&gw_url).unwrap()));
-            (per_request(block, || drop(lib.quick_get_str(&direct_url).unwrap())), b)
-        };
+        let (mut a, mut b) = (0.0, 0.0);
+        for i in 0..block {
+            let lib_first = (i + r) % 2 == 0;
+            for which in [lib_first, !lib_first] {
+                let t = Instant::now();
+                if which {
+                    drop(lib.quick_get_str(&direct_url).unwrap());
+                    a += t.elapsed().as_secs_f64();
+                } else {
+                    drop(via.quick_get_str(&gw_url).unwrap());
+                    b += t.elapsed().as_secs_f64();
+                }
+            }
+        }
+        let (a, b) = (a * 1e6 / block as f64, b * 1e6 / block as f64);
         lib_us.push(a);
         gw_us.push(b);
         ratio.push(b / a);
@@ -153,6 +163,18 @@ fn main() {
     println!("  plain GET through the gateway    {}", fmt_us(&stats(&gw_us)));
     let s = stats(&ratio);
     println!("  gateway / library                {:.3}x ({:.3} - {:.3})   goal <= 1.5x", s.median, s.min, s.max);
+    // Where the gateway's time goes: its upstream call (the same DPoP GET as the library's,
+    // timed inside the gateway) and its CPU time per request (all threads).
+    let metrics = via.quick_get_str(&format!("{}/metrics", gw.1)).unwrap().0;
+    let metric = |name: &str| -> f64 {
+        metrics.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+    };
+    let up_sum = metric("dpopkit_gateway_upstream_duration_seconds_sum");
+    let up_count = metric("dpopkit_gateway_upstream_duration_seconds_count");
+    println!("  of which the gateway's upstream call (mean, all requests so far) {:.1} µs", up_sum / up_count * 1e6);
+    if let Some(cpu) = process_cpu_seconds(gw.0.id()) {
+        println!("  gateway process CPU per request (all threads, mean)   {:.1} µs", cpu / up_count * 1e6);
+    }
 
     let threads = 16;
     let gw_rps = throughput(threads, mt_total, || (caller(), gw_url.clone()));
