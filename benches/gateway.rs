@@ -137,10 +137,17 @@ fn main() {
     let mut lib_us = Vec::new();
     let mut gw_us = Vec::new();
     let mut ratio = Vec::new();
+    let mut plain_us = Vec::new();
+    let plain = client();
+    plain.quick_get_str(&direct_url).unwrap();
     // Each round alternates the two request by request, so both meet the same load.
     for r in 0..rounds {
-        let (mut a, mut b) = (0.0, 0.0);
+        let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
         for i in 0..block {
+            // The floor of the extra hop: a plain GET to the upstream server itself.
+            let t = Instant::now();
+            drop(plain.quick_get_str(&direct_url).unwrap());
+            c += t.elapsed().as_secs_f64();
             let lib_first = (i + r) % 2 == 0;
             for which in [lib_first, !lib_first] {
                 let t = Instant::now();
@@ -154,6 +161,7 @@ fn main() {
             }
         }
         let (a, b) = (a * 1e6 / block as f64, b * 1e6 / block as f64);
+        plain_us.push(c * 1e6 / block as f64);
         lib_us.push(a);
         gw_us.push(b);
         ratio.push(b / a);
@@ -161,6 +169,7 @@ fn main() {
     println!("dpopkit serve vs the library, loopback, {rounds} rounds x {block} requests (one caller)");
     println!("  library DPoP GET                 {}", fmt_us(&stats(&lib_us)));
     println!("  plain GET through the gateway    {}", fmt_us(&stats(&gw_us)));
+    println!("  plain GET, no gateway (one hop)  {}", fmt_us(&stats(&plain_us)));
     let s = stats(&ratio);
     println!("  gateway / library                {:.3}x ({:.3} - {:.3})   goal <= 1.5x", s.median, s.min, s.max);
     // Where the gateway's time goes: its upstream call (the same DPoP GET as the library's,
