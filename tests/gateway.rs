@@ -511,3 +511,65 @@ fn the_queue_and_the_size_limits_are_bounded() {
     let m = request(&addr, "GET", "/metrics", &[], "");
     assert!(m.body.contains("dpopkit_gateway_rejected_busy_total 2"), "{}", m.body);
 }
+
+/// A CA for client certificates and one client certificate it issued (PEM, PEM key).
+fn client_pki(name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name.push(DnType::CommonName, format!("{name} client CA"));
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["caller.test".to_string()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    leaf.distinguished_name.push(DnType::CommonName, "caller");
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    (issuer.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn a_route_can_take_client_certificates_instead_of_the_key() {
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    let dir = scratch("mtls");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = client_pki("good");
+    let (_, other_cert, other_key) = client_pki("other");
+    std::fs::write(dir.join("clients-ca.pem"), &ca).unwrap();
+    let cert_dir = dir.join("certs");
+    let args = route_args(&peers, &format!("{}/api/", peers.rs), &[]);
+    let mut args: Vec<String> = args.into_iter().filter(|a| a != "--plain-http").collect();
+    // --caller-auth client-cert replaces --caller-secret-env GW_KEY.
+    let at = args.iter().position(|a| a == "--caller-secret-env").unwrap();
+    args.drain(at..at + 2);
+    args.extend(["--caller-auth".into(), "client-cert".into(), "--client-ca-file".into(), dir.join("clients-ca.pem").display().to_string()]);
+    args.extend(["--cert-dir".into(), cert_dir.display().to_string()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let gw = Gateway::start(&refs, "mtls");
+    let server_pem = std::fs::read_to_string(cert_dir.join("gateway-cert.pem")).unwrap();
+    let port = gw.addr.rsplit(':').next().unwrap().to_string();
+    let call = |client: Option<(&str, &str)>, with_key: bool| -> u16 {
+        let roots = vec![ureq::tls::Certificate::from_der(&rustls_pemfile_der(&server_pem)).to_owned()];
+        let mut tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+        if let Some((c, k)) = client {
+            let chain = vec![ureq::tls::Certificate::from_pem(c.as_bytes()).unwrap()];
+            tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, ureq::tls::PrivateKey::from_pem(k.as_bytes()).unwrap())));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls.build()).http_status_as_error(false).proxy(None).build().into();
+        let mut req = agent.get(&format!("https://localhost:{port}/orders/test"));
+        if with_key {
+            req = req.header("X-DpopKit-Gateway-Key", KEY);
+        }
+        match req.call() {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0, // the handshake refused the certificate
+        }
+    };
+    assert_eq!(call(Some((&cert, &key)), false), 200, "{}", gw.stderr());
+    assert_eq!(call(None, true), 401, "the key is not this route's credential");
+    assert_ne!(call(Some((&other_cert, &other_key)), false), 200, "a certificate of another CA is refused");
+    assert_eq!(peers.rs_stats()["ok"], 1, "only the request with the right certificate went upstream");
+    assert_eq!(peers.tokens_issued(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -72,7 +72,8 @@ COMMANDS:
               upstream URL with a DPoP-bound token and a fresh proof (for SQL Server's
               sp_invoke_external_rest_endpoint, PowerShell, curl). Callers send the
               secret of the variable --caller-secret-env names in the header
-              X-DpopKit-Gateway-Key. Listens on 127.0.0.1:8443 by default, with a
+              X-DpopKit-Gateway-Key (or --caller-auth client-cert --client-ca-file
+              FILE). Listens on 127.0.0.1:8443 by default, with a
               self-signed certificate kept in --cert-dir (--print-cert prints it);
               --plain-http on loopback only. Options: --listen, --methods GET,POST,
               --tls-cert/--tls-key, --cert-name, --max-concurrency, --max-queue,

@@ -31,6 +31,8 @@ pub const SERVE_OPTS: Spec = &[
     ("--route", Once),
     ("--methods", Once),
     ("--caller-secret-env", Once),
+    ("--caller-auth", Once),
+    ("--client-ca-file", Once),
     ("--plain-http", Flag),
     ("--cert-dir", Once),
     ("--cert-name", Many),
@@ -64,7 +66,7 @@ pub const SERVE_OPTS: Spec = &[
 
 /// Options that belong to the --route form only (a --config file says them per route).
 const ROUTE_ONLY: &[&str] = &[
-    "--route", "--methods", "--caller-secret-env", "--key", "--key-password", "--client-id", "--client-secret", "--token-endpoint", "--issuer",
+    "--route", "--methods", "--caller-secret-env", "--caller-auth", "--key", "--key-password", "--client-id", "--client-secret", "--token-endpoint", "--issuer",
     "--scope", "--audience", "--resource", "--auth-method", "--assertion-key", "--assertion-key-password", "--ca-file", "--proxy",
     "--allow-insecure-http", "--session-log", "--timeout-ms", "--token-cache",
 ];
@@ -79,7 +81,7 @@ pub fn cmd_serve(p: &Parsed) -> Outcome {
             if let Some(o) = ROUTE_ONLY.iter().find(|o| p.value(o).is_some() || p.flag(o)) {
                 return usage(format!("{o} goes with --route; with --config, routes and their options are in the file"));
             }
-            for o in ["--listen", "--plain-http", "--cert-dir", "--tls-cert", "--tls-key", "--max-concurrency", "--max-queue", "--max-request-body"] {
+            for o in ["--listen", "--client-ca-file", "--plain-http", "--cert-dir", "--tls-cert", "--tls-key", "--max-concurrency", "--max-queue", "--max-request-body"] {
                 if p.value(o).is_some() || p.flag(o) {
                     return usage(format!("{o} does not go with --config: set it in the file"));
                 }
@@ -98,7 +100,7 @@ pub fn cmd_serve(p: &Parsed) -> Outcome {
         Some(specs) => specs.iter().map(route_from_spec).collect::<Result<Vec<_>, _>>()?,
         None => vec![route_from_args(p)?],
     };
-    let tls_config = tls::server_config(&server.tls).map_err(other)?;
+    let tls_config = tls::server_config(&server.tls, server.client_ca.as_deref()).map_err(other)?;
     let scheme = if tls_config.is_some() { "https" } else { "http" };
     let summary: Vec<String> = routes.iter().map(|r| format!("{} -> {}", r.prefix, r.upstream)).collect();
     let cert_note = match &server.tls {
@@ -152,7 +154,11 @@ fn server_from_args(p: &Parsed) -> Result<ServerConfig, Failure> {
         max_request_body: count(p, "--max-request-body", d.max_request_body)?,
         ..d
     };
-    Ok(ServerConfig { listen, tls, limits, access_log: !p.flag("--no-access-log"), health_path: "/healthz".into(), metrics_path: "/metrics".into() })
+    let client_ca = p.value("--client-ca-file").map(PathBuf::from);
+    if client_ca.is_some() && matches!(tls, TlsSource::Plain) {
+        return usage("--client-ca-file needs TLS (client certificates are part of the TLS handshake): drop --plain-http");
+    }
+    Ok(ServerConfig { listen, tls, limits, access_log: !p.flag("--no-access-log"), health_path: "/healthz".into(), metrics_path: "/metrics".into(), client_ca })
 }
 
 /// The one route of the command line: `--route PREFIX=URL` and the request options of
@@ -177,13 +183,27 @@ fn route_from_args(p: &Parsed) -> Result<server::Route, Failure> {
             out
         }
     };
-    let Some(env_name) = p.value("--caller-secret-env") else {
-        return usage("--caller-secret-env NAME is required: the environment variable that holds the secret callers send in X-DpopKit-Gateway-Key");
+    let caller_secret = match p.value("--caller-auth").unwrap_or("key") {
+        "key" => {
+            let Some(env_name) = p.value("--caller-secret-env") else {
+                return usage("--caller-secret-env NAME is required: the environment variable that holds the secret callers send in X-DpopKit-Gateway-Key (or --caller-auth client-cert with --client-ca-file)");
+            };
+            Some(config::caller_secret_of(env_name, &|n| std::env::var(n).ok()).map_err(other)?)
+        }
+        "client-cert" | "client_cert" => {
+            if p.value("--client-ca-file").is_none() {
+                return usage("--caller-auth client-cert needs --client-ca-file: the CA file that issues the callers' certificates");
+            }
+            if p.value("--caller-secret-env").is_some() {
+                return usage("--caller-secret-env does not go with --caller-auth client-cert");
+            }
+            None
+        }
+        other => return usage(format!("--caller-auth must be key or client-cert, not '{other}'")),
     };
-    let caller_secret = config::caller_secret_of(env_name, &|n| std::env::var(n).ok()).map_err(other)?;
     let secret = super::client_secret(p)?;
     let client = HttpClient::new();
-    let mut secrets: Vec<&str> = vec![caller_secret.as_str()];
+    let mut secrets: Vec<&str> = caller_secret.iter().map(|s| s.as_str()).collect();
     if let Some(s) = &secret {
         secrets.push(s.as_str());
     }
@@ -194,7 +214,7 @@ fn route_from_args(p: &Parsed) -> Result<server::Route, Failure> {
         prefix: prefix.to_string(),
         upstream: upstream.to_string(),
         methods,
-        caller_digest: server::digest(&caller_secret),
+        caller_digest: caller_secret.as_deref().map(|s| server::digest(s)),
         caller_secret,
         client,
         timeout,
@@ -243,7 +263,7 @@ fn route_from_spec(spec: &RouteSpec) -> Result<server::Route, Failure> {
         prefix: spec.prefix.clone(),
         upstream: spec.upstream.clone(),
         methods: spec.methods.clone(),
-        caller_digest: server::digest(&spec.caller_secret),
+        caller_digest: spec.caller_secret.as_deref().map(|s| server::digest(s)),
         caller_secret: spec.caller_secret.clone(),
         client,
         timeout,

@@ -88,6 +88,9 @@ pub struct ServerConfig {
     pub access_log: bool,
     pub health_path: String,
     pub metrics_path: String,
+    /// `client_ca_file`: client certificates issued by these CAs are accepted (and checked
+    /// in the TLS handshake); routes with `caller_auth = "client_cert"` require one.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// One route as written: the request options that make its Http object, and how it is
@@ -97,7 +100,8 @@ pub struct RouteSpec {
     pub prefix: String,
     pub upstream: String,
     pub methods: Vec<String>,
-    pub caller_secret: Zeroizing<String>,
+    /// `None`: the route takes client certificates (`caller_auth = "client_cert"`).
+    pub caller_secret: Option<Zeroizing<String>>,
     pub timeout: Option<Duration>,
     pub ca_file: Option<PathBuf>,
     pub proxy: Option<String>,
@@ -232,11 +236,13 @@ const SERVER_KEYS: &[&str] = &[
     "access_log",
     "health_path",
     "metrics_path",
+    "client_ca_file",
     "route",
 ];
 
 const ROUTE_KEYS: &[&str] = &[
     "prefix",
+    "caller_auth",
     "upstream",
     "methods",
     "caller_secret_env",
@@ -320,7 +326,11 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
             return doc.fail(top.span_of(name), format!("{name} must be a path that starts with '/', e.g. \"/healthz\""));
         }
     }
-    let server = ServerConfig { listen, tls, limits, access_log: top.bool("access_log")?.unwrap_or(true), health_path, metrics_path };
+    let client_ca = top.str("client_ca_file")?.map(rel);
+    if client_ca.is_some() && matches!(tls, TlsSource::Plain) {
+        return doc.fail(top.span_of("client_ca_file"), "client_ca_file needs TLS (client certificates are part of the TLS handshake): remove plain_http");
+    }
+    let server = ServerConfig { listen, tls, limits, access_log: top.bool("access_log")?.unwrap_or(true), health_path, metrics_path, client_ca };
     let default_caller_env = top.str("caller_secret_env")?;
 
     let Some(routes_v) = top.get("route") else {
@@ -337,7 +347,7 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         let Some(table) = r.get_ref().as_table() else {
             return doc.fail(r.span(), "each route must be a table: [[route]] followed by its settings");
         };
-        let spec = parse_route(&doc, r.span(), table, default_caller_env.as_deref(), env, &rel)?;
+        let spec = parse_route(&doc, r.span(), table, default_caller_env.as_deref(), server.client_ca.is_some(), env, &rel)?;
         if let Some(other) = routes.iter().find(|o| o.prefix == spec.prefix) {
             return doc.fail(r.span(), format!("prefix \"{}\" is already the prefix of the route at line {}; each prefix once", spec.prefix, other.line));
         }
@@ -356,6 +366,7 @@ fn parse_route(
     span: std::ops::Range<usize>,
     table: &DeTable<'_>,
     default_caller_env: Option<&str>,
+    client_ca: bool,
     env: &dyn Fn(&str) -> Option<String>,
     rel: &dyn Fn(String) -> PathBuf,
 ) -> Res<RouteSpec> {
@@ -385,16 +396,31 @@ fn parse_route(
             out
         }
     };
-    let caller_secret_env = match m.str("caller_secret_env")?.or(default_caller_env.map(str::to_string)) {
-        Some(n) => n,
-        None => {
-            return doc.fail(
-                span,
-                "this route has no caller credential: set caller_secret_env = \"NAME\" (here or at the top level) to the environment variable that holds the secret callers send in X-DpopKit-Gateway-Key",
-            );
-        }
+    let client_cert = match m.str("caller_auth")?.as_deref() {
+        None | Some("key") => false,
+        Some("client_cert") => true,
+        Some(other) => return doc.fail(m.span_of("caller_auth"), format!("caller_auth = \"{other}\" is not a caller credential; use \"key\" (X-DpopKit-Gateway-Key, the default) or \"client_cert\"")),
     };
-    let caller_secret = caller_secret_of(&caller_secret_env, env).or_else(|why| doc.fail(m.span_of("caller_secret_env").start.max(span.start)..span.end, why))?;
+    let caller_secret = if client_cert {
+        if !client_ca {
+            return doc.fail(m.span_of("caller_auth"), "caller_auth = \"client_cert\" needs client_ca_file at the top level: the CA file that issues the callers' certificates");
+        }
+        if m.get("caller_secret_env").is_some() {
+            return doc.fail(m.span_of("caller_secret_env"), "caller_secret_env does not go with caller_auth = \"client_cert\": this route takes client certificates instead");
+        }
+        None
+    } else {
+        let caller_secret_env = match m.str("caller_secret_env")?.or(default_caller_env.map(str::to_string)) {
+            Some(n) => n,
+            None => {
+                return doc.fail(
+                    span,
+                    "this route has no caller credential: set caller_secret_env = \"NAME\" (here or at the top level) to the environment variable that holds the secret callers send in X-DpopKit-Gateway-Key (or caller_auth = \"client_cert\" with client_ca_file)",
+                );
+            }
+        };
+        Some(caller_secret_of(&caller_secret_env, env).or_else(|why| doc.fail(m.span_of("caller_secret_env").start.max(span.start)..span.end, why))?)
+    };
     let key = need("key", "\"/etc/dpopkit/dpop-key.pem\" (or a pkcs11: URI)")?;
     let key_password = match m.str("key_password_env")? {
         None => None,
@@ -639,7 +665,7 @@ client_secret_env = "SECRET"
         let r = &c.routes[0];
         assert_eq!(r.methods, ["GET", "POST"]);
         assert_eq!(r.timeout, Some(Duration::from_millis(5000)));
-        assert_eq!(&*r.caller_secret, "0123456789abcdef0123");
+        assert_eq!(r.caller_secret.as_deref().map(String::as_str), Some("0123456789abcdef0123"));
         let v: serde_json::Value = serde_json::from_str(&r.auth_token).unwrap();
         assert_eq!(v["client_secret"], "secret");
         assert!(v.get("client_secret_env").is_none());
@@ -672,6 +698,14 @@ client_secret_env = "SECRET"
         assert!(e.message.contains("not valid TOML"), "{}", e.message);
         let e = refusal(&GOOD.replace("methods = [\"GET\", \"post\"]", "methods = [\"CONNECT\"]"));
         assert!(e.message.contains("CONNECT"), "{}", e.message);
+        let e = refusal(&GOOD.replace("timeout_ms = 5000", "timeout_ms = 5000\ncaller_auth = \"client_cert\""));
+        assert_eq!(e.line, 11);
+        assert!(e.message.contains("client_ca_file"), "{}", e.message);
+        let c = parse(&format!("client_ca_file = \"ca.pem\"\n{}", GOOD.replace("timeout_ms = 5000", "caller_auth = \"client_cert\"")), Path::new("/etc"), &env)
+            .map_err(|e| e.message)
+            .unwrap();
+        assert!(c.routes[0].caller_secret.is_none());
+        assert_eq!(c.server.client_ca.as_deref(), Some(Path::new("/etc/ca.pem")));
         let e = refusal(&format!("{GOOD}\n[[route]]\nprefix = \"/orders/\"\n"));
         assert!(e.message.contains("upstream") || e.message.contains("already"), "{}", e.message);
     }

@@ -37,8 +37,9 @@ pub struct Route {
     pub upstream: String,
     pub methods: Vec<String>,
     /// SHA-256 of the caller secret: compared in constant time, whatever the lengths.
-    pub caller_digest: [u8; 32],
-    pub caller_secret: Zeroizing<String>,
+    /// `None` (with no secret): the route takes a client certificate instead.
+    pub caller_digest: Option<[u8; 32]>,
+    pub caller_secret: Option<Zeroizing<String>>,
     pub client: HttpClient,
     pub timeout: Duration,
 }
@@ -113,7 +114,7 @@ struct Outcome {
     upstream: Option<Duration>,
 }
 
-async fn dispatch(gw: &'static Gateway, req: Request<Incoming>) -> Outcome {
+async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming>) -> Outcome {
     let plain = |resp: Resp| Outcome { resp, route: String::new(), upstream: None };
     let uri = req.uri().clone();
     let path = uri.path();
@@ -141,8 +142,10 @@ async fn dispatch(gw: &'static Gateway, req: Request<Incoming>) -> Outcome {
 
     // The caller credential: exactly one header, equal to the route's secret.
     let given: Vec<&HeaderValue> = req.headers().get_all(CALLER_HEADER).iter().collect();
-    let ok = match given.as_slice() {
-        [one] => bool::from(Sha256::digest(one.as_bytes()).as_slice().ct_eq(&route.caller_digest)),
+    let ok = match (&route.caller_digest, given.as_slice()) {
+        (Some(digest), [one]) => bool::from(Sha256::digest(one.as_bytes()).as_slice().ct_eq(digest)),
+        // A client certificate, verified against client_ca_file in the handshake.
+        (None, _) => client_cert,
         _ => false,
     };
     if !ok {
@@ -150,7 +153,11 @@ async fn dispatch(gw: &'static Gateway, req: Request<Incoming>) -> Outcome {
         let mut r = json_error(
             StatusCode::UNAUTHORIZED,
             "invalid_caller",
-            "send the gateway's caller credential in the X-DpopKit-Gateway-Key header",
+            if route.caller_digest.is_some() {
+                "send the gateway's caller credential in the X-DpopKit-Gateway-Key header"
+            } else {
+                "this route needs a client certificate issued by the gateway's client_ca_file"
+            },
         );
         r.headers_mut().insert("www-authenticate", HeaderValue::from_static("X-DpopKit-Gateway-Key"));
         return fail(r);
@@ -226,14 +233,16 @@ async fn dispatch(gw: &'static Gateway, req: Request<Incoming>) -> Outcome {
         // The call's secret set gets the caller credential too: an upstream echoing it is
         // masked in the body and headers handed back, like the token and the proof.
         let _scope = redact::call_scope();
-        redact::remember(|s| s.add(&route.caller_secret));
+        if let Some(secret) = &route.caller_secret {
+            redact::remember(|s| s.add(secret));
+        }
         let headers: Vec<(&str, &str)> = forward.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let began = Instant::now();
         let body = if body.is_empty() && content_type.is_none() { None } else { Some(&body[..]) };
         let result = route.client.send_with_headers(&method, &url, &headers, content_type.as_deref(), body);
         let took = began.elapsed();
         let result = result.map_err(|e| {
-            let message = redact::scrub(&e.message, &[&route.caller_secret]);
+            let message = redact::scrub(&e.message, &[route.caller_secret.as_deref().map_or("", String::as_str)]);
             (e.kind, message)
         });
         (result, took)
@@ -327,7 +336,6 @@ async fn serve(
         let limits = limits.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let svc = service_fn(move |req| handle(gw, peer, req));
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -338,9 +346,13 @@ async fn serve(
             match acceptor {
                 Some(acceptor) => {
                     let Ok(Ok(tls_stream)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await else { return };
+                    // Verified against client_ca_file in the handshake when one was sent.
+                    let client_cert = tls_stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                    let svc = service_fn(move |req| handle(gw, peer, client_cert, req));
                     let _ = watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), svc)).await;
                 }
                 None => {
+                    let svc = service_fn(move |req| handle(gw, peer, false, req));
                     let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await;
                 }
             }
@@ -357,11 +369,11 @@ async fn serve(
 }
 
 /// One request: dispatched, counted, logged (without secrets: no header, no query).
-async fn handle(gw: &'static Gateway, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle(gw: &'static Gateway, peer: SocketAddr, client_cert: bool, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let start = Instant::now();
     let method = req.method().as_str().to_string();
     let path: String = req.uri().path().chars().take(512).flat_map(|c| c.escape_default()).collect();
-    let out = dispatch(gw, req).await;
+    let out = dispatch(gw, client_cert, req).await;
     let status = out.resp.status().as_u16();
     gw.metrics.request(&out.route, status);
     if gw.server.access_log {

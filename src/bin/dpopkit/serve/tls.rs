@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use dpopkit::core::ErrorKind;
 use dpopkit::core::fsread::{FileKind, read_regular_file};
+use dpopkit::core::http::{TrustRoots, load_ca_file};
 use tokio_rustls::rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -84,7 +85,7 @@ pub fn cert_path(tls: &TlsSource) -> Result<PathBuf, String> {
 }
 
 /// The rustls configuration of a TLS source (HTTP/1.1 only).
-pub fn server_config(tls: &TlsSource) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+pub fn server_config(tls: &TlsSource, client_ca: Option<&Path>) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
     let (cert, key) = match tls {
         TlsSource::Plain => return Ok(None),
         TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
@@ -100,10 +101,29 @@ pub fn server_config(tls: &TlsSource) -> Result<Option<Arc<rustls::ServerConfig>
     let key_pem = read_regular_file(&key, &KEY_FILE).map_err(|e| e.message)?;
     let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("'{}' is not a PEM private key: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_no_client_auth()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            // Client certificates are asked for, verified against these CAs when sent, and
+            // required by the routes with caller_auth = "client_cert" (the others take the key).
+            let TrustRoots::Pem(cas) = load_ca_file(path).map_err(|e| format!("client_ca_file: {}", e.message))? else {
+                return Err("client_ca_file: not a PEM CA file".into());
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for der in cas.iter() {
+                roots.add(CertificateDer::from(der.clone())).map_err(|e| format!("client_ca_file '{}': {e}", path.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("client_ca_file '{}': {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key_der)
         .map_err(|e| format!("the certificate '{}' and the key '{}' do not go together: {e}", cert.display(), key.display()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
