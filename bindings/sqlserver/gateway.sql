@@ -1,4 +1,5 @@
--- dpopkit gateway for SQL Server 2025 (Windows or Linux), Azure SQL Managed Instance:
+-- dpopkit gateway for SQL Server 2025 (Windows or Linux); Azure SQL Managed Instance too,
+-- with the gateway on a host it can reach (its https URL in place of https://localhost:8443):
 -- T-SQL calls `dpopkit serve` over HTTPS with sp_invoke_external_rest_endpoint; the
 -- gateway adds the DPoP-bound token and a fresh proof and forwards to its fixed upstream.
 -- No CLR, no native DLL in SQL Server's process. See README.md "Gateway: dpopkit serve".
