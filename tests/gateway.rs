@@ -573,3 +573,36 @@ fn a_route_can_take_client_certificates_instead_of_the_key() {
     assert_eq!(peers.tokens_issued(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn it_does_not_start_without_a_caller_credential_or_with_plain_http_off_loopback() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dpopkit"));
+        cmd.arg("serve").args(args).env_remove("GW_KEY").env("DPOPKIT_CLIENT_SECRET", "secret");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let key = fixture("ec_pkcs8.pem").display().to_string();
+    let base = ["--route", "/a/=http://127.0.0.1:9/", "--key", &key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:9/token", "--listen", "127.0.0.1:0", "--plain-http"];
+    let (code, err) = run(&base, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--caller-secret-env NAME is required"), "{err}");
+    let mut with_env: Vec<&str> = base.to_vec();
+    with_env.extend(["--caller-secret-env", "GW_KEY"]);
+    let (code, err) = run(&with_env, &[]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("GW_KEY") && err.contains("not set"), "{err}");
+    let (code, err) = run(&with_env, &[("GW_KEY", "short")]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("at least 16") && !err.contains("short\""), "{err}");
+    let open: Vec<&str> = with_env.iter().map(|a| if *a == "127.0.0.1:0" { "0.0.0.0:0" } else { a }).collect();
+    let (code, err) = run(&open, &[("GW_KEY", KEY)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--plain-http is allowed only on a loopback address"), "{err}");
+    let (code, err) = run(&[], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("serve needs --config FILE, or --route"), "{err}");
+}
