@@ -170,7 +170,7 @@ fn get_and_post_go_through_with_dpop_and_nonces_and_the_callers_credentials_stay
     );
     assert_eq!(r.status, 201, "{}{}", r.head, r.body);
     assert!(r.body.contains(r#"{\"sku\":\"A-1\",\"qty\":2}"#) && r.body.contains("\"idempotency_key\":\"k-1\""), "{}", r.body);
-    assert_eq!(r.header("location").as_deref(), Some("/api/items/1"));
+    assert_eq!(r.header("location").as_deref(), Some("/orders/items/1"), "the upstream's Location, under the route's prefix");
     assert!(r.header("dpop-nonce").is_none(), "the RS nonce is the gateway's business: {}", r.head);
 
     // The caller's Authorization, DPoP, Cookie and the gateway key never go upstream; an

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use super::config::ServerConfig;
 use super::metrics::Metrics;
-use super::target::{check_target, route_for, upstream_url};
+use super::target::{caller_location, check_target, route_for, upstream_url};
 
 /// The header that carries the caller credential.
 pub const CALLER_HEADER: &str = "x-dpopkit-gateway-key";
@@ -262,7 +262,11 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
                 if hop_by_hop(&n) || not_returned(&n) || connection_named.contains(&n) {
                     continue;
                 }
-                if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+                let v = match n.as_str() {
+                    "location" => caller_location(&route.upstream, &route.prefix, v).unwrap_or_else(|| v.clone()),
+                    _ => v.clone(),
+                };
+                if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
                     r.headers_mut().append(name, value);
                 }
             }

@@ -69,6 +69,25 @@ pub fn upstream_url(base: &str, rest: &str, query: Option<&str>) -> String {
     url
 }
 
+/// A `Location` of the upstream as the caller should see it: one under the route's
+/// upstream base (absolute URL, or absolute path on that origin) becomes the same place
+/// under the route's prefix (as a reverse proxy's `ProxyPassReverse`); anything else stays
+/// as it is (the gateway follows no redirect, to any origin).
+pub fn caller_location(base: &str, prefix: &str, location: &str) -> Option<String> {
+    let origin_end = base.find("://").map(|i| i + 3).and_then(|i| base[i..].find('/').map(|j| i + j))?;
+    let (origin, base_path) = base.split_at(origin_end);
+    let rest = if let Some(r) = location.strip_prefix(base) {
+        r
+    } else if location.len() >= origin.len() && location[..origin.len()].eq_ignore_ascii_case(origin) && location[origin.len()..].starts_with(base_path) {
+        &location[origin.len() + base_path.len()..]
+    } else if location.starts_with('/') && !location.starts_with("//") {
+        location.strip_prefix(base_path)?
+    } else {
+        return None;
+    };
+    Some(format!("{prefix}{rest}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +130,13 @@ mod tests {
         assert_eq!(route_for(&prefixes, "/ordersX/items"), None);
         assert_eq!(route_for(&prefixes, "/other/"), None);
         assert_eq!(upstream_url("https://api.example.com/v1/", "items", Some("x=1")), "https://api.example.com/v1/items?x=1");
+        let base = "https://api.example.com/v1/";
+        assert_eq!(caller_location(base, "/orders/", "/v1/items/7").as_deref(), Some("/orders/items/7"));
+        assert_eq!(caller_location(base, "/orders/", "https://api.example.com/v1/items/7?x=1").as_deref(), Some("/orders/items/7?x=1"));
+        assert_eq!(caller_location(base, "/orders/", "HTTPS://API.example.com/v1/x").as_deref(), Some("/orders/x"));
+        assert_eq!(caller_location(base, "/orders/", "/other/7"), None);
+        assert_eq!(caller_location(base, "/orders/", "https://evil.example/v1/x"), None);
+        assert_eq!(caller_location(base, "/orders/", "//api.example.com/v1/x"), None);
+        assert_eq!(caller_location(base, "/orders/", "items/7"), None);
     }
 }
