@@ -19,6 +19,10 @@ use dpopkit::core::redact::scrub;
 use dpopkit::core::{EcKey, ErrorKind, HttpClient, ResponseInfo};
 use zeroize::Zeroizing;
 
+#[cfg(feature = "gateway")]
+#[path = "dpopkit/serve.rs"]
+mod serve;
+
 const EXIT_HTTP_STATUS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_ERROR: u8 = 3;
@@ -44,6 +48,9 @@ USAGE:
     dpopkit keygen --pkcs11 URI [--key-password PIN] [--alg ES256|ES384]
     dpopkit jwk --key FILE [--key-password P]
     dpopkit jkt --key FILE [--key-password P]
+    dpopkit serve --config FILE [--print-cert]
+    dpopkit serve --route PREFIX=URL --caller-secret-env NAME [--listen ADDR]
+                  [--plain-http] [--cert-dir DIR] [--print-cert] [REQUEST OPTIONS]
     dpopkit --help | --version
 
 COMMANDS:
@@ -61,6 +68,17 @@ COMMANDS:
               prints its public JWK, then its jkt; nothing secret leaves the token.
     jwk       Prints the public JWK of a key.
     jkt       Prints the RFC 7638 thumbprint (jkt) of a key.
+    serve     A local HTTPS gateway: requests to a route's PREFIX go to its fixed
+              upstream URL with a DPoP-bound token and a fresh proof (for SQL Server's
+              sp_invoke_external_rest_endpoint, PowerShell, curl). Callers send the
+              secret of the variable --caller-secret-env names in the header
+              X-DpopKit-Gateway-Key (or --caller-auth client-cert --client-ca-file
+              FILE). Listens on 127.0.0.1:8443 by default, with a
+              self-signed certificate kept in --cert-dir (--print-cert prints it);
+              --plain-http on loopback only. Options: --listen, --methods GET,POST,
+              --tls-cert/--tls-key, --cert-name, --max-concurrency, --max-queue,
+              --max-request-body, --no-access-log. Stops on SIGTERM / Ctrl-C after the
+              requests in flight. See README \"Gateway\" for the --config file.
 
 REQUEST OPTIONS:
     --key FILE               DPoP private key (required): EC P-256 (ES256), EC P-384
@@ -316,6 +334,10 @@ fn main() -> ExitCode {
         "get" => with_parsed(rest, REQUEST_OPTS, cmd_get),
         "request" => with_parsed(rest, REQUEST_OPTS, cmd_request),
         "keygen" => with_parsed(rest, KEYGEN_OPTS, cmd_keygen),
+        #[cfg(feature = "gateway")]
+        "serve" => with_parsed(rest, serve::SERVE_OPTS, serve::cmd_serve),
+        #[cfg(not(feature = "gateway"))]
+        "serve" => usage("this dpopkit was built without the gateway: build it with the cargo feature `gateway` (on by default)"),
         "jwk" => with_parsed(rest, KEY_OPTS, |p| cmd_key_info(p, false)),
         "jkt" => with_parsed(rest, KEY_OPTS, |p| cmd_key_info(p, true)),
         other => usage(format!("unknown command '{other}'")),
@@ -426,10 +448,11 @@ fn header_arg(h: &str) -> Result<(&str, &str), Failure> {
     }
 }
 
-fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
-    // Check the whole command line before touching files or the network.
+/// Checks the token and key options of `get`, `request` and `serve --route` and returns the
+/// client secret (`None` for private_key_jwt): `--client-secret` or `DPOPKIT_CLIENT_SECRET`.
+fn client_secret(p: &Parsed) -> Result<Option<Zeroizing<String>>, Failure> {
     p.required("--key")?;
-    let client_id = p.required("--client-id")?;
+    p.required("--client-id")?;
     let token_endpoint = p.value("--token-endpoint");
     let issuer = p.value("--issuer");
     if token_endpoint.is_none() && issuer.is_none() {
@@ -473,13 +496,24 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
         }
         Some(s)
     };
-    let timeout = match p.value("--timeout-ms") {
-        None => None,
+    Ok(secret)
+}
+
+/// `--timeout-ms`, checked.
+fn timeout_of(p: &Parsed) -> Result<Option<Duration>, Failure> {
+    match p.value("--timeout-ms") {
+        None => Ok(None),
         Some(t) => match t.parse::<u64>() {
-            Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
-            _ => return usage(format!("--timeout-ms must be a positive number of milliseconds, not '{t}'")),
+            Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+            _ => usage(format!("--timeout-ms must be a positive number of milliseconds, not '{t}'")),
         },
-    };
+    }
+}
+
+fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
+    // Check the whole command line before touching files or the network.
+    let secret = client_secret(p)?;
+    timeout_of(p)?;
     let mut content_type = p.value("--content-type").map(str::to_string);
     let mut headers = Vec::new();
     for h in p.all("--header") {
@@ -514,76 +548,7 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
             Err(e) => return Err(fail(e)),
         }
     }
-    let mut settings = client.settings();
-    if let Some(t) = timeout {
-        settings.request_timeout = t;
-        settings.connect_timeout = settings.connect_timeout.min(t);
-    }
-    if let Some(ca) = p.value("--ca-file") {
-        settings.trust = load_ca_file(Path::new(ca)).map_err(|e| other(format!("--ca-file: {}", e.message)))?;
-    }
-    match p.value("--proxy") {
-        None => {}
-        Some("") => settings.proxy = ProxyChoice::None,
-        Some(u) => settings.proxy = ProxyChoice::Url(u.to_string()),
-    }
-    match client.set_settings(settings) {
-        Ok(()) => {}
-        Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(scrub(&e.message, secrets)),
-        Err(e) => return Err(fail(e)),
-    }
-
-    let key = load_key(p)?;
-    client.set_dpop_key(Arc::new(key));
-    if let Some(path) = p.value("--assertion-key") {
-        let password = password_of(p, "--assertion-key-password", "DPOPKIT_ASSERTION_KEY_PASSWORD");
-        let key = EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str))
-            .map_err(|e| other(format!("--assertion-key: {}", e.message)))?;
-        client.set_client_assertion_key(Some(Arc::new(key)));
-    }
-    let mut auth = serde_json::Map::new();
-    let mut put = |k: &str, v: &str| {
-        auth.insert(k.to_string(), serde_json::Value::String(v.to_string()));
-    };
-    put("client_id", client_id);
-    if let Some(s) = &secret {
-        put("client_secret", s);
-    }
-    for (opt, member) in [
-        ("--token-endpoint", "token_endpoint"),
-        ("--issuer", "issuer"),
-        ("--scope", "scope"),
-        ("--audience", "audience"),
-        ("--resource", "resource"),
-        ("--auth-method", "client_auth_method"),
-    ] {
-        if let Some(v) = p.value(opt) {
-            put(member, v);
-        }
-    }
-    if p.flag("--allow-insecure-http") {
-        put("allow_insecure_http", "true");
-    }
-    let token_cache = p.value("--token-cache").map(str::to_string).or_else(|| std::env::var("DPOPKIT_TOKEN_CACHE").ok());
-    if let Some(dir) = token_cache.as_deref().filter(|d| !d.is_empty()) {
-        create_private_dir(Path::new(dir))?;
-        put("token_cache_dir", dir);
-    }
-    let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
-    client.set_auth_token(&auth_json).map_err(|e| {
-        let mut f = fail(e);
-        if let Failure::Error(msg, _) = &mut f {
-            *msg = msg.replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)");
-            if msg.contains("\"allow_insecure_http\"") {
-                msg.push_str(" (on the command line: --allow-insecure-http)");
-            }
-        }
-        f
-    })?;
-    drop(auth_json);
-    if let Some(log) = p.value("--session-log") {
-        client.set_session_log(Some(Path::new(log))).map_err(fail)?;
-    }
+    configure_client(p, &client, secret.as_deref().map(String::as_str), secrets)?;
 
     // The library masks the call's credentials in everything it hands back (error texts,
     // bodies, headers); they are masked here once more, and control characters are
@@ -624,6 +589,85 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
             Err(other(msg))
         }
     }
+}
+
+/// Configures `client` from the request options (checked by [`client_secret`]): settings
+/// (`--timeout-ms`, `--ca-file`, `--proxy`), the DPoP and assertion keys, the AuthToken and
+/// the session log. Shared by `get`/`request` and `serve --route`. `secrets` are masked in
+/// error texts.
+fn configure_client(p: &Parsed, client: &HttpClient, secret: Option<&str>, secrets: &[&str]) -> Outcome {
+    let fail = |e: dpopkit::core::Error| other(scrub(&e.message, secrets));
+    let mut settings = client.settings();
+    if let Some(t) = timeout_of(p)? {
+        settings.request_timeout = t;
+        settings.connect_timeout = settings.connect_timeout.min(t);
+    }
+    if let Some(ca) = p.value("--ca-file") {
+        settings.trust = load_ca_file(Path::new(ca)).map_err(|e| other(format!("--ca-file: {}", e.message)))?;
+    }
+    match p.value("--proxy") {
+        None => {}
+        Some("") => settings.proxy = ProxyChoice::None,
+        Some(u) => settings.proxy = ProxyChoice::Url(u.to_string()),
+    }
+    match client.set_settings(settings) {
+        Ok(()) => {}
+        Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(scrub(&e.message, secrets)),
+        Err(e) => return Err(fail(e)),
+    }
+
+    let key = load_key(p)?;
+    client.set_dpop_key(Arc::new(key));
+    if let Some(path) = p.value("--assertion-key") {
+        let password = password_of(p, "--assertion-key-password", "DPOPKIT_ASSERTION_KEY_PASSWORD");
+        let key = EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str))
+            .map_err(|e| other(format!("--assertion-key: {}", e.message)))?;
+        client.set_client_assertion_key(Some(Arc::new(key)));
+    }
+    let mut auth = serde_json::Map::new();
+    let mut put = |k: &str, v: &str| {
+        auth.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+    };
+    put("client_id", p.required("--client-id")?);
+    if let Some(s) = secret {
+        put("client_secret", s);
+    }
+    for (opt, member) in [
+        ("--token-endpoint", "token_endpoint"),
+        ("--issuer", "issuer"),
+        ("--scope", "scope"),
+        ("--audience", "audience"),
+        ("--resource", "resource"),
+        ("--auth-method", "client_auth_method"),
+    ] {
+        if let Some(v) = p.value(opt) {
+            put(member, v);
+        }
+    }
+    if p.flag("--allow-insecure-http") {
+        put("allow_insecure_http", "true");
+    }
+    let token_cache = p.value("--token-cache").map(str::to_string).or_else(|| std::env::var("DPOPKIT_TOKEN_CACHE").ok());
+    if let Some(dir) = token_cache.as_deref().filter(|d| !d.is_empty()) {
+        create_private_dir(Path::new(dir))?;
+        put("token_cache_dir", dir);
+    }
+    let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
+    client.set_auth_token(&auth_json).map_err(|e| {
+        let mut f = fail(e);
+        if let Failure::Error(msg, _) = &mut f {
+            *msg = msg.replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)");
+            if msg.contains("\"allow_insecure_http\"") {
+                msg.push_str(" (on the command line: --allow-insecure-http)");
+            }
+        }
+        f
+    })?;
+    drop(auth_json);
+    if let Some(log) = p.value("--session-log") {
+        client.set_session_log(Some(Path::new(log))).map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// `-i`: the status line and the response headers, then an empty line.

@@ -287,6 +287,33 @@ impl HttpClient {
         Ok(resp)
     }
 
+    /// [`HttpClient::send`] with `headers` added for this call only, on top of those set
+    /// with [`HttpClient::set_request_header`] (replacing one of the same name), each checked
+    /// and treated like them (same origin only, credential-like ones masked). For a gateway
+    /// that forwards its callers' headers through one shared Http object.
+    pub fn send_with_headers(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Response> {
+        let mut cc = self.snapshot();
+        if !headers.is_empty() {
+            let mut next = (*cc.headers).clone();
+            for (name, value) in headers {
+                super::headers::check(name, value)?;
+                next.set(name, value)?;
+            }
+            cc.headers = Arc::new(next);
+        }
+        let _secrets = call_secrets(&cc);
+        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        redact::with_call(|s| s.scrub_response(&mut resp));
+        Ok(resp)
+    }
+
     /// [`HttpClient::send`] with the configuration snapshot of the call.
     fn send_with(
         &self,

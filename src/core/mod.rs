@@ -5,6 +5,7 @@
 pub mod challenge;
 pub mod client;
 pub mod clock;
+pub mod counters;
 pub mod discovery;
 pub mod error;
 pub mod form;

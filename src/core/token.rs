@@ -1002,6 +1002,7 @@ fn proof_error(resp: &ResponseInfo) -> Option<String> {
 pub fn nonce_retry(who: &str, given: Option<&str>, sent: Option<&str>, retried: &mut bool) -> Result<()> {
     if !*retried && given.is_some() && given != sent {
         *retried = true;
+        super::counters::nonce_retry();
         return Ok(());
     }
     let why = if given.is_none() { "but sent no DPoP-Nonce header" } else { "again after a retry with the nonce it gave" };
@@ -1126,6 +1127,7 @@ fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Re
             headers.push(("Authorization".to_string(), b.to_string()));
         }
         let requested = Instant::now();
+        super::counters::token_request();
         let resp = ctx.transport.send(
             Request { method: "POST", target: endpoint, headers, body: Some(body.as_bytes()), role: Role::TokenEndpoint },
             ctx.log,

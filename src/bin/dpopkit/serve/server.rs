@@ -1,0 +1,420 @@
+//! The HTTP side of the gateway: hyper 1 (HTTP/1.1) on tokio, TLS by tokio-rustls. Each
+//! upstream call runs the sync core on tokio's blocking pool, bounded by a semaphore; a
+//! request that finds the queue full gets 503 at once.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::sync::Semaphore;
+
+use dpopkit::core::redact;
+use dpopkit::core::{ErrorKind, HttpClient};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::config::ServerConfig;
+use super::metrics::Metrics;
+use super::target::{caller_location, check_target, route_for, upstream_url};
+
+/// The header that carries the caller credential.
+pub const CALLER_HEADER: &str = "x-dpopkit-gateway-key";
+
+pub struct Route {
+    pub prefix: String,
+    pub upstream: String,
+    pub methods: Vec<String>,
+    /// SHA-256 of the caller secret: compared in constant time, whatever the lengths.
+    /// `None` (with no secret): the route takes a client certificate instead.
+    pub caller_digest: Option<[u8; 32]>,
+    pub caller_secret: Option<Zeroizing<String>>,
+    pub client: HttpClient,
+    pub timeout: Duration,
+}
+
+pub struct Gateway {
+    pub server: ServerConfig,
+    pub routes: Vec<Route>,
+    metrics: Metrics,
+    upstream_slots: Arc<Semaphore>,
+    admitted: AtomicUsize,
+}
+
+impl Gateway {
+    pub fn new(server: ServerConfig, routes: Vec<Route>) -> Gateway {
+        let slots = Arc::new(Semaphore::new(server.limits.max_concurrency));
+        Gateway { server, routes, metrics: Metrics::default(), upstream_slots: slots, admitted: AtomicUsize::new(0) }
+    }
+}
+
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Headers that belong to one connection (RFC 9110 §7.6.1), dropped both ways, with the
+/// ones `Connection` names.
+fn hop_by_hop(name: &str) -> bool {
+    matches!(name, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "proxy-connection")
+        || name.starts_with("proxy-")
+}
+
+/// Request headers never forwarded: the caller's credentials (the gateway sends its own),
+/// the gateway's, and what the transport sets.
+fn never_forwarded(name: &str) -> bool {
+    matches!(name, "authorization" | "dpop" | "cookie" | CALLER_HEADER | "host" | "content-length" | "content-type" | "expect")
+}
+
+/// Response headers not passed back: connection-level ones, cookies meant for the gateway's
+/// own session with the upstream, and the nonce the gateway uses itself.
+fn not_returned(name: &str) -> bool {
+    matches!(name, "content-length" | "set-cookie" | "set-cookie2" | "dpop-nonce")
+}
+
+fn named_by_connection(values: impl Iterator<Item = String>) -> Vec<String> {
+    values.flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>()).filter(|t| !t.is_empty()).collect()
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json_error(status: StatusCode, error: &str, description: &str) -> Resp {
+    let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert("x-dpopkit-gateway-error", HeaderValue::from_str(error).unwrap_or(HeaderValue::from_static("error")));
+    r
+}
+
+/// Holds a place in the bounded queue (running or waiting) until dropped.
+struct Admission(&'static Gateway);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Outcome {
+    resp: Resp,
+    route: String,
+    upstream: Option<Duration>,
+}
+
+async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming>) -> Outcome {
+    let plain = |resp: Resp| Outcome { resp, route: String::new(), upstream: None };
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let absolute = uri.scheme().is_some() || uri.authority().is_some();
+    if let Err(why) = check_target(req.method().as_str(), absolute, path, uri.query()) {
+        return plain(json_error(StatusCode::BAD_REQUEST, "invalid_request_target", &why));
+    }
+    if path == gw.server.health_path && matches!(req.method().as_str(), "GET" | "HEAD") {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"ok\n")));
+        r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+        return plain(r);
+    }
+    if path == gw.server.metrics_path && req.method() == hyper::Method::GET {
+        let mut r = Response::new(Full::new(Bytes::from(gw.metrics.render())));
+        r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+        return plain(r);
+    }
+    let prefixes: Vec<&str> = gw.routes.iter().map(|r| r.prefix.as_str()).collect();
+    let Some((index, rest)) = route_for(&prefixes, path) else {
+        return plain(json_error(StatusCode::NOT_FOUND, "no_route", "no route of this gateway matches the path"));
+    };
+    let route = &gw.routes[index];
+    let label = route.prefix.clone();
+    let fail = |resp: Resp| Outcome { resp, route: label.clone(), upstream: None };
+
+    // The caller credential: exactly one header, equal to the route's secret.
+    let given: Vec<&HeaderValue> = req.headers().get_all(CALLER_HEADER).iter().collect();
+    let ok = match (&route.caller_digest, given.as_slice()) {
+        (Some(digest), [one]) => bool::from(Sha256::digest(one.as_bytes()).as_slice().ct_eq(digest)),
+        // A client certificate, verified against client_ca_file in the handshake.
+        (None, _) => client_cert,
+        _ => false,
+    };
+    if !ok {
+        gw.metrics.rejected_caller.fetch_add(1, Ordering::Relaxed);
+        let mut r = json_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_caller",
+            if route.caller_digest.is_some() {
+                "send the gateway's caller credential in the X-DpopKit-Gateway-Key header"
+            } else {
+                "this route needs a client certificate issued by the gateway's client_ca_file"
+            },
+        );
+        r.headers_mut().insert("www-authenticate", HeaderValue::from_static("X-DpopKit-Gateway-Key"));
+        return fail(r);
+    }
+    let method = req.method().as_str().to_string();
+    if !route.methods.contains(&method) {
+        let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("this route accepts {}", route.methods.join(", ")));
+        if let Ok(v) = HeaderValue::from_str(&route.methods.join(", ")) {
+            r.headers_mut().insert("allow", v);
+        }
+        return fail(r);
+    }
+
+    // The headers that go upstream: end-to-end ones only, same names joined.
+    let connection_named = named_by_connection(req.headers().get_all("connection").iter().filter_map(|v| v.to_str().ok()).map(str::to_string));
+    let mut forward: Vec<(String, String)> = Vec::new();
+    for (name, value) in req.headers() {
+        let n = name.as_str();
+        if hop_by_hop(n) || never_forwarded(n) || connection_named.iter().any(|c| c == n) {
+            continue;
+        }
+        let Ok(v) = value.to_str() else {
+            return fail(json_error(StatusCode::BAD_REQUEST, "invalid_header", &format!("the value of header '{n}' is not visible ASCII")));
+        };
+        match forward.iter_mut().find(|(k, _)| k == n) {
+            Some((_, existing)) => {
+                existing.push_str(", ");
+                existing.push_str(v);
+            }
+            None => forward.push((n.to_string(), v.to_string())),
+        }
+    }
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let query = uri.query().map(str::to_string);
+    let url = upstream_url(&route.upstream, rest, query.as_deref());
+
+    // The body, bounded in size and time.
+    let limit = gw.server.limits.max_request_body;
+    let body = match tokio::time::timeout(route.timeout, Limited::new(req.into_body(), limit).collect()).await {
+        Err(_) => return fail(json_error(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return fail(json_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &format!("the request body is larger than the {limit} bytes accepted (max_request_body)")));
+        }
+        Ok(Err(_)) => return fail(json_error(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read")),
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+
+    // A place in the bounded queue, then one of the upstream slots.
+    let bound = gw.server.limits.max_concurrency + gw.server.limits.max_queue;
+    if gw.admitted.fetch_add(1, Ordering::SeqCst) >= bound {
+        gw.admitted.fetch_sub(1, Ordering::SeqCst);
+        gw.metrics.rejected_busy.fetch_add(1, Ordering::Relaxed);
+        let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the gateway's queue is full; retry later");
+        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        return fail(r);
+    }
+    gw.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _admission = Admission(gw);
+    let permit = match tokio::time::timeout(route.timeout, gw.upstream_slots.clone().acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "no upstream slot became free within the route's timeout; retry later");
+            r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            return fail(r);
+        }
+    };
+
+    // The upstream call: the sync core on the blocking pool. It ends within the route's
+    // timeout (the core's deadline covers token, nonce retries and the request).
+    let call = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let route = &gw.routes[index];
+        // The call's secret set gets the caller credential too: an upstream echoing it is
+        // masked in the body and headers handed back, like the token and the proof.
+        let _scope = redact::call_scope();
+        if let Some(secret) = &route.caller_secret {
+            redact::remember(|s| s.add(secret));
+        }
+        let headers: Vec<(&str, &str)> = forward.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let began = Instant::now();
+        let body = if body.is_empty() && content_type.is_none() { None } else { Some(&body[..]) };
+        let result = route.client.send_with_headers(&method, &url, &headers, content_type.as_deref(), body);
+        let took = began.elapsed();
+        let result = result.map_err(|e| {
+            let message = redact::scrub(&e.message, &[route.caller_secret.as_deref().map_or("", String::as_str)]);
+            (e.kind, message)
+        });
+        (result, took)
+    });
+    let (result, took) = match call.await {
+        Ok(r) => r,
+        Err(_) => return fail(json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the upstream call failed unexpectedly")),
+    };
+    gw.metrics.upstream_latency(&label, took);
+    let resp = match result {
+        Ok(up) => {
+            let mut r = Response::new(Full::new(Bytes::from(up.body)));
+            *r.status_mut() = StatusCode::from_u16(up.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let connection_named = named_by_connection(up.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("connection")).map(|(_, v)| v.clone()));
+            for (k, v) in &up.headers {
+                let n = k.to_ascii_lowercase();
+                if hop_by_hop(&n) || not_returned(&n) || connection_named.contains(&n) {
+                    continue;
+                }
+                let v = match n.as_str() {
+                    "location" => caller_location(&route.upstream, &route.prefix, v).unwrap_or_else(|| v.clone()),
+                    _ => v.clone(),
+                };
+                if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
+                    r.headers_mut().append(name, value);
+                }
+            }
+            r
+        }
+        Err((kind, message)) => {
+            let (status, code) = match kind {
+                ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                ErrorKind::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_request"),
+                ErrorKind::Transport | ErrorKind::Tls | ErrorKind::ResponseTooLarge => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
+                _ => (StatusCode::BAD_GATEWAY, "upstream_auth_failed"),
+            };
+            json_error(status, code, &message)
+        }
+    };
+    Outcome { resp, route: label, upstream: Some(took) }
+}
+
+/// Runs the gateway until SIGTERM or Ctrl-C; then stops accepting, lets the requests in
+/// flight finish (within their routes' timeouts) and returns.
+pub fn run(gw: Gateway, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>, on_listen: impl FnOnce(SocketAddr)) -> Result<(), String> {
+    let limits = gw.server.limits.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .max_blocking_threads(limits.max_concurrency + 4)
+        .thread_name("dpopkit-gateway")
+        .build()
+        .map_err(|e| format!("cannot start the gateway's runtime: {e}"))?;
+    let longest = gw.routes.iter().map(|r| r.timeout).max().unwrap_or(Duration::from_secs(60));
+    let gw: &'static Gateway = Box::leak(Box::new(gw));
+    let result = rt.block_on(serve(gw, tls, on_listen, longest));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+async fn serve(
+    gw: &'static Gateway,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    on_listen: impl FnOnce(SocketAddr),
+    longest: Duration,
+) -> Result<(), String> {
+    let listen = gw.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    on_listen(local);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let connections = Arc::new(Semaphore::new(gw.server.limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let limits = gw.server.limits.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = connections.clone().try_acquire_owned() else {
+            drop(stream); // over max_connections
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192))
+                .max_headers(limits.max_headers)
+                .keep_alive(true);
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(Ok(tls_stream)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await else { return };
+                    // Verified against client_ca_file in the handshake when one was sent.
+                    let client_cert = tls_stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                    let svc = service_fn(move |req| handle(gw, peer, client_cert, req));
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), svc)).await;
+                }
+                None => {
+                    let svc = service_fn(move |req| handle(gw, peer, false, req));
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    eprintln!("dpopkit serve: stopping: no new connections; waiting for the requests in flight");
+    let bound = longest + Duration::from_secs(5);
+    tokio::select! {
+        _ = graceful.shutdown() => eprintln!("dpopkit serve: stopped"),
+        _ = tokio::time::sleep(bound) => eprintln!("dpopkit serve: stopped; requests still open after {}s were cut", bound.as_secs()),
+    }
+    Ok(())
+}
+
+/// One request: dispatched, counted, logged (without secrets: no header, no query).
+async fn handle(gw: &'static Gateway, peer: SocketAddr, client_cert: bool, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let start = Instant::now();
+    let method = req.method().as_str().to_string();
+    let path: String = req.uri().path().chars().take(512).flat_map(|c| c.escape_default()).collect();
+    let out = dispatch(gw, client_cert, req).await;
+    let status = out.resp.status().as_u16();
+    gw.metrics.request(&out.route, status);
+    if gw.server.access_log {
+        let up = out.upstream.map_or("-".to_string(), |d| format!("{}", d.as_millis()));
+        eprintln!(
+            "{} {} \"{} {}\" {} route={} upstream_ms={} total_ms={}",
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+            peer.ip(),
+            method.escape_default(),
+            path,
+            status,
+            if out.route.is_empty() { "-" } else { &out.route },
+            up,
+            start.elapsed().as_millis()
+        );
+    }
+    Ok(out.resp)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,131 @@
+//! The server certificate: PEM files the operator gives, or a self-signed one generated
+//! once (rcgen, ECDSA P-256) and kept in the certificate directory so that a restart keeps
+//! it — callers (SQL Server) trust that one certificate; `dpopkit serve --print-cert`
+//! prints it for their trust store.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dpopkit::core::ErrorKind;
+use dpopkit::core::fsread::{FileKind, read_regular_file};
+use dpopkit::core::http::{TrustRoots, load_ca_file};
+use tokio_rustls::rustls;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::config::TlsSource;
+
+const CERT_FILE: FileKind = FileKind { name: "gateway certificate", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM certificate (chain) file" };
+const KEY_FILE: FileKind = FileKind { name: "gateway TLS key", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM private key file" };
+
+pub const CERT_NAME: &str = "gateway-cert.pem";
+pub const KEY_NAME: &str = "gateway-key.pem";
+
+/// The certificate and key files of the generated certificate in `dir`, made when missing
+/// (the directory 0700, the key 0600). `names` are the DNS names and IP addresses it is for,
+/// besides localhost, 127.0.0.1 and ::1.
+pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), String> {
+    let cert = dir.join(CERT_NAME);
+    let key = dir.join(KEY_NAME);
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| format!("cannot create the certificate directory '{}': {e}; give another one with cert_dir / --cert-dir", dir.display()))?;
+    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    for n in names {
+        if !sans.contains(n) {
+            sans.push(n.clone());
+        }
+    }
+    let mut params = rcgen::CertificateParams::new(sans).map_err(|e| format!("cannot make the gateway certificate for these names: {e}"))?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, "dpopkit gateway");
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - std::time::Duration::from_secs(3600)).into();
+    params.not_after = (now + std::time::Duration::from_secs(825 * 86400)).into();
+    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("cannot generate the gateway key: {e}"))?;
+    let made = params.self_signed(&key_pair).map_err(|e| format!("cannot sign the gateway certificate: {e}"))?;
+    let key_pem = zeroize::Zeroizing::new(key_pair.serialize_pem());
+    write_new(&key, key_pem.as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&cert, made.pem().as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(&key);
+        return Err(e);
+    }
+    Ok((cert, key))
+}
+
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode).custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(path).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write '{}': {e}", path.display()))
+}
+
+/// The certificate file of a TLS source (generated when missing), for `--print-cert`.
+pub fn cert_path(tls: &TlsSource) -> Result<PathBuf, String> {
+    match tls {
+        TlsSource::Plain => Err("plain_http is on: there is no certificate to print".into()),
+        TlsSource::Files { cert, .. } => Ok(cert.clone()),
+        TlsSource::Generated { dir, names } => generated(dir, names).map(|(c, _)| c),
+    }
+}
+
+/// The rustls configuration of a TLS source (HTTP/1.1 only).
+pub fn server_config(tls: &TlsSource, client_ca: Option<&Path>) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let (cert, key) = match tls {
+        TlsSource::Plain => return Ok(None),
+        TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
+        TlsSource::Generated { dir, names } => generated(dir, names)?,
+    };
+    let cert_pem = read_regular_file(&cert, &CERT_FILE).map_err(|e| e.message)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("'{}' is not a PEM certificate file: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("'{}' holds no certificate (-----BEGIN CERTIFICATE-----)", cert.display()));
+    }
+    let key_pem = read_regular_file(&key, &KEY_FILE).map_err(|e| e.message)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("'{}' is not a PEM private key: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            // Client certificates are asked for, verified against these CAs when sent, and
+            // required by the routes with caller_auth = "client_cert" (the others take the key).
+            let TrustRoots::Pem(cas) = load_ca_file(path).map_err(|e| format!("client_ca_file: {}", e.message))? else {
+                return Err("client_ca_file: not a PEM CA file".into());
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for der in cas.iter() {
+                roots.add(CertificateDer::from(der.clone())).map_err(|e| format!("client_ca_file '{}': {e}", path.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("client_ca_file '{}': {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key_der)
+        .map_err(|e| format!("the certificate '{}' and the key '{}' do not go together: {e}", cert.display(), key.display()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(config)))
+}
