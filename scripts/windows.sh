@@ -478,7 +478,8 @@ t_fleet_token_cache() {
   [ "$(peer_stat "$RS" ok)" = 24 ] || fail "want 24 API calls answered 200"
   ls -la "$cache"
   local record
-  record=$(find "$cache" -type f ! -name '*.lock' ! -name '*.tmp' | head -n 1)
+  # A record is named by 64 hex digits (beside it: its .lock and the directory's binding key).
+  record=$(find "$cache" -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' | head -n 1)
   [ -n "$record" ] || { fail "no token record in the cache"; return 1; }
   [[ $(stat -c %a "$record") == *0 ]] || fail "the token record gives others access (mode $(stat -c %a "$record"))"
   # A corrupt record: ignored, one new token, replaced.

@@ -430,6 +430,18 @@ pub fn create_new_private(path: &Path) -> std::io::Result<File> {
     create_private(path, &me, FILE_WRITE_DATA | FILE_READ_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE, CREATE_NEW)
 }
 
+/// Moves `from` to `to` unless `to` exists (`MoveFileExW` without
+/// `MOVEFILE_REPLACE_EXISTING`: an existing `to` is an `AlreadyExists` error, atomically).
+pub fn move_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (from, to) = (wide(from), wide(to));
+    // SAFETY: both names are NUL-terminated UTF-16.
+    if unsafe { windows_sys::Win32::Storage::FileSystem::MoveFileExW(from.as_ptr(), to.as_ptr(), 0) } != 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// `LockFileEx(EXCLUSIVE | FAIL_IMMEDIATELY)` on the first byte: `Ok(false)` when another
 /// handle holds it. Closing the file releases it (also when the process dies).
 pub fn try_lock(file: &File) -> std::io::Result<bool> {
