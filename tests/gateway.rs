@@ -331,6 +331,60 @@ fn open_relay_tricks_are_refused_and_redirects_are_not_followed() {
 }
 
 #[test]
+fn path_tricks_the_upstream_may_decode_and_override_headers_stay_behind() {
+    // Review of issue 22: targets that an upstream (Spring, Tomcat, IIS, Java's decoder, a
+    // server that applies NFKC) decodes into a '..' segment, and headers that make an
+    // upstream framework take another path or method than the one routed.
+    let peers = Peers::start(&[]);
+    let upstream = FaultServer::start(|_| json(200, "{}"));
+    let gw = start_route(&peers, &upstream.url("/base/"), &[], "decode");
+    let key = format!("X-DpopKit-Gateway-Key: {KEY}\r\n");
+    for target in [
+        "/orders/..%3b/x",
+        "/orders/..%3B/x",
+        "/orders/%u002e%u002e/x",
+        "/orders/%c0%ae%c0%ae/x",
+        "/orders/%e0%80%ae%e0%80%ae/x",
+        "/orders/%ef%bc%8e%ef%bc%8e/x",
+        "/orders/%e2%80%a5/x",
+        "/orders/a%ef%bc%8fb",
+        "/orders/a%",
+        "/orders/a%zz",
+    ] {
+        let r = raw(&gw.addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n{key}Connection: close\r\n\r\n"));
+        assert_eq!(r.status, 400, "{target}: {}{}", r.head, r.body);
+    }
+    assert!(upstream.requests().is_empty(), "a trick reached the upstream: {:?}", upstream.requests());
+    // Legitimate encodings still pass.
+    assert_eq!(get(&gw.addr, "/orders/caf%c3%a9/a%20b;v=1").status, 200);
+    let r = request(
+        &gw.addr,
+        "GET",
+        "/orders/ok",
+        &[
+            ("X-DpopKit-Gateway-Key", KEY),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-HTTP-Method", "DELETE"),
+            ("X-Method-Override", "DELETE"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("Forwarded", "host=evil.example"),
+            ("X-Kept", "yes"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}{}", r.head, r.body);
+    let got = upstream.requests();
+    assert_eq!(got.len(), 2);
+    for name in ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override", "x-forwarded-host", "x-forwarded-prefix", "forwarded"] {
+        assert!(got[1].header(name).is_none(), "{name} went upstream: {:?}", got[1].headers);
+    }
+    assert_eq!(got[1].header("x-kept"), Some("yes"));
+}
+
+#[test]
 fn a_hanging_upstream_is_504_and_a_down_one_502_within_the_deadline_from_a_config_file() {
     let peers = Peers::start(&["--as-nonce"]);
     let hang = FaultServer::start(|_| Action::Hang);
