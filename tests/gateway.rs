@@ -660,3 +660,52 @@ fn it_does_not_start_without_a_caller_credential_or_with_plain_http_off_loopback
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("serve needs --config FILE, or --route"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_certificate_directory_others_can_write_or_a_key_others_can_read_is_refused() {
+    // Review of issue 22: a generated certificate found in --cert-dir was used whatever the
+    // directory: another local user who can write there plants a key of their own (and so
+    // can impersonate the gateway to its callers), or reads a key left readable.
+    use std::os::unix::fs::PermissionsExt;
+    let run = |dir: &std::path::Path| {
+        let key = fixture("ec_pkcs8.pem").display().to_string();
+        let d = dir.display().to_string();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
+            .args(["serve", "--route", "/a/=http://127.0.0.1:9/", "--key", &key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:9/token"])
+            .args(["--listen", "127.0.0.1:0", "--caller-secret-env", "GW_KEY", "--cert-dir", &d])
+            .env("GW_KEY", KEY)
+            .env("DPOPKIT_CLIENT_SECRET", "secret")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        (status.code(), err)
+    };
+    let dir = scratch("certdir");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, err) = run(&dir);
+    assert_eq!(code, Some(3), "a world-writable certificate directory was used: {err}");
+    assert!(err.contains("writable by group or others") && err.contains("chmod"), "{err}");
+    // A private directory works, and makes a private key; a key others can read is refused.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, err) = run(&dir);
+    assert_eq!(code, None, "a private certificate directory works (killed while serving): {err}");
+    let key = dir.join("gateway-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, err) = run(&dir);
+    assert_eq!(code, Some(3), "a key readable by others was used: {err}");
+    assert!(err.contains("gateway-key.pem") && err.contains("chmod 600"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
