@@ -709,3 +709,39 @@ fn a_certificate_directory_others_can_write_or_a_key_others_can_read_is_refused(
     assert!(err.contains("gateway-key.pem") && err.contains("chmod 600"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_upstream_echoing_the_gateway_key_as_base64_hex_or_utf16_gets_it_masked() {
+    // Review of issue 22: the gateway key joined the call's secrets with the escaped forms
+    // only; an upstream echoing the request as a base64, hex or UTF-16 dump (a debug page,
+    // a request log) handed the key back to whoever reads the response.
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let peers = Peers::start(&[]);
+    let upstream = FaultServer::start(|req| {
+        let key = req.header("x-note").unwrap_or("").to_string();
+        let dump = format!("GET / HTTP/1.1\r\nX-Note: {key}\r\n");
+        let body = match req.path.as_str() {
+            "/base/b64" => STANDARD.encode(&dump).into_bytes(),
+            "/base/b64-1" => STANDARD.encode(format!("x{dump}")).into_bytes(),
+            "/base/hex" => dump.bytes().map(|b| format!("{b:02x}")).collect::<String>().into_bytes(),
+            "/base/utf16" => dump.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            _ => b"?".to_vec(),
+        };
+        Action::Respond(200, vec![("X-Echo".into(), STANDARD.encode(&key))], body)
+    });
+    let gw = start_route(&peers, &upstream.url("/base/"), &[], "dumps");
+    let b64 = STANDARD.encode(KEY);
+    let b64_core = &STANDARD.encode(format!("xy{KEY}"))[4..40];
+    let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    for path in ["b64", "b64-1", "hex", "utf16"] {
+        let r = request(&gw.addr, "GET", &format!("/orders/{path}"), &[("X-DpopKit-Gateway-Key", KEY), ("X-Note", KEY)], "");
+        assert_eq!(r.status, 200, "{path}: {}{}", r.head, r.body);
+        let utf16_free = r.body.replace('\0', "");
+        for form in [KEY, b64.as_str(), &b64[..40], b64_core, &hex] {
+            assert!(!utf16_free.contains(form) && !r.head.contains(form), "{path}: the gateway key came back as {form}: {}{}", r.head, r.body);
+        }
+        let decoded = STANDARD.decode(r.body.trim()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        assert!(!decoded.contains(KEY), "{path}: the base64 dump still holds the key: {decoded}");
+    }
+}

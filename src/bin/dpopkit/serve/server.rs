@@ -240,10 +240,11 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         let _permit = permit;
         let route = &gw.routes[index];
         // The call's secret set gets the caller credential too: an upstream echoing it is
-        // masked in the body and headers handed back, like the token and the proof.
+        // masked in the body and headers handed back, like the token and the proof — in
+        // the same forms (base64, and inside a base64, hex or UTF-16 dump of the request).
         let _scope = redact::call_scope();
         if let Some(secret) = &route.caller_secret {
-            redact::remember(|s| s.add(secret));
+            redact::remember(|s| s.add_token(secret));
         }
         let headers: Vec<(&str, &str)> = forward.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let began = Instant::now();
