@@ -745,3 +745,47 @@ fn an_upstream_echoing_the_gateway_key_as_base64_hex_or_utf16_gets_it_masked() {
         assert!(!decoded.contains(KEY), "{path}: the base64 dump still holds the key: {decoded}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn print_cert_refuses_a_fifo_or_a_device_at_once() {
+    // Review of issue 22 (issue 18 item 4 for the new code): `serve --print-cert` read the
+    // certificate with a plain read: a FIFO there hung it, /dev/zero took all memory.
+    let dir = scratch("printcert");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("cert.pem");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for cert in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ntls_cert = \"{cert}\"\ntls_key = \"{cert}\"\ncaller_secret_env = \"GW_KEY\"\n[[route]]\nprefix = \"/o/\"\nupstream = \"https://127.0.0.1:9/v1/\"\nkey = \"{}\"\n[route.auth_token]\nclient_id = \"c\"\ntoken_endpoint = \"https://127.0.0.1:9/token\"\nclient_secret_env = \"S\"\n",
+                fixture("ec_pkcs8.pem").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--print-cert")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let began = Instant::now();
+        while child.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(began.elapsed() < Duration::from_secs(5), "{cert}: --print-cert took {:?}", began.elapsed());
+        assert_eq!(status.code(), Some(3), "{cert}: {err}");
+        assert!(err.contains("not a regular file"), "{cert}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::config::TlsSource;
 
-const CERT_FILE: FileKind = FileKind { name: "gateway certificate", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM certificate (chain) file" };
+pub const CERT_FILE: FileKind = FileKind { name: "gateway certificate", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM certificate (chain) file" };
 const KEY_FILE: FileKind = FileKind { name: "gateway TLS key", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM private key file" };
 
 pub const CERT_NAME: &str = "gateway-cert.pem";
