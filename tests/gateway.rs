@@ -331,6 +331,60 @@ fn open_relay_tricks_are_refused_and_redirects_are_not_followed() {
 }
 
 #[test]
+fn path_tricks_the_upstream_may_decode_and_override_headers_stay_behind() {
+    // Review of issue 22: targets that an upstream (Spring, Tomcat, IIS, Java's decoder, a
+    // server that applies NFKC) decodes into a '..' segment, and headers that make an
+    // upstream framework take another path or method than the one routed.
+    let peers = Peers::start(&[]);
+    let upstream = FaultServer::start(|_| json(200, "{}"));
+    let gw = start_route(&peers, &upstream.url("/base/"), &[], "decode");
+    let key = format!("X-DpopKit-Gateway-Key: {KEY}\r\n");
+    for target in [
+        "/orders/..%3b/x",
+        "/orders/..%3B/x",
+        "/orders/%u002e%u002e/x",
+        "/orders/%c0%ae%c0%ae/x",
+        "/orders/%e0%80%ae%e0%80%ae/x",
+        "/orders/%ef%bc%8e%ef%bc%8e/x",
+        "/orders/%e2%80%a5/x",
+        "/orders/a%ef%bc%8fb",
+        "/orders/a%",
+        "/orders/a%zz",
+    ] {
+        let r = raw(&gw.addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n{key}Connection: close\r\n\r\n"));
+        assert_eq!(r.status, 400, "{target}: {}{}", r.head, r.body);
+    }
+    assert!(upstream.requests().is_empty(), "a trick reached the upstream: {:?}", upstream.requests());
+    // Legitimate encodings still pass.
+    assert_eq!(get(&gw.addr, "/orders/caf%c3%a9/a%20b;v=1").status, 200);
+    let r = request(
+        &gw.addr,
+        "GET",
+        "/orders/ok",
+        &[
+            ("X-DpopKit-Gateway-Key", KEY),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-HTTP-Method", "DELETE"),
+            ("X-Method-Override", "DELETE"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("Forwarded", "host=evil.example"),
+            ("X-Kept", "yes"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}{}", r.head, r.body);
+    let got = upstream.requests();
+    assert_eq!(got.len(), 2);
+    for name in ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override", "x-forwarded-host", "x-forwarded-prefix", "forwarded"] {
+        assert!(got[1].header(name).is_none(), "{name} went upstream: {:?}", got[1].headers);
+    }
+    assert_eq!(got[1].header("x-kept"), Some("yes"));
+}
+
+#[test]
 fn a_hanging_upstream_is_504_and_a_down_one_502_within_the_deadline_from_a_config_file() {
     let peers = Peers::start(&["--as-nonce"]);
     let hang = FaultServer::start(|_| Action::Hang);
@@ -605,4 +659,133 @@ fn it_does_not_start_without_a_caller_credential_or_with_plain_http_off_loopback
     let (code, err) = run(&[], &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("serve needs --config FILE, or --route"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_certificate_directory_others_can_write_or_a_key_others_can_read_is_refused() {
+    // Review of issue 22: a generated certificate found in --cert-dir was used whatever the
+    // directory: another local user who can write there plants a key of their own (and so
+    // can impersonate the gateway to its callers), or reads a key left readable.
+    use std::os::unix::fs::PermissionsExt;
+    let run = |dir: &std::path::Path| {
+        let key = fixture("ec_pkcs8.pem").display().to_string();
+        let d = dir.display().to_string();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
+            .args(["serve", "--route", "/a/=http://127.0.0.1:9/", "--key", &key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:9/token"])
+            .args(["--listen", "127.0.0.1:0", "--caller-secret-env", "GW_KEY", "--cert-dir", &d])
+            .env("GW_KEY", KEY)
+            .env("DPOPKIT_CLIENT_SECRET", "secret")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        (status.code(), err)
+    };
+    let dir = scratch("certdir");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, err) = run(&dir);
+    assert_eq!(code, Some(3), "a world-writable certificate directory was used: {err}");
+    assert!(err.contains("writable by group or others") && err.contains("chmod"), "{err}");
+    // A private directory works, and makes a private key; a key others can read is refused.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, err) = run(&dir);
+    assert_eq!(code, None, "a private certificate directory works (killed while serving): {err}");
+    let key = dir.join("gateway-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, err) = run(&dir);
+    assert_eq!(code, Some(3), "a key readable by others was used: {err}");
+    assert!(err.contains("gateway-key.pem") && err.contains("chmod 600"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_upstream_echoing_the_gateway_key_as_base64_hex_or_utf16_gets_it_masked() {
+    // Review of issue 22: the gateway key joined the call's secrets with the escaped forms
+    // only; an upstream echoing the request as a base64, hex or UTF-16 dump (a debug page,
+    // a request log) handed the key back to whoever reads the response.
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let peers = Peers::start(&[]);
+    let upstream = FaultServer::start(|req| {
+        let key = req.header("x-note").unwrap_or("").to_string();
+        let dump = format!("GET / HTTP/1.1\r\nX-Note: {key}\r\n");
+        let body = match req.path.as_str() {
+            "/base/b64" => STANDARD.encode(&dump).into_bytes(),
+            "/base/b64-1" => STANDARD.encode(format!("x{dump}")).into_bytes(),
+            "/base/hex" => dump.bytes().map(|b| format!("{b:02x}")).collect::<String>().into_bytes(),
+            "/base/utf16" => dump.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            _ => b"?".to_vec(),
+        };
+        Action::Respond(200, vec![("X-Echo".into(), STANDARD.encode(&key))], body)
+    });
+    let gw = start_route(&peers, &upstream.url("/base/"), &[], "dumps");
+    let b64 = STANDARD.encode(KEY);
+    let b64_core = &STANDARD.encode(format!("xy{KEY}"))[4..40];
+    let hex: String = KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    for path in ["b64", "b64-1", "hex", "utf16"] {
+        let r = request(&gw.addr, "GET", &format!("/orders/{path}"), &[("X-DpopKit-Gateway-Key", KEY), ("X-Note", KEY)], "");
+        assert_eq!(r.status, 200, "{path}: {}{}", r.head, r.body);
+        let utf16_free = r.body.replace('\0', "");
+        for form in [KEY, b64.as_str(), &b64[..40], b64_core, &hex] {
+            assert!(!utf16_free.contains(form) && !r.head.contains(form), "{path}: the gateway key came back as {form}: {}{}", r.head, r.body);
+        }
+        let decoded = STANDARD.decode(r.body.trim()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        assert!(!decoded.contains(KEY), "{path}: the base64 dump still holds the key: {decoded}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn print_cert_refuses_a_fifo_or_a_device_at_once() {
+    // Review of issue 22 (issue 18 item 4 for the new code): `serve --print-cert` read the
+    // certificate with a plain read: a FIFO there hung it, /dev/zero took all memory.
+    let dir = scratch("printcert");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("cert.pem");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for cert in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ntls_cert = \"{cert}\"\ntls_key = \"{cert}\"\ncaller_secret_env = \"GW_KEY\"\n[[route]]\nprefix = \"/o/\"\nupstream = \"https://127.0.0.1:9/v1/\"\nkey = \"{}\"\n[route.auth_token]\nclient_id = \"c\"\ntoken_endpoint = \"https://127.0.0.1:9/token\"\nclient_secret_env = \"S\"\n",
+                fixture("ec_pkcs8.pem").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--print-cert")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let began = Instant::now();
+        while child.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(began.elapsed() < Duration::from_secs(5), "{cert}: --print-cert took {:?}", began.elapsed());
+        assert_eq!(status.code(), Some(3), "{cert}: {err}");
+        assert!(err.contains("not a regular file"), "{cert}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

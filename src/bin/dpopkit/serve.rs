@@ -97,8 +97,9 @@ pub fn cmd_serve(p: &Parsed) -> Outcome {
     };
     if p.flag("--print-cert") {
         let path = tls::cert_path(&server.tls).map_err(other)?;
-        let pem = std::fs::read_to_string(&path).map_err(|e| other(format!("cannot read '{}': {e}", path.display())))?;
-        return super::write_stdout(pem.as_bytes());
+        // A FIFO or a device named as the certificate must not hang or fill memory here either.
+        let pem = dpopkit::core::fsread::read_regular_file(&path, &tls::CERT_FILE).map_err(|e| other(e.message))?;
+        return super::write_stdout(&pem);
     }
     let routes = match specs {
         Some(specs) => specs.iter().map(route_from_spec).collect::<Result<Vec<_>, _>>()?,

@@ -71,9 +71,18 @@ fn hop_by_hop(name: &str) -> bool {
 }
 
 /// Request headers never forwarded: the caller's credentials (the gateway sends its own),
-/// the gateway's, and what the transport sets.
+/// the gateway's, what the transport sets, the ones with which upstream frameworks take
+/// another path or method than the one routed and checked (IIS and Symfony read
+/// `X-Original-URL` / `X-Rewrite-URL`, many read a method override), and the forwarding
+/// headers a caller could forge (the route's origin is fixed; `X-Forwarded-Prefix` moves
+/// Spring's base path).
 fn never_forwarded(name: &str) -> bool {
-    matches!(name, "authorization" | "dpop" | "cookie" | CALLER_HEADER | "host" | "content-length" | "content-type" | "expect")
+    matches!(
+        name,
+        "authorization" | "dpop" | "cookie" | CALLER_HEADER | "host" | "content-length" | "content-type" | "expect"
+            | "x-original-url" | "x-rewrite-url" | "x-override-url" | "x-http-method-override" | "x-http-method" | "x-method-override"
+            | "forwarded" | "x-real-ip"
+    ) || name.starts_with("x-forwarded-")
 }
 
 /// Response headers not passed back: connection-level ones, cookies meant for the gateway's
@@ -231,10 +240,11 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         let _permit = permit;
         let route = &gw.routes[index];
         // The call's secret set gets the caller credential too: an upstream echoing it is
-        // masked in the body and headers handed back, like the token and the proof.
+        // masked in the body and headers handed back, like the token and the proof — in
+        // the same forms (base64, and inside a base64, hex or UTF-16 dump of the request).
         let _scope = redact::call_scope();
         if let Some(secret) = &route.caller_secret {
-            redact::remember(|s| s.add(secret));
+            redact::remember(|s| s.add_token(secret));
         }
         let headers: Vec<(&str, &str)> = forward.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let began = Instant::now();

@@ -28,7 +28,21 @@ pub fn check_target(method: &str, scheme_or_authority: bool, path: &str, query: 
             return Err(format!("the path holds {what} ({enc}), which the upstream could decode into another path"));
         }
     }
-    for seg in path.split('/') {
+    // The path as an upstream decodes it: every '%' starts an escape of two hex digits
+    // (`%u002e` is a dot to IIS), the bytes are UTF-8 (an overlong `%c0%ae` is a dot to
+    // older Java and IIS decoders), no character that compatibility normalisation (NFKC)
+    // turns into '.', '/' or '\\', and the '..' check below runs on it (`..%3b` is `..;`,
+    // which Tomcat and Spring read as `..`).
+    let Some(decoded) = percent_decoded(path) else {
+        return Err("the path holds a '%' that is not followed by two hex digits".into());
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return Err("the path's percent-encoded bytes are not UTF-8 (an overlong form such as %c0%ae is a dot to some decoders)".into());
+    };
+    if decoded.chars().any(|c| matches!(c, '\u{2024}' | '\u{2025}' | '\u{2026}' | '\u{FE52}' | '\u{FF0E}' | '\u{FF0F}' | '\u{FE68}' | '\u{FF3C}')) {
+        return Err("the path holds a character that Unicode normalisation turns into '.', '/' or '\\' (a full-width dot or slash, a dot leader)".into());
+    }
+    for seg in decoded.split('/') {
         // `..;x` is `..` to Tomcat and others (path parameters).
         let bare = seg.split(';').next().unwrap_or("");
         if !bare.is_empty() && bare.bytes().all(|b| b == b'.') {
@@ -36,6 +50,25 @@ pub fn check_target(method: &str, scheme_or_authority: bool, path: &str, query: 
         }
     }
     Ok(())
+}
+
+/// `path` with its `%XX` escapes decoded, or `None` if a '%' is not followed by two hex digits.
+fn percent_decoded(path: &str) -> Option<Vec<u8>> {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (hi, lo) = (b.get(i + 1).copied().and_then(hex)?, b.get(i + 2).copied().and_then(hex)?);
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 /// The route for `path`: the longest prefix that `path` starts with, or the prefix without
@@ -111,12 +144,20 @@ mod tests {
             "/orders/%252e%252e/admin",
             "/orders/a%00b",
             "orders/x",
+            "/orders/..%3b/admin",
+            "/orders/%u002e%u002e/admin",
+            "/orders/%c0%ae%c0%ae/admin",
+            "/orders/%ef%bc%8e%ef%bc%8e/admin",
+            "/orders/a%ef%bc%8fb",
+            "/orders/a%",
+            "/orders/a%4",
+            "/orders/a%zz",
         ] {
             assert!(check_target("GET", false, path, None).is_err(), "{path}");
         }
         assert!(check_target("CONNECT", false, "/orders/", None).is_err());
         assert!(check_target("GET", true, "/orders/", None).is_err());
-        for path in ["/orders/items", "/orders/items/42", "/orders/a.b/c..d", "/orders/%20x", "/orders/"] {
+        for path in ["/orders/items", "/orders/items/42", "/orders/a.b/c..d", "/orders/%20x", "/orders/", "/orders/caf%C3%A9", "/orders/a;v=1"] {
             assert!(check_target("GET", false, path, Some("a=1&b=%2F")).is_ok(), "{path}");
         }
     }

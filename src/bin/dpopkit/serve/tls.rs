@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::config::TlsSource;
 
-const CERT_FILE: FileKind = FileKind { name: "gateway certificate", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM certificate (chain) file" };
+pub const CERT_FILE: FileKind = FileKind { name: "gateway certificate", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM certificate (chain) file" };
 const KEY_FILE: FileKind = FileKind { name: "gateway TLS key", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM private key file" };
 
 pub const CERT_NAME: &str = "gateway-cert.pem";
@@ -29,6 +29,9 @@ pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), Str
     let cert = dir.join(CERT_NAME);
     let key = dir.join(KEY_NAME);
     if cert.exists() && key.exists() {
+        // Whoever can write the directory can plant a key of their own (and impersonate the
+        // gateway to its callers); whoever can read the key, too.
+        private(dir, &key)?;
         return Ok((cert, key));
     }
     let mut builder = std::fs::DirBuilder::new();
@@ -39,6 +42,7 @@ pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), Str
         builder.mode(0o700);
     }
     builder.create(dir).map_err(|e| format!("cannot create the certificate directory '{}': {e}; give another one with cert_dir / --cert-dir", dir.display()))?;
+    private(dir, &key)?;
     let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     for n in names {
         if !sans.contains(n) {
@@ -59,6 +63,28 @@ pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), Str
         return Err(e);
     }
     Ok((cert, key))
+}
+
+/// The certificate directory must be this user's and not writable by group or others (as
+/// the token cache directory); an existing key file this user's regular file, mode 0600.
+fn private(dir: &Path, key: &Path) -> Result<(), String> {
+    dpopkit::core::token_store::check_dir_path(dir)
+        .map_err(|why| format!("the certificate directory '{}' {why}; give another one with cert_dir / --cert-dir", dir.display()))?;
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::symlink_metadata(key) {
+        use std::os::unix::fs::MetadataExt;
+        // The directory is this user's (checked above): the key's owner must be the same.
+        let me = std::fs::metadata(dir).map(|d| d.uid()).unwrap_or(u32::MAX);
+        if !meta.file_type().is_file() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "the gateway TLS key '{}' is not a private file of this user's (mode {:04o}, uid {}): others could read or have planted it; remove it to generate a new one, or chmod 600 it if it is yours",
+                key.display(),
+                meta.mode() & 0o7777,
+                meta.uid()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
