@@ -12,6 +12,8 @@
 
 #[path = "build/csharp.rs"]
 mod csharp;
+#[path = "build/header.rs"]
+mod header;
 
 fn main() {
     println!("cargo:rerun-if-changed=src");

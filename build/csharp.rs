@@ -1,8 +1,12 @@
 //! The C# P/Invoke declarations of the SQL Server binding, generated from the C header.
-//! Used by build.rs (bindings/sqlserver/NativeMethods.g.cs) and by tests/shipping.rs, which
-//! feeds it headers with functions the library does not have yet.
+//! Used by build.rs (bindings/sqlserver/NativeMethods.g.cs) and by tests/bindings/csharp.rs,
+//! which feeds it headers with functions the library does not have yet. The header is read
+//! by build/header.rs (the one parser of it), which the including crate declares as
+//! `header` beside this module.
 
 use std::fmt::Write as _;
+
+use super::header::{functions as header_functions, result_codes};
 
 /// The C# P/Invoke declarations (C# 5, .NET Framework 4.x and mono) of every function and
 /// of the result enum of the generated header. Returns the file and the problems found
@@ -29,11 +33,11 @@ pub fn csharp_from_header(header: &str) -> (String, Vec<String>) {
     body.push_str("namespace DpopKit\n{\n");
     body.push_str("    /// <summary>The dpopkit_result codes of include/dpopkit.h (stable numbers).</summary>\n");
     body.push_str("    public enum DpopKitResult : uint\n    {\n");
-    for (doc, name, num) in &codes {
-        if !doc.is_empty() {
-            let _ = writeln!(body, "        /// <summary>{}</summary>", xml_escape(doc));
+    for code in &codes {
+        if !code.doc.is_empty() {
+            let _ = writeln!(body, "        /// <summary>{}</summary>", xml_escape(&code.doc));
         }
-        let _ = writeln!(body, "        {name} = {num},");
+        let _ = writeln!(body, "        {} = {},", code.pascal(), code.number);
     }
     body.push_str("    }\n\n");
     body.push_str("    /// <summary>The C ABI: one declaration per function of include/dpopkit.h.</summary>\n");
@@ -74,58 +78,6 @@ pub fn csharp_from_header(header: &str) -> (String, Vec<String>) {
     s.push_str("using System;\nusing System.Runtime.InteropServices;\n\n");
     s.push_str(&body);
     (s, problems)
-}
-
-struct CFunction {
-    doc: Vec<String>,
-    ret: String,
-    name: String,
-    params: Vec<(String, String)>,
-}
-
-/// The declarations between `extern "C" {` and `}  // extern "C"`, with their comments.
-fn header_functions(header: &str) -> Vec<CFunction> {
-    let Some(start) = header.find("extern \"C\" {") else { return Vec::new() };
-    let Some(end) = header.rfind("}  // extern \"C\"") else { return Vec::new() };
-    let mut out = Vec::new();
-    let mut doc = Vec::new();
-    let mut decl = String::new();
-    for line in header[start + "extern \"C\" {".len()..end].lines() {
-        let t = line.trim();
-        if let Some(c) = t.strip_prefix("//") {
-            doc.push(c.strip_prefix(' ').unwrap_or(c).trim_end().to_string());
-            continue;
-        }
-        if t.is_empty() || t.starts_with('#') {
-            if decl.is_empty() && t.is_empty() {
-                doc.clear();
-            }
-            continue;
-        }
-        decl.push(' ');
-        decl.push_str(t);
-        if !t.ends_with(';') {
-            continue;
-        }
-        let d = std::mem::take(&mut decl);
-        let d = d.trim().trim_end_matches(';');
-        let (Some(open), Some(close)) = (d.find('('), d.rfind(')')) else { continue };
-        let (ret, name) = split_c_decl(&d[..open]);
-        let params = d[open + 1..close].trim();
-        let params =
-            if params == "void" || params.is_empty() { Vec::new() } else { params.split(',').map(split_c_decl).collect() };
-        out.push(CFunction { doc: std::mem::take(&mut doc), ret, name, params });
-    }
-    out
-}
-
-/// "const char *name" -> ("const char *", "name").
-fn split_c_decl(p: &str) -> (String, String) {
-    let p = p.trim();
-    let cut = p.rfind([' ', '*']).map_or(0, |i| i + 1);
-    let (ty, name) = p.split_at(cut);
-    let ty = ty.split_whitespace().collect::<Vec<_>>().join(" ").replace(" *", "*").replace('*', " *");
-    (ty.trim().to_string(), name.trim().to_string())
 }
 
 fn cs_type(c: &str, is_return: bool) -> Option<String> {
@@ -178,28 +130,6 @@ fn cs_ident(name: &str) -> String {
         "ulong", "unchecked", "unsafe", "ushort", "using", "virtual", "void", "volatile", "while",
     ];
     if KEYWORDS.contains(&name) { format!("@{name}") } else { name.to_string() }
-}
-
-/// (doc, PascalCase name, number) of each `DPOPKIT_RESULT_X = n,` of the header.
-fn result_codes(header: &str) -> Vec<(String, String, u32)> {
-    let mut out = Vec::new();
-    let mut doc: Vec<String> = Vec::new();
-    for line in header.lines() {
-        let t = line.trim();
-        if let Some(c) = t.strip_prefix("//") {
-            doc.push(c.trim().to_string());
-            continue;
-        }
-        let Some(rest) = t.strip_prefix("DPOPKIT_RESULT_") else {
-            doc.clear();
-            continue;
-        };
-        let Some((name, num)) = rest.trim_end_matches(',').split_once(" = ") else { continue };
-        let Ok(num) = num.trim().parse() else { continue };
-        let pascal: String = name.split('_').filter(|w| !w.is_empty()).map(|w| w[..1].to_string() + &w[1..].to_lowercase()).collect();
-        out.push((std::mem::take(&mut doc).join(" "), pascal, num));
-    }
-    out
 }
 
 fn xml_escape(s: &str) -> String {
