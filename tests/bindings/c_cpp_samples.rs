@@ -2,9 +2,8 @@
 //! tests/cpp/sample.cpp), compiled with warnings as errors against include/ and the cdylib
 //! cargo just built, and run against the real peers with DPoP nonces required at both the AS
 //! and the RS. The installed layout (bindings/c/install.sh, pkg-config, shared and static)
-//! is tested by tests/shipping.rs.
+//! is tested by tests/shipping/artifacts.rs.
 
-use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,4 +1,4 @@
-//! Shared by tests/tls.rs and tests/proxy.rs: a throw-away test PKI made with the openssl
+//! Shared by tests/servers/tls.rs and tests/servers/proxy.rs: a throw-away test PKI made with the openssl
 //! CLI (a CA and a leaf for 127.0.0.1 / localhost), https peers, and a temp dir.
 #![allow(dead_code)]
 
@@ -40,7 +40,7 @@ pub struct TestPki {
     /// The CA certificate (basicConstraints CA:TRUE).
     pub ca: PathBuf,
     /// The leaf: SAN IP:127.0.0.1, DNS:localhost and IP:0.0.0.0 (on Linux 0.0.0.0 reaches
-    /// these 127.0.0.1 servers but is no loopback literal: tests/proxy.rs plays another
+    /// these 127.0.0.1 servers but is no loopback literal: tests/servers/proxy.rs plays another
     /// machine with it, as loopback targets never go through a proxy), EKU serverAuth.
     pub cert: PathBuf,
     pub key: PathBuf,

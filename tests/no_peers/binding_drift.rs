@@ -1,7 +1,7 @@
 //! One drift test for every binding: each function of include/dpopkit.h must be used by the
 //! Python package (declared in `_native._FUNCTIONS` and called as `lib.<name>`), by the C#
 //! wrapper (bindings/sqlserver/DpopKit.cs calls `NativeMethods.<name>`; the declarations
-//! themselves are generated into NativeMethods.g.cs, see tests/header.rs) and by the C++
+//! themselves are generated into NativeMethods.g.cs, see tests/no_peers/header.rs) and by the C++
 //! header (bindings/cpp/dpopkit.hpp calls `<name>(`) — unless that binding lists it as
 //! deliberately absent, with a reason, in a comment of its own file:
 //!

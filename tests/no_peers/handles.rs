@@ -35,7 +35,7 @@ fn handle_misuse_matrix() {
         assert_eq!(code(0), R::InvalidHandle as u32);
         assert_eq!(dpopkit_http_last_status(h), 0);
         assert_eq!(dpopkit_http_last_method_success(h), 0);
-        // Issue 12's functions (more in tests/headers_bytes.rs).
+        // Issue 12's functions (more in tests/servers/headers_and_bodies.rs).
         unsafe {
             assert_eq!(dpopkit_http_set_request_header(h, c("Accept").as_ptr(), c("a/b").as_ptr()), 0);
             assert_eq!(code(0), R::InvalidHandle as u32);

@@ -1,6 +1,6 @@
 //! The committed include/dpopkit.h must equal the header build.rs generates from src/, and
 //! the committed bindings/sqlserver/NativeMethods.g.cs the C# declarations build.rs
-//! generates from that header. Re-bless both with `DPOPKIT_BLESS=1 cargo test --test header`.
+//! generates from that header. Re-bless both with `DPOPKIT_BLESS=1 cargo test --test no_peers header::`.
 
 /// Compares a committed generated file with the one build.rs just wrote (or blesses it).
 fn check_generated(generated_path: &str, committed: &str, what: &str) {
@@ -14,7 +14,7 @@ fn check_generated(generated_path: &str, committed: &str, what: &str) {
     let current = std::fs::read_to_string(&committed_path).unwrap_or_default();
     assert!(
         current == generated,
-        "{committed} is stale: {what} changed. Run `DPOPKIT_BLESS=1 cargo test --test header` and commit {committed}"
+        "{committed} is stale: {what} changed. Run `DPOPKIT_BLESS=1 cargo test --test no_peers header::` and commit {committed}"
     );
 }
 

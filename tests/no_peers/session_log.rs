@@ -1,6 +1,7 @@
 //! The session log file (issue 10, item 6): never through a symlink, never a FIFO or a
-//! device (and never a hang on one), created readable by the owner only, and capped in
-//! size with one rotated file.
+//! device (and never a hang on one), never a hard link or another user's file, created
+//! readable by the owner only, and capped in size with one rotated file; hostile bodies are
+//! masked in linear time, and a secret that straddles the 64 KiB cut leaves no piece.
 
 use crate::common;
 

@@ -1,6 +1,7 @@
 //! One deadline per call: `request_ms` (Settings::request_timeout) bounds the whole call —
 //! every redirect hop, every nonce / invalid_token / clock-skew retry and the token
-//! requests — and the retries are shared by the hops of a call. Hostile scripted servers on
+//! requests — and the retries are shared by the hops of a call; a body dripped byte by byte
+//! is bounded too, and u32::MAX milliseconds works. Hostile scripted servers on
 //! 127.0.0.1 (tests/common/fault.rs).
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Issue 12 through the C ABI: request headers (sent on API requests only, validated, never
+//! Through the C ABI: request headers (sent on API requests only, validated, never
 //! to another origin, masked in the log when they look like credentials), response details
 //! (header value by name, status text) and binary bodies (any byte value, empty bodies,
 //! ownership), against the real peers with nonces required at both servers, and against

@@ -1,6 +1,9 @@
 //! No secret in any session log, error text or Debug print — for the sample flow and for
 //! every error path. The secret and the token are distinctive strings; the servers that
-//! receive them confirm they were really sent, so a clean log is not a vacuous pass.
+//! receive them confirm they were really sent, so a clean log is not a vacuous pass. Also
+//! secrets echoed as a header name, in Go/Python/Java-style JSON escapes, and in a redirect
+//! location that an error text quotes cut. (Credentials echoed in every encoding:
+//! echoed_credentials.rs.)
 
 use crate::common;
 
