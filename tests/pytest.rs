@@ -163,6 +163,29 @@ fn run(ids: &[String]) -> Result<Outcomes, String> {
     Ok(outcomes)
 }
 
+/// The harness itself can fail: a JUnit report with a failed, an erroring and a skipped case
+/// gives each of them a reason, a passed one none, and node ids map to the report's keys.
+fn the_report_reader_fails_what_did_not_pass() -> Result<(), Failed> {
+    let xml = r#"<?xml version="1.0"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.python.test_a" name="test_ok" time="0.1" />
+<testcase classname="tests.python.test_a" name="test_bad[x]" time="0.1"><failure message="assert 1 == 2">a &lt;b&gt;</failure></testcase>
+<testcase classname="tests.python.test_a.TestC" name="test_err" time="0.1"><error message="fixture">boom</error></testcase>
+<testcase classname="tests.python.test_a" name="test_skip" time="0.0"><skipped type="pytest.skip" message="no softhsm">skip</skipped></testcase>
+</testsuite></testsuites>"#;
+    let o = parse_junit(xml);
+    let get = |id: &str| o.get(&junit_key(id)).cloned().ok_or_else(|| format!("{id} not found in {o:?}"));
+    if get("tests/python/test_a.py::test_ok")?.is_some() {
+        return Err("a passed case was failed".into());
+    }
+    let bad = get("tests/python/test_a.py::test_bad[x]")?.ok_or("a failure passed")?;
+    let err = get("tests/python/test_a.py::TestC::test_err")?.ok_or("an error passed")?;
+    let skip = get("tests/python/test_a.py::test_skip")?.ok_or("a skip passed")?;
+    if !(bad.contains("failure") && bad.contains("a <b>") && err.contains("error") && skip.contains("a skip is not a pass")) {
+        return Err(format!("reasons: {bad:?} {err:?} {skip:?}").into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let ids = match collect() {
@@ -185,8 +208,9 @@ fn main() {
     };
     let to_run: Vec<String> = ids.iter().filter(|id| selected(id)).cloned().collect();
     static OUTCOMES: OnceLock<Result<Outcomes, String>> = OnceLock::new();
-    let trials = ids
-        .into_iter()
+    let own = Trial::test("the_report_reader_fails_what_did_not_pass", the_report_reader_fails_what_did_not_pass);
+    let trials = std::iter::once(own)
+        .chain(ids.into_iter()
         .map(|id| {
             let to_run = to_run.clone();
             let key = junit_key(&id);
@@ -198,7 +222,7 @@ fn main() {
                     Some(Some(why)) => Err(why.as_str().into()),
                 }
             })
-        })
+        }))
         .collect();
     libtest_mimic::run(&args, trials).exit();
 }
