@@ -1,9 +1,9 @@
 //! Build script:
 //! - generates the C header with cbindgen into OUT_DIR (never into the source tree), with
-//!   the version macros from Cargo's version; `tests/header.rs` compares it with the
+//!   the version macros from Cargo's version; `tests/no_peers/header.rs` compares it with the
 //!   committed include/dpopkit.h;
 //! - generates the C# P/Invoke declarations (NativeMethods.g.cs) from that header, so the
-//!   SQL Server binding cannot drift from the C ABI; `tests/header.rs` compares it with the
+//!   SQL Server binding cannot drift from the C ABI; `tests/no_peers/header.rs` compares it with the
 //!   committed bindings/sqlserver/NativeMethods.g.cs;
 //! - on ELF targets, gives the shared library its SONAME and exports only `dpopkit_*`, and
 //!   puts the SONAME link (`libdpopkit.so.0.1 -> libdpopkit.so`) beside the built library;
@@ -12,6 +12,8 @@
 
 #[path = "build/csharp.rs"]
 mod csharp;
+#[path = "build/header.rs"]
+mod header;
 
 fn main() {
     println!("cargo:rerun-if-changed=src");
@@ -70,7 +72,7 @@ fn link_args(crate_dir: &str, major: &str, minor: &str) {
     let soname = if major == "0" { format!("libdpopkit.so.{major}.{minor}") } else { format!("libdpopkit.so.{major}") };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     // rustc already limits the exports to the #[no_mangle] functions; this script makes the
-    // rule explicit (only dpopkit_*) whatever a dependency declares. tests/shipping.rs checks.
+    // rule explicit (only dpopkit_*) whatever a dependency declares. tests/shipping/artifacts.rs checks.
     println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={crate_dir}/bindings/c/dpopkit.map");
     println!("cargo:rustc-env=DPOPKIT_SONAME={soname}");
     soname_link(&soname);

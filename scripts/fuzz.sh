@@ -11,7 +11,7 @@
 # committed seeds in fuzz/corpus/<target>/ are read, new inputs go to
 # fuzz/target/corpus/<target>/, crashes to fuzz/artifacts/<target>/.
 # Exits 1 when any target crashed, timed out or ran out of memory, naming each one.
-# Keep a crash input: copy it to fuzz/regressions/<target>/ (tests/fuzz_regressions.rs
+# Keep a crash input: copy it to fuzz/regressions/<target>/ (tests/no_peers/fuzz_regressions.rs
 # replays those files on every `cargo test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and integration tests against the real authorization server
+# Runs every test and the lints: Rust unit and integration tests against the real authorization server
 # (oidc-provider) and the jose-validating resource server on 127.0.0.1, the C and C++
 # programs, the Python bindings (pytest) and the C# / SQL Server bindings (mono), the CLI
-# the header check, and the shipped artifacts (tests/shipping.rs: SONAME, exports, install
-# layout, pkg-config; the Python wheel), then the Windows x64 build and its tests under Wine
+# the header check, and the shipped artifacts (tests/shipping/artifacts.rs: SONAME, exports, install
+# layout, pkg-config; the Python wheel), the C tests under valgrind memcheck, then clippy
+# (warnings are errors) and the API docs, then the Windows x64 build and its tests under Wine
 # (scripts/windows.sh test). Installs missing prerequisites first (scripts/setup.sh).
 #
 # The release library is built once, with the command bindings/c/install.sh and
 # bindings/python/setup.py use, so the install and wheel tests find it current. It builds in
 # the background while the tests run (they wait on network peers much of the time); the
-# tests that need it (tests/shipping.rs, the Python packaging tests) run install.sh or
+# tests that need it (tests/shipping/artifacts.rs, the Python packaging tests) run install.sh or
 # setup.py, whose cargo waits for target/release's lock until that build is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,13 @@ if ! grep -q "exit 0 after" target/release-build.log; then
   cat target/release-build.log >&2
   exit 1
 fi
+# Lints, as the model projects run them in CI: clippy on every target (the library, the CLI,
+# the tests, the benches and examples) with warnings as errors. After the tests, so that it
+# does not compete with their timing; it reuses the dependencies the test build compiled.
+cargo clippy --all-targets -- -D warnings || { echo "!! cargo clippy warns (see above): fix the code, or allow the lint where it is wrong, with a reason" >&2; exit 1; }
+# Formatting, with the committed rustfmt.toml: enabled after the one-time `cargo fmt` of the
+# whole tree (done when no branch is open, so that it conflicts with nothing).
+# cargo fmt --check || { echo "!! not rustfmt-formatted: run cargo fmt" >&2; exit 1; }
 # The API docs build without a warning (a public doc linking a private item, a broken link):
 # cheap, and a warning fails the run.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib || { echo "!! cargo doc warns (see above)" >&2; exit 1; }

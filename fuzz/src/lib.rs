@@ -1,4 +1,4 @@
-//! The checks behind every fuzz target, shared with `tests/fuzz_regressions.rs` (which
+//! The checks behind every fuzz target, shared with `tests/no_peers/fuzz_regressions.rs` (which
 //! includes this file with `#[path]`), so a kept crash input is replayed through exactly
 //! the code the fuzzer ran. Each check takes raw fuzzer bytes, calls one pure-Rust core
 //! parser and panics when the result is not sensible; a panic inside dpopkit itself is a

@@ -1,4 +1,4 @@
-/* One worker of a fleet (tests/fleet.rs): a process that makes CALLS requests with the
+/* One worker of a fleet (tests/servers/shared_token_cache.rs): a process that makes CALLS requests with the
  * sample client, sharing its access token through CACHE_DIR ("-": no shared cache).
  * Usage: fleet KEY_FILE TOKEN_URL API_URL CACHE_DIR CALLS
  * It waits for a line on stdin before the first call, so that the test can start all

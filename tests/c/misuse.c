@@ -2,7 +2,7 @@
  * made-up, stale, wrong type, double destroy) and every string argument with NULL,
  * invalid UTF-8, "" and a 10 MB string; a key object that holds no key; URLs that are not
  * http(s). Each call must fail with the right code and a non-empty text, never crash.
- * Run under valgrind by tests/c_api.rs. Prints "N passed, N failed". */
+ * Run under valgrind by tests/bindings/c_programs.rs. Prints "N passed, N failed". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

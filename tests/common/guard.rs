@@ -53,9 +53,12 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Result<Output, Strin
 const CHILD_VAR: &str = "DPOPKIT_GUARDED_TEST";
 
 /// Runs `body` in a child process — this test binary again, running only the test `name`
-/// (the test function's name) — with its memory capped and at most `limit` of time.
-/// Panics when the child fails, crashes (an allocation past the cap aborts it) or overruns.
-pub fn in_child(name: &str, limit: Duration, body: impl FnOnce()) {
+/// (the test function's name) of the module `module` (`module_path!()`) — with its memory
+/// capped and at most `limit` of time. Panics when the child fails, crashes (an allocation
+/// past the cap aborts it) or overruns.
+pub fn in_child(module: &str, name: &str, limit: Duration, body: impl FnOnce()) {
+    let path = super::test_path(module, name);
+    let name = path.as_str();
     if std::env::var(CHILD_VAR).as_deref() == Ok(name) {
         body();
         return;

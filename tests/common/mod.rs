@@ -2,9 +2,14 @@
 //! server, a jose-validating resource server) on 127.0.0.1 and stops them on drop.
 #![allow(dead_code)]
 
+pub mod c_sample;
 pub mod capi;
 pub mod guard;
+pub mod hostile;
 pub mod fault;
+#[path = "../../build/header.rs"]
+pub mod header;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -183,22 +188,48 @@ pub fn compile_c(name: &str, tag: &str) -> PathBuf {
     out
 }
 
-/// Runs a C or C++ sample program (KEY TOKEN_URL API PASSWORD LOG) against `peers`, with the
-/// encrypted fixture key, none of the sample's DPOPKIT_* overrides, and without cargo's
-/// LD_LIBRARY_PATH (which would win over the rpath: the program must find the library the
-/// way a user's build does).
-pub fn run_c_sample(exe: &Path, peers: &Peers, log: &Path) -> std::process::Output {
-    let _ = std::fs::remove_file(log);
-    Command::new(exe)
-        .arg(fixture("ec_pkcs8_enc.pem"))
-        .arg(&peers.token_endpoint)
-        .arg(&peers.api)
-        .arg("test-password")
-        .arg(log)
-        .env_remove("DPOPKIT_CLIENT_SECRET")
-        .env_remove("DPOPKIT_CLIENT_ID")
-        .env_remove("DPOPKIT_SCOPE")
-        .env_remove("LD_LIBRARY_PATH")
+
+/// The name the test harness gives the test function `name` of the module `module` (pass
+/// `module_path!()`): the module path without the crate (the test binary), then `name` —
+/// what `--exact` needs to run it alone, e.g. `servers::pkcs11` + `x` -> `pkcs11::x`.
+pub fn test_path(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, m)) => format!("{m}::{name}"),
+        None => name.to_string(),
+    }
+}
+
+const ALONE_VAR: &str = "DPOPKIT_ALONE_CHILD";
+
+/// Runs the test `name` of `module` (`module_path!()`) in a child process of its own (this
+/// test binary again, `--exact`): returns false in the parent once the child has passed
+/// (and panics when it failed), true in the child, which then runs the test's body. For
+/// tests that read or change process-wide state (handle counts, per-thread state, the
+/// bounded stores of earlier values, the connection pool) while the other tests of the
+/// binary run meanwhile. These tests load the CPU (thousands of threads or objects): the
+/// parent holds [`cpu_heavy`] while its child runs.
+pub fn alone(module: &str, name: &str) -> bool {
+    let path = test_path(module, name);
+    if std::env::var(ALONE_VAR).is_ok_and(|v| v == path) {
+        return true;
+    }
+    let _heavy = cpu_heavy();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &path, "--nocapture", "--test-threads=1"])
+        .env(ALONE_VAR, &path)
+        .stdin(Stdio::null())
         .output()
-        .unwrap()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.contains("1 passed"), "the test {path}, run alone in a child process, failed:\n{stdout}\n{stderr}");
+    false
+}
+
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by the tests of a binary that load the CPU for seconds (fuzz inputs of megabytes)
+/// and by the ones that time work against a tight bound, so that the two never overlap on
+/// a loaded 2-core machine (each was once a test binary of its own).
+pub fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -2,7 +2,7 @@
 //   mcs -langversion:7 -r:System.Data -out:RunTests.exe tests/csharp/RunTests.cs bindings/sqlserver/DpopKit.cs \
 //       bindings/sqlserver/NativeMethods.g.cs
 //   LD_LIBRARY_PATH=target/debug/deps mono RunTests.exe FIXTURES_DIR TOKEN_ENDPOINT API_URL WORK_DIR
-// Driven by tests/csharp_bindings.rs against the real peers. Every request in here uses the
+// Driven by tests/bindings/csharp.rs against the real peers. Every request in here uses the
 // same key and the same AuthToken configuration, so the AS must issue exactly ONE token
 // for the whole run, although the SQL entry points create new objects on every call.
 // Prints one line per check and "N passed, N failed"; exits 0 only if nothing failed.

@@ -1,7 +1,7 @@
 """Shared helpers of the dpopkit Python tests (imported by conftest.py and the tests).
 
 - Imports the in-tree package from bindings/python with the library named by
-  DPOPKIT_LIBRARY (tests/python_bindings.rs sets it to the libdpopkit.so cargo built for the
+  DPOPKIT_LIBRARY (tests/pytest.rs sets it to the libdpopkit.so cargo built for the
   test run; when unset, target/debug/libdpopkit.so is used if it exists).
 - Peers: one running tests/peers/server.mjs (oidc-provider AS + jose RS on 127.0.0.1),
   started with node (npm ci first if tests/peers/node_modules is missing), stopped by
@@ -46,7 +46,7 @@ if not os.environ.get("DPOPKIT_LIBRARY"):
     if _lib is None:
         raise RuntimeError(
             "DPOPKIT_LIBRARY is not set and target/debug/libdpopkit.so does not exist: "
-            "run `cargo build` (or `cargo test --test python_bindings`, which sets it)"
+            "run `cargo build` (or `cargo test --test pytest`, which sets it)"
         )
     os.environ["DPOPKIT_LIBRARY"] = str(_lib)
 
