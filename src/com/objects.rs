@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use windows::Win32::Foundation::{E_FAIL, E_OUTOFMEMORY, E_UNEXPECTED};
-use windows::Win32::System::Com::{DISPATCH_FLAGS, DISPPARAMS, EXCEPINFO, IDispatch, IDispatch_Impl, ITypeInfo};
+use windows::Win32::System::Com::{DISPATCH_FLAGS, DISPPARAMS, EXCEPINFO, IDispatch, IDispatch_Impl, IDispatch_Vtbl, ITypeInfo};
 use windows::Win32::System::Variant::VARIANT;
 use windows_core::{GUID, Interface, PCWSTR, implement};
 use zeroize::Zeroizing;
@@ -18,7 +18,9 @@ use super::dispatch::{self, Arg, Fault, Members, Value};
 use super::members::{Class, JSON_OBJECT, Member, PRIVATE_KEY};
 use crate::capi::{common, http, json, key};
 
-#[implement(IDispatch)]
+/// The state shared by the three classes (each is its own COM type below, so that it
+/// answers QueryInterface for its own dispinterface's IID only: early-bound callers ask for
+/// DIID_IHttp etc., and a PrivateKey must never pass for an Http).
 pub struct ComObj {
     class: &'static Class,
     handle: i64,
@@ -51,11 +53,14 @@ impl Drop for ComObj {
     }
 }
 
-/// The handle of one of this DLL's objects of class `want`, passed in as an IDispatch (never
-/// through a proxy: ThreadingModel Both keeps callers in their apartment).
+/// The handle of one of this DLL's DpopKit.PrivateKey objects, passed in as an IDispatch
+/// (never through a proxy: ThreadingModel Both keeps callers in their apartment).
 fn handle_of(d: &IDispatch, want: &'static Class) -> Option<i64> {
-    let o = d.cast_object_ref::<ComObj>().ok()?;
-    std::ptr::eq(o.class, want).then_some(o.handle)
+    if !std::ptr::eq(want, &PRIVATE_KEY) {
+        return None;
+    }
+    let o = d.cast_object_ref::<KeyObj>().ok()?;
+    Some(o.0.handle)
 }
 
 /// A string the C layer returned (caller-owned): its text, then freed. NULL -> "".
@@ -195,52 +200,119 @@ fn type_info(class: &'static Class) -> windows_core::Result<ITypeInfo> {
     unsafe { lib.GetTypeInfoOfGuid(&iid) }
 }
 
-impl IDispatch_Impl for ComObj_Impl {
-    fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
-        guard(|| Ok(u32::from(super::registry::load_type_lib().is_ok())))
-    }
+fn get_type_info_count() -> windows_core::Result<u32> {
+    guard(|| Ok(u32::from(super::registry::load_type_lib().is_ok())))
+}
 
-    fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
-        guard(|| {
-            if itinfo != 0 {
-                return Err(windows::Win32::Foundation::DISP_E_BADINDEX.into());
-            }
-            type_info(self.class)
-        })
-    }
+fn get_type_info(o: &ComObj, itinfo: u32) -> windows_core::Result<ITypeInfo> {
+    guard(|| {
+        if itinfo != 0 {
+            return Err(windows::Win32::Foundation::DISP_E_BADINDEX.into());
+        }
+        type_info(o.class)
+    })
+}
 
-    fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
-        guard(|| unsafe { dispatch::get_ids_of_names(self.class, riid, names, count, ids) })
-    }
+fn get_ids_of_names(o: &ComObj, riid: *const GUID, names: *const PCWSTR, count: u32, ids: *mut i32) -> windows_core::Result<()> {
+    guard(|| unsafe { dispatch::get_ids_of_names(o.class, riid, names, count, ids) })
+}
 
-    fn Invoke(
-        &self,
-        id: i32,
-        riid: *const GUID,
-        _lcid: u32,
-        flags: DISPATCH_FLAGS,
-        params: *const DISPPARAMS,
-        result: *mut VARIANT,
-        excep: *mut EXCEPINFO,
-        arg_err: *mut u32,
-    ) -> windows_core::Result<()> {
-        let r = catch_unwind(AssertUnwindSafe(|| unsafe {
-            dispatch::invoke(&**self, handle_of, &PRIVATE_KEY, id, riid, flags, params, result, excep, arg_err)
-        }));
-        match r {
-            Ok(r) => r,
-            Err(_) => {
-                let name = dispatch::member_by_id(self.class, id).map_or("a member", |m| m.name);
-                unsafe { dispatch::fill_excep(excep, &format!("DpopKit.{}", self.class.name), &format!("internal error in {name} (a bug in dpopkit; the call did not complete)"), E_UNEXPECTED) };
-                Err(windows::Win32::Foundation::DISP_E_EXCEPTION.into())
-            }
+#[allow(clippy::too_many_arguments)]
+fn invoke(o: &ComObj, id: i32, riid: *const GUID, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe { dispatch::invoke(o, handle_of, &PRIVATE_KEY, id, riid, flags, params, result, excep, arg_err) }));
+    match r {
+        Ok(r) => r,
+        Err(_) => {
+            let name = dispatch::member_by_id(o.class, id).map_or("a member", |m| m.name);
+            unsafe { dispatch::fill_excep(excep, &format!("DpopKit.{}", o.class.name), &format!("internal error in {name} (a bug in dpopkit; the call did not complete)"), E_UNEXPECTED) };
+            Err(windows::Win32::Foundation::DISP_E_EXCEPTION.into())
         }
     }
 }
 
-/// Makes an object of `class` and answers `riid` for it.
+// One COM type per class: its dispinterface (IDispatch's vtable under its own IID; QueryInterface
+// answers it, IDispatch and IUnknown), IDispatch delegating to the shared functions above.
+// The IIDs are members.rs's `diid`s: tests/windows/com/early.c asks for each through the header
+// widl makes from the IDL written from members.rs, so a difference fails there.
+
+#[windows_core::interface("E262A1EA-C34B-4789-8FF2-10A0039BDAE5")]
+pub unsafe trait IPrivateKey: IDispatch {}
+
+#[implement(IPrivateKey)]
+pub struct KeyObj(pub ComObj);
+
+impl IPrivateKey_Impl for KeyObj_Impl {}
+
+impl IDispatch_Impl for KeyObj_Impl {
+    fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
+        get_type_info_count()
+    }
+    fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
+        get_type_info(&self.0, itinfo)
+    }
+    fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
+        get_ids_of_names(&self.0, riid, names, count, ids)
+    }
+    fn Invoke(&self, id: i32, riid: *const GUID, _lcid: u32, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+        invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
+    }
+}
+
+#[windows_core::interface("0D81D1E5-AAAF-4077-A6D0-C07BE88C2879")]
+pub unsafe trait IJsonObject: IDispatch {}
+
+#[implement(IJsonObject)]
+pub struct JsonObj(pub ComObj);
+
+impl IJsonObject_Impl for JsonObj_Impl {}
+
+impl IDispatch_Impl for JsonObj_Impl {
+    fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
+        get_type_info_count()
+    }
+    fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
+        get_type_info(&self.0, itinfo)
+    }
+    fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
+        get_ids_of_names(&self.0, riid, names, count, ids)
+    }
+    fn Invoke(&self, id: i32, riid: *const GUID, _lcid: u32, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+        invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
+    }
+}
+
+#[windows_core::interface("797C6517-2785-4BE0-B580-D872E0290471")]
+pub unsafe trait IHttp: IDispatch {}
+
+#[implement(IHttp)]
+pub struct HttpObj(pub ComObj);
+
+impl IHttp_Impl for HttpObj_Impl {}
+
+impl IDispatch_Impl for HttpObj_Impl {
+    fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
+        get_type_info_count()
+    }
+    fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
+        get_type_info(&self.0, itinfo)
+    }
+    fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
+        get_ids_of_names(&self.0, riid, names, count, ids)
+    }
+    fn Invoke(&self, id: i32, riid: *const GUID, _lcid: u32, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+        invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
+    }
+}
+
+/// Makes an object of `class` and answers `riid` for it (its own DIID, IDispatch, IUnknown).
 pub fn create(class: &'static Class, riid: *const GUID, ppv: *mut *mut core::ffi::c_void) -> windows_core::HRESULT {
     let Some(obj) = ComObj::new(class) else { return E_OUTOFMEMORY };
-    let disp: IDispatch = obj.into();
-    unsafe { disp.query(riid, ppv) }
+    let unknown: windows_core::IUnknown = if std::ptr::eq(class, &PRIVATE_KEY) {
+        IPrivateKey::from(KeyObj(obj)).into()
+    } else if std::ptr::eq(class, &JSON_OBJECT) {
+        IJsonObject::from(JsonObj(obj)).into()
+    } else {
+        IHttp::from(HttpObj(obj)).into()
+    };
+    unsafe { unknown.query(riid, ppv) }
 }

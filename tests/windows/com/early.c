@@ -106,11 +106,21 @@ int main(int argc, char **argv) {
     CHECK(load > 0 && upd > 0 && emit > 0 && setkey > 0 && auth > 0 && get > 0 && ok > 0 && status > 0 && err > 0, "the seed's members are in the type library");
 
     IDispatch *key = NULL, *json = NULL, *http = NULL;
-    CoCreateInstance(&CLSID_PrivateKey, NULL, CLSCTX_INPROC_SERVER, &IID_IDispatch, (void **)&key);
-    CoCreateInstance(&CLSID_JsonObject, NULL, CLSCTX_INPROC_SERVER, &IID_IDispatch, (void **)&json);
-    hr = CoCreateInstance(&CLSID_Http, NULL, CLSCTX_INPROC_SERVER, &IID_IDispatch, (void **)&http);
-    CHECK(key && json && http, "CoCreateInstance(CLSID_* from the widl header) (0x%08lx)", (unsigned long)hr);
+    /* As VBA's `Dim h As DpopKit.Http: Set h = New DpopKit.Http`: the default interface's IID. */
+    CoCreateInstance(&CLSID_PrivateKey, NULL, CLSCTX_INPROC_SERVER, &DIID_IPrivateKey, (void **)&key);
+    CoCreateInstance(&CLSID_JsonObject, NULL, CLSCTX_INPROC_SERVER, &DIID_IJsonObject, (void **)&json);
+    hr = CoCreateInstance(&CLSID_Http, NULL, CLSCTX_INPROC_SERVER, &DIID_IHttp, (void **)&http);
+    CHECK(key && json && http, "CoCreateInstance(CLSID_*, DIID_I*): each object answers its dispinterface's IID (0x%08lx)", (unsigned long)hr);
     if (!key || !json || !http) return 1;
+    {
+        void *other = NULL;
+        HRESULT q = IDispatch_QueryInterface(key, &DIID_IHttp, &other);
+        CHECK(q == E_NOINTERFACE && other == NULL, "a PrivateKey does not answer DIID_IHttp (0x%08lx)", (unsigned long)q);
+        if (other) IUnknown_Release((IUnknown *)other);
+        IDispatch *d = NULL;
+        CHECK(IDispatch_QueryInterface(http, &IID_IDispatch, (void **)&d) == S_OK && d, "and IDispatch as well");
+        if (d) IDispatch_Release(d);
+    }
     ITypeInfo *from_obj = NULL;
     IDispatch_GetTypeInfo(http, 0, 0, &from_obj);
     if (from_obj) {
