@@ -631,7 +631,11 @@ t_com_rest_vbscript() {
   stop_peers
 }
 
-t_com_invoke_contract_c_client() { com_client abi "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")"; }
+t_com_invoke_contract_c_client() {
+  com_client abi "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")"
+  # The deliberate panic inside Invoke is caught without a word on stderr.
+  ! grep -qi "panicked" "$LOGS/com_invoke_contract_c_client.log" || fail "a caught panic printed to stderr"
+}
 
 t_com_lifecycle_vbscript() { vbs lifecycle.vbs "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")"; }
 

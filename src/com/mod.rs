@@ -15,7 +15,6 @@
 //! - `registry`: regsvr32's registration.
 
 use std::ffi::c_void;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use windows::Win32::Foundation::{CLASS_E_CLASSNOTAVAILABLE, CLASS_E_NOAGGREGATION, E_INVALIDARG, E_POINTER, E_UNEXPECTED, S_FALSE, S_OK};
@@ -52,8 +51,14 @@ impl Drop for Factory {
     }
 }
 
+/// Runs `f`, catching a panic (None) through the C layer's boundary, whose panic hook keeps a
+/// caught panic silent (nothing on the host's stderr).
+pub(crate) fn quiet<T>(f: impl FnOnce() -> T) -> Option<T> {
+    crate::ffi::boundary::peek(None, || Some(f()))
+}
+
 fn guard(f: impl FnOnce() -> HRESULT) -> HRESULT {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(E_UNEXPECTED)
+    quiet(f).unwrap_or(E_UNEXPECTED)
 }
 
 impl IClassFactory_Impl for Factory_Impl {

@@ -4,7 +4,6 @@
 //! thread). No panic leaves a vtable method: each is inside `catch_unwind`.
 
 use std::ffi::{CStr, c_char};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
@@ -48,7 +47,7 @@ impl ComObj {
 
 impl Drop for ComObj {
     fn drop(&mut self) {
-        let _ = catch_unwind(|| common::dpopkit_destroy(self.handle));
+        let _ = super::quiet(|| common::dpopkit_destroy(self.handle));
         super::OBJECTS.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -190,8 +189,13 @@ impl Members for ComObj {
 
 /// Runs a vtable method's body; a panic becomes E_UNEXPECTED (it never unwinds into COM).
 fn guard<T>(f: impl FnOnce() -> windows_core::Result<T>) -> windows_core::Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(E_UNEXPECTED.into()))
+    super::quiet(f).unwrap_or_else(|| Err(E_UNEXPECTED.into()))
 }
+
+/// Test-only, like `__panic_inside_boundary_for_tests` in the C layer: this DISPID (in no
+/// name lookup and not in the type library) panics inside Invoke, to prove the panic stays
+/// there (tests/windows/com/client.c).
+const PANIC_FOR_TESTS: i32 = 0x7FFF_0001;
 
 /// This object's dispinterface from the type library embedded in the DLL.
 fn type_info(class: &'static Class) -> windows_core::Result<ITypeInfo> {
@@ -219,10 +223,15 @@ fn get_ids_of_names(o: &ComObj, riid: *const GUID, names: *const PCWSTR, count: 
 
 #[allow(clippy::too_many_arguments)]
 fn invoke(o: &ComObj, id: i32, riid: *const GUID, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe { dispatch::invoke(o, handle_of, &PRIVATE_KEY, id, riid, flags, params, result, excep, arg_err) }));
+    let r = super::quiet(|| {
+        if id == PANIC_FOR_TESTS {
+            panic!("deliberate test panic");
+        }
+        unsafe { dispatch::invoke(o, handle_of, &PRIVATE_KEY, id, riid, flags, params, result, excep, arg_err) }
+    });
     match r {
-        Ok(r) => r,
-        Err(_) => {
+        Some(r) => r,
+        None => {
             let name = dispatch::member_by_id(o.class, id).map_or("a member", |m| m.name);
             unsafe { dispatch::fill_excep(excep, &format!("DpopKit.{}", o.class.name), &format!("internal error in {name} (a bug in dpopkit; the call did not complete)"), E_UNEXPECTED) };
             Err(windows::Win32::Foundation::DISP_E_EXCEPTION.into())

@@ -289,6 +289,19 @@ static int abi(const char *key_file) {
     hr = call(http, G, "LastResponseBodyBytes", &r, 0, NULL, NULL, NULL);
     CHECK(hr == S_OK && V_VT(&r) == (VT_ARRAY | VT_UI1) && SafeArrayGetDim(V_ARRAY(&r)) == 1, "LastResponseBodyBytes: VT_ARRAY|VT_UI1 (vt %d)", V_VT(&r));
     VariantClear(&r);
+    /* A panic inside Invoke (the test-only DISPID 0x7FFF0001) stays there: DISP_E_EXCEPTION
+     * with E_UNEXPECTED and a fixed text, nothing printed, and the object still works. */
+    {
+        EXCEPINFO ei;
+        memset(&ei, 0, sizeof ei);
+        hr = IDispatch_Invoke(json, 0x7FFF0001, &IID_NULL, 0, M, &none, &r, &ei, NULL);
+        CHECK(hr == DISP_E_EXCEPTION && ei.scode == E_UNEXPECTED && ei.bstrDescription && wcsstr(ei.bstrDescription, L"internal error"),
+              "a panic inside Invoke: DISP_E_EXCEPTION, scode E_UNEXPECTED, '%ls'", ei.bstrDescription ? ei.bstrDescription : L"");
+        SysFreeString(ei.bstrSource);
+        SysFreeString(ei.bstrDescription);
+        SysFreeString(ei.bstrHelpFile);
+        CHECK(strstr(str_of(json, M, "Emit", 0, NULL), "\"empty\"") != NULL, "the object still works after the panic");
+    }
     /* The type library is reachable from the object (what PowerShell and VBA's object browser use). */
     UINT count = 0;
     ITypeInfo *ti = NULL;
