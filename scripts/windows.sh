@@ -101,6 +101,8 @@ dist() {
   cp "$OUT/dpopkit.dll" "$OUT/dpopkit.exe" "$d/bin/"
   cp "$OUT/dpopkit.lib" "$OUT/libdpopkit.dll.a" "$OUT/dpopkit.def" "$d/lib/"
   cp include/dpopkit.h "$d/include/"
+  # The COM server's IDL (for C/C++ early binding: widl -h / midl); its type library is in the DLL.
+  cp "$OUT/dpopkit.idl" "$d/include/"
   cp bindings/sqlserver/* "$d/bindings/sqlserver/"
   cp scripts/windows/README-windows.txt "$d/"
   sed -i "s/@VERSION@/$VERSION/g" "$d/README-windows.txt"
@@ -516,6 +518,7 @@ t_dist_zip_layout() {
   echo "$listing"
   for f in bin/dpopkit.dll bin/dpopkit.exe lib/dpopkit.lib lib/libdpopkit.dll.a lib/dpopkit.def include/dpopkit.h \
            bindings/sqlserver/DpopKit.cs bindings/sqlserver/NativeMethods.g.cs bindings/sqlserver/install.sql \
+           include/dpopkit.idl bindings/sqlserver/oa_usage.sql bindings/sqlserver/ClrInstall.cs bindings/sqlserver/install-clr.cmd \
            README-windows.txt LICENSE.txt; do
     grep -qx "$n/$f" <<<"$listing" || fail "the zip has no $f"
   done

@@ -1,7 +1,7 @@
 //! DpopKit.PrivateKey / .JsonObject / .Http: each COM object owns one dpopkit handle and
 //! maps every member onto the C layer (src/capi), so the COM route has exactly the C ABI's
 //! behaviour, error texts (already free of secrets) and last-call state (per object and
-//! thread). No panic leaves a vtable method: each is inside `catch_unwind`.
+//! thread). No panic leaves a vtable method: each runs inside the C layer's quiet boundary.
 
 use std::ffi::{CStr, c_char};
 use std::sync::Mutex;
