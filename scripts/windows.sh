@@ -13,6 +13,8 @@
 #                                   and runs the Windows tests under Wine; ends with
 #                                   "N passed, M failed", exit status 1 on any failure (with
 #                                   NAMEs: only those tests)
+#   bash scripts/windows.sh com     the COM server's tests only (regsvr32, VBScript under
+#                                   cscript, the C and early-bound clients; all in `test` too)
 #   bash scripts/windows.sh dist    builds, then makes target/dpopkit-<version>-windows-x64.zip
 #
 # Why this route: rustup here has no Windows standard library, so the standard library is
@@ -722,6 +724,8 @@ run_tests() {
 case "${1:-}" in
   build) build ;;
   test) shift; ONLY=("$@"); run_tests ;;
+  # Only the COM server's tests (they are part of `test` too).
+  com) ONLY=($(sed -n 's/^  check \(com_[a-z0-9_]*\) .*/\1/p' "$0")); run_tests ;;
   dist) dist ;;
-  *) echo "usage: bash scripts/windows.sh build|test|dist" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/windows.sh build|test|com|dist" >&2; exit 2 ;;
 esac
