@@ -725,7 +725,7 @@ case "${1:-}" in
   build) build ;;
   test) shift; ONLY=("$@"); run_tests ;;
   # Only the COM server's tests (they are part of `test` too).
-  com) ONLY=($(sed -n 's/^  check \(com_[a-z0-9_]*\) .*/\1/p' "$0")); run_tests ;;
+  com) ONLY=($(sed -n 's/^  check \(com_[a-z0-9_]*\) .*/\1/p' "$ROOT/scripts/windows.sh")); run_tests ;;
   dist) dist ;;
   *) echo "usage: bash scripts/windows.sh build|test|com|dist" >&2; exit 2 ;;
 esac
