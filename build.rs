@@ -14,6 +14,10 @@
 mod csharp;
 #[path = "build/header.rs"]
 mod header;
+// The COM member table (src/com/members.rs): the type library's IDL is written from it.
+#[path = "src/com/members.rs"]
+#[allow(dead_code)]
+mod com_members;
 
 fn main() {
     println!("cargo:rerun-if-changed=src");
@@ -119,6 +123,8 @@ fn version_resources(out_dir: &str, version: &str, parts: [&String; 3]) {
         a if a.trim().is_empty() => "dpopkit contributors".to_string(),
         a => a.replace(':', ", "),
     };
+    // The COM server's type library (src/com), resource TYPELIB 1 of the DLL.
+    let typelib = com_typelib(out_dir, msvc);
     for (kind, file, filetype, link_arg) in [("dll", "dpopkit.dll", "0x2L", "cdylib"), ("exe", "dpopkit.exe", "0x1L", "bins")] {
         let description = if kind == "dll" { format!("dpopkit library: {desc}") } else { format!("dpopkit command line: {desc}") };
         let q = |s: &str| s.replace('"', "\"\"");
@@ -138,6 +144,10 @@ fn version_resources(out_dir: &str, version: &str, parts: [&String; 3]) {
              \x20   END\n  END\n  BLOCK \"VarFileInfo\"\n  BEGIN\n    VALUE \"Translation\", 0x409, 1200\n  END\nEND\n",
             company = q(&company), description = q(&description), license = q(&license),
         );
+        let rc = match (&typelib, kind) {
+            (Some(tlb), "dll") => format!("{rc}1 TYPELIB \"{}\"\n", tlb.replace('\\', "\\\\")),
+            _ => rc,
+        };
         let rc_path = format!("{out_dir}/dpopkit-{kind}.rc");
         std::fs::write(&rc_path, rc).expect("write the .rc file");
         let (obj, status) = if msvc {
@@ -155,6 +165,35 @@ fn version_resources(out_dir: &str, version: &str, parts: [&String; 3]) {
             Ok(s) if s.success() => println!("cargo:rustc-link-arg-{link_arg}={obj}"),
             // Without the resource the files still work; their properties are just empty.
             other => println!("cargo:warning={file} gets no version resource: the resource compiler failed ({other:?}); install mingw's windres (GNU) or run from a Visual Studio developer prompt (rc.exe)"),
+        }
+    }
+}
+
+/// The type library of the COM server: IDL written from src/com/members.rs, compiled with
+/// widl (mingw-w64-tools; the IDL imports come from libwine-dev, `stdole2.tlb` from wine)
+/// or, on the MSVC target, midl.exe. Without a compiler the DLL still works late-bound
+/// (VBScript, sp_OA*), and DllRegisterServer reports SELFREG_E_TYPELIB.
+fn com_typelib(out_dir: &str, msvc: bool) -> Option<String> {
+    println!("cargo:rerun-if-env-changed=WIDL");
+    println!("cargo:rerun-if-env-changed=WIDL_INCLUDE");
+    println!("cargo:rerun-if-env-changed=WIDL_STDOLE2_DIR");
+    let idl = format!("{out_dir}/dpopkit.idl");
+    let tlb = format!("{out_dir}/dpopkit.tlb");
+    std::fs::write(&idl, com_members::idl()).expect("write dpopkit.idl");
+    let _ = std::fs::remove_file(&tlb);
+    let status = if msvc {
+        std::process::Command::new("midl.exe").args(["/nologo", "/env", "x64", "/tlb", &tlb, &idl]).current_dir(out_dir).status()
+    } else {
+        let widl = std::env::var("WIDL").unwrap_or_else(|_| "x86_64-w64-mingw32-widl".to_string());
+        let include = std::env::var("WIDL_INCLUDE").unwrap_or_else(|_| "/usr/include/wine/wine/windows".to_string());
+        let stdole = std::env::var("WIDL_STDOLE2_DIR").unwrap_or_else(|_| "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows".to_string());
+        std::process::Command::new(&widl).args(["-t", "-m64", "-I", &include, "-L", &stdole, "-o", &tlb, &idl]).status()
+    };
+    match status {
+        Ok(s) if s.success() && std::path::Path::new(&tlb).exists() => Some(tlb),
+        other => {
+            println!("cargo:warning=dpopkit.dll gets no COM type library: the IDL compiler failed ({other:?}); install mingw-w64-tools + libwine-dev (widl, cross build) or run from a Visual Studio developer prompt (midl.exe)");
+            None
         }
     }
 }

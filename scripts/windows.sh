@@ -13,6 +13,8 @@
 #                                   and runs the Windows tests under Wine; ends with
 #                                   "N passed, M failed", exit status 1 on any failure (with
 #                                   NAMEs: only those tests)
+#   bash scripts/windows.sh com     the COM server's tests only (regsvr32, VBScript under
+#                                   cscript, the C and early-bound clients; all in `test` too)
 #   bash scripts/windows.sh dist    builds, then makes target/dpopkit-<version>-windows-x64.zip
 #
 # Why this route: rustup here has no Windows standard library, so the standard library is
@@ -51,7 +53,8 @@ DEB_CARGO=/usr/bin/cargo
 # --- build ---------------------------------------------------------------------------------
 
 build() {
-  need_packages rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
+  # mingw-w64-tools (widl) + libwine-dev (its oaidl.idl): the COM type library (build.rs).
+  need_packages rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 mingw-w64-tools libwine-dev
   echo "== windows.sh build: $TRIPLE with $($DEB_RUSTC -V)"
   local start=$SECONDS
   RUSTC=$DEB_RUSTC RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
@@ -62,6 +65,11 @@ build() {
   { echo "LIBRARY dpopkit.dll"; echo "EXPORTS"; dll_exports "$OUT/dpopkit.dll" | sed 's/^/    /'; } >"$OUT/dpopkit.def"
   # (run in $OUT: dlltool names the archive members after the output path)
   (cd "$OUT" && "$MINGW-dlltool" -d dpopkit.def -D dpopkit.dll -l dpopkit.lib -m i386:x86-64)
+  # The COM server's IDL and type library (build.rs writes them into OUT_DIR; the .tlb is
+  # also embedded in the DLL): C/C++ clients generate their header from the IDL with widl/midl.
+  local idl
+  idl=$(ls -t "$OUT"/build/dpopkit-*/out/dpopkit.idl 2>/dev/null | head -n 1)
+  if [ -n "$idl" ]; then cp "$idl" "$OUT/dpopkit.idl"; cp "$(dirname "$idl")/dpopkit.tlb" "$OUT/dpopkit.tlb" 2>/dev/null || true; fi
   local f
   for f in dpopkit.dll libdpopkit.dll.a dpopkit.def dpopkit.lib dpopkit.exe; do
     [ -s "$OUT/$f" ] || { echo "windows.sh: $OUT/$f was not built" >&2; exit 1; }
@@ -95,6 +103,8 @@ dist() {
   cp "$OUT/dpopkit.dll" "$OUT/dpopkit.exe" "$d/bin/"
   cp "$OUT/dpopkit.lib" "$OUT/libdpopkit.dll.a" "$OUT/dpopkit.def" "$d/lib/"
   cp include/dpopkit.h "$d/include/"
+  # The COM server's IDL (for C/C++ early binding: widl -h / midl); its type library is in the DLL.
+  cp "$OUT/dpopkit.idl" "$d/include/"
   cp bindings/sqlserver/* "$d/bindings/sqlserver/"
   cp scripts/windows/README-windows.txt "$d/"
   sed -i "s/@VERSION@/$VERSION/g" "$d/README-windows.txt"
@@ -192,6 +202,12 @@ build_test_programs() {
   done
   # Through the MSVC import library this time (GNU ld reads it too).
   $cc "${flags[@]}" -o "$BIN/misuse.exe" tests/c/misuse.c "$OUT/dpopkit.lib"
+  # The COM clients (tests/windows/com): C with the COM headers (nameless unions: gnu11),
+  # the early-bound one with the header widl generates from the DLL's IDL.
+  local com=(-std=gnu11 -Wall -Wextra -Werror -O1 -D__USE_MINGW_ANSI_STDIO=1)
+  $cc "${com[@]}" -o "$BIN/com_client.exe" tests/windows/com/client.c -lole32 -loleaut32 -luuid -lpsapi
+  "$MINGW-widl" -h -I /usr/include/wine/wine/windows -o "$BIN/dpopkit_com.h" "$OUT/dpopkit.idl"
+  $cc "${com[@]}" -I"$BIN" -o "$BIN/com_early.exe" tests/windows/com/early.c -lole32 -loleaut32 -luuid
 }
 
 # start_peers ARGS...: tests/peers/server.mjs with ARGS; sets ISSUER TOKEN_URL RS API.
@@ -243,7 +259,7 @@ tls_peers() { start_peers --tls "$PKI/server.pem" "$PKI/server.key" --tls-ca "$P
 # --- the tests -----------------------------------------------------------------------------
 
 t_dll_imports_only_system_dlls() {
-  local allowed=" kernel32.dll ntdll.dll msvcrt.dll ws2_32.dll bcrypt.dll bcryptprimitives.dll crypt32.dll advapi32.dll userenv.dll secur32.dll ncrypt.dll ole32.dll oleaut32.dll shell32.dll user32.dll api-ms-win-core-synch-l1-2-0.dll "
+  local allowed=" kernel32.dll ntdll.dll msvcrt.dll ws2_32.dll bcrypt.dll bcryptprimitives.dll crypt32.dll advapi32.dll userenv.dll secur32.dll ncrypt.dll ole32.dll oleaut32.dll combase.dll propsys.dll rpcrt4.dll shell32.dll user32.dll api-ms-win-core-synch-l1-2-0.dll api-ms-win-core-winrt-error-l1-1-0.dll "
   local f d bad=0
   for f in dpopkit.dll dpopkit.exe; do
     echo "$f imports:"
@@ -505,6 +521,7 @@ t_dist_zip_layout() {
   echo "$listing"
   for f in bin/dpopkit.dll bin/dpopkit.exe lib/dpopkit.lib lib/libdpopkit.dll.a lib/dpopkit.def include/dpopkit.h \
            bindings/sqlserver/DpopKit.cs bindings/sqlserver/NativeMethods.g.cs bindings/sqlserver/install.sql \
+           include/dpopkit.idl bindings/sqlserver/oa_usage.sql bindings/sqlserver/ClrInstall.cs bindings/sqlserver/install-clr.cmd \
            README-windows.txt LICENSE.txt; do
     grep -qx "$n/$f" <<<"$listing" || fail "the zip has no $f"
   done
@@ -512,6 +529,152 @@ t_dist_zip_layout() {
   cmp <(unzip -p "$zip" "$n/bin/dpopkit.dll") "$OUT/dpopkit.dll" || fail "the zip's dpopkit.dll is not the built one"
   cmp <(unzip -p "$zip" "$n/include/dpopkit.h") include/dpopkit.h || fail "the zip's header is not include/dpopkit.h"
   unzip -p "$zip" "$n/README-windows.txt" | grep -q "dpopkit $VERSION for Windows" || fail "README-windows.txt has no version"
+}
+
+# --- the COM server (src/com; tests/windows/com) ------------------------------------------
+
+COM_PROGIDS=(DpopKit.PrivateKey DpopKit.JsonObject DpopKit.Http)
+COM_LIBID='{68C7AC39-241B-4A57-91FE-6E753E7B4965}'
+
+# The CLSID a ProgID is registered with (HKCR view), empty when none.
+com_clsid() { wine_run reg query "HKCR\\$1\\CLSID" /ve 2>/dev/null | tr -d '\r' | grep -oE '\{[0-9A-Fa-f-]{36}\}' | head -n 1; }
+
+com_dll() { winpath "$BIN/dpopkit.dll"; }
+
+# vbs NAME.vbs ARGS...: a script of tests/windows/com under Wine's cscript. Wine's cscript
+# exits 0 after a runtime error (and prints nothing), so the script must print its last
+# line, "REACHED END", and no FAILED line.
+vbs() {
+  local script=$1 out
+  shift
+  out=$(cd "$BIN" && wine_run cscript //nologo "$(winpath "$ROOT/tests/windows/com/$script")" "$@" 2>&1 | tr -d '\r')
+  local rc=$?
+  echo "$out"
+  [ $rc = 0 ] || fail "$script: cscript exited $rc"
+  grep -q '^FAILED' <<<"$out" && fail "$script: a check failed"
+  [ "$(tail -n 1 <<<"$out")" = "REACHED END" ] || fail "$script did not reach its end (a runtime error stops Wine's cscript silently)"
+}
+
+# com_client MODE ARGS...: tests/windows/com/client.c (CoCreateInstance + Invoke).
+com_client() {
+  local out
+  out=$(cd "$BIN" && wine_run com_client.exe "$@" 2>&1 | tr -d '\r')
+  local rc=$?
+  echo "$out"
+  [ $rc = 0 ] || fail "com_client $1: exit $rc"
+  [ "$(tail -n 1 <<<"$out")" = "REACHED END" ] || fail "com_client $1 did not reach its end"
+}
+
+t_com_register() {
+  # A warm-up run: the first cscript after wineboot may exit 1 without output (com.md).
+  (cd "$BIN" && wine_run cscript //nologo //? >/dev/null 2>&1) || true
+  (cd "$BIN" && wine_run regsvr32 /s "$(com_dll)") || { fail "regsvr32 exited $?"; return 1; }
+  local p clsid q
+  for p in "${COM_PROGIDS[@]}"; do
+    clsid=$(com_clsid "$p")
+    echo "$p -> $clsid"
+    [ -n "$clsid" ] || { fail "$p is not registered"; continue; }
+    [ "$(com_clsid "$p.1")" = "$clsid" ] || fail "$p.1 does not name $clsid"
+    wine_run reg query "HKLM\\Software\\Classes\\$p\\CurVer" /ve | tr -d '\r' | grep -q "$p.1" || fail "$p\\CurVer is not $p.1"
+    q=$(wine_run reg query "HKLM\\Software\\Classes\\CLSID\\$clsid" /s | tr -d '\r')
+    echo "$q"
+    grep -qE 'ThreadingModel +REG_SZ +Both' <<<"$q" || fail "$p: ThreadingModel is not Both"
+    grep -qiF "$(com_dll)" <<<"$q" || fail "$p: InprocServer32 is not $(com_dll)"
+    grep -qF "$COM_LIBID" <<<"$q" || fail "$p: no TypeLib"
+    grep -qE "VersionIndependentProgID.*$p" <<<"$q" || grep -qF "$p" <<<"$q" || fail "$p: no VersionIndependentProgID"
+  done
+  q=$(wine_run reg query "HKLM\\Software\\Classes\\TypeLib\\$COM_LIBID" /s | tr -d '\r')
+  echo "$q"
+  grep -q 'win64' <<<"$q" || fail "the type library is not registered (win64)"
+}
+
+t_com_seed_vbscript() {
+  start_peers --as-nonce --rs-nonce || return 1
+  local log=$T/com-seed-session.log
+  rm -f "$log"
+  vbs seed.vbs "$(winpath "$ROOT/tests/fixtures/ec_pkcs8_enc.pem")" test-password "$TOKEN_URL" "$API" "$(winpath "$log")" 3
+  local issued
+  issued=$(peer_stat "$ISSUER" token_issued)
+  stop_peers
+  echo "tokens issued for 3 Http objects: $issued"
+  [ "$issued" = 1 ] || fail "want one token for the 3 Http objects, the AS issued $issued"
+  grep -q "GET /api/test HTTP/1.1" "$log" || fail "the session log has no request"
+  ! grep -qE 'eyJ[A-Za-z0-9_-]+\.eyJ|=secret' "$log" || fail "a secret in the session log"
+}
+
+t_com_seed_c_client() {
+  start_peers --as-nonce --rs-nonce || return 1
+  com_client seed "$(winpath "$ROOT/tests/fixtures/ec_sec1.pem")" "$TOKEN_URL" "$API" 3
+  local issued
+  issued=$(peer_stat "$ISSUER" token_issued)
+  stop_peers
+  echo "tokens issued for 3 Http objects: $issued"
+  [ "$issued" = 1 ] || fail "want one token for the 3 Http objects, the AS issued $issued"
+}
+
+t_com_early_bound() {
+  start_peers --as-nonce --rs-nonce || return 1
+  local out
+  out=$(cd "$BIN" && wine_run com_early.exe "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")" "$TOKEN_URL" "$API" 2>&1 | tr -d '\r')
+  local rc=$?
+  stop_peers
+  echo "$out"
+  [ $rc = 0 ] && [ "$(tail -n 1 <<<"$out")" = "REACHED END" ] || fail "com_early.exe"
+}
+
+t_com_errors_vbscript() {
+  start_peers || return 1
+  local dead
+  dead=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  vbs errors.vbs "$(winpath "$ROOT/tests/fixtures/no-such-key.pem")" "$(winpath "$ROOT/tests/fixtures/rsa.pem")" \
+    "$(winpath "$ROOT/tests/fixtures/ec_sec1.pem")" "http://127.0.0.1:$dead/token" "$API"
+  stop_peers
+}
+
+t_com_rest_vbscript() {
+  start_peers --as-nonce --rs-nonce || return 1
+  vbs rest.vbs "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")" "$TOKEN_URL" "$RS"
+  stop_peers
+}
+
+t_com_invoke_contract_c_client() {
+  com_client abi "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")"
+  # The deliberate panic inside Invoke is caught without a word on stderr.
+  ! grep -qi "panicked" "$LOGS/com_invoke_contract_c_client.log" || fail "a caught panic printed to stderr"
+}
+
+t_com_lifecycle_vbscript() { vbs lifecycle.vbs "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")"; }
+
+t_com_leak_c_client() { com_client leak "$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")"; }
+
+# regsvr32 /n /i:user writes HKCU\Software\Classes (Wine 8 does not activate from there, so
+# only the keys are checked); /u /n /i:user removes them.
+t_com_per_user_install() {
+  (cd "$BIN" && wine_run regsvr32 /s /n /i:user "$(com_dll)") || fail "regsvr32 /n /i:user exited $?"
+  local p
+  for p in "${COM_PROGIDS[@]}"; do
+    wine_run reg query "HKCU\\Software\\Classes\\$p\\CLSID" /ve >/dev/null 2>&1 || fail "per user: $p is not in HKCU"
+  done
+  (cd "$BIN" && wine_run regsvr32 /s /u /n /i:user "$(com_dll)") || fail "regsvr32 /u /n /i:user exited $?"
+  for p in "${COM_PROGIDS[@]}"; do
+    ! wine_run reg query "HKCU\\Software\\Classes\\$p" >/dev/null 2>&1 || fail "per user: $p is still in HKCU after /u"
+  done
+  [ -n "$(com_clsid DpopKit.Http)" ] || fail "the per-user uninstall removed the per-machine registration"
+}
+
+t_com_unregister() {
+  (cd "$BIN" && wine_run regsvr32 /s /u "$(com_dll)") || fail "regsvr32 /u exited $?"
+  local p
+  for p in "${COM_PROGIDS[@]}"; do
+    for k in "$p" "$p.1"; do
+      ! wine_run reg query "HKCR\\$k" >/dev/null 2>&1 || fail "$k is still registered after regsvr32 /u"
+    done
+  done
+  ! wine_run reg query "HKLM\\Software\\Classes\\TypeLib\\$COM_LIBID" >/dev/null 2>&1 || fail "the type library is still registered"
+  local out
+  out=$(cd "$BIN" && wine_run cscript //nologo "$(winpath "$ROOT/tests/windows/com/unregistered.vbs")" 2>&1 | tr -d '\r')
+  echo "$out"
+  [ "$(tail -n 1 <<<"$out")" = "REACHED END" ] || fail "CreateObject still works after regsvr32 /u"
 }
 
 run_tests() {
@@ -544,6 +707,17 @@ run_tests() {
   check session_log_refusals t_session_log_refusals
   check fleet_token_cache t_fleet_token_cache
   check dist_zip_layout t_dist_zip_layout
+  check com_register_three_progids_threading_both t_com_register
+  check com_seed_vbscript_strict_nonces_one_token t_com_seed_vbscript
+  check com_seed_c_client_cocreateinstance_invoke t_com_seed_c_client
+  check com_early_bound_through_the_type_library t_com_early_bound
+  check com_error_paths_vbscript t_com_errors_vbscript
+  check com_rest_surface_vbscript t_com_rest_vbscript
+  check com_invoke_contract_c_client t_com_invoke_contract_c_client
+  check com_1000_objects_vbscript t_com_lifecycle_vbscript
+  check com_no_leak_c_client t_com_leak_c_client
+  check com_per_user_install t_com_per_user_install
+  check com_unregister_removes_progids t_com_unregister
   echo "== windows.sh test: $PASSED passed, $FAILED failed${FAILED_NAMES[*]:+ (${FAILED_NAMES[*]})}"
   [ "$FAILED" = 0 ]
 }
@@ -551,6 +725,8 @@ run_tests() {
 case "${1:-}" in
   build) build ;;
   test) shift; ONLY=("$@"); run_tests ;;
+  # Only the COM server's tests (they are part of `test` too).
+  com) ONLY=($(sed -n 's/^  check \(com_[a-z0-9_]*\) .*/\1/p' "$ROOT/scripts/windows.sh")); run_tests ;;
   dist) dist ;;
-  *) echo "usage: bash scripts/windows.sh build|test|dist" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/windows.sh build|test|com|dist" >&2; exit 2 ;;
 esac

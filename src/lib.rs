@@ -14,4 +14,9 @@ pub mod ffi;
 
 pub mod capi;
 
+/// cbindgen:ignore
+/// The COM server for sp_OACreate / VBScript (Windows only; src/com/mod.rs).
+#[cfg(windows)]
+mod com;
+
 pub use ffi::result::dpopkit_result;

@@ -45,6 +45,100 @@ namespace DpopKit
         internal static extern IntPtr LoadLibraryW(string path);
     }
 
+    /// <summary>dlopen, for NativeLoader on Linux/mono (glibc's libdl).</summary>
+    internal static class Posix
+    {
+        internal const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
+        [DllImport("libdl.so.2")]
+        internal static extern IntPtr dlopen(string file, int mode);
+        [DllImport("libdl.so.2")]
+        internal static extern IntPtr dlerror();
+    }
+
+    /// <summary>
+    /// Loads the native library by full path from a configured directory before the first
+    /// P/Invoke, so that SQL Server never searches its own folders (or PATH) for it; the
+    /// [DllImport("dpopkit")] calls then bind to the module already loaded under that name.
+    /// The directory: the process's DPOPKIT_NATIVE_DIR environment variable, else (Windows)
+    /// the registry value HKLM\SOFTWARE\dpopkit\NativeDir (install-clr.cmd writes it). Not
+    /// configured: the normal DLL search, as before. A configured directory that does not
+    /// hold the library fails every call with that text; it never falls back to another copy.
+    /// </summary>
+    public static class NativeLoader
+    {
+        public const string EnvironmentVariable = "DPOPKIT_NATIVE_DIR";
+        public const string RegistryKey = @"SOFTWARE\dpopkit";
+        public const string RegistryValue = "NativeDir";
+        private static readonly object Gate = new object();
+        private static bool done;
+        private static string loadedFrom;
+        private static Exception failure;
+
+        public static bool IsWindows { get { return Environment.OSVersion.Platform == PlatformID.Win32NT; } }
+
+        /// <summary>dpopkit.dll on Windows, libdpopkit.so elsewhere.</summary>
+        public static string FileName { get { return IsWindows ? "dpopkit.dll" : "libdpopkit.so"; } }
+
+        /// <summary>The configured directory, or null.</summary>
+        public static string ConfiguredDirectory()
+        {
+            string dir = Environment.GetEnvironmentVariable(EnvironmentVariable);
+            if (string.IsNullOrEmpty(dir) && IsWindows)
+            {
+                using (var k = Microsoft.Win32.Registry.LocalMachine.OpenSubKey(RegistryKey))
+                {
+                    dir = k == null ? null : k.GetValue(RegistryValue) as string;
+                }
+            }
+            return string.IsNullOrEmpty(dir) ? null : dir;
+        }
+
+        /// <summary>The full path the library was loaded from, or null (not configured).</summary>
+        public static string LoadedFrom { get { EnsureLoaded(); return loadedFrom; } }
+
+        /// <summary>Loads the library from the configured directory once; throws (every
+        /// time) if that failed.</summary>
+        public static void EnsureLoaded()
+        {
+            lock (Gate)
+            {
+                if (!done)
+                {
+                    done = true;
+                    string dir = ConfiguredDirectory();
+                    if (dir != null)
+                    {
+                        try { loadedFrom = LoadFrom(dir); }
+                        catch (Exception e) { failure = e; }
+                    }
+                }
+                if (failure != null)
+                    throw new DllNotFoundException(failure.Message, failure);
+            }
+        }
+
+        /// <summary>Loads FileName from `directory` (a full path) and returns the file's path.</summary>
+        public static string LoadFrom(string directory)
+        {
+            if (!System.IO.Path.IsPathRooted(directory))
+                throw new ArgumentException(EnvironmentVariable + " / NativeDir must be a full path, not '" + directory + "'");
+            string path = System.IO.Path.Combine(directory, FileName);
+            if (!System.IO.File.Exists(path))
+                throw new DllNotFoundException("the configured native directory '" + directory + "' has no " + FileName + " (set " + EnvironmentVariable + " or HKLM\\" + RegistryKey + "\\" + RegistryValue + " to the folder of the 64-bit " + FileName + ")");
+            if (IsWindows)
+            {
+                if (Win32.LoadLibraryW(path) == IntPtr.Zero)
+                    throw new DllNotFoundException("LoadLibrary(" + path + ") failed, Win32 error " + Marshal.GetLastWin32Error());
+            }
+            else if (Posix.dlopen(path, Posix.RTLD_NOW | Posix.RTLD_GLOBAL) == IntPtr.Zero)
+            {
+                IntPtr e = Posix.dlerror();
+                throw new DllNotFoundException("dlopen(" + path + ") failed: " + (e == IntPtr.Zero ? "?" : Marshal.PtrToStringAnsi(e)));
+            }
+            return path;
+        }
+    }
+
     /// <summary>UTF-8 at the boundary, and the one place that frees returned strings.</summary>
     internal static class Utf8
     {
@@ -132,6 +226,7 @@ namespace DpopKit
         {
             if (IntPtr.Size != 8)
                 throw new PlatformNotSupportedException("dpopkit needs a 64-bit process");
+            NativeLoader.EnsureLoaded();
             var h = new DpopKitHandle();
             RuntimeHelpers.PrepareConstrainedRegions();
             try { }
@@ -173,14 +268,14 @@ namespace DpopKit
     /// <summary>Process-wide functions: version, live handle count, the thread's last error.</summary>
     public static class DpopKitLibrary
     {
-        public static string Version { get { return Utf8.Take(NativeMethods.dpopkit_version()); } }
+        public static string Version { get { NativeLoader.EnsureLoaded(); return Utf8.Take(NativeMethods.dpopkit_version()); } }
 
         /// <summary>Live native handles in the process (leak checks).</summary>
-        public static long LiveHandles { get { return NativeMethods.dpopkit_live_handles(); } }
+        public static long LiveHandles { get { NativeLoader.EnsureLoaded(); return NativeMethods.dpopkit_live_handles(); } }
 
         /// <summary>Forgets every cached access token and DPoP nonce in the process (after a
         /// secret or key rotation): the next request fetches a new token.</summary>
-        public static void ClearTokenCache() { NativeMethods.dpopkit_token_cache_clear(); }
+        public static void ClearTokenCache() { NativeLoader.EnsureLoaded(); NativeMethods.dpopkit_token_cache_clear(); }
 
         /// <summary>The calling thread's latest error of any call.</summary>
         public static string LastErrorText { get { return Utf8.Take(NativeMethods.dpopkit_last_error_text(0)) ?? ""; } }

@@ -30,10 +30,15 @@ GO
  *     make a login from that key, and give only that login UNSAFE ASSEMBLY. Nothing else
  *     about the database changes, and only code signed with this key is trusted.
  */
-CREATE ASYMMETRIC KEY DpopKitSigningKey
-    FROM EXECUTABLE FILE = 'C:\dpopkit\DpopKitClr.dll';       -- EDIT
-CREATE LOGIN DpopKitSigningLogin FROM ASYMMETRIC KEY DpopKitSigningKey;
-GRANT UNSAFE ASSEMBLY TO DpopKitSigningLogin;
+-- (Skipped when install-clr.cmd's trust.sql already trusted the assembly, by key or hash.)
+IF NOT EXISTS (SELECT 1 FROM sys.asymmetric_keys WHERE name = N'DpopKitSigningKey')
+   AND NOT EXISTS (SELECT 1 FROM sys.trusted_assemblies WHERE description LIKE N'DpopKitClr,%')
+BEGIN
+    CREATE ASYMMETRIC KEY DpopKitSigningKey
+        FROM EXECUTABLE FILE = 'C:\dpopkit\DpopKitClr.dll';   -- EDIT
+    CREATE LOGIN DpopKitSigningLogin FROM ASYMMETRIC KEY DpopKitSigningKey;
+    GRANT UNSAFE ASSEMBLY TO DpopKitSigningLogin;
+END;
 GO
 /*
  * (B) Alternative (2017+): trust this exact build by its hash, without signing:
@@ -41,6 +46,8 @@ GO
  *           FROM OPENROWSET(BULK 'C:\dpopkit\DpopKitClr.dll', SINGLE_BLOB) AS f);
  *       EXEC sys.sp_add_trusted_assembly @hash, N'DpopKitClr';
  *     Every rebuild needs a new hash (sp_drop_trusted_assembly the old one).
+ *     install-clr.cmd does this for you: ClrInstall.exe computes the hash from the file
+ *     (or checks the signature for (A)) and writes trust.sql and untrust.sql.
  *
  * (C) Not recommended: ALTER DATABASE [YourDb] SET TRUSTWORTHY ON, with the database
  *     owned by a login that has UNSAFE ASSEMBLY. It works without signing, but any
@@ -51,9 +58,10 @@ GO
 /* ---- 3. The assembly and the T-SQL entry points, in the calling database ------------ */
 USE [YourDb];                                                  -- EDIT
 GO
-CREATE ASSEMBLY DpopKitClr
-    FROM 'C:\dpopkit\DpopKitClr.dll'                           -- EDIT
-    WITH PERMISSION_SET = UNSAFE;
+IF NOT EXISTS (SELECT 1 FROM sys.assemblies WHERE name = N'DpopKitClr')   -- (install-clr.cmd: made by trust.sql)
+    CREATE ASSEMBLY DpopKitClr
+        FROM 'C:\dpopkit\DpopKitClr.dll'                       -- EDIT
+        WITH PERMISSION_SET = UNSAFE;
 GO
 
 /* (a) The whole seed flow in one call: load key, AuthToken, session log, GET.

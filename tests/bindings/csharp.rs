@@ -312,3 +312,95 @@ fn install_sql_matches_the_sql_entry_points_of_the_assembly() {
     }
     assert_eq!(declared, methods.len(), "every entry point of DpopKit.cs ({:?}) is declared in install.sql", methods.keys());
 }
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The CLR route's install steps that can run here (issue 21 item 5): the assembly signed
+/// with a strong-name key (mono's sn makes and verifies it), ClrInstall.exe's SHA2_512 (the
+/// same as computed here) and signature check, the trust.sql / untrust.sql it writes for
+/// both trust routes, and NativeLoader loading libdpopkit.so by full path from
+/// DPOPKIT_NATIVE_DIR (and refusing, without fallback, a directory that lacks it).
+#[test]
+fn clr_route_signing_hash_install_script_and_native_loader() {
+    use sha2::Digest;
+    require_tool("mcs");
+    require_tool("mono");
+    let work = std::env::temp_dir().join(format!("dpopkit-clr-route-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let sq = repo().join("bindings/sqlserver");
+    let snk = work.join("DpopKitClr.snk");
+    let (ok, out) = run(Command::new("sn").arg("-k").arg(&snk));
+    assert!(ok, "sn -k (mono's strong-name tool, Debian package mono-devel): {out}");
+    let mcs = |out_file: &std::path::Path, keyfile: Option<&std::path::Path>| {
+        let mut c = Command::new("mcs");
+        c.args(["-langversion:5", "-warnaserror", "-nologo", "-target:library", "-r:System.Data"]);
+        if let Some(k) = keyfile {
+            c.arg(format!("-keyfile:{}", k.display()));
+        }
+        c.arg(format!("-out:{}", out_file.display())).arg(sq.join("DpopKit.cs")).arg(sq.join("NativeMethods.g.cs"));
+        let (ok, out) = run(&mut c);
+        assert!(ok, "mcs: {out}");
+    };
+    let signed = work.join(CLR_ASSEMBLY_FILE);
+    let unsigned_dir = work.join("unsigned");
+    std::fs::create_dir_all(&unsigned_dir).unwrap();
+    let unsigned = unsigned_dir.join(CLR_ASSEMBLY_FILE);
+    mcs(&signed, Some(&snk));
+    mcs(&unsigned, None);
+    let (ok, out) = run(Command::new("sn").arg("-v").arg(&signed));
+    assert!(ok, "sn -v on the signed assembly: {out}");
+    let (ok, _) = run(Command::new("sn").arg("-v").arg(&unsigned));
+    assert!(!ok, "sn -v accepts an unsigned assembly: this check would prove nothing");
+    let (ok, token_out) = run(Command::new("sn").arg("-T").arg(&signed));
+    assert!(ok, "sn -T: {token_out}");
+    let token = token_out.split("Public Key Token:").nth(1).map(|t| t.trim().to_lowercase()).unwrap_or_default();
+    assert_eq!(token.len(), 16, "sn -T: {token_out}");
+
+    let tool = work.join("ClrInstall.exe");
+    let (ok, out) = run(Command::new("mcs").args(["-langversion:5", "-warnaserror", "-nologo"]).arg(format!("-out:{}", tool.display())).arg(sq.join("ClrInstall.cs")));
+    assert!(ok, "mcs ClrInstall.cs: {out}");
+    let clr_install = |args: &[&str]| run(Command::new("mono").arg(&tool).args(args));
+    let hex = |p: &std::path::Path| sha2::Sha512::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let sha = hex(&signed);
+    let (ok, out) = clr_install(&["hash", signed.to_str().unwrap()]);
+    assert!(ok && out.trim() == sha, "ClrInstall hash: {out} (want {sha})");
+
+    let (ok, trust) = clr_install(&["install", signed.to_str().unwrap(), "hash", "Sales"]);
+    assert!(ok, "{trust}");
+    assert!(trust.contains(&format!("EXEC sys.sp_add_trusted_assembly @hash = 0x{sha}, @description = N'DpopKitClr, Version=")), "{trust}");
+    assert!(trust.contains(&format!("CREATE ASSEMBLY DpopKitClr FROM '{}' WITH PERMISSION_SET = UNSAFE;", signed.display())), "{trust}");
+    assert!(trust.contains("USE [Sales];"), "{trust}");
+    let (ok, untrust) = clr_install(&["uninstall", signed.to_str().unwrap(), "hash", "Sales"]);
+    assert!(ok && untrust.contains(&format!("EXEC sys.sp_drop_trusted_assembly @hash = 0x{sha};")) && untrust.contains("DROP ASSEMBLY DpopKitClr"), "{untrust}");
+
+    let (ok, trust) = clr_install(&["install", signed.to_str().unwrap(), "key", "Sales"]);
+    assert!(ok, "{trust}");
+    assert!(trust.contains(&format!("-- public key token: {token}")), "the token ClrInstall reads is sn -T's {token}:\n{trust}");
+    assert!(trust.contains(&format!("CREATE ASYMMETRIC KEY DpopKitSigningKey FROM EXECUTABLE FILE = '{}';", signed.display())), "{trust}");
+    assert!(trust.contains("GRANT UNSAFE ASSEMBLY TO DpopKitSigningLogin;") && trust.contains("PERMISSION_SET = UNSAFE"), "{trust}");
+    let (ok, out) = clr_install(&["install", unsigned.to_str().unwrap(), "key"]);
+    assert!(!ok && out.contains("is not strong-name signed") && out.contains("trust it by hash"), "an unsigned assembly for the key route: {out}");
+    let (ok, out) = clr_install(&["install", unsigned.to_str().unwrap(), "hash"]);
+    assert!(ok && out.contains(&format!("0x{}", hex(&unsigned))), "an unsigned assembly, trusted by its own hash: {out}");
+    // A rebuilt (here: changed) file is a different hash: the old trust does not carry over.
+    assert_ne!(hex(&unsigned), sha);
+
+    // NativeLoader: loaded by full path from the configured directory.
+    let exe = work.join("ClrRoute.exe");
+    let (ok, out) = run(Command::new("mcs").args(["-langversion:5", "-warnaserror", "-nologo"]).arg(format!("-r:{}", signed.display())).arg(format!("-out:{}", exe.display())).arg(repo().join("tests/csharp/ClrRoute.cs")));
+    assert!(ok, "mcs ClrRoute.cs: {out}");
+    let lib = lib_dir();
+    let (ok, out) = run(Command::new("mono").arg(&exe).arg("ok").arg(&lib).env("DPOPKIT_NATIVE_DIR", &lib).env("LD_LIBRARY_PATH", &lib).current_dir(&work));
+    assert!(ok && out.trim_end().ends_with("REACHED END"), "{out}");
+    let empty = work.join("no-library-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (ok, out) = run(Command::new("mono").arg(&exe).arg("refused").env("DPOPKIT_NATIVE_DIR", &empty).env("LD_LIBRARY_PATH", &lib).current_dir(&work));
+    assert!(ok && out.trim_end().ends_with("REACHED END"), "{out}");
+    let (ok, out) = run(Command::new("mono").arg(&exe).arg("refused").env("DPOPKIT_NATIVE_DIR", "relative/dir").env("LD_LIBRARY_PATH", &lib).current_dir(&work));
+    assert!(ok && out.contains("must be a full path"), "{out}");
+    let _ = std::fs::remove_dir_all(&work);
+}
