@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use super::state::{BoundedLru, never_in_use};
+use crate::core::state::{BoundedLru, never_in_use};
 
 /// Which server gave the nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

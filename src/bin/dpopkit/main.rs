@@ -19,6 +19,11 @@ use dpopkit::core::redact::scrub;
 use dpopkit::core::{EcKey, ErrorKind, HttpClient, ResponseInfo};
 use zeroize::Zeroizing;
 
+mod args;
+use args::*;
+mod output;
+use output::*;
+
 const EXIT_HTTP_STATUS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_ERROR: u8 = 3;
@@ -152,147 +157,6 @@ OUTPUT:
     on stderr, and on stdout when it is a terminal; a redirected stdout (or -o FILE)
     gets the body's bytes unchanged (but for masked credentials).
 ";
-
-/// Why the program stops early.
-enum Failure {
-    /// Bad command line: message, exit 2.
-    Usage(String),
-    /// Anything else: message, exit code.
-    Error(String, u8),
-}
-
-type Outcome = Result<(), Failure>;
-
-fn usage<T>(msg: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure::Usage(msg.into()))
-}
-
-fn other(msg: impl Into<String>) -> Failure {
-    Failure::Error(msg.into(), EXIT_ERROR)
-}
-
-/// How an option takes its value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Arity {
-    /// A flag: no value.
-    Flag,
-    /// One value, at most once.
-    Once,
-    /// One value each time; may be given again (`-H`).
-    Many,
-}
-use Arity::{Flag, Many, Once};
-
-/// The options a subcommand accepts: name and arity.
-type Spec = &'static [(&'static str, Arity)];
-
-/// Short and alternative spellings of long options (curl's, where they exist).
-const ALIASES: &[(&str, &str)] =
-    &[("-H", "--header"), ("-i", "--include"), ("-o", "--output"), ("-X", "--request"), ("-d", "--data")];
-
-const REQUEST_OPTS: Spec = &[
-    ("--key", Once),
-    ("--key-password", Once),
-    ("--client-id", Once),
-    ("--client-secret", Once),
-    ("--token-endpoint", Once),
-    ("--issuer", Once),
-    ("--scope", Once),
-    ("--audience", Once),
-    ("--resource", Once),
-    ("--auth-method", Once),
-    ("--assertion-key", Once),
-    ("--assertion-key-password", Once),
-    ("--ca-file", Once),
-    ("--proxy", Once),
-    ("--allow-insecure-http", Flag),
-    ("--session-log", Once),
-    ("--timeout-ms", Once),
-    ("--token-cache", Once),
-    ("--header", Many),
-    ("--include", Flag),
-    ("--output", Once),
-    ("--request", Once),
-    ("--data", Once),
-    ("--content-type", Once),
-];
-const KEYGEN_OPTS: Spec = &[("--out", Once), ("--jwk", Flag), ("--pkcs11", Once), ("--key-password", Once), ("--alg", Once)];
-const KEY_OPTS: Spec = &[("--key", Once), ("--key-password", Once)];
-
-#[derive(Default)]
-struct Parsed {
-    positional: Vec<String>,
-    values: Vec<(&'static str, String)>,
-    flags: Vec<&'static str>,
-}
-
-impl Parsed {
-    fn value(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.values.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        self.flags.contains(&name)
-    }
-
-    fn required(&self, name: &str) -> Result<&str, Failure> {
-        match self.value(name) {
-            Some(v) => Ok(v),
-            None => usage(format!("{name} is required")),
-        }
-    }
-}
-
-/// Parses `--name value`, `--name=value`, `-H value`, flags and positionals; `--` ends the
-/// options. Returns `None` when help was asked for.
-fn parse(args: &[String], spec: Spec) -> Result<Option<Parsed>, Failure> {
-    let mut p = Parsed::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if arg == "--" {
-            p.positional.extend(it.by_ref().cloned());
-            break;
-        }
-        if arg == "-h" || arg == "--help" {
-            return Ok(None);
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            p.positional.push(arg.clone());
-            continue;
-        }
-        let (given, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let long = ALIASES.iter().find(|(short, _)| *short == given).map_or(given, |(_, long)| *long);
-        let Some(&(name, arity)) = spec.iter().find(|(n, _)| *n == long) else {
-            return usage(format!("unknown option '{given}'"));
-        };
-        if arity == Flag {
-            if inline.is_some() {
-                return usage(format!("{given} takes no value"));
-            }
-            p.flags.push(name);
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => match it.next() {
-                Some(v) => v.clone(),
-                None => return usage(format!("{given} needs a value")),
-            },
-        };
-        if arity == Once && p.value(name).is_some() {
-            return usage(format!("{given} is given twice"));
-        }
-        p.values.push((name, value));
-    }
-    Ok(Some(p))
-}
 
 fn main() -> ExitCode {
     let args: Vec<String> = match std::env::args_os().skip(1).map(|a| a.into_string()).collect() {
@@ -623,97 +487,6 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
             }
             Err(other(msg))
         }
-    }
-}
-
-/// `-i`: the status line and the response headers, then an empty line.
-fn head(resp: &ResponseInfo, secrets: &[&str], terminal: bool) -> String {
-    let mut out = format!("HTTP/1.1 {} {}\n", resp.status, resp.status_text()).replace(" \n", "\n");
-    for (name, value) in &resp.headers {
-        out.push_str(&format!("{name}: {}\n", scrub(value, secrets)));
-    }
-    out.push('\n');
-    if terminal { for_terminal(&out) } else { out }
-}
-
-/// `-o FILE` may replace a regular file or a symbolic link (the link itself, not what it
-/// points to), or create FILE. Anything else is refused: FILE is never opened, so a FIFO
-/// cannot block the run and a device or directory is not written to.
-fn check_output(path: &Path) -> Outcome {
-    let refuse = |why: String| Err(other(format!("cannot write -o '{}': {why}", path.display())));
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Ok(()),
-        Ok(m) => match not_regular(&m) {
-            None => Ok(()),
-            Some(what) => refuse(format!(
-                "it is not a regular file ({what}): -o writes a new file in its place; give the path of a file \
-                 (or - for standard output)"
-            )),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => refuse(e.to_string()),
-    }
-}
-
-/// `-o FILE`: the body's bytes in a new file of the same directory (created exclusively,
-/// mode 0600, never through a link), renamed over FILE. A symbolic link planted at FILE is
-/// replaced, its target untouched; an existing file is replaced by the private one.
-fn write_file(path: &Path, bytes: &[u8]) -> Outcome {
-    use rand_core::RngCore;
-    check_output(path)?; // again: FILE may have changed during the request
-    let shown = path.display();
-    let Some(name) = path.file_name() else {
-        return Err(other(format!("cannot write -o '{shown}': it does not name a file")));
-    };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // Named after FILE (cut, so that a long name stays within NAME_MAX), random, hidden.
-    let stem: String = name.to_string_lossy().chars().take(64).collect();
-    let tmp = dir.join(format!(".{stem}.{:016x}.dpopkit-tmp", rand_core::OsRng.next_u64()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    }
-    let mut file = options.open(&tmp).map_err(|e| other(format!("cannot write -o '{shown}': cannot create a file in '{}': {e}", dir.display())))?;
-    let written = file.write_all(bytes).and_then(|_| file.sync_all()).and_then(|_| {
-        drop(file);
-        std::fs::rename(&tmp, path)
-    });
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        other(format!("cannot write -o '{shown}': {e}"))
-    })
-}
-
-/// Text from a server made safe to print on a terminal: control characters other than
-/// newline and tab (ESC and the rest of C0, DEL, C1, a lone CR) and the Unicode bidi
-/// overrides become visible escapes (`\x1b`, `\u{202e}`), so a response cannot clear the
-/// screen, retitle the window, rewrite a line or reorder what is shown.
-fn for_terminal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}') => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn write_stdout(bytes: &[u8]) -> Outcome {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|_| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(other(format!("cannot write to stdout: {e}"))),
     }
 }
 

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::error::{Error, ErrorKind, Result, shorten};
-use super::http::{ProxyChoice, Request, Role, Settings, Transport, TrustRoots};
-use super::proof::Target;
-use super::session_log::SessionLog;
-use super::state::{BoundedLru, never_in_use};
+use crate::core::error::{Error, ErrorKind, Result, shorten};
+use crate::core::http::{ProxyChoice, Request, Role, Settings, Transport, TrustRoots};
+use crate::core::dpop::proof::Target;
+use crate::core::session_log::SessionLog;
+use crate::core::state::{BoundedLru, never_in_use};
 
 /// How long fetched metadata is reused.
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);

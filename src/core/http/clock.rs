@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
-use super::state::{BoundedLru, never_in_use};
+use crate::core::state::{BoundedLru, never_in_use};
 
 /// Differences up to this many seconds are normal (Date has a 1 s resolution, requests
 /// take time) and never corrected.

@@ -5,17 +5,17 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use super::challenge;
+use super::dpop::challenge;
 use super::error::{Error, ErrorKind, Result, err};
-use super::headers::RequestHeaders;
+use super::http::headers::RequestHeaders;
 use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Role, Settings, Transport};
 use super::key::EcKey;
-use super::nonce;
-use super::proof::{Target, make_proof_within};
+use super::dpop::nonce;
+use super::dpop::proof::{Target, make_proof_within};
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
-use super::clock;
-use super::token::{AuthConfig, FetchContext, clock_skew_retry, get_token, nonce_retry, oauth_error};
+use super::http::clock;
+use super::oauth::token::{AuthConfig, FetchContext, clock_skew_retry, get_token, nonce_retry, oauth_error};
 
 #[derive(Default)]
 struct Config {
@@ -184,11 +184,11 @@ impl HttpClient {
     /// tokens and values single lines without NUL; `Authorization`, `DPoP`, `Host`,
     /// `Content-Length`, `Transfer-Encoding`, `Connection` (and the other hop-by-hop
     /// headers) are refused with a text that says why. At most
-    /// [`super::headers::MAX_REQUEST_HEADERS`] headers. A `Content-Type` given to a call
+    /// [`super::http::headers::MAX_REQUEST_HEADERS`] headers. A `Content-Type` given to a call
     /// replaces one set here for that call. Credential-like headers (`Cookie`,
     /// `X-Api-Key`, `*Token*`, ...) are `****` in the session log.
     pub fn set_request_header(&self, name: &str, value: &str) -> Result<()> {
-        super::headers::check(name, value)?;
+        super::http::headers::check(name, value)?;
         let mut c = self.config.write().unwrap_or_else(|e| e.into_inner());
         let mut next = (*c.headers).clone();
         next.set(name, value)?;
@@ -199,7 +199,7 @@ impl HttpClient {
     /// Stops sending the header `name` (any spelling). Returns whether it was set. A name
     /// that is not a valid header name is an error.
     pub fn remove_request_header(&self, name: &str) -> Result<bool> {
-        super::headers::check_name(name)?;
+        super::http::headers::check_name(name)?;
         let mut c = self.config.write().unwrap_or_else(|e| e.into_inner());
         if c.headers.get(name).is_none() {
             return Ok(false);
@@ -260,7 +260,7 @@ impl HttpClient {
     ) -> Result<Response> {
         let cc = self.snapshot();
         let _secrets = call_secrets(&cc);
-        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body).map_err(crate::core::error::scrub_error_of_call)?;
         // Whatever a server echoes back of the call's credentials is masked in what the
         // caller gets: the body of a 2xx as well as the error text and response of a failure.
         let resp = redact::with_call(|s| {
@@ -271,7 +271,7 @@ impl HttpClient {
         if resp.is_success() {
             return Ok(resp);
         }
-        Err(redact::scrub_error_of_call(status_error(url, &resp).with_response(resp)))
+        Err(crate::core::error::scrub_error_of_call(status_error(url, &resp).with_response(resp)))
     }
 
     /// Like [`HttpClient::request`] but any status is returned as a response.
@@ -282,7 +282,7 @@ impl HttpClient {
     pub fn send(&self, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
         let cc = self.snapshot();
         let _secrets = call_secrets(&cc);
-        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(crate::core::error::scrub_error_of_call)?;
         redact::with_call(|s| s.scrub_response(&mut resp));
         Ok(resp)
     }
