@@ -11,11 +11,11 @@ use super::http::headers::RequestHeaders;
 use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Role, Settings, Transport};
 use super::key::EcKey;
 use super::dpop::nonce;
-use super::dpop::proof::{Target, make_proof_within};
+use super::dpop::exchange::{Answer, Retries, Server, exchange};
+use super::dpop::proof::Target;
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
-use super::http::clock;
-use super::oauth::token::{AuthConfig, FetchContext, clock_skew_retry, get_token, nonce_retry, oauth_error};
+use super::oauth::token::{AuthConfig, FetchContext, get_token, oauth_error};
 
 #[derive(Default)]
 struct Config {
@@ -63,30 +63,6 @@ struct CallConfig {
     transport: Transport,
 }
 
-/// The retries of one call. They are shared by its redirect hops: one nonce retry, one
-/// token refetch after `invalid_token` and one clock-skew retry per call, never per hop.
-#[derive(Default)]
-struct Retries {
-    nonce: bool,
-    token: bool,
-    clock: bool,
-}
-
-impl Retries {
-    /// "the DPoP nonce retry and the clock-skew retry", for error texts ("" when none).
-    fn describe(&self) -> String {
-        let done: Vec<&str> = [
-            (self.nonce, "the DPoP nonce retry"),
-            (self.token, "the token refetch after invalid_token"),
-            (self.clock, "the clock-skew retry"),
-        ]
-        .iter()
-        .filter(|(d, _)| *d)
-        .map(|(_, w)| *w)
-        .collect();
-        done.join(" and ")
-    }
-}
 
 /// Checks an HTTP method name: an RFC 9110 token (DPoP's `htm` is the method as sent), and
 /// not one whose meaning breaks a request API: CONNECT opens a tunnel, not a request; TRACE
@@ -385,55 +361,38 @@ impl HttpClient {
         };
         let ctx = FetchContext { transport: &cc.transport, log, assertion_key: cc.assertion_key.as_deref() };
         let mut token = get_token(auth, key, &ctx, None)?;
+        let server = Server {
+            role: nonce::Role::ResourceServer,
+            origin: &target.origin,
+            who: &target.origin,
+            refusal: |resp| if resp.status == 401 { challenge::dpop_error(&resp.header_all("www-authenticate")) } else { None },
+            clock_skew_correction: auth.clock_skew_correction,
+            max_clock_skew: auth.max_clock_skew,
+            log,
+        };
         loop {
-            let sent_nonce = nonce::get(&target.origin, nonce::Role::ResourceServer, key.jkt());
-            let mut headers = base_headers.clone();
-            let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
-            headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
-            if token.is_dpop() {
-                let iat = clock::iat_for(&target.origin, auth.max_clock_skew);
-                let proof = make_proof_within(
-                    key,
-                    method,
-                    &target.htu,
-                    Some(token.value()),
-                    sent_nonce.as_deref(),
-                    Some(iat),
-                    Some(cc.transport.deadline()),
-                )?;
-                headers.push(("DPoP".to_string(), proof));
-            }
-            let secrets = [auth.secret(), token.value()];
-            let resp = cc.transport.send(Request { method, target, headers, body, role: Role::Resource }, log, &secrets)?;
-            let given_nonce = resp.header("dpop-nonce").map(str::to_string);
-            if let Some(n) = &given_nonce {
-                nonce::set(&target.origin, nonce::Role::ResourceServer, key.jkt(), n);
-            }
-            if resp.status != 401 {
-                return Ok(resp);
-            }
-            match challenge::dpop_error(&resp.header_all("www-authenticate")).as_deref() {
-                Some("use_dpop_nonce") => {
-                    if let Err(e) = nonce_retry(&target.origin, given_nonce.as_deref(), sent_nonce.as_deref(), &mut retries.nonce) {
-                        return Err(e.with_response(resp));
-                    }
+            let answer = exchange(&server, key, cc.transport.deadline(), retries, |attempt| {
+                let mut headers = base_headers.clone();
+                let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
+                headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
+                if token.is_dpop() {
+                    headers.push(("DPoP".to_string(), attempt.proof(method, &target.htu, Some(token.value()))?));
                 }
-                Some("invalid_token") if !retries.token => {
+                let secrets = [auth.secret(), token.value()];
+                cc.transport.send(Request { method, target, headers, body, role: Role::Resource }, log, &secrets)
+            })?;
+            match answer {
+                Answer::Final(resp) => return Ok(resp),
+                Answer::Refused { error, .. } if error == "invalid_token" && !retries.token => {
                     retries.token = true;
                     token = get_token(auth, key, &ctx, Some(&token))?;
                 }
-                Some("invalid_dpop_proof") => {
-                    match clock_skew_retry(&target.origin, auth.clock_skew_correction, auth.max_clock_skew, retries.clock, log) {
-                        Ok(()) => retries.clock = true,
-                        Err(None) => return Ok(resp),
-                        Err(Some(hint)) => {
-                            let base = status_error(&target.url, &resp);
-                            let msg = scrub(&format!("{}; {hint}", base.message), &[auth.secret(), token.value()]);
-                            return Err(Error::new(ErrorKind::DpopProof, msg).with_response(resp));
-                        }
-                    }
+                Answer::Refused { resp, error, hint: Some(hint) } if error == "invalid_dpop_proof" => {
+                    let base = status_error(&target.url, &resp);
+                    let msg = scrub(&format!("{}; {hint}", base.message), &[auth.secret(), token.value()]);
+                    return Err(Error::new(ErrorKind::DpopProof, msg).with_response(resp));
                 }
-                _ => return Ok(resp),
+                Answer::Refused { resp, .. } => return Ok(resp),
             }
         }
     }

@@ -77,57 +77,6 @@ pub(super) fn proof_error(resp: &ResponseInfo) -> Option<String> {
     oauth_error(resp).0.or_else(|| challenge::dpop_error(&resp.header_all("www-authenticate")))
 }
 
-/// After `use_dpop_nonce` from `who`: `Ok` to retry once with the nonce the server just
-/// gave (a new one, never a loop), or the `DpopNonce` error that says why not.
-pub fn nonce_retry(who: &str, given: Option<&str>, sent: Option<&str>, retried: &mut bool) -> Result<()> {
-    if !*retried && given.is_some() && given != sent {
-        *retried = true;
-        return Ok(());
-    }
-    let why = if given.is_none() { "but sent no DPoP-Nonce header" } else { "again after a retry with the nonce it gave" };
-    err(ErrorKind::DpopNonce, format!("{who} asked for a DPoP nonce (use_dpop_nonce) {why}"))
-}
-
-/// After `invalid_dpop_proof` from `origin`: `Ok` to retry with the server's clock (now
-/// switched on), or `Err` with the text that explains the refusal when the clocks differ.
-/// An offset beyond `max_skew` seconds is never corrected.
-pub fn clock_skew_retry(
-    origin: &str,
-    correction: bool,
-    max_skew: i64,
-    already: bool,
-    log: Option<&SessionLog>,
-) -> Result<(), Option<String>> {
-    let Some(offset) = clock::significant_offset(origin) else { return Err(None) };
-    if correction && offset.abs() > max_skew {
-        return Err(Some(format!(
-            "the server's clock is {} this machine's (Date header), {} s beyond the {max_skew} s that dpopkit \
-             corrects for: fix the server's or this machine's clock (NTP), or, if that server's clock really is \
-             that far off, raise \"max_clock_skew\" (seconds) in the AuthToken",
-            clock::describe(offset),
-            offset.abs() - max_skew
-        )));
-    }
-    if correction && !already {
-        clock::enable_correction(origin);
-        if let Some(log) = log {
-            log.note(&format!(
-                "{origin} refused the DPoP proof (invalid_dpop_proof); its clock is {} this machine's \
-                 (Date header). Retrying once with iat on the server's clock, and dating later proofs for it that way.",
-                clock::describe(offset)
-            ));
-        }
-        return Ok(());
-    }
-    let fix = if correction {
-        "the retry with a corrected iat was refused too"
-    } else {
-        "fix this machine's clock (NTP), or remove \"clock_skew_correction\": \"false\" from the AuthToken so that \
-         dpopkit dates its proofs on the server's clock"
-    };
-    Err(Some(format!("the server's clock is {} this machine's (Date header): {fix}", clock::describe(offset))))
-}
-
 /// [`fetch_token_once`] with the call's secrets masked in its error before the error is
 /// shared with the threads that waited for this fetch.
 pub(super) fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
@@ -151,151 +100,161 @@ pub(super) fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext
     };
     let basic = (cfg.client_auth == ClientAuth::SecretBasic).then(|| cfg.basic_authorization());
     let secrets = [cfg.secret()];
-    let mut retried_nonce = false;
-    let mut retried_clock = false;
-    loop {
-        let iat = clock::iat_for(&endpoint.origin, cfg.max_clock_skew);
-        // A new assertion (new jti) on every attempt: servers refuse a replayed one.
-        let assertion = match cfg.client_auth {
-            ClientAuth::PrivateKeyJwt => Some(Zeroizing::new(client_assertion(
-                ctx.assertion_key.unwrap_or(key),
-                &cfg.client_id,
-                &assertion_aud,
-                cfg.assertion_kid.as_deref(),
-                iat,
-                Some(ctx.transport.deadline()),
-            )?)),
-            _ => None,
-        };
-        if let Some(a) = &assertion {
-            redact::remember(|s| s.add_token(a));
-            // Replayable until its exp (60 s after iat) where a server does not track jti.
-            redact::remember_proof_for_later(a, Instant::now() + Duration::from_secs(60) + redact::EXPIRY_LEEWAY);
-        }
-        let mut pairs: Vec<(&str, &str)> = Vec::new();
-        match cfg.client_auth {
-            ClientAuth::SecretPost => {
-                pairs.push(("client_secret", cfg.secret()));
-                pairs.push(("client_id", &cfg.client_id));
-            }
-            ClientAuth::PrivateKeyJwt => {
-                pairs.push(("client_id", &cfg.client_id));
-                pairs.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
-                pairs.push(("client_assertion", assertion.as_deref().map_or("", |a| a.as_str())));
-            }
-            ClientAuth::SecretBasic => {}
-        }
-        for (name, value) in [("scope", &cfg.scope), ("audience", &cfg.audience), ("resource", &cfg.resource)] {
-            if let Some(v) = value {
-                pairs.push((name, v));
-            }
-        }
-        for (k, v) in &cfg.extra {
-            pairs.push((k, v));
-        }
-        pairs.push(("grant_type", "client_credentials"));
-        let body = Zeroizing::new(form::encode(&pairs));
-        let sent_nonce = nonce::get(&endpoint.origin, nonce::Role::AuthorizationServer, key.jkt());
-        let proof = make_proof_within(key, "POST", &endpoint.htu, None, sent_nonce.as_deref(), Some(iat), Some(ctx.transport.deadline()))?;
+    let who = format!("token endpoint {}", endpoint.url);
+    let server = Server {
+        role: nonce::Role::AuthorizationServer,
+        origin: &endpoint.origin,
+        who: &who,
+        refusal: |resp| if resp.is_success() { None } else { proof_error(resp) },
+        clock_skew_correction: cfg.clock_skew_correction,
+        max_clock_skew: cfg.max_clock_skew,
+        log: ctx.log,
+    };
+    let mut requested = Instant::now();
+    let answer = exchange(&server, key, ctx.transport.deadline(), &mut Retries::default(), |attempt| {
+        let body = token_request_body(cfg, key, ctx, &assertion_aud, attempt.iat)?;
         let mut headers = vec![
             ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
             ("Accept".to_string(), "application/json".to_string()),
-            ("DPoP".to_string(), proof),
+            ("DPoP".to_string(), attempt.proof("POST", &endpoint.htu, None)?),
         ];
         if let Some(b) = &basic {
             headers.push(("Authorization".to_string(), b.to_string()));
         }
-        let requested = Instant::now();
-        let resp = ctx.transport.send(
+        requested = Instant::now();
+        ctx.transport.send(
             Request { method: "POST", target: endpoint, headers, body: Some(body.as_bytes()), role: Role::TokenEndpoint },
             ctx.log,
             &secrets,
-        )?;
-        let given_nonce = resp.header("dpop-nonce").map(str::to_string);
-        if let Some(n) = &given_nonce {
-            nonce::set(&endpoint.origin, nonce::Role::AuthorizationServer, key.jkt(), n);
-        }
-        if resp.is_success() {
-            let mut resp = resp;
-            let parsed = parse_token_response(cfg, &resp, requested);
-            // The body holds the access token: wipe it unless an error carries it along
-            // (errors never show bodies in their texts; the last response is the caller's).
-            return match parsed {
-                Ok(t) => {
-                    redact::remember(|s| s.add_token(t.value()));
-                    redact::remember_token_for_later(t.value(), t.expires_at);
-                    zeroize::Zeroize::zeroize(&mut resp.body);
-                    Ok(t)
-                }
-                Err(e) => {
-                    // Refused after a 2xx (a Bearer token, a bad expires_in): the body still
-                    // names a token; it is masked before the response goes anywhere.
-                    // Bounded (a body can name thousands of values): those beyond the
-                    // bound are masked by their member name, with the header values.
-                    let found = redact::found_secret_values(&resp.body);
-                    redact::remember(|s| found.values.iter().for_each(|v| s.add_found(v)));
-                    redact::mask_secret_fields(&mut resp, found.complete);
-                    Err(e.with_response(resp))
-                }
-            };
-        }
-        let (error, description) = oauth_error(&resp);
-        let refused = proof_error(&resp);
-        if refused.as_deref() == Some("use_dpop_nonce") {
-            let who = format!("token endpoint {}", endpoint.url);
-            match nonce_retry(&who, given_nonce.as_deref(), sent_nonce.as_deref(), &mut retried_nonce) {
-                Ok(()) => continue,
-                Err(e) => return Err(e.with_response(resp)),
-            }
-        }
-        let mut hint = None;
-        if refused.as_deref() == Some("invalid_dpop_proof") {
-            match clock_skew_retry(&endpoint.origin, cfg.clock_skew_correction, cfg.max_clock_skew, retried_clock, ctx.log) {
-                Ok(()) => {
-                    retried_clock = true;
-                    continue;
-                }
-                Err(h) => hint = h,
-            }
-        }
-        let mut msg = format!("token endpoint {} answered HTTP {}", endpoint.url, resp.status);
-        if let Some(e) = &error {
-            msg.push_str(&format!(": {e}"));
-        }
-        if let Some(d) = &description {
-            msg.push_str(&format!(" ({d})"));
-        }
-        if (300..400).contains(&resp.status) {
-            msg.push_str("; redirects are not followed for token requests");
-        }
-        let mentions_audience = [&error, &description].iter().any(|t| t.as_deref().is_some_and(|t| t.contains("audience")));
-        if mentions_audience && cfg.audience.is_none() {
-            msg.push_str("; the server wants an audience: add \"audience\" to the AuthToken");
-        }
-        if error.as_deref() == Some("invalid_client") {
-            msg.push_str(match cfg.client_auth {
-                ClientAuth::PrivateKeyJwt => {
-                    "; check client_id, the key that signs the assertion (registered with the server?) and client_assertion_audience"
-                }
-                _ => "; check client_id, client_secret and client_auth_method",
-            });
-        }
-        let proof_refused = refused.as_deref() == Some("invalid_dpop_proof");
-        if let Some(h) = &hint {
-            msg.push_str(&format!("; {h}"));
-        } else if proof_refused && key.alg() != "ES256" {
-            // Many servers (and the DPoP profiles of several products) take ES256 only, and
-            // some say no more than "invalid_dpop_proof" when they see another algorithm.
-            msg.push_str(&format!(
-                "; the DPoP key is {}, and the server may accept ES256 only: sign with an EC P-256 (ES256) key, \
-                 e.g. `dpopkit keygen --alg ES256 --out dpop.pem` or dpopkit_key_generate_alg(key, \"ES256\")",
-                key.alg()
-            ));
-        }
-        // A refused proof is the DPoP proof error whatever the cause the text names.
-        let kind = if proof_refused { ErrorKind::DpopProof } else { ErrorKind::TokenEndpoint };
-        return Err(Error::new(kind, scrub(&msg, &secrets)).with_response(resp));
+        )
+    })?;
+    let (resp, refused, hint) = match answer {
+        Answer::Final(resp) => (resp, None, None),
+        Answer::Refused { resp, error, hint } => (resp, Some(error), hint),
+    };
+    if resp.is_success() {
+        return token_from_success(cfg, resp, requested);
     }
+    Err(token_endpoint_error(cfg, key, endpoint, resp, refused.as_deref(), hint.as_deref(), &secrets))
+}
+
+/// The form body of one token request; a private_key_jwt assertion is new (new `jti`) on
+/// every attempt, dated `iat`: servers refuse a replayed one.
+fn token_request_body(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, assertion_aud: &str, iat: i64) -> Result<Zeroizing<String>> {
+    let assertion = match cfg.client_auth {
+        ClientAuth::PrivateKeyJwt => Some(Zeroizing::new(client_assertion(
+            ctx.assertion_key.unwrap_or(key),
+            &cfg.client_id,
+            assertion_aud,
+            cfg.assertion_kid.as_deref(),
+            iat,
+            Some(ctx.transport.deadline()),
+        )?)),
+        _ => None,
+    };
+    if let Some(a) = &assertion {
+        redact::remember(|s| s.add_token(a));
+        // Replayable until its exp (60 s after iat) where a server does not track jti.
+        redact::remember_proof_for_later(a, Instant::now() + Duration::from_secs(60) + redact::EXPIRY_LEEWAY);
+    }
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    match cfg.client_auth {
+        ClientAuth::SecretPost => {
+            pairs.push(("client_secret", cfg.secret()));
+            pairs.push(("client_id", &cfg.client_id));
+        }
+        ClientAuth::PrivateKeyJwt => {
+            pairs.push(("client_id", &cfg.client_id));
+            pairs.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+            pairs.push(("client_assertion", assertion.as_deref().map_or("", |a| a.as_str())));
+        }
+        ClientAuth::SecretBasic => {}
+    }
+    for (name, value) in [("scope", &cfg.scope), ("audience", &cfg.audience), ("resource", &cfg.resource)] {
+        if let Some(v) = value {
+            pairs.push((name, v));
+        }
+    }
+    for (k, v) in &cfg.extra {
+        pairs.push((k, v));
+    }
+    pairs.push(("grant_type", "client_credentials"));
+    Ok(Zeroizing::new(form::encode(&pairs)))
+}
+
+/// The token of a 2xx answer. The body holds the access token: it is wiped unless an error
+/// carries it along (errors never show bodies in their texts; the last response is the
+/// caller's).
+fn token_from_success(cfg: &AuthConfig, mut resp: Response, requested: Instant) -> Result<AccessToken> {
+    match parse_token_response(cfg, &resp, requested) {
+        Ok(t) => {
+            redact::remember(|s| s.add_token(t.value()));
+            redact::remember_token_for_later(t.value(), t.expires_at);
+            zeroize::Zeroize::zeroize(&mut resp.body);
+            Ok(t)
+        }
+        Err(e) => {
+            // Refused after a 2xx (a Bearer token, a bad expires_in): the body still
+            // names a token; it is masked before the response goes anywhere.
+            // Bounded (a body can name thousands of values): those beyond the
+            // bound are masked by their member name, with the header values.
+            let found = redact::found_secret_values(&resp.body);
+            redact::remember(|s| found.values.iter().for_each(|v| s.add_found(v)));
+            redact::mask_secret_fields(&mut resp, found.complete);
+            Err(e.with_response(resp))
+        }
+    }
+}
+
+/// The error of a token endpoint's error answer: the status, what the server said, and
+/// the likely fix.
+fn token_endpoint_error(
+    cfg: &AuthConfig,
+    key: &EcKey,
+    endpoint: &Target,
+    resp: Response,
+    refused: Option<&str>,
+    hint: Option<&str>,
+    secrets: &[&str],
+) -> Error {
+    let (error, description) = oauth_error(&resp);
+    let mut msg = format!("token endpoint {} answered HTTP {}", endpoint.url, resp.status);
+    if let Some(e) = &error {
+        msg.push_str(&format!(": {e}"));
+    }
+    if let Some(d) = &description {
+        msg.push_str(&format!(" ({d})"));
+    }
+    if (300..400).contains(&resp.status) {
+        msg.push_str("; redirects are not followed for token requests");
+    }
+    let mentions_audience = [&error, &description].iter().any(|t| t.as_deref().is_some_and(|t| t.contains("audience")));
+    if mentions_audience && cfg.audience.is_none() {
+        msg.push_str("; the server wants an audience: add \"audience\" to the AuthToken");
+    }
+    if error.as_deref() == Some("invalid_client") {
+        msg.push_str(match cfg.client_auth {
+            ClientAuth::PrivateKeyJwt => {
+                "; check client_id, the key that signs the assertion (registered with the server?) and client_assertion_audience"
+            }
+            _ => "; check client_id, client_secret and client_auth_method",
+        });
+    }
+    let proof_refused = refused == Some("invalid_dpop_proof");
+    if let Some(h) = hint {
+        msg.push_str(&format!("; {h}"));
+    } else if proof_refused && key.alg() != "ES256" {
+        // Many servers (and the DPoP profiles of several products) take ES256 only, and
+        // some say no more than "invalid_dpop_proof" when they see another algorithm.
+        msg.push_str(&format!(
+            "; the DPoP key is {}, and the server may accept ES256 only: sign with an EC P-256 (ES256) key, \
+             e.g. `dpopkit keygen --alg ES256 --out dpop.pem` or dpopkit_key_generate_alg(key, \"ES256\")",
+            key.alg()
+        ));
+    }
+    // A refused proof is the DPoP proof error whatever the cause the text names.
+    let kind = if proof_refused { ErrorKind::DpopProof } else { ErrorKind::TokenEndpoint };
+    Error::new(kind, scrub(&msg, secrets)).with_response(resp)
 }
 
 /// `error` and `error_description` of an OAuth error body, length-limited.
