@@ -482,17 +482,17 @@ fn status_error(url: &str, resp: &Response) -> Error {
     let description = c.and_then(|c| c.param("error_description").map(str::to_string)).or(body_description);
     // The server's words are masked before they are cut: a cut echo would not match.
     if let Some(e) = error {
-        msg.push_str(&format!(": {}", scrub(&e, &[]).chars().take(100).collect::<String>()));
+        msg.push_str(&format!(": {}", redact::scrub_for_call(&e).chars().take(100).collect::<String>()));
     }
     if let Some(d) = description {
-        msg.push_str(&format!(" ({})", scrub(&d, &[]).chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
+        msg.push_str(&format!(" ({})", redact::scrub_for_call(&d).chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
     }
     if (300..400).contains(&resp.status) {
         if let Some(loc) = resp.header("location") {
-            msg.push_str(&format!("; redirect to {} not followed", scrub(loc, &[]).chars().take(200).collect::<String>()));
+            msg.push_str(&format!("; redirect to {} not followed", redact::scrub_for_call(loc).chars().take(200).collect::<String>()));
         }
     }
-    Error::new(ErrorKind::HttpStatus, scrub(&msg, &[]))
+    Error::new(ErrorKind::HttpStatus, redact::scrub_for_call(&msg))
 }
 
 #[cfg(test)]

@@ -236,6 +236,13 @@ impl Value {
     }
 }
 
+/// A copy of the values (their forms are shared); the automaton is made again on use.
+impl Clone for Secrets {
+    fn clone(&self) -> Self {
+        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new() }
+    }
+}
+
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Secrets({} values)", self.values.len())
@@ -297,6 +304,7 @@ impl Secrets {
         for v in &other.values {
             if !v.raw.is_empty() && !self.values.iter().any(|o| o.raw == v.raw && o.kind == v.kind) {
                 self.values.push(v.clone());
+                self.matcher = std::sync::OnceLock::new(); // made again, with the new value
             }
         }
     }

@@ -5,7 +5,9 @@ use super::*;
 
 pub(super) struct CallState {
     pub(super) depth: u32,
-    pub(super) secrets: Secrets,
+    /// The call's set, shared (not copied) with every [`with_call`] running; `None` while
+    /// nothing is in it. Changed copy-on-write, so a reader keeps the set it was given.
+    pub(super) secrets: Option<std::rc::Rc<Secrets>>,
     /// The call's deadline, once its transport has said it (see [`note_deadline`]).
     pub(super) deadline: Option<std::time::Instant>,
 }
@@ -15,8 +17,13 @@ thread_local! {
     // the thread ends — from another thread-local's destructor, after this one would have
     // been torn down — still has its secret set. Nothing leaks: the set is emptied (and
     // its allocation freed) when each call's outermost scope ends.
+    //
+    // No borrow of it is ever held while other code runs (a closure of the caller, the
+    // masking): each borrow only reads, swaps or merges, so a borrow never finds it borrowed
+    // and re-entry (masking inside `remember`, remembering inside `with_call`) cannot
+    // hand out an empty set.
     static CALL: std::mem::ManuallyDrop<RefCell<CallState>> =
-        const { std::mem::ManuallyDrop::new(RefCell::new(CallState { depth: 0, secrets: Secrets::empty(), deadline: None })) };
+        const { std::mem::ManuallyDrop::new(RefCell::new(CallState { depth: 0, secrets: None, deadline: None })) };
 }
 
 /// Keeps the call's secret set alive; nested scopes share the outermost one.
@@ -37,7 +44,9 @@ pub fn call_scope() -> CallScope {
     if outermost {
         let later = Later::live();
         if !later.is_empty() {
-            CALL.with(|c| c.borrow_mut().secrets.values.extend(later));
+            let mut set = Secrets::default();
+            set.values.extend(later);
+            CALL.with(|c| c.borrow_mut().secrets = Some(std::rc::Rc::new(set)));
         }
     }
     CallScope { _not_send: std::marker::PhantomData }
@@ -49,20 +58,33 @@ impl Drop for CallScope {
             let mut c = c.borrow_mut();
             c.depth = c.depth.saturating_sub(1);
             if c.depth == 0 {
-                c.secrets = Secrets::default(); // the values are Zeroizing: wiped on drop
+                c.secrets = None; // the values are Zeroizing: wiped when the last reader lets go
                 c.deadline = None;
             }
         });
     }
 }
 
-/// Adds to the secrets of the current call (nothing outside a call).
+/// Adds to the secrets of the current call (nothing outside a call). `f` runs with no
+/// borrow of the call's set held (it may mask, or remember): what it adds is merged after.
 pub fn remember(f: impl FnOnce(&mut Secrets)) {
+    let in_call = CALL.try_with(|c| c.try_borrow().is_ok_and(|c| c.depth > 0)).unwrap_or(false);
+    if !in_call {
+        return;
+    }
+    let mut add = Secrets::default();
+    f(&mut add);
+    if add.is_empty() {
+        return;
+    }
     let _ = CALL.try_with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            if c.depth > 0 {
-                f(&mut c.secrets);
-            }
+        let mut c = c.borrow_mut(); // held for the merge only: never found borrowed
+        if c.depth == 0 {
+            return;
+        }
+        match &mut c.secrets {
+            Some(set) => std::rc::Rc::make_mut(set).extend(&add),
+            None => c.secrets = Some(std::rc::Rc::new(add)),
         }
     });
 }
@@ -219,18 +241,15 @@ pub fn later_count() -> (usize, usize) {
 
 /// Runs `f` with the secrets of the current call (an empty set outside a call).
 pub fn with_call<R>(f: impl FnOnce(&Secrets) -> R) -> R {
-    let mut f = Some(f);
-    let done = CALL.try_with(|c| match c.try_borrow() {
-        Ok(c) => f.take().map(|f| f(&c.secrets)),
-        Err(_) => None,
-    });
-    if let Ok(Some(r)) = done {
-        return r;
-    }
-    let empty = Secrets::default();
-    match f {
-        Some(f) => f(&empty),
-        None => unreachable!("with_call ran its closure but returned nothing"),
+    // A shared reference to the set, taken under a borrow that runs nothing else: `f` may
+    // mask or remember (a value it remembers goes into a copy that later calls see).
+    let set = CALL.try_with(|c| c.try_borrow().map(|c| c.secrets.clone()).ok());
+    match set {
+        Ok(Some(Some(set))) => f(&set),
+        Ok(Some(None)) => f(&Secrets::empty()), // nothing to mask: no secret in this call (yet)
+        // Unreachable (no borrow is held across other code, the thread-local is never
+        // destroyed); were it reached, failing closed beats masking with an empty set.
+        _ => panic!("dpopkit: the call's secret set could not be read; refusing to show unmasked text"),
     }
 }
 
@@ -255,8 +274,16 @@ pub fn shorten(s: &str) -> String {
     format!("{}... ({total} bytes)", &s[..end])
 }
 
+/// A text with the secrets of the current call masked (see [`call_scope`]): what every
+/// text from a server or a caller goes through before it becomes an error text, a log
+/// line, or a returned body or header. The name says it: the set is the call's.
+pub fn scrub_for_call(text: &str) -> String {
+    with_call(|call| call.scrub(text))
+}
+
 /// Replaces every occurrence of each secret, in all its echoable forms (see [`Secrets`]),
-/// and of every secret of the current call, with `****`.
+/// and of every secret of the current call, with `****`. With no `secrets` of its own,
+/// write [`scrub_for_call`].
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut set = Secrets::default();
     for s in secrets {

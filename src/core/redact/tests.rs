@@ -411,3 +411,26 @@ fn both_ways_cover_every_occurrence() {
         }
     }
 }
+
+/// Re-entry never hands out an empty set: masking from inside `remember` (the set is being
+/// changed) and remembering from inside `with_call` (the set is being read) both see, and
+/// keep, every secret of the call. Before, the first handed the text back unmasked (an
+/// empty set when the thread's set was borrowed) and the second dropped the secret.
+#[test]
+fn re_entering_the_call_scope_never_fails_open() {
+    let _call = call_scope();
+    remember(|s| s.add("outer-secret-value"));
+    remember(|s| {
+        let shown = scrub("x outer-secret-value y", &[]);
+        assert_eq!(shown, "x **** y", "masking inside remember");
+        let cut = shorten(&format!("{}outer-secret-value", "a".repeat(300)));
+        assert!(!cut.contains("outer-secret"), "shorten inside remember: {cut}");
+        s.add("inner-secret-value");
+    });
+    with_call(|set| {
+        remember(|s| s.add("nested-secret-value"));
+        assert_eq!(set.scrub("outer-secret-value"), "****");
+        assert_eq!(scrub("nested-secret-value", &[]), "****", "remembered inside with_call, seen at once");
+    });
+    assert_eq!(scrub("outer-secret-value inner-secret-value nested-secret-value", &[]), "**** **** ****");
+}

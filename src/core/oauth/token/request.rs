@@ -264,7 +264,7 @@ pub fn oauth_error(resp: &ResponseInfo) -> (Option<String>, Option<String>) {
     };
     // Masked before it is cut: a cut echo of a credential would no longer match it.
     let field = |n: &str| {
-        v.get(n).and_then(|x| x.as_str()).map(|s| scrub(s, &[]).chars().filter(|c| !c.is_control()).take(300).collect())
+        v.get(n).and_then(|x| x.as_str()).map(|s| redact::scrub_for_call(s).chars().filter(|c| !c.is_control()).take(300).collect())
     };
     (field("error"), field("error_description"))
 }
