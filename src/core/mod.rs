@@ -29,6 +29,18 @@ pub use http::Settings;
 pub use key::EcKey;
 pub use response::ResponseInfo;
 
+/// Forgets all process-wide state that a later call would use (the one function that does;
+/// `dpopkit_token_cache_clear` calls it): cached access tokens and parsed AuthTokens,
+/// discovered metadata, the servers' clocks and DPoP nonces, keys parsed from files, and the
+/// credentials of earlier calls kept for masking (wiped). Calls in flight finish with what
+/// they hold. The bounds of all of it: [`state::limits`].
+pub fn clear_process_state() {
+    oauth::token::clear_cache(); // tokens, parsed AuthTokens, discovery, clocks
+    dpop::nonce::clear();
+    key::clear_file_cache();
+    redact::forget_later();
+}
+
 // Module paths from before the re-tree, kept so that tests/, benches/, examples/, fuzz/,
 // src/bin, src/capi and other branches compile unchanged.
 pub use dpop::challenge; // path kept for tests/benches; see ARCHITECTURE.md

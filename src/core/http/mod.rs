@@ -32,7 +32,7 @@ mod proxy;
 pub use proxy::*;
 
 /// How long a DNS answer is reused.
-const DNS_TTL: Duration = Duration::from_secs(30);
+const DNS_TTL: Duration = super::state::limits::DNS_TTL;
 
 /// Resolves IP literals without any lookup and caches names for [`DNS_TTL`]; only a cache
 /// miss goes to ureq's default resolver (which runs the lookup under the timeout).
@@ -89,11 +89,11 @@ impl Resolver for CachingResolver {
 
 /// How many transports (each a ureq agent: a connection pool and a TLS configuration) the
 /// process keeps for reuse by new Http objects, least recently used first out.
-pub const MAX_SHARED_TRANSPORTS: usize = 16;
+pub const MAX_SHARED_TRANSPORTS: usize = super::state::limits::SHARED_TRANSPORTS;
 /// Idle keep-alive connections kept per transport, in all and per origin, and for how long.
-pub const MAX_IDLE_CONNECTIONS: usize = 16;
-pub const MAX_IDLE_PER_ORIGIN: usize = 8;
-pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
+pub const MAX_IDLE_CONNECTIONS: usize = super::state::limits::IDLE_CONNECTIONS;
+pub const MAX_IDLE_PER_ORIGIN: usize = super::state::limits::IDLE_PER_ORIGIN;
+pub const MAX_IDLE_AGE: Duration = super::state::limits::IDLE_AGE;
 
 /// What makes two transports interchangeable: equal settings, and for
 /// [`ProxyChoice::Env`] the proxy variables as they are now.

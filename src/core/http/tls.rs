@@ -23,7 +23,7 @@ pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
 /// nothing when the file is unchanged, and its settings compare equal (the same `Arc`) to
 /// the earlier objects', so it shares their connections.
 pub fn load_ca_file(path: &std::path::Path) -> Result<TrustRoots> {
-    static CA_FILES: LazyLock<FileMemo<Vec<Vec<u8>>>> = LazyLock::new(|| FileMemo::new(16));
+    static CA_FILES: LazyLock<FileMemo<Vec<Vec<u8>>>> = LazyLock::new(|| FileMemo::new(crate::core::state::limits::CA_FILES));
     let shown = shorten(&path.display().to_string());
     let file = crate::core::fsread::RegularFile::open(path, &crate::core::fsread::CA_FILE)?;
     let certs = CA_FILES.load(file, b"", |pem| {

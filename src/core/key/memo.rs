@@ -3,7 +3,7 @@
 use super::*;
 
 /// How many parsed key files [`EcKey::load_file_shared`] keeps.
-pub const MAX_CACHED_FILE_KEYS: usize = 32;
+pub const MAX_CACHED_FILE_KEYS: usize = crate::core::state::limits::FILE_KEYS;
 
 /// Parsed keys by the salted hash of their file's content and password.
 pub(super) static FILE_KEYS: std::sync::LazyLock<FileMemo<EcKey>> = std::sync::LazyLock::new(|| FileMemo::new(MAX_CACHED_FILE_KEYS));

@@ -53,12 +53,12 @@ pub use sign::*;
 pub const MODULE_ENV: &str = "DPOPKIT_PKCS11_MODULE";
 
 /// Most modules a process loads; a bound on the registry, far above real use.
-const MAX_MODULES: usize = 16;
+const MAX_MODULES: usize = crate::core::state::limits::PKCS11_MODULES;
 /// Most sessions one token gets from dpopkit (fewer when the token says so).
-const MAX_SESSIONS: usize = 8;
+const MAX_SESSIONS: usize = crate::core::state::limits::PKCS11_SESSIONS;
 /// Most refused-PIN fingerprints remembered per token, and tokens remembered.
-const MAX_REFUSED_PER_TOKEN: usize = 8;
-const MAX_REFUSED_TOKENS: usize = 64;
+const MAX_REFUSED_PER_TOKEN: usize = crate::core::state::limits::PKCS11_REFUSED_PER_TOKEN;
+const MAX_REFUSED_TOKENS: usize = crate::core::state::limits::PKCS11_REFUSED_TOKENS;
 /// Longest URI accepted.
 const MAX_URI: usize = 4096;
 

@@ -144,14 +144,14 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
 
 /// Access tokens kept for later: at most this many (in a map of their own, so that a
 /// burst of proofs never pushes out a valid token).
-pub const MAX_LATER_TOKENS: usize = 16;
+pub const MAX_LATER_TOKENS: usize = crate::core::state::limits::LATER_TOKENS;
 /// DPoP proofs and client assertions kept for later: the most recent this many. Every
 /// text a call masks is searched for each kept value, so the bound is also what the
 /// masking of later calls costs at most (a few more substring searches per text).
-pub const MAX_LATER_PROOFS: usize = 32;
+pub const MAX_LATER_PROOFS: usize = crate::core::state::limits::LATER_PROOFS;
 /// Bytes of kept values, per map (the forms a value is echoed in come on top, bounded by
 /// a small multiple of it).
-pub const MAX_LATER_BYTES: usize = 64 << 10;
+pub const MAX_LATER_BYTES: usize = crate::core::state::limits::LATER_BYTES;
 /// How long a DPoP proof is kept after it is sent: the longest `iat` window servers use
 /// (5 minutes), plus a minute for their clock leeway. A proof dated on a server's clock
 /// ([`crate::core::http::clock`]) is accepted by that server for the same time from its sending.

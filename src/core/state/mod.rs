@@ -20,6 +20,8 @@
 //! Per-thread call state (the `last_*` getters of the C ABI) is not process-wide: it lives
 //! with the object and the thread (src/ffi/boundary.rs) and dies with either.
 
+pub mod limits;
+
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The most records a directory keeps: past it, pruning removes the least recently written.
-pub const MAX_RECORDS: usize = 256;
+pub const MAX_RECORDS: usize = crate::core::state::limits::TOKEN_FILES;
 /// A temporary file older than this was left by a writer that died.
 #[cfg(unix)]
 pub(super) const STALE_TMP: Duration = Duration::from_secs(600);
@@ -15,7 +15,7 @@ pub(super) const STALE_UNUSABLE: Duration = Duration::from_secs(86_400);
 #[cfg(unix)]
 pub(super) const MAX_SCAN: usize = 4096;
 /// A process prunes one directory at most this often.
-pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(60);
+pub(super) const PRUNE_EVERY: Duration = crate::core::state::limits::PRUNE_EVERY;
 
 /// What a pruning pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -92,7 +92,7 @@ pub(super) struct Slot {
 
 /// Token slots by (configuration, key). A slot is in use, and never evicted, while a
 /// caller holds it: during a fetch and while others wait for it.
-pub(super) const MAX_SLOTS: usize = 1024;
+pub(super) const MAX_SLOTS: usize = limits::TOKEN_SLOTS;
 pub(super) static CACHE: LazyLock<BoundedLru<[u8; 32], Arc<Slot>>> =
     LazyLock::new(|| BoundedLru::new(MAX_SLOTS, usize::MAX, weightless, shared_arc));
 
@@ -121,9 +121,11 @@ pub fn cached(cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> O
 }
 
 /// Forgets all cached tokens (their memory is wiped when the last user drops them).
-/// Parsed AuthTokens by the salted hash of their JSON text ([`AuthConfig::from_json_shared`]).
-pub(super) static PARSED: LazyLock<BoundedLru<[u8; 32], Arc<AuthConfig>>> =
-    LazyLock::new(|| BoundedLru::new(16, usize::MAX, weightless, never_in_use));
+/// Parsed AuthTokens by the salted hash of their JSON text ([`AuthConfig::from_json_shared`]),
+/// held weakly: the memo shares a parsed AuthToken among the Http objects that use it, and
+/// keeps no client secret once the last of them is gone (the AuthToken is wiped then).
+pub(super) static PARSED: LazyLock<BoundedLru<[u8; 32], std::sync::Weak<AuthConfig>>> =
+    LazyLock::new(|| BoundedLru::new(limits::PARSED_AUTH_TOKENS, usize::MAX, weightless, never_in_use));
 
 pub fn clear_cache() {
     discovery::clear();

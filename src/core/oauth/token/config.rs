@@ -224,26 +224,25 @@ impl AuthConfig {
 
     /// [`AuthConfig::from_json`] through a small process-wide cache keyed by a salted hash of
     /// the text: a program that builds the same AuthToken for every call (a new Http object
-    /// per call, as the SQL CLR procedure does) parses and checks it once. Errors are not
-    /// cached; [`clear_cache`] empties it. What can change while the text stays the same is
+    /// per call, as the SQL CLR procedure does) parses and checks it once while one of them
+    /// lives. The memo holds it weakly: no client secret stays after the last user is gone.
+    /// Errors are not cached; [`clear_cache`] empties it. What can change while the text stays the same is
     /// checked on every call, a memo hit included: the `token_cache_dir` directory (it may
     /// have been removed or opened to others since; a relative one is resolved again
     /// against the current directory).
     pub fn from_json_shared(text: &str) -> Result<Arc<AuthConfig>> {
         let id = salted_hash(&[text.as_bytes()]);
-        if let Some(cfg) = PARSED.get(&id) {
+        if let Some(cfg) = PARSED.get(&id).and_then(|w| w.upgrade()) {
             let Some(given) = cfg.token_cache_dir_given.as_deref() else { return Ok(cfg) };
             let dir = crate::core::oauth::store::check_dir(given)?;
             if cfg.token_cache_dir.as_deref() == Some(dir.as_path()) {
                 return Ok(cfg);
             }
             // The same relative path from another current directory: another directory.
-            let cfg = Arc::new(Self::from_json(text)?);
-            PARSED.insert(id, cfg.clone());
-            return Ok(cfg);
         }
         let cfg = Arc::new(Self::from_json(text)?);
-        Ok(PARSED.get_or_insert_with(id, || cfg))
+        PARSED.insert(id, Arc::downgrade(&cfg));
+        Ok(cfg)
     }
 
     pub(super) fn from_value(v: &serde_json::Value) -> Result<AuthConfig> {

@@ -29,6 +29,7 @@ use super::discovery;
 use crate::core::redact::{self, scrub};
 use crate::core::session_log::SessionLog;
 use super::store as token_store;
+use crate::core::state::limits;
 use crate::core::state::{BoundedLru, never_in_use, salted_hash, shared_arc, weightless};
 
 mod config;

@@ -268,3 +268,16 @@ fn disk_records_hold_no_unkeyed_hash_of_the_settings() {
     assert_eq!(meta.len(), 32);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The memo of parsed AuthTokens keeps nothing alive: once the last user (an Http handle)
+/// lets go of the parsed AuthToken, its client secret is wiped and gone, not held by the memo.
+#[test]
+fn the_parsed_auth_token_memo_keeps_no_secret_after_its_last_user() {
+    let json = r#"{"client_id":"memo-weak","client_secret":"memo-weak-secret-value","token_endpoint":"https://as.example/token"}"#;
+    let cfg = AuthConfig::from_json_shared(json).unwrap();
+    let again = AuthConfig::from_json_shared(json).unwrap();
+    assert!(Arc::ptr_eq(&cfg, &again), "memoized while in use");
+    let weak = Arc::downgrade(&cfg);
+    drop((cfg, again));
+    assert!(weak.upgrade().is_none(), "the memo still holds the AuthToken (and its client secret) after its last user let go");
+}
