@@ -1,5 +1,6 @@
-//! The HTTP transport: one ureq agent (keep-alive pool) per Http object, rustls with
-//! verified certificates, bodies always read to the end (so connections are reused),
+//! The HTTP transport: one ureq agent (keep-alive pool) per distinct settings, shared by
+//! every Http object with equal settings (at most [`MAX_SHARED_TRANSPORTS`] are kept),
+//! rustls with verified certificates, bodies always read to the end (so connections are reused),
 //! and a resolver that neither spawns a thread nor asks DNS on every request.
 
 use std::collections::HashMap;

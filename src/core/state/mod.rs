@@ -1,4 +1,7 @@
-//! The one home of dpopkit's process-wide state and of its eviction rules.
+//! The map type that holds dpopkit's process-wide state ([`BoundedLru`]) and its eviction
+//! rules, and the table of every bound on that state ([`limits`]). The state itself lives
+//! with the module that uses it (the list: ARCHITECTURE.md, "Process state"); one function
+//! clears all of it: `crate::core::clear_process_state`.
 //!
 //! Access tokens ([`super::oauth::token`]), DPoP nonces ([`super::dpop::nonce`]), servers' clocks
 //! ([`super::http::clock`]), authorization server metadata ([`super::oauth::discovery`]) and the
@@ -18,7 +21,7 @@
 //!   cleared value keep their `Arc` until they are done.
 //!
 //! Per-thread call state (the `last_*` getters of the C ABI) is not process-wide: it lives
-//! with the object and the thread (src/ffi/boundary.rs) and dies with either.
+//! with the object and the thread (src/ffi/calls.rs) and dies with either.
 
 pub mod limits;
 

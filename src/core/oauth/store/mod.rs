@@ -38,7 +38,7 @@
 //! Single flight across processes: `flock(LOCK_EX)` on `<id>.lock` while one process asks
 //! the authorization server; the others poll it (`LOCK_NB`, 10 ms steps) and then read the
 //! fresh record. The kernel releases the lock of a process that dies, however it dies.
-//! Windows (src/core/sys_windows.rs): `LockFileEx` on `<id>.lock`; the directory and the
+//! Windows (src/core/sys/windows.rs): `LockFileEx` on `<id>.lock`; the directory and the
 //! files are checked by owner and DACL (`GetSecurityInfo`: owned by this user, no allow
 //! ACE for anyone else but SYSTEM / Administrators), files are created with a private DACL
 //! and replaced with `MoveFileExW(MOVEFILE_REPLACE_EXISTING)` (std's rename).
@@ -273,7 +273,7 @@ pub fn check_dir_path(path: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// [`check_dir`] on Windows: owner and DACL instead of uid and mode (src/core/sys_windows.rs).
+/// [`check_dir`] on Windows: owner and DACL instead of uid and mode (src/core/sys/windows.rs).
 #[cfg(windows)]
 pub fn check_dir_path(path: &Path) -> std::result::Result<(), String> {
     crate::core::sys::windows::check_private_dir(path, &shorten(&path.display().to_string()))
