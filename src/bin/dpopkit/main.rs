@@ -294,6 +294,40 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
     // Check the whole command line before touching files or the network.
     p.required("--key")?;
     let client_id = p.required("--client-id")?;
+    let private_key_jwt = auth_method_args(p)?;
+    let secret = client_secret(p, private_key_jwt)?;
+    let timeout = timeout_arg(p)?;
+    let (content_type, headers) = header_args(p, body)?;
+    let output = p.value("--output").filter(|o| *o != "-");
+    if let Some(path) = output {
+        check_output(Path::new(path))?;
+    }
+
+    // Secrets masked once more in everything printed (the library masks them already).
+    let mut secret_list: Vec<&str> = secret.iter().map(|s| s.as_str()).collect();
+    secret_list.extend(headers.iter().filter(|(n, _)| is_credential_header(n)).map(|(_, v)| *v).filter(|v| !v.is_empty()));
+    let secrets = secret_list.as_slice();
+
+    let client = HttpClient::new();
+    configure(&client, p, &headers, timeout, secrets)?;
+    let key = load_key(p)?;
+    client.set_dpop_key(Arc::new(key));
+    if let Some(path) = p.value("--assertion-key") {
+        let password = password_of(p, "--assertion-key-password", "DPOPKIT_ASSERTION_KEY_PASSWORD");
+        let key = EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str))
+            .map_err(|e| other(format!("--assertion-key: {}", e.message)))?;
+        client.set_client_assertion_key(Some(Arc::new(key)));
+    }
+    set_auth_token(&client, p, client_id, secret.as_deref().map(String::as_str), secrets)?;
+    if let Some(log) = p.value("--session-log") {
+        client.set_session_log(Some(Path::new(log))).map_err(|e| other(scrub(&e.message, secrets)))?;
+    }
+    let result = client.request(Some(method), url, content_type.as_deref(), body);
+    print_result(p, result, output, secrets)
+}
+
+/// `--auth-method` and the options that go with it; true for private_key_jwt.
+fn auth_method_args(p: &Parsed) -> Result<bool, Failure> {
     let token_endpoint = p.value("--token-endpoint");
     let issuer = p.value("--issuer");
     if token_endpoint.is_none() && issuer.is_none() {
@@ -314,36 +348,48 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
     if p.value("--assertion-key-password").is_some() && p.value("--assertion-key").is_none() {
         return usage("--assertion-key-password goes with --assertion-key");
     }
-    let secret: Option<Zeroizing<String>> = if private_key_jwt {
+    Ok(private_key_jwt)
+}
+
+/// The client secret: `--client-secret` or `DPOPKIT_CLIENT_SECRET`; none with private_key_jwt.
+fn client_secret(p: &Parsed, private_key_jwt: bool) -> Result<Option<Zeroizing<String>>, Failure> {
+    if private_key_jwt {
         if p.value("--client-secret").is_some() {
             return usage("--client-secret does not go with private_key_jwt: the client authenticates with a signed assertion");
         }
-        None
-    } else {
-        let s = match p.value("--client-secret") {
-            Some(s) => Zeroizing::new(s.to_string()),
-            None => match std::env::var("DPOPKIT_CLIENT_SECRET") {
-                Ok(s) => Zeroizing::new(s),
-                Err(_) => {
-                    return usage(
-                        "no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret \
-                         (or use --auth-method private_key_jwt)",
-                    );
-                }
-            },
-        };
-        if s.is_empty() {
-            return usage("the client secret is empty");
-        }
-        Some(s)
-    };
-    let timeout = match p.value("--timeout-ms") {
-        None => None,
-        Some(t) => match t.parse::<u64>() {
-            Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
-            _ => return usage(format!("--timeout-ms must be a positive number of milliseconds, not '{t}'")),
+        return Ok(None);
+    }
+    let s = match p.value("--client-secret") {
+        Some(s) => Zeroizing::new(s.to_string()),
+        None => match std::env::var("DPOPKIT_CLIENT_SECRET") {
+            Ok(s) => Zeroizing::new(s),
+            Err(_) => {
+                return usage(
+                    "no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret \
+                     (or use --auth-method private_key_jwt)",
+                );
+            }
         },
     };
+    if s.is_empty() {
+        return usage("the client secret is empty");
+    }
+    Ok(Some(s))
+}
+
+fn timeout_arg(p: &Parsed) -> Result<Option<Duration>, Failure> {
+    match p.value("--timeout-ms") {
+        None => Ok(None),
+        Some(t) => match t.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+            _ => usage(format!("--timeout-ms must be a positive number of milliseconds, not '{t}'")),
+        },
+    }
+}
+
+/// The content type (`--content-type` or `-H 'Content-Type: ...'`) and the other `-H` headers.
+#[allow(clippy::type_complexity)]
+fn header_args<'a>(p: &'a Parsed, body: Option<&[u8]>) -> Result<(Option<String>, Vec<(&'a str, &'a str)>), Failure> {
     let mut content_type = p.value("--content-type").map(str::to_string);
     let mut headers = Vec::new();
     for h in p.all("--header") {
@@ -359,19 +405,13 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
         }
         headers.push((name, value));
     }
-    let output = p.value("--output").filter(|o| *o != "-");
-    if let Some(path) = output {
-        check_output(Path::new(path))?;
-    }
+    Ok((content_type, headers))
+}
 
-    // Secrets masked once more in everything printed (the library masks them already).
-    let mut secret_list: Vec<&str> = secret.iter().map(|s| s.as_str()).collect();
-    secret_list.extend(headers.iter().filter(|(n, _)| is_credential_header(n)).map(|(_, v)| *v).filter(|v| !v.is_empty()));
-    let secrets = secret_list.as_slice();
+/// Request headers and transport settings (timeout, CA file, proxy) on the client.
+fn configure(client: &HttpClient, p: &Parsed, headers: &[(&str, &str)], timeout: Option<Duration>, secrets: &[&str]) -> Outcome {
     let fail = |e: dpopkit::core::Error| other(scrub(&e.message, secrets));
-
-    let client = HttpClient::new();
-    for (name, value) in &headers {
+    for (name, value) in headers {
         match client.set_request_header(name, value) {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(format!("-H: {}", scrub(&e.message, secrets))),
@@ -392,25 +432,20 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
         Some(u) => settings.proxy = ProxyChoice::Url(u.to_string()),
     }
     match client.set_settings(settings) {
-        Ok(()) => {}
-        Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(scrub(&e.message, secrets)),
-        Err(e) => return Err(fail(e)),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == ErrorKind::InvalidArgument => usage(scrub(&e.message, secrets)),
+        Err(e) => Err(fail(e)),
     }
+}
 
-    let key = load_key(p)?;
-    client.set_dpop_key(Arc::new(key));
-    if let Some(path) = p.value("--assertion-key") {
-        let password = password_of(p, "--assertion-key-password", "DPOPKIT_ASSERTION_KEY_PASSWORD");
-        let key = EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str))
-            .map_err(|e| other(format!("--assertion-key: {}", e.message)))?;
-        client.set_client_assertion_key(Some(Arc::new(key)));
-    }
+/// The AuthToken made of the options; its errors name the options, not the members.
+fn set_auth_token(client: &HttpClient, p: &Parsed, client_id: &str, secret: Option<&str>, secrets: &[&str]) -> Outcome {
     let mut auth = serde_json::Map::new();
     let mut put = |k: &str, v: &str| {
         auth.insert(k.to_string(), serde_json::Value::String(v.to_string()));
     };
     put("client_id", client_id);
-    if let Some(s) = &secret {
+    if let Some(s) = secret {
         put("client_secret", s);
     }
     for (opt, member) in [
@@ -435,7 +470,7 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
     }
     let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
     client.set_auth_token(&auth_json).map_err(|e| {
-        let mut f = fail(e);
+        let mut f = other(scrub(&e.message, secrets));
         if let Failure::Error(msg, _) = &mut f {
             *msg = msg.replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)");
             if msg.contains("\"allow_insecure_http\"") {
@@ -443,17 +478,16 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
             }
         }
         f
-    })?;
-    drop(auth_json);
-    if let Some(log) = p.value("--session-log") {
-        client.set_session_log(Some(Path::new(log))).map_err(fail)?;
-    }
+    })
+}
 
-    // The library masks the call's credentials in everything it hands back (error texts,
-    // bodies, headers); they are masked here once more, and control characters are
-    // neutralised in everything from the server that reaches a terminal.
+/// Prints the response (or writes it to `--output`), or turns the error into the exit.
+/// The library masks the call's credentials in everything it hands back (error texts,
+/// bodies, headers); they are masked here once more, and control characters are
+/// neutralised in everything from the server that reaches a terminal.
+fn print_result(p: &Parsed, result: dpopkit::core::Result<ResponseInfo>, output: Option<&str>, secrets: &[&str]) -> Outcome {
     let terminal = std::io::stdout().is_terminal();
-    match client.request(Some(method), url, content_type.as_deref(), body) {
+    match result {
         Ok(resp) => {
             if p.flag("--include") {
                 write_stdout(head(&resp, secrets, terminal).as_bytes())?;

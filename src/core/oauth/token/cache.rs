@@ -393,39 +393,56 @@ pub(super) fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>
     }
     let result = fetch_token(cfg, key, ctx);
     if let Ok(t) = &result {
-        let (now, now_ms) = (Instant::now(), token_store::unix_ms_now());
-        let ms = |i| token_store::to_unix_ms(i, now, now_ms);
-        let record = token_store::Record {
-            binding: store.binding().to_string(),
-            jkt: key.jkt().to_string(),
-            token_type: t.token_type.clone(),
-            access_token: t.value.clone(),
-            issued_at_ms: now_ms.min(ms(t.refresh_at)),
-            refresh_at_ms: ms(t.refresh_at),
-            usable_until_ms: ms(t.usable_until),
-            expires_at_ms: ms(t.expires_at),
-        };
-        if let Err(e) = store.write(&record, lock.is_some()) {
-            note(format!("cannot write the token cache file '{shown}' ({e}); the access token is cached in this process only"));
-        } else {
-            drop(lock.take());
-            // Expired records and leftovers go, at most once a minute per directory, in a
-            // small part of what is left of the call's time.
-            let budget = (ctx.transport.deadline().remaining() / 4).min(Duration::from_secs(1));
-            if let Some(p) = token_store::prune_now_and_then(dir, store.id(), Instant::now() + budget).filter(|p| p.total() > 0) {
-                note(format!(
-                    "pruned the token cache directory: {} expired and {} unusable records, {} beyond the bound of {}, {} lock \
-                     files without a record, {} temporary files of writers that died",
-                    p.expired,
-                    p.unusable,
-                    p.oldest,
-                    token_store::MAX_RECORDS,
-                    p.locks,
-                    p.temporary
-                ));
-            }
-        }
+        share_fetched(&store, key, t, &mut lock, dir, ctx, &shown, &note);
     }
     drop(lock);
     (result, usable)
 }
+
+/// Writes the token just fetched to the token cache directory for the other processes,
+/// releases the cross-process lock, and prunes the directory now and then.
+#[allow(clippy::too_many_arguments)]
+fn share_fetched(
+    store: &token_store::Store,
+    key: &EcKey,
+    t: &AccessToken,
+    lock: &mut Option<token_store::Lock>,
+    dir: &std::path::Path,
+    ctx: &FetchContext<'_>,
+    shown: &str,
+    note: &dyn Fn(String),
+) {
+    let (now, now_ms) = (Instant::now(), token_store::unix_ms_now());
+    let ms = |i| token_store::to_unix_ms(i, now, now_ms);
+    let record = token_store::Record {
+        binding: store.binding().to_string(),
+        jkt: key.jkt().to_string(),
+        token_type: t.token_type.clone(),
+        access_token: t.value.clone(),
+        issued_at_ms: now_ms.min(ms(t.refresh_at)),
+        refresh_at_ms: ms(t.refresh_at),
+        usable_until_ms: ms(t.usable_until),
+        expires_at_ms: ms(t.expires_at),
+    };
+    if let Err(e) = store.write(&record, lock.is_some()) {
+        note(format!("cannot write the token cache file '{shown}' ({e}); the access token is cached in this process only"));
+    } else {
+        drop(lock.take());
+        // Expired records and leftovers go, at most once a minute per directory, in a
+        // small part of what is left of the call's time.
+        let budget = (ctx.transport.deadline().remaining() / 4).min(Duration::from_secs(1));
+        if let Some(p) = token_store::prune_now_and_then(dir, store.id(), Instant::now() + budget).filter(|p| p.total() > 0) {
+            note(format!(
+                "pruned the token cache directory: {} expired and {} unusable records, {} beyond the bound of {}, {} lock \
+                 files without a record, {} temporary files of writers that died",
+                p.expired,
+                p.unusable,
+                p.oldest,
+                token_store::MAX_RECORDS,
+                p.locks,
+                p.temporary
+            ));
+        }
+    }
+}
+
