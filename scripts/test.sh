@@ -15,6 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# No import circle among the first-level modules of src/core and src/ffi; src/core
+# never imports ffi/capi (ARCHITECTURE.md). Cheap, so first.
+python3 scripts/check_layers.py
 # The Python tests run in the virtual environment setup.sh made (pytest is there, and
 # nothing is installed into the system Python).
 export DPOPKIT_PYTHON="${DPOPKIT_PYTHON:-$PWD/target/py/bin/python}"

@@ -922,14 +922,27 @@ namespace DpopKit
         /// </summary>
         public const bool UseOsTrustStore = true;
 
-        // Cached Http objects, keyed by (key path, SHA-256 of password + AuthToken JSON). The
-        // password is part of the hash so a caller who only knows the path cannot use a key
-        // loaded by someone who knew its password. Static mutable state is allowed in
-        // UNSAFE assemblies only. The cache is per AppDomain: it is empty again after SQL
+        // Cached Http objects, at most MaxCached, keyed by an HMAC-SHA256 (a random salt made
+        // per AppDomain) of the key path, the password and the AuthToken JSON: the password
+        // is part of it so a caller who only knows the path cannot use a key loaded by
+        // someone who knew its password, and the key says nothing that could be checked
+        // against a guessed password or client secret (no unsalted hash of them is kept).
+        // When the cache is full, one entry is disposed to make room (a call using it at that
+        // moment takes a fresh object, as after ClearCache). Static mutable state is allowed
+        // in UNSAFE assemblies only. The cache is per AppDomain: it is empty again after SQL
         // Server unloads the AppDomain (the token cache in the DLL is not). ClearCache
         // disposes everything and clears the DLL's token cache, e.g. after the key file was replaced.
+        internal const int MaxCached = 32;
         private static readonly ConcurrentDictionary<string, Http> Cache =
             new ConcurrentDictionary<string, Http>(StringComparer.Ordinal);
+        private static readonly byte[] CacheSalt = NewSalt();
+
+        private static byte[] NewSalt()
+        {
+            var salt = new byte[32];
+            using (var rng = RandomNumberGenerator.Create()) rng.GetBytes(salt);
+            return salt;
+        }
 
         // -------- (a) the seed procedure in one call --------
 
@@ -1273,18 +1286,30 @@ namespace DpopKit
             // Failures are not cached, so a fixed key file is picked up on the next call.
             Http fresh = NewHttp(keyPath, keyPassword, authJson, null, out code, out errorText);
             if (fresh == null) return null;
+            while (Cache.Count >= MaxCached)
+            {
+                bool removed = false;
+                foreach (var k in Cache.Keys)
+                {
+                    Http old;
+                    if (Cache.TryRemove(k, out old)) { old.Dispose(); removed = true; break; }
+                }
+                if (!removed) break;
+            }
             Http winner = Cache.AddOrUpdate(id, fresh, (k, old) => old.IsDisposed ? fresh : old);
             if (!ReferenceEquals(winner, fresh)) fresh.Dispose();
             return winner;
         }
 
-        private static string CacheKey(string keyPath, string keyPassword, string authJson)
+        internal static string CacheKey(string keyPath, string keyPassword, string authJson)
         {
+            string password = keyPassword ?? "";
+            // Lengths first: no two different triples give the same text.
+            string text = keyPath.Length + ":" + keyPath + "|" + password.Length + ":" + password + "|" + authJson;
             byte[] digest;
-            using (SHA256 sha = SHA256.Create())
-                digest = sha.ComputeHash(Encoding.UTF8.GetBytes((keyPassword ?? "") + "\0" + authJson));
-            var sb = new StringBuilder(keyPath.Length + 65);
-            sb.Append(keyPath).Append('|');
+            using (var mac = new HMACSHA256(CacheSalt))
+                digest = mac.ComputeHash(Encoding.UTF8.GetBytes(text));
+            var sb = new StringBuilder(64);
             foreach (byte x in digest) sb.Append(x.ToString("x2"));
             return sb.ToString();
         }

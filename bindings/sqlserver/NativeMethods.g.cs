@@ -170,8 +170,9 @@ namespace DpopKit
 
         // Sets the AuthToken description (JSON): required `client_id` and `token_endpoint` (or
         // `issuer` / `metadata_url`, to discover it from the server's metadata, which also checks
-        // the server's DPoP algorithms); `client_secret` for `client_auth_method`
-        // `client_secret_post` (the default) or `client_secret_basic`, or `private_key_jwt` with
+        // the server's DPoP algorithms); `client_secret` for `client_auth_method` (or its RFC
+        // 7591 name `token_endpoint_auth_method`) `client_secret_post` (the default) or
+        // `client_secret_basic`, or `private_key_jwt` with
         // `client_assertion_audience` ("token_endpoint", the default, "issuer", or a value) and
         // `client_assertion_kid`; optional `scope`, `audience`, `resource`, `allow_bearer`
         // ("true" to accept a token the server did not bind to the key), `default_expires_in`

@@ -31,10 +31,7 @@ pub extern "C" fn dpopkit_destroy(handle: i64) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn dpopkit_token_cache_clear() -> c_int {
     run("dpopkit_token_cache_clear", 0, |_| {
-        crate::core::token::clear_cache();
-        crate::core::nonce::clear();
-        crate::core::key::clear_file_cache();
-        crate::core::redact::forget_later();
+        crate::core::clear_process_state();
         Ok(1)
     })
 }

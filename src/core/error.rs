@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+use super::redact::{self, Secrets};
+pub use super::redact::shorten; // lives with the masking it uses; path kept for all callers
+pub use super::response::ResponseInfo; // path kept for tests; see ARCHITECTURE.md
+
 /// What went wrong, coarse enough to be mapped 1:1 onto the C result enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -47,25 +51,6 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// Status line and headers of the response an error came from, kept so that callers can
-/// read `last_status`, the last body and headers after a failed call.
-#[derive(Clone, Default)]
-pub struct ResponseInfo {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl fmt::Debug for ResponseInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseInfo")
-            .field("status", &self.status)
-            .field("headers", &self.headers.len())
-            .field("body_len", &self.body.len())
-            .finish()
-    }
-}
-
 #[derive(Clone)]
 pub struct Error {
     pub kind: ErrorKind,
@@ -82,6 +67,17 @@ impl Error {
     pub fn with_response(mut self, response: ResponseInfo) -> Self {
         self.response = Some(Box::new(response));
         self
+    }
+
+    /// Masks the secrets of `set` in the text and in the response it carries.
+    pub fn scrub_with(&mut self, set: &Secrets) {
+        if set.is_empty() {
+            return;
+        }
+        self.message = set.scrub(&self.message);
+        if let Some(r) = self.response.as_deref_mut() {
+            set.scrub_response(r);
+        }
     }
 
     /// HTTP status of the response the error came from, 0 when there was none.
@@ -114,23 +110,8 @@ pub(crate) fn err<T>(kind: ErrorKind, message: impl Into<String>) -> Result<T> {
     Err(Error::new(kind, message))
 }
 
-/// A caller-supplied value as shown in an error text: at most 200 characters, so that a
-/// huge argument cannot make a huge error text. A value that is cut has the secrets of the
-/// current call masked first: texts are masked as a whole later, but a secret the cut
-/// splits would no longer be found then (a server's URL that holds the access token).
-pub fn shorten(s: &str) -> String {
-    if s.len() <= 200 {
-        return s.to_string();
-    }
-    let total = s.len();
-    let masked = super::redact::with_call(|c| c.scrub(s));
-    let s = masked.as_str();
-    if s.len() <= 200 {
-        return format!("{s} ({total} bytes)");
-    }
-    let mut end = 200;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({total} bytes)", &s[..end])
+/// Masks the call's secrets in an error (text and response).
+pub fn scrub_error_of_call(mut e: Error) -> Error {
+    redact::with_call(|s| e.scrub_with(s));
+    e
 }

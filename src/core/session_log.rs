@@ -61,7 +61,7 @@ fn open_file(path: &Path) -> Result<File> {
     let shown = shorten(&path.display().to_string());
     let fail = |why: String| Error::new(ErrorKind::FileIo, format!("cannot open session log '{shown}': {why}"));
     #[cfg(windows)]
-    return super::sys_windows::open_private_append(path).map_err(fail);
+    return super::sys::windows::open_private_append(path).map_err(fail);
     #[allow(unreachable_code)]
     let mut options = OpenOptions::new();
     options.create(true).append(true);
@@ -96,7 +96,7 @@ fn open_file(path: &Path) -> Result<File> {
                 "it has other hard links (it is another name of some file); give the path of a file of its own".into(),
             ));
         }
-        if meta.uid() != effective_uid() {
+        if meta.uid() != super::sys::euid() {
             return Err(fail(format!(
                 "it belongs to another user (uid {}), who could read the log; remove it, or give another path",
                 meta.uid()
@@ -104,14 +104,6 @@ fn open_file(path: &Path) -> Result<File> {
         }
     }
     Ok(file)
-}
-
-/// The effective user id of the process: the owner a session log file must have.
-#[cfg(unix)]
-#[allow(unsafe_code)] // audited: geteuid takes nothing, cannot fail and touches no memory
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid(2) has no preconditions and always succeeds.
-    unsafe { libc::geteuid() }
 }
 
 /// Why `<name>.1` must not be replaced by a rotation, if it must not: it is a symbolic link
@@ -134,7 +126,7 @@ fn refuse_rotated(rotated: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        if meta.uid() != effective_uid() {
+        if meta.uid() != super::sys::euid() {
             return Some(format!("belongs to another user (uid {}), whose file is not replaced", meta.uid()));
         }
     }

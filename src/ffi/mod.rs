@@ -2,6 +2,7 @@
 //! result enum. No product logic lives here.
 
 pub mod boundary;
+pub mod calls;
 pub mod objects;
 pub mod registry;
 pub mod result;

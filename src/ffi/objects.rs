@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::boundary::CallStates;
+use super::calls::CallStates;
 use crate::core::{EcKey, HttpClient};
 
 #[derive(Default)]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 
-use super::boundary::FfiError;
+use super::calls::FfiError;
 use super::objects::{HttpObj, JsonObj, KeyObj};
 use super::result::dpopkit_result;
 
@@ -30,7 +30,7 @@ impl Object {
         }
     }
 
-    pub fn calls(&self) -> &super::boundary::CallStates {
+    pub fn calls(&self) -> &super::calls::CallStates {
         match self {
             Object::Key(o) => &o.calls,
             Object::Json(o) => &o.calls,

@@ -7,7 +7,7 @@
 
 use std::ffi::{CStr, c_char};
 
-use super::boundary::FfiError;
+use super::calls::FfiError;
 use super::result::dpopkit_result;
 
 const HEADER: usize = size_of::<usize>();

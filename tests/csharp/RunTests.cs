@@ -384,6 +384,16 @@ internal static class RunTests
         Check(DpopKitLibrary.LiveHandles == handlesBefore, "no handle left after ClearCache");
         SqlString again = DpopKitSql.DpopGetCached(keyPath, SqlString.Null, sqlAuth, api);
         Check(!again.IsNull && HasClient(again.Value), "DpopGetCached after ClearCache");
+        for (int i = 0; i < DpopKitSql.MaxCached + 3; i++)
+            DpopKitSql.DpopGetCached(keyPath, "password-" + i, sqlAuth, api);
+        Check(DpopKitSql.CacheCount <= DpopKitSql.MaxCached, "the cache of Http objects is bounded",
+            DpopKitSql.CacheCount + " cached, at most " + DpopKitSql.MaxCached);
+        string cacheKey = DpopKitSql.CacheKey(keyPath, "pw", sqlAuth);
+        string unsalted;
+        using (var sha = System.Security.Cryptography.SHA256.Create())
+            unsalted = BitConverter.ToString(sha.ComputeHash(System.Text.Encoding.UTF8.GetBytes("pw\0" + sqlAuth))).Replace("-", "").ToLowerInvariant();
+        Check(!cacheKey.Contains(keyPath) && !cacheKey.Contains(unsalted) && cacheKey.Length == 64,
+            "the cache key is a salted hash (no path, no unsalted hash of password and AuthToken)", cacheKey);
         DpopKitSql.ClearCache();
 
         Check(DpopKitSql.DpopKitVersion().Value == DpopKitLibrary.Version, "DpopKitVersion()");

@@ -350,8 +350,12 @@ class Http(Handle):
         _get_auth_token,
         _set_auth_token,
         doc="AuthToken description (JSON text; a JsonObject or a dict also works): "
-        "token_endpoint, client_id, client_secret, optional scope, audience, resource, "
-        "client_auth_method, allow_bearer, allow_insecure_http, default_expires_in. Write-only.",
+        "token_endpoint (or issuer / metadata_url, to discover it), client_id, client_secret; "
+        "optional scope, audience, resource, client_auth_method (or token_endpoint_auth_method), "
+        "client_assertion_audience, client_assertion_kid, clock_skew_correction, max_clock_skew, "
+        "allow_bearer, allow_insecure_http, default_expires_in, token_cache_dir. Any other member is "
+        "sent as a form field of the token request. Write-only. The members are described in "
+        "include/dpopkit.h (dpopkit_http_set_auth_token).",
     )
 
     @property

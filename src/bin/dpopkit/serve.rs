@@ -206,13 +206,14 @@ fn route_from_args(p: &Parsed) -> Result<server::Route, Failure> {
         }
         other => return usage(format!("--caller-auth must be key or client-cert, not '{other}'")),
     };
-    let secret = super::client_secret(p)?;
+    let (client_id, secret, timeout) = super::route_client_options(p)?;
     let client = HttpClient::new();
     let mut secrets: Vec<&str> = caller_secret.iter().map(|s| s.as_str()).collect();
     if let Some(s) = &secret {
         secrets.push(s.as_str());
     }
-    super::configure_client(p, &client, secret.as_deref().map(String::as_str), &secrets)?;
+    let opts = super::ClientOptions { client_id, secret: secret.as_deref().map(String::as_str), timeout };
+    super::configure_client(p, &client, &[], opts, &secrets)?;
     no_redirects(&client)?;
     let timeout = client.settings().request_timeout;
     Ok(server::Route {

@@ -19,8 +19,11 @@ use dpopkit::core::redact::scrub;
 use dpopkit::core::{EcKey, ErrorKind, HttpClient, ResponseInfo};
 use zeroize::Zeroizing;
 
+mod args;
+use args::*;
+mod output;
+use output::*;
 #[cfg(feature = "gateway")]
-#[path = "dpopkit/serve.rs"]
 mod serve;
 
 const EXIT_HTTP_STATUS: u8 = 1;
@@ -171,147 +174,6 @@ OUTPUT:
     gets the body's bytes unchanged (but for masked credentials).
 ";
 
-/// Why the program stops early.
-enum Failure {
-    /// Bad command line: message, exit 2.
-    Usage(String),
-    /// Anything else: message, exit code.
-    Error(String, u8),
-}
-
-type Outcome = Result<(), Failure>;
-
-fn usage<T>(msg: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure::Usage(msg.into()))
-}
-
-fn other(msg: impl Into<String>) -> Failure {
-    Failure::Error(msg.into(), EXIT_ERROR)
-}
-
-/// How an option takes its value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Arity {
-    /// A flag: no value.
-    Flag,
-    /// One value, at most once.
-    Once,
-    /// One value each time; may be given again (`-H`).
-    Many,
-}
-use Arity::{Flag, Many, Once};
-
-/// The options a subcommand accepts: name and arity.
-type Spec = &'static [(&'static str, Arity)];
-
-/// Short and alternative spellings of long options (curl's, where they exist).
-const ALIASES: &[(&str, &str)] =
-    &[("-H", "--header"), ("-i", "--include"), ("-o", "--output"), ("-X", "--request"), ("-d", "--data")];
-
-const REQUEST_OPTS: Spec = &[
-    ("--key", Once),
-    ("--key-password", Once),
-    ("--client-id", Once),
-    ("--client-secret", Once),
-    ("--token-endpoint", Once),
-    ("--issuer", Once),
-    ("--scope", Once),
-    ("--audience", Once),
-    ("--resource", Once),
-    ("--auth-method", Once),
-    ("--assertion-key", Once),
-    ("--assertion-key-password", Once),
-    ("--ca-file", Once),
-    ("--proxy", Once),
-    ("--allow-insecure-http", Flag),
-    ("--session-log", Once),
-    ("--timeout-ms", Once),
-    ("--token-cache", Once),
-    ("--header", Many),
-    ("--include", Flag),
-    ("--output", Once),
-    ("--request", Once),
-    ("--data", Once),
-    ("--content-type", Once),
-];
-const KEYGEN_OPTS: Spec = &[("--out", Once), ("--jwk", Flag), ("--pkcs11", Once), ("--key-password", Once), ("--alg", Once)];
-const KEY_OPTS: Spec = &[("--key", Once), ("--key-password", Once)];
-
-#[derive(Default)]
-struct Parsed {
-    positional: Vec<String>,
-    values: Vec<(&'static str, String)>,
-    flags: Vec<&'static str>,
-}
-
-impl Parsed {
-    fn value(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.values.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        self.flags.contains(&name)
-    }
-
-    fn required(&self, name: &str) -> Result<&str, Failure> {
-        match self.value(name) {
-            Some(v) => Ok(v),
-            None => usage(format!("{name} is required")),
-        }
-    }
-}
-
-/// Parses `--name value`, `--name=value`, `-H value`, flags and positionals; `--` ends the
-/// options. Returns `None` when help was asked for.
-fn parse(args: &[String], spec: Spec) -> Result<Option<Parsed>, Failure> {
-    let mut p = Parsed::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if arg == "--" {
-            p.positional.extend(it.by_ref().cloned());
-            break;
-        }
-        if arg == "-h" || arg == "--help" {
-            return Ok(None);
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            p.positional.push(arg.clone());
-            continue;
-        }
-        let (given, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let long = ALIASES.iter().find(|(short, _)| *short == given).map_or(given, |(_, long)| *long);
-        let Some(&(name, arity)) = spec.iter().find(|(n, _)| *n == long) else {
-            return usage(format!("unknown option '{given}'"));
-        };
-        if arity == Flag {
-            if inline.is_some() {
-                return usage(format!("{given} takes no value"));
-            }
-            p.flags.push(name);
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => match it.next() {
-                Some(v) => v.clone(),
-                None => return usage(format!("{given} needs a value")),
-            },
-        };
-        if arity == Once && p.value(name).is_some() {
-            return usage(format!("{given} is given twice"));
-        }
-        p.values.push((name, value));
-    }
-    Ok(Some(p))
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = match std::env::args_os().skip(1).map(|a| a.into_string()).collect() {
         Ok(a) => a,
@@ -448,11 +310,70 @@ fn header_arg(h: &str) -> Result<(&str, &str), Failure> {
     }
 }
 
-/// Checks the token and key options of `get`, `request` and `serve --route` and returns the
-/// client secret (`None` for private_key_jwt): `--client-secret` or `DPOPKIT_CLIENT_SECRET`.
-fn client_secret(p: &Parsed) -> Result<Option<Zeroizing<String>>, Failure> {
+fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
+    // Check the whole command line before touching files or the network.
     p.required("--key")?;
-    p.required("--client-id")?;
+    let client_id = p.required("--client-id")?;
+    let private_key_jwt = auth_method_args(p)?;
+    let secret = client_secret(p, private_key_jwt)?;
+    let timeout = timeout_arg(p)?;
+    let (content_type, headers) = header_args(p, body)?;
+    let output = p.value("--output").filter(|o| *o != "-");
+    if let Some(path) = output {
+        check_output(Path::new(path))?;
+    }
+
+    // Secrets masked once more in everything printed (the library masks them already).
+    let mut secret_list: Vec<&str> = secret.iter().map(|s| s.as_str()).collect();
+    secret_list.extend(headers.iter().filter(|(n, _)| is_credential_header(n)).map(|(_, v)| *v).filter(|v| !v.is_empty()));
+    let secrets = secret_list.as_slice();
+
+    let client = HttpClient::new();
+    configure_client(p, &client, &headers, ClientOptions { client_id, secret: secret.as_deref().map(String::as_str), timeout }, secrets)?;
+    let result = client.request(Some(method), url, content_type.as_deref(), body);
+    print_result(p, result, output, secrets)
+}
+
+/// What [`configure_client`] takes from the checked command line.
+struct ClientOptions<'a> {
+    client_id: &'a str,
+    secret: Option<&'a str>,
+    timeout: Option<Duration>,
+}
+
+/// Configures `client` from the request options: settings and request headers, the DPoP
+/// and assertion keys, the AuthToken and the session log. Shared by `get`/`request` and
+/// `serve --route`; `secrets` are masked in error texts.
+fn configure_client(p: &Parsed, client: &HttpClient, headers: &[(&str, &str)], opts: ClientOptions<'_>, secrets: &[&str]) -> Outcome {
+    configure(client, p, headers, opts.timeout, secrets)?;
+    let key = load_key(p)?;
+    client.set_dpop_key(Arc::new(key));
+    if let Some(path) = p.value("--assertion-key") {
+        let password = password_of(p, "--assertion-key-password", "DPOPKIT_ASSERTION_KEY_PASSWORD");
+        let key = EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str))
+            .map_err(|e| other(format!("--assertion-key: {}", e.message)))?;
+        client.set_client_assertion_key(Some(Arc::new(key)));
+    }
+    set_auth_token(client, p, opts.client_id, opts.secret, secrets)?;
+    if let Some(log) = p.value("--session-log") {
+        client.set_session_log(Some(Path::new(log))).map_err(|e| other(scrub(&e.message, secrets)))?;
+    }
+    Ok(())
+}
+
+/// The request options that `serve --route` shares with `get`, checked: the client id, the
+/// client secret (`None` for private_key_jwt) and the timeout.
+#[cfg(feature = "gateway")]
+fn route_client_options(p: &Parsed) -> Result<(&str, Option<Zeroizing<String>>, Option<Duration>), Failure> {
+    p.required("--key")?;
+    let client_id = p.required("--client-id")?;
+    let private_key_jwt = auth_method_args(p)?;
+    let secret = client_secret(p, private_key_jwt)?;
+    Ok((client_id, secret, timeout_arg(p)?))
+}
+
+/// `--auth-method` and the options that go with it; true for private_key_jwt.
+fn auth_method_args(p: &Parsed) -> Result<bool, Failure> {
     let token_endpoint = p.value("--token-endpoint");
     let issuer = p.value("--issuer");
     if token_endpoint.is_none() && issuer.is_none() {
@@ -473,34 +394,36 @@ fn client_secret(p: &Parsed) -> Result<Option<Zeroizing<String>>, Failure> {
     if p.value("--assertion-key-password").is_some() && p.value("--assertion-key").is_none() {
         return usage("--assertion-key-password goes with --assertion-key");
     }
-    let secret: Option<Zeroizing<String>> = if private_key_jwt {
+    Ok(private_key_jwt)
+}
+
+/// The client secret: `--client-secret` or `DPOPKIT_CLIENT_SECRET`; none with private_key_jwt.
+fn client_secret(p: &Parsed, private_key_jwt: bool) -> Result<Option<Zeroizing<String>>, Failure> {
+    if private_key_jwt {
         if p.value("--client-secret").is_some() {
             return usage("--client-secret does not go with private_key_jwt: the client authenticates with a signed assertion");
         }
-        None
-    } else {
-        let s = match p.value("--client-secret") {
-            Some(s) => Zeroizing::new(s.to_string()),
-            None => match std::env::var("DPOPKIT_CLIENT_SECRET") {
-                Ok(s) => Zeroizing::new(s),
-                Err(_) => {
-                    return usage(
-                        "no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret \
-                         (or use --auth-method private_key_jwt)",
-                    );
-                }
-            },
-        };
-        if s.is_empty() {
-            return usage("the client secret is empty");
-        }
-        Some(s)
+        return Ok(None);
+    }
+    let s = match p.value("--client-secret") {
+        Some(s) => Zeroizing::new(s.to_string()),
+        None => match std::env::var("DPOPKIT_CLIENT_SECRET") {
+            Ok(s) => Zeroizing::new(s),
+            Err(_) => {
+                return usage(
+                    "no client secret: set DPOPKIT_CLIENT_SECRET (recommended) or give --client-secret \
+                     (or use --auth-method private_key_jwt)",
+                );
+            }
+        },
     };
-    Ok(secret)
+    if s.is_empty() {
+        return usage("the client secret is empty");
+    }
+    Ok(Some(s))
 }
 
-/// `--timeout-ms`, checked.
-fn timeout_of(p: &Parsed) -> Result<Option<Duration>, Failure> {
+fn timeout_arg(p: &Parsed) -> Result<Option<Duration>, Failure> {
     match p.value("--timeout-ms") {
         None => Ok(None),
         Some(t) => match t.parse::<u64>() {
@@ -510,10 +433,9 @@ fn timeout_of(p: &Parsed) -> Result<Option<Duration>, Failure> {
     }
 }
 
-fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
-    // Check the whole command line before touching files or the network.
-    let secret = client_secret(p)?;
-    timeout_of(p)?;
+/// The content type (`--content-type` or `-H 'Content-Type: ...'`) and the other `-H` headers.
+#[allow(clippy::type_complexity)]
+fn header_args<'a>(p: &'a Parsed, body: Option<&[u8]>) -> Result<(Option<String>, Vec<(&'a str, &'a str)>), Failure> {
     let mut content_type = p.value("--content-type").map(str::to_string);
     let mut headers = Vec::new();
     for h in p.all("--header") {
@@ -529,32 +451,89 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
         }
         headers.push((name, value));
     }
-    let output = p.value("--output").filter(|o| *o != "-");
-    if let Some(path) = output {
-        check_output(Path::new(path))?;
-    }
+    Ok((content_type, headers))
+}
 
-    // Secrets masked once more in everything printed (the library masks them already).
-    let mut secret_list: Vec<&str> = secret.iter().map(|s| s.as_str()).collect();
-    secret_list.extend(headers.iter().filter(|(n, _)| is_credential_header(n)).map(|(_, v)| *v).filter(|v| !v.is_empty()));
-    let secrets = secret_list.as_slice();
+/// Request headers and transport settings (timeout, CA file, proxy) on the client.
+fn configure(client: &HttpClient, p: &Parsed, headers: &[(&str, &str)], timeout: Option<Duration>, secrets: &[&str]) -> Outcome {
     let fail = |e: dpopkit::core::Error| other(scrub(&e.message, secrets));
-
-    let client = HttpClient::new();
-    for (name, value) in &headers {
+    for (name, value) in headers {
         match client.set_request_header(name, value) {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(format!("-H: {}", scrub(&e.message, secrets))),
             Err(e) => return Err(fail(e)),
         }
     }
-    configure_client(p, &client, secret.as_deref().map(String::as_str), secrets)?;
+    let mut settings = client.settings();
+    if let Some(t) = timeout {
+        settings.request_timeout = t;
+        settings.connect_timeout = settings.connect_timeout.min(t);
+    }
+    if let Some(ca) = p.value("--ca-file") {
+        settings.trust = load_ca_file(Path::new(ca)).map_err(|e| other(format!("--ca-file: {}", e.message)))?;
+    }
+    match p.value("--proxy") {
+        None => {}
+        Some("") => settings.proxy = ProxyChoice::None,
+        Some(u) => settings.proxy = ProxyChoice::Url(u.to_string()),
+    }
+    match client.set_settings(settings) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == ErrorKind::InvalidArgument => usage(scrub(&e.message, secrets)),
+        Err(e) => Err(fail(e)),
+    }
+}
 
-    // The library masks the call's credentials in everything it hands back (error texts,
-    // bodies, headers); they are masked here once more, and control characters are
-    // neutralised in everything from the server that reaches a terminal.
+/// The AuthToken made of the options; its errors name the options, not the members.
+fn set_auth_token(client: &HttpClient, p: &Parsed, client_id: &str, secret: Option<&str>, secrets: &[&str]) -> Outcome {
+    let mut auth = serde_json::Map::new();
+    let mut put = |k: &str, v: &str| {
+        auth.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+    };
+    put("client_id", client_id);
+    if let Some(s) = secret {
+        put("client_secret", s);
+    }
+    for (opt, member) in [
+        ("--token-endpoint", "token_endpoint"),
+        ("--issuer", "issuer"),
+        ("--scope", "scope"),
+        ("--audience", "audience"),
+        ("--resource", "resource"),
+        ("--auth-method", "client_auth_method"),
+    ] {
+        if let Some(v) = p.value(opt) {
+            put(member, v);
+        }
+    }
+    if p.flag("--allow-insecure-http") {
+        put("allow_insecure_http", "true");
+    }
+    let token_cache = p.value("--token-cache").map(str::to_string).or_else(|| std::env::var("DPOPKIT_TOKEN_CACHE").ok());
+    if let Some(dir) = token_cache.as_deref().filter(|d| !d.is_empty()) {
+        create_private_dir(Path::new(dir))?;
+        put("token_cache_dir", dir);
+    }
+    let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
+    client.set_auth_token(&auth_json).map_err(|e| {
+        let mut f = other(scrub(&e.message, secrets));
+        if let Failure::Error(msg, _) = &mut f {
+            *msg = msg.replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)");
+            if msg.contains("\"allow_insecure_http\"") {
+                msg.push_str(" (on the command line: --allow-insecure-http)");
+            }
+        }
+        f
+    })
+}
+
+/// Prints the response (or writes it to `--output`), or turns the error into the exit.
+/// The library masks the call's credentials in everything it hands back (error texts,
+/// bodies, headers); they are masked here once more, and control characters are
+/// neutralised in everything from the server that reaches a terminal.
+fn print_result(p: &Parsed, result: dpopkit::core::Result<ResponseInfo>, output: Option<&str>, secrets: &[&str]) -> Outcome {
     let terminal = std::io::stdout().is_terminal();
-    match client.request(Some(method), url, content_type.as_deref(), body) {
+    match result {
         Ok(resp) => {
             if p.flag("--include") {
                 write_stdout(head(&resp, secrets, terminal).as_bytes())?;
@@ -588,176 +567,6 @@ fn send(p: &Parsed, method: &str, url: &str, body: Option<&[u8]>) -> Outcome {
             }
             Err(other(msg))
         }
-    }
-}
-
-/// Configures `client` from the request options (checked by [`client_secret`]): settings
-/// (`--timeout-ms`, `--ca-file`, `--proxy`), the DPoP and assertion keys, the AuthToken and
-/// the session log. Shared by `get`/`request` and `serve --route`. `secrets` are masked in
-/// error texts.
-fn configure_client(p: &Parsed, client: &HttpClient, secret: Option<&str>, secrets: &[&str]) -> Outcome {
-    let fail = |e: dpopkit::core::Error| other(scrub(&e.message, secrets));
-    let mut settings = client.settings();
-    if let Some(t) = timeout_of(p)? {
-        settings.request_timeout = t;
-        settings.connect_timeout = settings.connect_timeout.min(t);
-    }
-    if let Some(ca) = p.value("--ca-file") {
-        settings.trust = load_ca_file(Path::new(ca)).map_err(|e| other(format!("--ca-file: {}", e.message)))?;
-    }
-    match p.value("--proxy") {
-        None => {}
-        Some("") => settings.proxy = ProxyChoice::None,
-        Some(u) => settings.proxy = ProxyChoice::Url(u.to_string()),
-    }
-    match client.set_settings(settings) {
-        Ok(()) => {}
-        Err(e) if e.kind == ErrorKind::InvalidArgument => return usage(scrub(&e.message, secrets)),
-        Err(e) => return Err(fail(e)),
-    }
-
-    let key = load_key(p)?;
-    client.set_dpop_key(Arc::new(key));
-    if let Some(path) = p.value("--assertion-key") {
-        let password = password_of(p, "--assertion-key-password", "DPOPKIT_ASSERTION_KEY_PASSWORD");
-        let key = EcKey::load_file(Path::new(path), password.as_deref().map(String::as_str))
-            .map_err(|e| other(format!("--assertion-key: {}", e.message)))?;
-        client.set_client_assertion_key(Some(Arc::new(key)));
-    }
-    let mut auth = serde_json::Map::new();
-    let mut put = |k: &str, v: &str| {
-        auth.insert(k.to_string(), serde_json::Value::String(v.to_string()));
-    };
-    put("client_id", p.required("--client-id")?);
-    if let Some(s) = secret {
-        put("client_secret", s);
-    }
-    for (opt, member) in [
-        ("--token-endpoint", "token_endpoint"),
-        ("--issuer", "issuer"),
-        ("--scope", "scope"),
-        ("--audience", "audience"),
-        ("--resource", "resource"),
-        ("--auth-method", "client_auth_method"),
-    ] {
-        if let Some(v) = p.value(opt) {
-            put(member, v);
-        }
-    }
-    if p.flag("--allow-insecure-http") {
-        put("allow_insecure_http", "true");
-    }
-    let token_cache = p.value("--token-cache").map(str::to_string).or_else(|| std::env::var("DPOPKIT_TOKEN_CACHE").ok());
-    if let Some(dir) = token_cache.as_deref().filter(|d| !d.is_empty()) {
-        create_private_dir(Path::new(dir))?;
-        put("token_cache_dir", dir);
-    }
-    let auth_json = Zeroizing::new(serde_json::Value::Object(auth).to_string());
-    client.set_auth_token(&auth_json).map_err(|e| {
-        let mut f = fail(e);
-        if let Failure::Error(msg, _) = &mut f {
-            *msg = msg.replace("AuthToken \"token_cache_dir\"", "the token cache directory (--token-cache or DPOPKIT_TOKEN_CACHE)");
-            if msg.contains("\"allow_insecure_http\"") {
-                msg.push_str(" (on the command line: --allow-insecure-http)");
-            }
-        }
-        f
-    })?;
-    drop(auth_json);
-    if let Some(log) = p.value("--session-log") {
-        client.set_session_log(Some(Path::new(log))).map_err(fail)?;
-    }
-    Ok(())
-}
-
-/// `-i`: the status line and the response headers, then an empty line.
-fn head(resp: &ResponseInfo, secrets: &[&str], terminal: bool) -> String {
-    let mut out = format!("HTTP/1.1 {} {}\n", resp.status, resp.status_text()).replace(" \n", "\n");
-    for (name, value) in &resp.headers {
-        out.push_str(&format!("{name}: {}\n", scrub(value, secrets)));
-    }
-    out.push('\n');
-    if terminal { for_terminal(&out) } else { out }
-}
-
-/// `-o FILE` may replace a regular file or a symbolic link (the link itself, not what it
-/// points to), or create FILE. Anything else is refused: FILE is never opened, so a FIFO
-/// cannot block the run and a device or directory is not written to.
-fn check_output(path: &Path) -> Outcome {
-    let refuse = |why: String| Err(other(format!("cannot write -o '{}': {why}", path.display())));
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Ok(()),
-        Ok(m) => match not_regular(&m) {
-            None => Ok(()),
-            Some(what) => refuse(format!(
-                "it is not a regular file ({what}): -o writes a new file in its place; give the path of a file \
-                 (or - for standard output)"
-            )),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => refuse(e.to_string()),
-    }
-}
-
-/// `-o FILE`: the body's bytes in a new file of the same directory (created exclusively,
-/// mode 0600, never through a link), renamed over FILE. A symbolic link planted at FILE is
-/// replaced, its target untouched; an existing file is replaced by the private one.
-fn write_file(path: &Path, bytes: &[u8]) -> Outcome {
-    use rand_core::RngCore;
-    check_output(path)?; // again: FILE may have changed during the request
-    let shown = path.display();
-    let Some(name) = path.file_name() else {
-        return Err(other(format!("cannot write -o '{shown}': it does not name a file")));
-    };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // Named after FILE (cut, so that a long name stays within NAME_MAX), random, hidden.
-    let stem: String = name.to_string_lossy().chars().take(64).collect();
-    let tmp = dir.join(format!(".{stem}.{:016x}.dpopkit-tmp", rand_core::OsRng.next_u64()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    }
-    let mut file = options.open(&tmp).map_err(|e| other(format!("cannot write -o '{shown}': cannot create a file in '{}': {e}", dir.display())))?;
-    let written = file.write_all(bytes).and_then(|_| file.sync_all()).and_then(|_| {
-        drop(file);
-        std::fs::rename(&tmp, path)
-    });
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        other(format!("cannot write -o '{shown}': {e}"))
-    })
-}
-
-/// Text from a server made safe to print on a terminal: control characters other than
-/// newline and tab (ESC and the rest of C0, DEL, C1, a lone CR) and the Unicode bidi
-/// overrides become visible escapes (`\x1b`, `\u{202e}`), so a response cannot clear the
-/// screen, retitle the window, rewrite a line or reorder what is shown.
-fn for_terminal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}') => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn write_stdout(bytes: &[u8]) -> Outcome {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|_| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(other(format!("cannot write to stdout: {e}"))),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use super::state::{BoundedLru, never_in_use};
+use crate::core::state::{BoundedLru, never_in_use};
 
 /// Which server gave the nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,10 +20,10 @@ pub enum Role {
 }
 
 /// Bounds on remembered (origin, role, key) nonces: least recently used go first.
-const MAX_ENTRIES: usize = 4096;
-const MAX_BYTES: usize = 4 << 20;
+const MAX_ENTRIES: usize = crate::core::state::limits::NONCE_ENTRIES;
+const MAX_BYTES: usize = crate::core::state::limits::NONCE_BYTES;
 /// Longest nonce remembered.
-const MAX_NONCE: usize = 4096;
+const MAX_NONCE: usize = crate::core::state::limits::NONCE_LENGTH;
 
 type Key = (String, Role, String);
 

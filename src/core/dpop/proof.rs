@@ -5,89 +5,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
-use super::error::{ErrorKind, Result, err, shorten};
-use super::http::Deadline;
-use super::key::EcKey;
-
-/// A parsed absolute http(s) URL, split the way DPoP and the nonce cache need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// The URL to send (fragment removed).
-    pub url: String,
-    /// `scheme://host[:port]`, lower-case, default port omitted: the nonce cache key.
-    pub origin: String,
-    /// `origin` + path, no query or fragment: the proof's `htu`.
-    pub htu: String,
-}
-
-impl Target {
-    pub fn parse(url: &str) -> Result<Target> {
-        let url = url.trim();
-        let url = url.split_once('#').map_or(url, |(u, _)| u);
-        let uri: ureq::http::Uri = match url.parse() {
-            Ok(u) => u,
-            Err(_) => return err(ErrorKind::InvalidArgument, format!("not a valid URL: '{}'", shorten(url))),
-        };
-        let scheme = match uri.scheme_str().map(str::to_ascii_lowercase) {
-            Some(s) if s == "http" || s == "https" => s,
-            Some(s) => {
-                return err(ErrorKind::InvalidArgument, format!("unsupported URL scheme '{s}': only http and https"));
-            }
-            None => {
-                return err(
-                    ErrorKind::InvalidArgument,
-                    format!("not an absolute http(s) URL: '{}'", shorten(url)),
-                );
-            }
-        };
-        let Some(authority) = uri.authority() else {
-            return err(ErrorKind::InvalidArgument, format!("the URL has no host: '{}'", shorten(url)));
-        };
-        if authority.as_str().contains('@') {
-            return err(ErrorKind::InvalidArgument, "user:password@ in URLs is not supported");
-        }
-        let host = authority.host().to_ascii_lowercase();
-        if host.is_empty() {
-            return err(ErrorKind::InvalidArgument, format!("the URL has no host: '{}'", shorten(url)));
-        }
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        check_port(authority.as_str(), &scheme, &uri)?;
-        let origin = match authority.port_u16() {
-            Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
-            _ => format!("{scheme}://{host}"),
-        };
-        let path = match uri.path() {
-            "" => "/",
-            p => p,
-        };
-        let htu = format!("{origin}{path}");
-        Ok(Target { url: url.to_string(), origin, htu })
-    }
-}
-
-/// The port of `authority` (`host[:port]`, `[v6][:port]`, no userinfo) must be a number
-/// from 1 to 65535 when the URL names one. The URL parser accepts any run of digits there
-/// and then reports no port at all, so `:65616` or `:99999999999` would silently become
-/// the scheme's default port: the request (and its credentials) would go somewhere the
-/// caller never named. The text names the URL without its query (which may carry values
-/// a caller would rather not see in a log).
-fn check_port(authority: &str, scheme: &str, uri: &ureq::http::Uri) -> Result<()> {
-    let port = match authority.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').map(|(_, tail)| tail.strip_prefix(':')),
-        None => Some(authority.split_once(':').map(|(_, p)| p)),
-    };
-    let Some(Some(port)) = port else { return Ok(()) };
-    let valid = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && matches!(port.parse::<u32>(), Ok(1..=65535));
-    if valid {
-        return Ok(());
-    }
-    let shown = format!("{scheme}://{authority}{}", uri.path());
-    let what = if port.is_empty() { "has ':' but no port number after it".to_string() } else { format!("has the port '{}'", shorten(port)) };
-    err(
-        ErrorKind::InvalidArgument,
-        format!("the URL '{}' {what}: a port must be a number from 1 to 65535 (or left out for the scheme's default)", shorten(&shown)),
-    )
-}
+use crate::core::error::{ErrorKind, Result};
+use crate::core::http::Deadline;
+use crate::core::key::EcKey;
+pub use crate::core::url::Target; // path kept for tests/benches; see ARCHITECTURE.md
 
 /// base64url(SHA-256(access token)): the `ath` claim.
 pub fn ath(access_token: &str) -> String {
@@ -99,7 +20,7 @@ pub fn new_jti() -> Result<String> {
     let mut b = [0u8; 16];
     SystemRandom::new()
         .fill(&mut b)
-        .map_err(|_| super::error::Error::new(ErrorKind::Internal, "the system random generator failed"))?;
+        .map_err(|_| crate::core::error::Error::new(ErrorKind::Internal, "the system random generator failed"))?;
     Ok(URL_SAFE_NO_PAD.encode(b))
 }
 

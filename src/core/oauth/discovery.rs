@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::error::{Error, ErrorKind, Result, shorten};
-use super::http::{ProxyChoice, Request, Role, Settings, Transport, TrustRoots};
-use super::proof::Target;
-use super::session_log::SessionLog;
-use super::state::{BoundedLru, never_in_use};
+use crate::core::error::{Error, ErrorKind, Result, shorten};
+use crate::core::http::{ProxyChoice, Request, Role, Settings, Transport, TrustRoots};
+use crate::core::dpop::proof::Target;
+use crate::core::session_log::SessionLog;
+use crate::core::state::{BoundedLru, never_in_use};
 
 /// How long fetched metadata is reused.
-pub const METADATA_TTL: Duration = Duration::from_secs(3600);
+pub const METADATA_TTL: Duration = crate::core::state::limits::METADATA_TTL;
 
 #[derive(Debug)]
 pub struct Metadata {
@@ -33,7 +33,7 @@ type Key = (String, Option<String>, [u8; 32]);
 
 /// Metadata with the time it was fetched.
 static CACHE: LazyLock<BoundedLru<Key, (Instant, Arc<Metadata>)>> =
-    LazyLock::new(|| BoundedLru::new(256, 4 << 20, |k, (_, m)| k.0.len() + weigh(m), never_in_use));
+    LazyLock::new(|| BoundedLru::new(crate::core::state::limits::DISCOVERY_ENTRIES, crate::core::state::limits::DISCOVERY_BYTES, |k, (_, m)| k.0.len() + weigh(m), never_in_use));
 
 fn weigh(m: &Metadata) -> usize {
     let algs = m.dpop_algs.as_ref().map_or(0, |a| a.iter().map(|s| s.len() + 24).sum());

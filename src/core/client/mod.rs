@@ -5,17 +5,17 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use super::challenge;
+use super::dpop::challenge;
 use super::error::{Error, ErrorKind, Result, err};
-use super::headers::RequestHeaders;
+use super::http::headers::RequestHeaders;
 use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Role, Settings, Transport};
 use super::key::EcKey;
-use super::nonce;
-use super::proof::{Target, make_proof_within};
+use super::dpop::nonce;
+use super::dpop::exchange::{Answer, Retries, Server, exchange};
+use super::dpop::proof::Target;
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
-use super::clock;
-use super::token::{AuthConfig, FetchContext, clock_skew_retry, get_token, nonce_retry, oauth_error};
+use super::oauth::token::{AuthConfig, FetchContext, get_token, oauth_error};
 
 #[derive(Default)]
 struct Config {
@@ -63,30 +63,6 @@ struct CallConfig {
     transport: Transport,
 }
 
-/// The retries of one call. They are shared by its redirect hops: one nonce retry, one
-/// token refetch after `invalid_token` and one clock-skew retry per call, never per hop.
-#[derive(Default)]
-struct Retries {
-    nonce: bool,
-    token: bool,
-    clock: bool,
-}
-
-impl Retries {
-    /// "the DPoP nonce retry and the clock-skew retry", for error texts ("" when none).
-    fn describe(&self) -> String {
-        let done: Vec<&str> = [
-            (self.nonce, "the DPoP nonce retry"),
-            (self.token, "the token refetch after invalid_token"),
-            (self.clock, "the clock-skew retry"),
-        ]
-        .iter()
-        .filter(|(d, _)| *d)
-        .map(|(_, w)| *w)
-        .collect();
-        done.join(" and ")
-    }
-}
 
 /// Checks an HTTP method name: an RFC 9110 token (DPoP's `htm` is the method as sent), and
 /// not one whose meaning breaks a request API: CONNECT opens a tunnel, not a request; TRACE
@@ -184,11 +160,11 @@ impl HttpClient {
     /// tokens and values single lines without NUL; `Authorization`, `DPoP`, `Host`,
     /// `Content-Length`, `Transfer-Encoding`, `Connection` (and the other hop-by-hop
     /// headers) are refused with a text that says why. At most
-    /// [`super::headers::MAX_REQUEST_HEADERS`] headers. A `Content-Type` given to a call
+    /// [`super::http::headers::MAX_REQUEST_HEADERS`] headers. A `Content-Type` given to a call
     /// replaces one set here for that call. Credential-like headers (`Cookie`,
     /// `X-Api-Key`, `*Token*`, ...) are `****` in the session log.
     pub fn set_request_header(&self, name: &str, value: &str) -> Result<()> {
-        super::headers::check(name, value)?;
+        super::http::headers::check(name, value)?;
         let mut c = self.config.write().unwrap_or_else(|e| e.into_inner());
         let mut next = (*c.headers).clone();
         next.set(name, value)?;
@@ -199,7 +175,7 @@ impl HttpClient {
     /// Stops sending the header `name` (any spelling). Returns whether it was set. A name
     /// that is not a valid header name is an error.
     pub fn remove_request_header(&self, name: &str) -> Result<bool> {
-        super::headers::check_name(name)?;
+        super::http::headers::check_name(name)?;
         let mut c = self.config.write().unwrap_or_else(|e| e.into_inner());
         if c.headers.get(name).is_none() {
             return Ok(false);
@@ -260,7 +236,7 @@ impl HttpClient {
     ) -> Result<Response> {
         let cc = self.snapshot();
         let _secrets = call_secrets(&cc);
-        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body).map_err(crate::core::error::scrub_error_of_call)?;
         // Whatever a server echoes back of the call's credentials is masked in what the
         // caller gets: the body of a 2xx as well as the error text and response of a failure.
         let resp = redact::with_call(|s| {
@@ -271,7 +247,7 @@ impl HttpClient {
         if resp.is_success() {
             return Ok(resp);
         }
-        Err(redact::scrub_error_of_call(status_error(url, &resp).with_response(resp)))
+        Err(crate::core::error::scrub_error_of_call(status_error(url, &resp).with_response(resp)))
     }
 
     /// Like [`HttpClient::request`] but any status is returned as a response.
@@ -282,7 +258,7 @@ impl HttpClient {
     pub fn send(&self, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
         let cc = self.snapshot();
         let _secrets = call_secrets(&cc);
-        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(crate::core::error::scrub_error_of_call)?;
         redact::with_call(|s| s.scrub_response(&mut resp));
         Ok(resp)
     }
@@ -303,13 +279,13 @@ impl HttpClient {
         if !headers.is_empty() {
             let mut next = (*cc.headers).clone();
             for (name, value) in headers {
-                super::headers::check(name, value)?;
+                crate::core::headers::check(name, value)?;
                 next.set(name, value)?;
             }
             cc.headers = Arc::new(next);
         }
         let _secrets = call_secrets(&cc);
-        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(redact::scrub_error_of_call)?;
+        let mut resp = self.send_with(&cc, method, url, content_type, body).map_err(crate::core::error::scrub_error_of_call)?;
         redact::with_call(|s| s.scrub_response(&mut resp));
         Ok(resp)
     }
@@ -412,55 +388,38 @@ impl HttpClient {
         };
         let ctx = FetchContext { transport: &cc.transport, log, assertion_key: cc.assertion_key.as_deref() };
         let mut token = get_token(auth, key, &ctx, None)?;
+        let server = Server {
+            role: nonce::Role::ResourceServer,
+            origin: &target.origin,
+            who: &target.origin,
+            refusal: |resp| if resp.status == 401 { challenge::dpop_error(&resp.header_all("www-authenticate")) } else { None },
+            clock_skew_correction: auth.clock_skew_correction,
+            max_clock_skew: auth.max_clock_skew,
+            log,
+        };
         loop {
-            let sent_nonce = nonce::get(&target.origin, nonce::Role::ResourceServer, key.jkt());
-            let mut headers = base_headers.clone();
-            let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
-            headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
-            if token.is_dpop() {
-                let iat = clock::iat_for(&target.origin, auth.max_clock_skew);
-                let proof = make_proof_within(
-                    key,
-                    method,
-                    &target.htu,
-                    Some(token.value()),
-                    sent_nonce.as_deref(),
-                    Some(iat),
-                    Some(cc.transport.deadline()),
-                )?;
-                headers.push(("DPoP".to_string(), proof));
-            }
-            let secrets = [auth.secret(), token.value()];
-            let resp = cc.transport.send(Request { method, target, headers, body, role: Role::Resource }, log, &secrets)?;
-            let given_nonce = resp.header("dpop-nonce").map(str::to_string);
-            if let Some(n) = &given_nonce {
-                nonce::set(&target.origin, nonce::Role::ResourceServer, key.jkt(), n);
-            }
-            if resp.status != 401 {
-                return Ok(resp);
-            }
-            match challenge::dpop_error(&resp.header_all("www-authenticate")).as_deref() {
-                Some("use_dpop_nonce") => {
-                    if let Err(e) = nonce_retry(&target.origin, given_nonce.as_deref(), sent_nonce.as_deref(), &mut retries.nonce) {
-                        return Err(e.with_response(resp));
-                    }
+            let answer = exchange(&server, key, cc.transport.deadline(), retries, |attempt| {
+                let mut headers = base_headers.clone();
+                let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
+                headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
+                if token.is_dpop() {
+                    headers.push(("DPoP".to_string(), attempt.proof(method, &target.htu, Some(token.value()))?));
                 }
-                Some("invalid_token") if !retries.token => {
+                let secrets = [auth.secret(), token.value()];
+                cc.transport.send(Request { method, target, headers, body, role: Role::Resource }, log, &secrets)
+            })?;
+            match answer {
+                Answer::Final(resp) => return Ok(resp),
+                Answer::Refused { error, .. } if error == "invalid_token" && !retries.token => {
                     retries.token = true;
                     token = get_token(auth, key, &ctx, Some(&token))?;
                 }
-                Some("invalid_dpop_proof") => {
-                    match clock_skew_retry(&target.origin, auth.clock_skew_correction, auth.max_clock_skew, retries.clock, log) {
-                        Ok(()) => retries.clock = true,
-                        Err(None) => return Ok(resp),
-                        Err(Some(hint)) => {
-                            let base = status_error(&target.url, &resp);
-                            let msg = scrub(&format!("{}; {hint}", base.message), &[auth.secret(), token.value()]);
-                            return Err(Error::new(ErrorKind::DpopProof, msg).with_response(resp));
-                        }
-                    }
+                Answer::Refused { resp, error, hint: Some(hint) } if error == "invalid_dpop_proof" => {
+                    let base = status_error(&target.url, &resp);
+                    let msg = scrub(&format!("{}; {hint}", base.message), &[auth.secret(), token.value()]);
+                    return Err(Error::new(ErrorKind::DpopProof, msg).with_response(resp));
                 }
-                _ => return Ok(resp),
+                Answer::Refused { resp, .. } => return Ok(resp),
             }
         }
     }
@@ -550,17 +509,17 @@ fn status_error(url: &str, resp: &Response) -> Error {
     let description = c.and_then(|c| c.param("error_description").map(str::to_string)).or(body_description);
     // The server's words are masked before they are cut: a cut echo would not match.
     if let Some(e) = error {
-        msg.push_str(&format!(": {}", scrub(&e, &[]).chars().take(100).collect::<String>()));
+        msg.push_str(&format!(": {}", redact::scrub_for_call(&e).chars().take(100).collect::<String>()));
     }
     if let Some(d) = description {
-        msg.push_str(&format!(" ({})", scrub(&d, &[]).chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
+        msg.push_str(&format!(" ({})", redact::scrub_for_call(&d).chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
     }
     if (300..400).contains(&resp.status) {
         if let Some(loc) = resp.header("location") {
-            msg.push_str(&format!("; redirect to {} not followed", scrub(loc, &[]).chars().take(200).collect::<String>()));
+            msg.push_str(&format!("; redirect to {} not followed", redact::scrub_for_call(loc).chars().take(200).collect::<String>()));
         }
     }
-    Error::new(ErrorKind::HttpStatus, scrub(&msg, &[]))
+    Error::new(ErrorKind::HttpStatus, redact::scrub_for_call(&msg))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
-use super::state::{BoundedLru, never_in_use};
+use crate::core::state::{BoundedLru, never_in_use};
 
 /// Differences up to this many seconds are normal (Date has a 1 s resolution, requests
 /// take time) and never corrected.
@@ -30,7 +30,7 @@ struct Clock {
 }
 
 static CLOCKS: LazyLock<BoundedLru<String, Clock>> =
-    LazyLock::new(|| BoundedLru::new(4096, 1 << 20, |k, _| k.len() + 32, never_in_use));
+    LazyLock::new(|| BoundedLru::new(crate::core::state::limits::CLOCK_ENTRIES, crate::core::state::limits::CLOCK_BYTES, |k, _| k.len() + 32, never_in_use));
 
 fn unix(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)

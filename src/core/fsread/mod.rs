@@ -23,6 +23,9 @@ use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, shorten};
 
+mod memo;
+pub use memo::{FileMemo, FileStat, SETTLED};
+
 /// A kind of file read through this module: how error texts name it, its bound, and how a
 /// refusal tells the caller what to give instead.
 #[derive(Debug)]

@@ -1,0 +1,505 @@
+//! Removing secrets from anything that is written down or handed back: logs, error
+//! texts, response bodies and headers.
+
+use std::cell::RefCell;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::response::ResponseInfo;
+pub use super::wipe::wipe_json; // path kept for capi/ffi; see ARCHITECTURE.md
+
+/// Form and JSON member names whose values are credentials.
+const SECRET_FIELDS: &[&str] = &[
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_assertion",
+    "assertion",
+    "password",
+    "d",
+];
+
+mod matcher;
+use matcher::*;
+mod view;
+use view::*;
+mod scope;
+pub use scope::*;
+mod body;
+pub use body::*;
+
+pub const MASK: &str = "****";
+
+/// Whether a header with this name carries a credential, so its value is shown as `****`
+/// in the session log and masked where a server echoes it back: `Authorization`, `DPoP`,
+/// `Proxy-Authorization`, `Cookie`, `Set-Cookie`, `*-Api-Key` (and `Api-Key`, `ApiKey`),
+/// and any name containing `token`, `secret` or `password`.
+pub fn is_credential_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(n.as_str(), "authorization" | "proxy-authorization" | "dpop" | "cookie" | "set-cookie" | "api-key" | "apikey")
+        || n.ends_with("-api-key")
+        || n.ends_with("-apikey")
+        || n.contains("token")
+        || n.contains("secret")
+        || n.contains("password")
+}
+/// The value of a header as the session log shows it: `****` for a credential (see
+/// [`is_credential_header`]: `Authorization`, `DPoP`, `Cookie`, `*-Api-Key`,
+/// `*Token*`, `Proxy-Authorization`, ...).
+pub fn redact_header_value(name: &str, value: &str) -> String {
+    if is_credential_header(name) { MASK.to_string() } else { value.to_string() }
+}
+
+fn is_secret_field(name: &str) -> bool {
+    SECRET_FIELDS.contains(&name)
+}
+
+/// Secrets shorter than this are masked only where they stand alone (see [`Secrets`]).
+pub const WHOLE_WORD_BELOW: usize = 8;
+
+/// The values that must never be written down, each in every form a server could echo it
+/// back in.
+///
+/// The rule: a value of [`WHOLE_WORD_BELOW`] bytes or more is masked wherever it occurs.
+/// A shorter one (a 3-character test secret) is masked wherever it is not glued to a
+/// letter, digit or `_` on a side where it starts or ends with one — as a form or JSON
+/// value, in quotes, after a space — so ordinary words that contain it stay readable.
+///
+/// Masking is linear in the text plus the secrets: a text that is short next to the
+/// secrets is searched value by value (memchr's memmem), a long one in a single pass of an
+/// Aho-Corasick automaton of every form of every value (see `Matcher`). Besides the
+/// forms made for each value, the text is also searched through a *decoded view* (see
+/// `View`): `\uXXXX` and JSON escapes, HTML/XML character references and `%XX` decoded,
+/// in any mix per character, with a map back to the original bytes.
+#[derive(Default)]
+pub struct Secrets {
+    values: Vec<Value>,
+    /// The automaton for long texts, made on first use and forgotten when a value is added.
+    matcher: std::sync::OnceLock<Option<Matcher>>,
+}
+
+/// How a value may come back from a server, besides as written.
+#[derive(Clone, PartialEq, Eq)]
+enum Kind {
+    /// Percent- and JSON-encoded too ([`Secrets::add`]).
+    Encoded,
+    /// Encoded, in base64 and in the dumps of a body ([`Secrets::add_token`]).
+    Token,
+    /// Encoded, in the dumps of a body, and inside the Basic credentials of this client id
+    /// ([`Secrets::add_client_secret`]).
+    ClientSecret(Zeroizing<String>),
+    /// Learnt from a response ([`Secrets::add_found`]): as written and in base64; the
+    /// decoded view covers its escaped forms.
+    Found,
+}
+
+/// One secret. Its other forms are made the first time a text at least as long as the
+/// secret is scanned (every form is at least as long as the value itself), so a call whose
+/// responses are shorter than its tokens and proofs — most API calls — never pays for them.
+/// A clone shares the forms (made once for all clones): the values kept for later calls
+/// (`remember_for_later`) are made once, not once per call.
+#[derive(Clone)]
+struct Value {
+    raw: Zeroizing<String>,
+    kind: Kind,
+    forms: std::sync::Arc<std::sync::OnceLock<Vec<Zeroizing<Vec<u8>>>>>,
+}
+
+/// The forms of `s` inside a dump of a larger body: its base64 at each of the three byte
+/// alignments (the characters that depend on its bytes only; standard and URL-safe
+/// alphabet), its hex (lower and upper case) and its UTF-16 (little and big endian).
+fn dump_forms(s: &str, push: &mut impl FnMut(Vec<u8>)) {
+    let b = s.as_bytes();
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for lead in 0..3 {
+            for partial in [true, false] {
+                if let Some(core) = b64_core(b, lead, engine, partial) {
+                    push(core.into_bytes());
+                }
+            }
+        }
+    }
+    for hex in [b"0123456789abcdef", b"0123456789ABCDEF"] {
+        push(b.iter().flat_map(|x| [hex[usize::from(x >> 4)], hex[usize::from(x & 15)]]).collect());
+    }
+    push(s.encode_utf16().flat_map(u16::to_le_bytes).collect());
+    push(s.encode_utf16().flat_map(u16::to_be_bytes).collect());
+}
+
+/// The base64 characters that depend only on `s` when `s` sits inside a larger base64 dump
+/// with its first `lead` bytes (0, 1 or 2) sharing a 3-byte group with the bytes before it:
+/// its full groups, and with `partial` also the characters of the groups it shares that
+/// hold only its bits (found when the dump has them; the full groups alone otherwise).
+fn b64_core(s: &[u8], lead: usize, engine: &base64::engine::GeneralPurpose, partial: bool) -> Option<String> {
+    if s.len() < lead + 3 {
+        return None;
+    }
+    let mut out = String::new();
+    if lead > 0 && partial {
+        let mut g = [0u8; 3];
+        g[3 - lead..].copy_from_slice(&s[..lead]);
+        let enc = Zeroizing::new(engine.encode(g));
+        // The other data's bits end at 8 * (3 - lead); characters from there on are ours.
+        out.push_str(&enc[(8 * (3 - lead)).div_ceil(6)..]);
+    }
+    let full = (s.len() - lead) / 3 * 3;
+    out.push_str(&Zeroizing::new(engine.encode(&s[lead..lead + full])));
+    let tail = s.len() - lead - full;
+    if tail > 0 && partial {
+        let mut g = [0u8; 3];
+        g[..tail].copy_from_slice(&s[lead + full..]);
+        let enc = Zeroizing::new(engine.encode(g));
+        out.push_str(&enc[..8 * tail / 6]);
+    }
+    Some(out)
+}
+
+impl Value {
+    fn forms(&self) -> &[Zeroizing<Vec<u8>>] {
+        self.forms.get_or_init(|| {
+            let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+            let raw = self.raw.as_bytes();
+            let mut push = |f: Vec<u8>| {
+                let f = Zeroizing::new(f);
+                if !f.is_empty() && f.as_slice() != raw && !out.iter().any(|o| o.as_slice() == f.as_slice()) {
+                    out.push(f);
+                }
+            };
+            let s = self.raw.as_str();
+            match self.kind {
+                Kind::Found => {
+                    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                        push(engine.encode(s.as_bytes()).into_bytes());
+                    }
+                    return out;
+                }
+                Kind::Encoded | Kind::Token | Kind::ClientSecret(_) => {}
+            }
+            for form in [true, false] {
+                for lower in [false, true] {
+                    push(percent_encode(s, form, lower).as_bytes().to_vec());
+                }
+            }
+            // JSON as server stacks write it: plain (serde, Jackson), Go's encoding/json (`<>&`
+            // as `\u003c`...), Python's json.dumps and PHP (every non-ASCII character as
+            // `\u00fc`), in lower- and upper-case hex, each also with `/` as `\/` (PHP).
+            // (Other mixes — .NET's `\u002B`, HTML entities — are found by the decoded view.)
+            for go_html in [false, true] {
+                for ascii_only in [false, true] {
+                    for upper in [false, true] {
+                        let inner = json_escape(s, go_html, ascii_only, upper);
+                        if inner.contains('/') {
+                            push(inner.replace('/', "\\/").into_bytes());
+                        }
+                        push(inner.as_bytes().to_vec());
+                    }
+                }
+            }
+            match &self.kind {
+                Kind::Token => {
+                    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                        push(engine.encode(s.as_bytes()).into_bytes());
+                    }
+                    dump_forms(s, &mut push);
+                }
+                Kind::ClientSecret(client_id) => {
+                    let mut encoded = Zeroizing::new(String::new());
+                    super::form::encode_component(client_id, &mut encoded);
+                    encoded.push(':');
+                    super::form::encode_component(s, &mut encoded);
+                    let raw = Zeroizing::new(format!("{}:{s}", client_id.as_str()));
+                    for creds in [encoded, raw] {
+                        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                            push(engine.encode(creds.as_bytes()).into_bytes());
+                        }
+                        push(creds.as_bytes().to_vec());
+                    }
+                    // A dump (base64, hex, UTF-16) of the form body holds the secret as it
+                    // was sent there (form-encoded), and of a JSON or text one as written.
+                    let mut sent = Zeroizing::new(String::new());
+                    super::form::encode_component(s, &mut sent);
+                    dump_forms(s, &mut push);
+                    dump_forms(&sent, &mut push);
+                }
+                _ => {}
+            }
+            out
+        })
+    }
+
+    /// Every byte string to search for: the value as written, then its forms.
+    fn needles(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.raw.as_bytes()).chain(self.forms().iter().map(|f| f.as_slice()))
+    }
+}
+
+/// A copy of the values (their forms are shared); the automaton is made again on use.
+impl Clone for Secrets {
+    fn clone(&self) -> Self {
+        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new() }
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} values)", self.values.len())
+    }
+}
+
+/// Below this many bytes × needles a text is searched needle by needle (no automaton to
+/// make); above it, in one pass of the `Matcher`.
+const SMALL_WORK: usize = 1 << 24;
+
+/// How many bytes of a long text are scanned between two looks at the call's deadline.
+const DEADLINE_STRIDE: usize = 1 << 20;
+
+impl Secrets {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    const fn empty() -> Self {
+        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Adds `s` as written and as a server would echo it: form-urlencoded (WHATWG) and
+    /// percent-encoded (RFC 3986), each with upper- and lower-case hex, and JSON-escaped
+    /// (also with `\/`); the decoded view finds any other mix of `\u`, `%XX` and HTML
+    /// character references.
+    pub fn add(&mut self, s: &str) {
+        self.push(s, Kind::Encoded);
+    }
+
+    /// A token, an assertion or a proof: [`Secrets::add`], plus its base64 (standard and
+    /// URL-safe alphabet; unpadded, which is a prefix of the padded form), and its forms
+    /// inside a base64, hex or UTF-16 dump of a larger body.
+    pub fn add_token(&mut self, s: &str) {
+        self.push(s, Kind::Token);
+    }
+
+    /// The client secret of `client_id`: [`Secrets::add`], plus the HTTP Basic credentials
+    /// (form-encoded, RFC 6749 §2.3.1, what dpopkit sends, and raw) and their base64, and
+    /// the secret (raw and form-encoded) inside a base64 dump at any alignment, a hex dump
+    /// and UTF-16.
+    pub fn add_client_secret(&mut self, client_id: &str, secret: &str) {
+        self.push(secret, Kind::ClientSecret(Zeroizing::new(client_id.to_string())));
+    }
+
+    /// A value learnt from a response (a token in a body that is refused or logged): as
+    /// written and in base64; its escaped forms are found by the decoded view. Fewer forms
+    /// than [`Secrets::add_token`], since a response can name many (see [`found_secret_values`]).
+    pub fn add_found(&mut self, s: &str) {
+        self.push(s, Kind::Found);
+    }
+
+    /// Adds every value of `other`, sharing the forms it has made (or will make) already.
+    pub fn extend(&mut self, other: &Secrets) {
+        for v in &other.values {
+            if !v.raw.is_empty() && !self.values.iter().any(|o| o.raw == v.raw && o.kind == v.kind) {
+                self.values.push(v.clone());
+                self.matcher = std::sync::OnceLock::new(); // made again, with the new value
+            }
+        }
+    }
+
+    fn push(&mut self, s: &str, kind: Kind) {
+        if !s.is_empty() && !self.values.iter().any(|v| v.raw.as_str() == s && v.kind == kind) {
+            self.values.push(Value { raw: Zeroizing::new(s.to_string()), kind, forms: Default::default() });
+            self.matcher = std::sync::OnceLock::new();
+        }
+    }
+
+    /// The automaton of every needle of every value (`None` if it cannot be made: then
+    /// texts are searched needle by needle, still linear per needle).
+    fn matcher(&self) -> Option<&Matcher> {
+        self.matcher.get_or_init(|| Matcher::new(self.values.iter().flat_map(Value::needles))).as_ref()
+    }
+
+    /// The byte ranges of `hay` to mask, sorted and merged.
+    fn ranges(&self, hay: &[u8]) -> Vec<(usize, usize)> {
+        if self.values.is_empty() || hay.is_empty() {
+            return Vec::new();
+        }
+        // Every form of a value is at least as long as the value: a text shorter than the
+        // value holds none of them, and the forms need not even be made.
+        let count: usize = self.values.iter().filter(|v| v.raw.len() <= hay.len()).map(|v| 1 + v.forms().len()).sum();
+        self.ranges_by(hay, hay.len().saturating_mul(count) > SMALL_WORK, call_deadline())
+    }
+
+    /// [`Secrets::ranges`], in one automaton pass (`whole`) or needle by needle.
+    fn ranges_by(&self, hay: &[u8], whole: bool, deadline: Option<std::time::Instant>) -> Vec<(usize, usize)> {
+        let mut ranges = Vec::new();
+        let fitting = || self.values.iter().filter(|v| v.raw.len() <= hay.len());
+        let view = View::of(hay);
+        let matcher = if whole { self.matcher() } else { None };
+        if let Some(m) = matcher {
+            m.scan(hay, &mut ranges, deadline);
+            if let Some(view) = &view {
+                let mut found = Vec::new();
+                m.scan(&view.bytes, &mut found, deadline);
+                ranges.extend(view.originals(found));
+            }
+        } else {
+            let grams = Bigrams::of(hay);
+            for needle in fitting().flat_map(Value::needles).filter(|n| n.len() <= hay.len() && grams.may_hold(n)) {
+                find_needle(hay, needle, &mut ranges);
+            }
+            if let Some(view) = &view {
+                // The view decodes escapes: the values as written are what is left to find.
+                let mut found = Vec::new();
+                for v in fitting() {
+                    find_needle(&view.bytes, v.raw.as_bytes(), &mut found);
+                    if let Kind::ClientSecret(id) = &v.kind {
+                        let creds = Zeroizing::new(format!("{}:{}", id.as_str(), v.raw.as_str()));
+                        find_needle(&view.bytes, creds.as_bytes(), &mut found);
+                    }
+                }
+                ranges.extend(view.originals(found));
+            }
+        }
+        // A needle that is not UTF-8 (the UTF-16 of a non-ASCII secret) can match inside a
+        // character: the mask takes the whole character (at most 3 bytes each side).
+        for (s, e) in ranges.iter_mut() {
+            for _ in 0..3 {
+                if *s > 0 && hay[*s] & 0xC0 == 0x80 {
+                    *s -= 1;
+                }
+                if *e < hay.len() && hay[*e] & 0xC0 == 0x80 {
+                    *e += 1;
+                }
+            }
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        for (s, e) in ranges {
+            match merged.last_mut() {
+                Some(last) if s < last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged
+    }
+
+    /// `text` with every occurrence of every value replaced by `****`.
+    pub fn scrub(&self, text: &str) -> String {
+        let ranges = self.ranges(text.as_bytes());
+        if ranges.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (s, e) in ranges {
+            // Ranges start and end on character boundaries (see `ranges`).
+            out.push_str(&text[at..s]);
+            out.push_str(MASK);
+            at = e;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    /// [`Secrets::scrub`] on bytes (a body that may not be text); `None` when unchanged.
+    pub fn scrub_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let ranges = self.ranges(bytes);
+        if ranges.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for (s, e) in ranges {
+            out.extend_from_slice(&bytes[at..s]);
+            out.extend_from_slice(MASK.as_bytes());
+            at = e;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        Some(out)
+    }
+
+    /// The length of the longest value (in any of its forms): how far past a cut a secret
+    /// that starts before it can reach.
+    pub fn longest(&self) -> usize {
+        // Called only for texts longer than a cut, so making the forms here costs little.
+        self.values.iter().flat_map(Value::needles).map(<[u8]>::len).max().unwrap_or(0)
+    }
+
+    /// Whether a header *name* holds a secret. HTTP lower-cases names (and logs capitalise
+    /// them), so the comparison ignores ASCII case; only values of [`WHOLE_WORD_BELOW`]
+    /// bytes or more count (a name is a word: a short secret would hide ordinary names).
+    pub fn in_header_name(&self, name: &str) -> bool {
+        let name = Zeroizing::new(name.to_ascii_lowercase());
+        let forms = self.values.iter().filter(|v| v.raw.len() <= name.len()).flat_map(Value::needles);
+        forms.filter(|v| v.len() >= WHOLE_WORD_BELOW && v.len() <= name.len()).any(|v| {
+            let v = Zeroizing::new(v.to_ascii_lowercase());
+            memchr::memmem::find(name.as_bytes(), &v).is_some()
+        })
+    }
+
+    /// Masks the body and every header of a response (names too: see
+    /// [`Secrets::in_header_name`]), in place (the old body is wiped). A body with a
+    /// `Content-Encoding` (gzip, deflate, br...: dpopkit asks for none and decodes none)
+    /// cannot be checked, so it is not handed back: see [`withhold_encoded_body`].
+    pub fn scrub_response(&self, r: &mut ResponseInfo) {
+        if self.is_empty() {
+            return;
+        }
+        withhold_encoded_body(r);
+        if let Some(b) = self.scrub_bytes(&r.body) {
+            r.body.zeroize();
+            r.body = b;
+        }
+        for (k, _) in r.headers.iter_mut() {
+            if self.in_header_name(k) {
+                k.zeroize();
+                *k = MASK.to_string();
+            }
+        }
+        for (_, v) in r.headers.iter_mut() {
+            if !self.ranges(v.as_bytes()).is_empty() {
+                let new = self.scrub(v);
+                v.zeroize();
+                *v = new;
+            }
+        }
+    }
+
+}
+
+/// The value of a response's `Content-Encoding`, if it has one that changes the bytes
+/// (anything but `identity`).
+pub fn content_encoding(headers: &[(String, String)]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("identity"))
+}
+
+/// Replaces an encoded (compressed) body by a text that says why it is not handed back:
+/// dpopkit sends no `Accept-Encoding` and decodes nothing, so a gzip or deflate body is one
+/// the server chose to send, and a secret echoed inside it could not be masked. The
+/// `Content-Encoding` and `Content-Length` headers go with it (they described the bytes).
+pub fn withhold_encoded_body(r: &mut ResponseInfo) {
+    if r.body.is_empty() {
+        return;
+    }
+    let Some(enc) = content_encoding(&r.headers) else { return };
+    let note = format!(
+        "dpopkit withheld this {}-byte body: it came with Content-Encoding '{}', which dpopkit did not ask for and does not \
+         decode, so it cannot be checked for echoed secrets; have the server send it without compression",
+        r.body.len(),
+        shorten(enc)
+    );
+    r.body.zeroize();
+    r.body = note.into_bytes();
+    r.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-encoding") && !k.eq_ignore_ascii_case("content-length"));
+}
+
+#[cfg(test)]
+mod tests;
