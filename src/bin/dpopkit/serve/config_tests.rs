@@ -1,0 +1,90 @@
+//! Unit tests of the gateway's config file reader (serve/config.rs).
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "GW_KEY" => Some("0123456789abcdef0123".into()),
+        "SECRET" => Some("secret".into()),
+        "SHORT" => Some("short".into()),
+        _ => None,
+    }
+}
+
+const GOOD: &str = r#"
+listen = "127.0.0.1:9443"
+caller_secret_env = "GW_KEY"
+
+[[route]]
+prefix = "/orders/"
+upstream = "https://api.example.com/v1/"
+key = "/etc/dpopkit/key.pem"
+methods = ["GET", "post"]
+timeout_ms = 5000
+
+[route.auth_token]
+client_id = "c"
+token_endpoint = "https://as.example.com/token"
+scope = "api"
+client_secret_env = "SECRET"
+"#;
+
+fn refusal(text: &str) -> ConfigError {
+    match parse(text, Path::new("/etc/dpopkit"), &env) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_good_file_is_read() {
+    let c = parse(GOOD, Path::new("/etc"), &env).map_err(|e| e.message).unwrap();
+    assert_eq!(c.server.listen.port(), 9443);
+    assert_eq!(c.routes.len(), 1);
+    let r = &c.routes[0];
+    assert_eq!(r.methods, ["GET", "POST"]);
+    assert_eq!(r.timeout, Some(Duration::from_millis(5000)));
+    assert_eq!(r.caller_secret.as_deref().map(String::as_str), Some("0123456789abcdef0123"));
+    let v: serde_json::Value = serde_json::from_str(&r.auth_token).unwrap();
+    assert_eq!(v["client_secret"], "secret");
+    assert!(v.get("client_secret_env").is_none());
+}
+
+#[test]
+fn refusals_name_the_line_and_the_fix() {
+    let e = refusal(&GOOD.replace("timeout_ms = 5000", "timeout_ms = 5000\nfollow = true"));
+    assert_eq!(e.line, 11);
+    assert!(e.message.contains("unknown setting 'follow'") && e.message.contains("timeout_ms"), "{}", e.message);
+    let e = refusal(&GOOD.replace("client_secret_env = \"SECRET\"", "client_secret = \"hunter2\""));
+    assert_eq!(e.line, 16);
+    assert!(e.message.contains("client_secret_env") && !e.message.contains("hunter2"), "{}", e.message);
+    let e = refusal(&GOOD.replace("timeout_ms = 5000", "timeout_ms = \"5s\""));
+    assert_eq!(e.line, 10);
+    assert!(e.message.contains("whole number"), "{}", e.message);
+    let e = refusal(&GOOD.replace("prefix = \"/orders/\"", "prefix = \"/orders\""));
+    assert_eq!(e.line, 6);
+    assert!(e.message.contains("ends with '/'"), "{}", e.message);
+    let e = refusal(&GOOD.replace("v1/\"", "v1/?x=1\""));
+    assert_eq!(e.line, 7);
+    let e = refusal(&GOOD.replace("caller_secret_env = \"GW_KEY\"", "caller_secret_env = \"SHORT\""));
+    assert!(e.message.contains("at least 16"), "{}", e.message);
+    let e = refusal(&GOOD.replace("caller_secret_env = \"GW_KEY\"\n", ""));
+    assert!(e.message.contains("caller_secret_env"), "{}", e.message);
+    let e = refusal(&GOOD.replace("listen = \"127.0.0.1:9443\"", "listen = \"0.0.0.0:9443\"\nplain_http = true"));
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("loopback"), "{}", e.message);
+    let e = refusal("listen = [\n");
+    assert!(e.message.contains("not valid TOML"), "{}", e.message);
+    let e = refusal(&GOOD.replace("methods = [\"GET\", \"post\"]", "methods = [\"CONNECT\"]"));
+    assert!(e.message.contains("CONNECT"), "{}", e.message);
+    let e = refusal(&GOOD.replace("timeout_ms = 5000", "timeout_ms = 5000\ncaller_auth = \"client_cert\""));
+    assert_eq!(e.line, 11);
+    assert!(e.message.contains("client_ca_file"), "{}", e.message);
+    let c = parse(&format!("client_ca_file = \"ca.pem\"\n{}", GOOD.replace("timeout_ms = 5000", "caller_auth = \"client_cert\"")), Path::new("/etc"), &env)
+        .map_err(|e| e.message)
+        .unwrap();
+    assert!(c.routes[0].caller_secret.is_none());
+    assert_eq!(c.server.client_ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+    let e = refusal(&format!("{GOOD}\n[[route]]\nprefix = \"/orders/\"\n"));
+    assert!(e.message.contains("upstream") || e.message.contains("already"), "{}", e.message);
+}
