@@ -142,7 +142,9 @@ fn version_resources(out_dir: &str, version: &str, parts: [&String; 3]) {
              \x20     VALUE \"ProductName\", \"dpopkit\"\n\
              \x20     VALUE \"ProductVersion\", \"{version}\"\n\
              \x20   END\n  END\n  BLOCK \"VarFileInfo\"\n  BEGIN\n    VALUE \"Translation\", 0x409, 1200\n  END\nEND\n",
-            company = q(&company), description = q(&description), license = q(&license),
+            company = q(&company),
+            description = q(&description),
+            license = q(&license),
         );
         let rc = match (&typelib, kind) {
             (Some(tlb), "dll") => format!("{rc}1 TYPELIB \"{}\"\n", tlb.replace('\\', "\\\\")),
@@ -164,7 +166,9 @@ fn version_resources(out_dir: &str, version: &str, parts: [&String; 3]) {
         match status {
             Ok(s) if s.success() => println!("cargo:rustc-link-arg-{link_arg}={obj}"),
             // Without the resource the files still work; their properties are just empty.
-            other => println!("cargo:warning={file} gets no version resource: the resource compiler failed ({other:?}); install mingw's windres (GNU) or run from a Visual Studio developer prompt (rc.exe)"),
+            other => println!(
+                "cargo:warning={file} gets no version resource: the resource compiler failed ({other:?}); install mingw's windres (GNU) or run from a Visual Studio developer prompt (rc.exe)"
+            ),
         }
     }
 }
@@ -192,7 +196,9 @@ fn com_typelib(out_dir: &str, msvc: bool) -> Option<String> {
     match status {
         Ok(s) if s.success() && std::path::Path::new(&tlb).exists() => Some(tlb),
         other => {
-            println!("cargo:warning=dpopkit.dll gets no COM type library: the IDL compiler failed ({other:?}); install mingw-w64-tools + libwine-dev (widl, cross build) or run from a Visual Studio developer prompt (midl.exe)");
+            println!(
+                "cargo:warning=dpopkit.dll gets no COM type library: the IDL compiler failed ({other:?}); install mingw-w64-tools + libwine-dev (widl, cross build) or run from a Visual Studio developer prompt (midl.exe)"
+            );
             None
         }
     }

@@ -17,8 +17,8 @@ use std::ffi::{CStr, CString};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use dpopkit::core::HttpClient;
 use dpopkit::core::EcKey;
+use dpopkit::core::HttpClient;
 use dpopkit::core::http::{ProxyChoice, Request, Role, Settings, Transport};
 use dpopkit::core::proof::{Target, make_proof};
 
@@ -118,7 +118,11 @@ impl Clients<'_> {
                         vec![("Authorization".into(), "DPoP x".into()), ("DPoP".into(), proof)]
                     }
                 };
-                let r = self.transport.send(Request { method: "GET", target: self.target, headers, body: None, role: Role::Resource }, None, &[]);
+                let r = self.transport.send(
+                    Request { method: "GET", target: self.target, headers, body: None, role: Role::Resource },
+                    None,
+                    &[],
+                );
                 assert_eq!(r.unwrap().status, 200);
             }
             7 => drop(c::get(self.dpop_ed, self.url)),
@@ -290,7 +294,13 @@ fn multi_thread(plan: &Plan, plain: i64, dpop: i64, url: &CString) {
         let (b1p, b1d) = *base.get_or_insert((ps.median, ds.median));
         println!(
             "  {threads} thread(s): plain {:6.0} req/s ({:.0} - {:.0})  DPoP {:6.0} req/s ({:.0} - {:.0})  DPoP/plain time {}",
-            ps.median, ps.min, ps.max, ds.median, ds.min, ds.max, fmt_x(&stats(&ratio)),
+            ps.median,
+            ps.min,
+            ps.max,
+            ds.median,
+            ds.min,
+            ds.max,
+            fmt_x(&stats(&ratio)),
         );
         println!(
             "               scaling vs 1 thread: plain {:.2}x, DPoP {:.2}x; CPU {:.2} cores by this process, {:.2} busy machine-wide",
@@ -358,7 +368,10 @@ fn per_call(plan: &Plan) {
     let key_file = c::cs(fixture("ec_pkcs8.pem").to_str().unwrap());
     let ca = c::cs(pki.ca.to_str().unwrap());
     let block = (plan.block / 4).max(2);
-    println!("-- per call (new key from file + JsonObject + Http per GET, the seed's pattern) vs one reused handle, {} rounds x {block}", plan.rounds);
+    println!(
+        "-- per call (new key from file + JsonObject + Http per GET, the seed's pattern) vs one reused handle, {} rounds x {block}",
+        plan.rounds
+    );
     for tls in [false, true] {
         let server = if tls { LocalServer::start_tls(&pki) } else { LocalServer::start() };
         let url = c::cs(&server.url("/api/items"));
@@ -429,8 +442,7 @@ fn real(plan: &Plan, key: i64) {
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let v: serde_json::Value = serde_json::from_str(&line).expect("the peers print one JSON line");
-    let (token_endpoint, api, rs) =
-        (v["token_endpoint"].as_str().unwrap(), v["api"].as_str().unwrap(), v["rs"].as_str().unwrap());
+    let (token_endpoint, api, rs) = (v["token_endpoint"].as_str().unwrap(), v["api"].as_str().unwrap(), v["rs"].as_str().unwrap());
     let auth = serde_json::json!({"client_id":"m2m.dpop","client_secret":"secret","token_endpoint":token_endpoint,"scope":"api"});
     let plain = c::http(None, None);
     let dpop = c::http(Some(key), Some(&auth.to_string()));
@@ -443,9 +455,11 @@ fn real(plan: &Plan, key: i64) {
     let block = (plan.block / 10).max(2);
     let (mut p, mut d, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let run = |h: i64, u: &CString| per_request(block, || {
-            c::get(h, u);
-        });
+        let run = |h: i64, u: &CString| {
+            per_request(block, || {
+                c::get(h, u);
+            })
+        };
         let (a, b) = if round % 2 == 0 {
             let a = run(plain, &stats_url);
             (a, run(dpop, &api_url))

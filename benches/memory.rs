@@ -84,10 +84,7 @@ fn main() {
     let handles_at_end = c::dpopkit_live_handles();
     c::dpopkit_destroy(key);
 
-    println!(
-        "dpopkit memory (RSS from /proc/self/statm){}",
-        if quick { " -- QUICK MODE (sanity only)" } else { "" }
-    );
+    println!("dpopkit memory (RSS from /proc/self/statm){}", if quick { " -- QUICK MODE (sanity only)" } else { "" });
     println!("{}", common::machine());
     println!("  at start (server, key loaded)             {:8.2} MiB", mib(rss_start as i64));
     let mut failed = false;

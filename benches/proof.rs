@@ -187,8 +187,11 @@ fn softhsm_token() -> Option<(PathBuf, String)> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("tokens")).unwrap();
     let conf = dir.join("softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", dir.join("tokens").display()))
-        .unwrap();
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", dir.join("tokens").display()),
+    )
+    .unwrap();
     let ok = std::process::Command::new("softhsm2-util")
         .args(["--init-token", "--free", "--label", "bench", "--so-pin", "12345678", "--pin", "1234"])
         .env("SOFTHSM2_CONF", &conf)
@@ -208,9 +211,7 @@ fn bench_pkcs11(c: &mut Criterion, k: &Keys, uri: &str) {
     let token_key = EcKey::from_pkcs11_uri(uri, Some("1234")).unwrap();
     let mut g = c.benchmark_group("pkcs11");
     g.bench_function("make_proof_file_es256", |b| b.iter(|| proof_once(k)));
-    g.bench_function("make_proof_softhsm_es256", |b| {
-        b.iter(|| make_proof(&token_key, "GET", HTU, Some(TOKEN), None, None).unwrap())
-    });
+    g.bench_function("make_proof_softhsm_es256", |b| b.iter(|| make_proof(&token_key, "GET", HTU, Some(TOKEN), None, None).unwrap()));
     g.bench_function("sign_softhsm_es256", |b| b.iter(|| token_key.sign(black_box(&k.message)).unwrap()));
     // Opening a key by URI once the module is loaded and the token logged in: find the
     // objects, read the public point, one verified test signature.
@@ -262,9 +263,16 @@ fn interleaved_ratio(k: &Keys) -> (common::Stats, common::Stats, common::Stats) 
         };
         let (p, s) = if round % 2 == 0 {
             let p = time(&|| drop(black_box(proof_once(k))));
-            (p, time(&|| { black_box(ring_sign(k, &rng)); }))
+            (
+                p,
+                time(&|| {
+                    black_box(ring_sign(k, &rng));
+                }),
+            )
         } else {
-            let s = time(&|| { black_box(ring_sign(k, &rng)); });
+            let s = time(&|| {
+                black_box(ring_sign(k, &rng));
+            });
             (time(&|| drop(black_box(proof_once(k)))), s)
         };
         proof.push(p);

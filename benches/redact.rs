@@ -156,7 +156,13 @@ fn doubling(quick: bool) -> bool {
                 tx,
                 m as f64 / (1 << 20) as f64,
                 mx,
-                if bad { "  memory > 2.2x" } else if slow { "  >= 1 s" } else { "" }
+                if bad {
+                    "  memory > 2.2x"
+                } else if slow {
+                    "  >= 1 s"
+                } else {
+                    ""
+                }
             );
             prev = Some((t, m));
             times.push(t.as_secs_f64());

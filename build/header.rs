@@ -44,8 +44,7 @@ pub fn functions(header: &str) -> Vec<CFunction> {
         let (Some(open), Some(close)) = (d.find('('), d.rfind(')')) else { continue };
         let (ret, name) = split_c_decl(&d[..open]);
         let params = d[open + 1..close].trim();
-        let params =
-            if params == "void" || params.is_empty() { Vec::new() } else { params.split(',').map(split_c_decl).collect() };
+        let params = if params == "void" || params.is_empty() { Vec::new() } else { params.split(',').map(split_c_decl).collect() };
         out.push(CFunction { doc: std::mem::take(&mut doc), ret, name, params });
     }
     out

@@ -15,6 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Formatting, with the committed rustfmt.toml (seconds: first, so that it fails fast).
+cargo fmt --check || { echo "!! not rustfmt-formatted: run cargo fmt" >&2; exit 1; }
 # No import circle among the first-level modules of src/core and src/ffi; src/core
 # never imports ffi/capi (ARCHITECTURE.md). Cheap, so first.
 python3 scripts/check_layers.py
@@ -42,9 +44,6 @@ fi
 # the tests, the benches and examples) with warnings as errors. After the tests, so that it
 # does not compete with their timing; it reuses the dependencies the test build compiled.
 cargo clippy --all-targets -- -D warnings || { echo "!! cargo clippy warns (see above): fix the code, or allow the lint where it is wrong, with a reason" >&2; exit 1; }
-# Formatting, with the committed rustfmt.toml: enabled after the one-time `cargo fmt` of the
-# whole tree (done when no branch is open, so that it conflicts with nothing).
-# cargo fmt --check || { echo "!! not rustfmt-formatted: run cargo fmt" >&2; exit 1; }
 # The API docs build without a warning (a public doc linking a private item, a broken link):
 # cheap, and a warning fails the run.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib || { echo "!! cargo doc warns (see above)" >&2; exit 1; }

@@ -47,7 +47,10 @@ fn python() -> Result<String, String> {
     if venv.exists() {
         Ok(venv.display().to_string())
     } else {
-        Err(format!("{} not found and DPOPKIT_PYTHON not set: run `bash scripts/setup.sh` (it makes the virtual environment with pytest)", venv.display()))
+        Err(format!(
+            "{} not found and DPOPKIT_PYTHON not set: run `bash scripts/setup.sh` (it makes the virtual environment with pytest)",
+            venv.display()
+        ))
     }
 }
 
@@ -65,7 +68,9 @@ fn pytest(py: &str, lib: &Path) -> Command {
 fn collect() -> Result<Vec<String>, String> {
     let (py, lib) = (python()?, library()?);
     match Command::new(&py).args(["-m", "pytest", "--version"]).output() {
-        Err(e) => return Err(format!("{py} could not be run ({e}): the Python binding tests need Python 3 and pytest (bash scripts/setup.sh)")),
+        Err(e) => {
+            return Err(format!("{py} could not be run ({e}): the Python binding tests need Python 3 and pytest (bash scripts/setup.sh)"));
+        }
         Ok(out) if !out.status.success() => {
             return Err(format!("pytest is not installed for {py}: bash scripts/setup.sh\n{}", String::from_utf8_lossy(&out.stderr)));
         }
@@ -149,7 +154,8 @@ fn run(ids: &[String]) -> Result<Outcomes, String> {
         .map_err(|e| format!("running {py} -m pytest: {e}"))?;
     let report = std::fs::read_to_string(&xml);
     let _ = std::fs::remove_file(&xml);
-    let text = || format!("--- stdout ---\n{}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text =
+        || format!("--- stdout ---\n{}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let report = report.map_err(|e| format!("pytest ({}) wrote no report {} ({e}):\n{}", out.status, xml.display(), text()))?;
     let outcomes = parse_junit(&report);
     if outcomes.is_empty() {
@@ -210,8 +216,7 @@ fn main() {
     static OUTCOMES: OnceLock<Result<Outcomes, String>> = OnceLock::new();
     let own = Trial::test("the_report_reader_fails_what_did_not_pass", the_report_reader_fails_what_did_not_pass);
     let trials = std::iter::once(own)
-        .chain(ids.into_iter()
-        .map(|id| {
+        .chain(ids.into_iter().map(|id| {
             let to_run = to_run.clone();
             let key = junit_key(&id);
             Trial::test(id.clone(), move || {

@@ -63,17 +63,14 @@ impl LocalServer {
                     let counters = counters.clone();
                     let tls = tls.clone();
                     let _ = stream.set_nodelay(true);
-                    let _ = std::thread::Builder::new()
-                        .name("bench-server-conn".into())
-                        .stack_size(256 * 1024)
-                        .spawn(move || match tls {
-                            Some(cfg) => {
-                                if let Ok(conn) = rustls::ServerConnection::new(cfg) {
-                                    serve(rustls::StreamOwned::new(conn, stream), &counters);
-                                }
+                    let _ = std::thread::Builder::new().name("bench-server-conn".into()).stack_size(256 * 1024).spawn(move || match tls {
+                        Some(cfg) => {
+                            if let Ok(conn) = rustls::ServerConnection::new(cfg) {
+                                serve(rustls::StreamOwned::new(conn, stream), &counters);
                             }
-                            None => serve(stream, &counters),
-                        });
+                        }
+                        None => serve(stream, &counters),
+                    });
                 }
             })
             .unwrap();
@@ -90,19 +87,13 @@ impl LocalServer {
     }
 
     pub fn auth_token(&self) -> String {
-        format!(
-            r#"{{"token_endpoint":"{}","client_id":"bench","client_secret":"bench-secret","scope":"api"}}"#,
-            self.url("/token")
-        )
+        format!(r#"{{"token_endpoint":"{}","client_id":"bench","client_secret":"bench-secret","scope":"api"}}"#, self.url("/token"))
     }
 }
 
 fn response(body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}", body.len())
+        .into_bytes()
 }
 
 #[derive(Clone)]
@@ -390,18 +381,52 @@ impl BenchPki {
         let dir = std::env::temp_dir().join(format!("dpopkit-bench-pki-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let run = |args: &[&str]| {
-            let out = std::process::Command::new("openssl").args(args).current_dir(&dir).output()
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
                 .expect("the openssl CLI makes the https bench's test certificate");
             assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        run(&[&["req", "-x509", "-new"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=dpopkit bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign"]].concat());
+        run(&[
+            &["req", "-x509", "-new"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=dpopkit bench CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat());
         run(&[&["req", "-new"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
         std::fs::write(dir.join("ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n").unwrap();
-        run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "ext", "-out", "server.pem"]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "server.pem",
+        ]);
         BenchPki { ca: dir.join("ca.pem"), dir }
     }
 

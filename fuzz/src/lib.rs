@@ -26,8 +26,7 @@ pub const TARGETS: &[(&str, Check)] = &[
 
 /// Fixed, valid AuthToken JSON for the token-response target.
 pub const AUTH_TOKEN: &str = r#"{"client_id":"a","client_secret":"b","token_endpoint":"http://127.0.0.1:1/token"}"#;
-const AUTH_TOKEN_BEARER: &str =
-    r#"{"client_id":"a","client_secret":"b","token_endpoint":"http://127.0.0.1:1/token","allow_bearer":true}"#;
+const AUTH_TOKEN_BEARER: &str = r#"{"client_id":"a","client_secret":"b","token_endpoint":"http://127.0.0.1:1/token","allow_bearer":true}"#;
 
 const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86400);
 
@@ -129,10 +128,7 @@ pub fn token_response(data: &[u8]) {
                 }
                 let dbg = format!("{t:?}");
                 let fixed = format!("AccessToken token_type value **** {}", t.token_type);
-                assert!(
-                    t.value().len() < 4 || fixed.contains(t.value()) || !dbg.contains(t.value()),
-                    "Debug shows the token: {dbg}"
-                );
+                assert!(t.value().len() < 4 || fixed.contains(t.value()) || !dbg.contains(t.value()), "Debug shows the token: {dbg}");
             }
             Err(e) => {
                 assert!(
@@ -185,10 +181,8 @@ pub fn www_authenticate(data: &[u8]) {
         }
         // One value alone agrees with parse().
         let alone = challenge::dpop_error(&[v]);
-        let from_parse = challenges
-            .iter()
-            .find(|c| c.scheme.eq_ignore_ascii_case("dpop"))
-            .and_then(|c| c.param("error").map(str::to_string));
+        let from_parse =
+            challenges.iter().find(|c| c.scheme.eq_ignore_ascii_case("dpop")).and_then(|c| c.param("error").map(str::to_string));
         assert_eq!(alone, from_parse);
     }
     assert_eq!(challenge::dpop_error(&values), expected_error.flatten(), "first DPoP challenge's error");
@@ -466,13 +460,10 @@ pub fn redact_body_check(data: &[u8]) {
 /// can be the opening quote of `"access_token"` (see fuzz/regressions/redact_body/leak-*).
 fn quoted_value_after_name_eq(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body);
-    ["client_secret", "access_token", "refresh_token", "id_token", "client_assertion", "assertion", "password"]
-        .iter()
-        .any(|f| {
-            text.match_indices(&format!("{f}=")).any(|(i, m)| {
-                text[i + m.len()..].trim_start_matches(|c: char| c == ':' || c.is_whitespace()).starts_with('"')
-            })
-        })
+    ["client_secret", "access_token", "refresh_token", "id_token", "client_assertion", "assertion", "password"].iter().any(|f| {
+        text.match_indices(&format!("{f}="))
+            .any(|(i, m)| text[i + m.len()..].trim_start_matches(|c: char| c == ':' || c.is_whitespace()).starts_with('"'))
+    })
 }
 
 /// `DPOPKIT_FUZZ_IGNORE=name[,name]` skips a known, already reported finding so that
@@ -481,9 +472,7 @@ fn ignore_known(name: &str) -> bool {
     static IGNORED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     IGNORED
         .get_or_init(|| {
-            std::env::var("DPOPKIT_FUZZ_IGNORE")
-                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-                .unwrap_or_default()
+            std::env::var("DPOPKIT_FUZZ_IGNORE").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
         })
         .iter()
         .any(|n| n == name)

@@ -14,11 +14,17 @@ use windows::Win32::Foundation::{
     DISP_E_BADPARAMCOUNT, DISP_E_EXCEPTION, DISP_E_MEMBERNOTFOUND, DISP_E_NONAMEDARGS, DISP_E_PARAMNOTFOUND, DISP_E_TYPEMISMATCH,
     DISP_E_UNKNOWNINTERFACE, DISP_E_UNKNOWNNAME, E_OUTOFMEMORY,
 };
-use windows::Win32::System::Com::{DISPATCH_FLAGS, DISPATCH_METHOD, DISPATCH_PROPERTYGET, DISPATCH_PROPERTYPUT, DISPATCH_PROPERTYPUTREF, DISPPARAMS, EXCEPINFO, IDispatch, SAFEARRAY};
-use windows::Win32::System::Ole::{DISPID_PROPERTYPUT, SafeArrayAccessData, SafeArrayCreateVector, SafeArrayGetDim, SafeArrayGetLBound, SafeArrayGetUBound, SafeArrayGetVartype, SafeArrayUnaccessData};
+use windows::Win32::System::Com::{
+    DISPATCH_FLAGS, DISPATCH_METHOD, DISPATCH_PROPERTYGET, DISPATCH_PROPERTYPUT, DISPATCH_PROPERTYPUTREF, DISPPARAMS, EXCEPINFO, IDispatch,
+    SAFEARRAY,
+};
+use windows::Win32::System::Ole::{
+    DISPID_PROPERTYPUT, SafeArrayAccessData, SafeArrayCreateVector, SafeArrayGetDim, SafeArrayGetLBound, SafeArrayGetUBound,
+    SafeArrayGetVartype, SafeArrayUnaccessData,
+};
 use windows::Win32::System::Variant::{
-    VARENUM, VARIANT, VARIANT_NOVALUEPROP, VT_ARRAY, VT_BSTR, VT_BYREF, VT_DISPATCH, VT_EMPTY, VT_ERROR, VT_I4, VT_I8, VT_NULL, VT_UI1, VT_UNKNOWN, VT_VARIANT,
-    VariantChangeType, VariantClear,
+    VARENUM, VARIANT, VARIANT_NOVALUEPROP, VT_ARRAY, VT_BSTR, VT_BYREF, VT_DISPATCH, VT_EMPTY, VT_ERROR, VT_I4, VT_I8, VT_NULL, VT_UI1,
+    VT_UNKNOWN, VT_VARIANT, VariantChangeType, VariantClear,
 };
 use windows_core::{BSTR, GUID, HRESULT, Interface, PCWSTR};
 use zeroize::Zeroizing;
@@ -109,7 +115,13 @@ unsafe fn wide_of<'a>(p: PCWSTR) -> &'a [u16] {
 ///
 /// # Safety
 /// The pointers are IDispatch::GetIDsOfNames's, from the caller.
-pub unsafe fn get_ids_of_names(c: &'static Class, riid: *const GUID, names: *const PCWSTR, count: u32, ids: *mut i32) -> windows_core::Result<()> {
+pub unsafe fn get_ids_of_names(
+    c: &'static Class,
+    riid: *const GUID,
+    names: *const PCWSTR,
+    count: u32,
+    ids: *mut i32,
+) -> windows_core::Result<()> {
     if !riid.is_null() && unsafe { *riid } != GUID::zeroed() {
         return Err(DISP_E_UNKNOWNINTERFACE.into());
     }
@@ -396,7 +408,13 @@ pub unsafe fn invoke(
                     return Err(mismatch());
                 }
                 let tmp = unsafe { Temp::change(v, to) }.ok_or_else(mismatch)?;
-                let n = unsafe { if t == Ty::Long { i64::from(tmp.0.Anonymous.Anonymous.Anonymous.lVal) } else { tmp.0.Anonymous.Anonymous.Anonymous.llVal } };
+                let n = unsafe {
+                    if t == Ty::Long {
+                        i64::from(tmp.0.Anonymous.Anonymous.Anonymous.lVal)
+                    } else {
+                        tmp.0.Anonymous.Anonymous.Anonymous.llVal
+                    }
+                };
                 if t == Ty::Size && n < 0 {
                     return Err(mismatch());
                 }

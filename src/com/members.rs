@@ -104,11 +104,32 @@ pub static PRIVATE_KEY: Class = Class {
     clsid: "3FF83B4C-6DC6-44F7-9E52-C3C9E72BB1EE",
     diid: "E262A1EA-C34B-4789-8FF2-10A0039BDAE5",
     members: with_common![
-        m!(10, "LoadAnyFormatFile", Method, [("path", Str), ("password", OptStr)], Long, "loads a PEM/DER key file (or a pkcs11: URI); 1/0"),
-        m!(11, "LoadAnyFormat", Method, [("data", Str), ("password", OptStr)], Long, "loads a key from PEM/JWK text (or a pkcs11: URI); 1/0"),
+        m!(
+            10,
+            "LoadAnyFormatFile",
+            Method,
+            [("path", Str), ("password", OptStr)],
+            Long,
+            "loads a PEM/DER key file (or a pkcs11: URI); 1/0"
+        ),
+        m!(
+            11,
+            "LoadAnyFormat",
+            Method,
+            [("data", Str), ("password", OptStr)],
+            Long,
+            "loads a key from PEM/JWK text (or a pkcs11: URI); 1/0"
+        ),
         m!(12, "Generate", Method, [], Long, "generates a new P-256 key; 1/0"),
         m!(13, "GenerateAlg", Method, [("alg", Str)], Long, "generates a new key for ES256, ES384 or EdDSA; 1/0"),
-        m!(14, "GeneratePkcs11", Method, [("uri", Str), ("pin", OptStr), ("alg", OptStr)], Long, "generates a non-extractable key in a PKCS#11 token; 1/0"),
+        m!(
+            14,
+            "GeneratePkcs11",
+            Method,
+            [("uri", Str), ("pin", OptStr), ("alg", OptStr)],
+            Long,
+            "generates a non-extractable key in a PKCS#11 token; 1/0"
+        ),
         m!(15, "GetAlg", Method, [], Str, "the JWS algorithm: ES256, ES384 or EdDSA"),
         m!(16, "GetPkcs8Pem", Method, [], Str, "the PRIVATE key as PKCS#8 PEM (secret: an explicit export)"),
         m!(17, "GetJwk", Method, [], Str, "the PRIVATE key as a JWK (secret: an explicit export)"),
@@ -135,8 +156,22 @@ pub static HTTP: Class = Class {
     diid: "797C6517-2785-4BE0-B580-D872E0290471",
     members: with_common![
         m!(10, "SetDPoPKey", Method, [("key", Key)], Long, "signs DPoP proofs with this PrivateKey object; 1/0"),
-        m!(11, "SetClientAssertionKey", Method, [("key", OptKey)], Long, "private_key_jwt client authentication with this key (Nothing: off); 1/0"),
-        m!(12, "AuthToken", Put, [("authTokenJson", Str)], Void, "the AuthToken JSON (client_id, client_secret, token_endpoint, scope, ...); write-only"),
+        m!(
+            11,
+            "SetClientAssertionKey",
+            Method,
+            [("key", OptKey)],
+            Long,
+            "private_key_jwt client authentication with this key (Nothing: off); 1/0"
+        ),
+        m!(
+            12,
+            "AuthToken",
+            Put,
+            [("authTokenJson", Str)],
+            Void,
+            "the AuthToken JSON (client_id, client_secret, token_endpoint, scope, ...); write-only"
+        ),
         m!(13, "SetAuthToken", Method, [("authTokenJson", Str)], Long, "the same as setting AuthToken, with a 1/0 result"),
         m!(14, "SessionLogFilename", GetPut, [("path", OptStr)], Str, "the session log file (empty: none)"),
         m!(15, "SetSessionLogFilename", Method, [("path", OptStr)], Long, "the same as setting SessionLogFilename, with a 1/0 result"),
@@ -151,8 +186,22 @@ pub static HTTP: Class = Class {
         m!(24, "ClearRequestHeaders", Method, [], Long, "removes all headers set with SetRequestHeader; 1/0"),
         m!(25, "QuickGetStr", Method, [("url", Str)], Str, "GET with DPoP; the body of a 2xx answer, else empty"),
         m!(26, "QuickGetBytes", Method, [("url", Str)], Bytes, "GET with DPoP; the body bytes of a 2xx answer, else empty"),
-        m!(27, "QuickRequestStr", Method, [("method", Str), ("url", Str), ("contentType", OptStr), ("body", OptStr)], Str, "any method with a text body; the answer's body (2xx), else empty"),
-        m!(28, "QuickRequestBytes", Method, [("method", Str), ("url", Str), ("contentType", OptStr), ("body", OptBytes)], Bytes, "any method with a byte body; the answer's bytes (2xx), else empty"),
+        m!(
+            27,
+            "QuickRequestStr",
+            Method,
+            [("method", Str), ("url", Str), ("contentType", OptStr), ("body", OptStr)],
+            Str,
+            "any method with a text body; the answer's body (2xx), else empty"
+        ),
+        m!(
+            28,
+            "QuickRequestBytes",
+            Method,
+            [("method", Str), ("url", Str), ("contentType", OptStr), ("body", OptBytes)],
+            Bytes,
+            "any method with a byte body; the answer's bytes (2xx), else empty"
+        ),
         m!(29, "LastStatus", Get, [], Long, "HTTP status of the last request (0: no answer)"),
         m!(30, "LastStatusText", Get, [], Str, "its reason phrase (Created, Not Found, ...)"),
         m!(31, "LastResponseBody", Get, [], Str, "the last answer's body, whatever its status"),
@@ -195,14 +244,21 @@ pub fn idl() -> String {
          library {LIB_NAME}\n{{\n    importlib(\"stdole2.tlb\");\n\n"
     );
     for c in CLASSES {
-        s += &format!("    [uuid({}), helpstring(\"DpopKit.{} (late-bound IDispatch; members by DISPID)\")]\n    dispinterface I{}\n    {{\n    properties:\n    methods:\n", c.diid, c.name, c.name);
+        s += &format!(
+            "    [uuid({}), helpstring(\"DpopKit.{} (late-bound IDispatch; members by DISPID)\")]\n    dispinterface I{}\n    {{\n    properties:\n    methods:\n",
+            c.diid, c.name, c.name
+        );
         for m in c.members {
             let doc = m.doc.replace('"', "'");
             let params = |with_ret: bool| -> String {
-                let mut v: Vec<String> = m.params.iter().map(|(n, t)| {
-                    let attr = if optional(*t) { "[in, optional] " } else { "[in] " };
-                    format!("{attr}{} {n}", ty(*t))
-                }).collect();
+                let mut v: Vec<String> = m
+                    .params
+                    .iter()
+                    .map(|(n, t)| {
+                        let attr = if optional(*t) { "[in, optional] " } else { "[in] " };
+                        format!("{attr}{} {n}", ty(*t))
+                    })
+                    .collect();
                 if with_ret && m.ret != Ty::Void {
                     v.push(format!("[out, retval] {}* result", ty(m.ret)));
                 }
@@ -210,7 +266,9 @@ pub fn idl() -> String {
             };
             let ret = |r: Ty| if r == Ty::Void { "void" } else { ty(r) };
             match m.kind {
-                Kind::Method => s += &format!("        [id({}), helpstring(\"{doc}\")] {} {}({});\n", m.id, ret(m.ret), m.name, params(false)),
+                Kind::Method => {
+                    s += &format!("        [id({}), helpstring(\"{doc}\")] {} {}({});\n", m.id, ret(m.ret), m.name, params(false))
+                }
                 Kind::Get => s += &format!("        [id({}), propget, helpstring(\"{doc}\")] {} {}();\n", m.id, ret(m.ret), m.name),
                 Kind::GetPut => {
                     s += &format!("        [id({}), propget, helpstring(\"{doc}\")] {} {}();\n", m.id, ret(m.ret), m.name);
@@ -222,7 +280,13 @@ pub fn idl() -> String {
         s += "    };\n\n";
     }
     for c in CLASSES {
-        s += &format!("    [uuid({}), helpstring(\"{}\")]\n    coclass {}\n    {{\n        [default] dispinterface I{};\n    }};\n\n", c.clsid, progid(c), c.name, c.name);
+        s += &format!(
+            "    [uuid({}), helpstring(\"{}\")]\n    coclass {}\n    {{\n        [default] dispinterface I{};\n    }};\n\n",
+            c.clsid,
+            progid(c),
+            c.name,
+            c.name
+        );
     }
     s += "};\n";
     s

@@ -132,7 +132,9 @@ impl Members for ComObj {
                     let r = http::dpopkit_http_set_auth_token(h, s(0));
                     if put { Value::Void } else { long(r) }
                 }
-                ("Http", "SessionLogFilename") if !put => Value::Str(Zeroizing::new(self.session_log.lock().unwrap_or_else(|e| e.into_inner()).clone())),
+                ("Http", "SessionLogFilename") if !put => {
+                    Value::Str(Zeroizing::new(self.session_log.lock().unwrap_or_else(|e| e.into_inner()).clone()))
+                }
                 ("Http", "SessionLogFilename") | ("Http", "SetSessionLogFilename") => {
                     let r = http::dpopkit_http_set_session_log_filename(h, s(0));
                     if r == 1 {
@@ -222,7 +224,16 @@ fn get_ids_of_names(o: &ComObj, riid: *const GUID, names: *const PCWSTR, count: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn invoke(o: &ComObj, id: i32, riid: *const GUID, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+fn invoke(
+    o: &ComObj,
+    id: i32,
+    riid: *const GUID,
+    flags: DISPATCH_FLAGS,
+    params: *const DISPPARAMS,
+    result: *mut VARIANT,
+    excep: *mut EXCEPINFO,
+    arg_err: *mut u32,
+) -> windows_core::Result<()> {
     let r = super::quiet(|| {
         if id == PANIC_FOR_TESTS {
             panic!("deliberate test panic");
@@ -233,7 +244,14 @@ fn invoke(o: &ComObj, id: i32, riid: *const GUID, flags: DISPATCH_FLAGS, params:
         Some(r) => r,
         None => {
             let name = dispatch::member_by_id(o.class, id).map_or("a member", |m| m.name);
-            unsafe { dispatch::fill_excep(excep, &format!("DpopKit.{}", o.class.name), &format!("internal error in {name} (a bug in dpopkit; the call did not complete)"), E_UNEXPECTED) };
+            unsafe {
+                dispatch::fill_excep(
+                    excep,
+                    &format!("DpopKit.{}", o.class.name),
+                    &format!("internal error in {name} (a bug in dpopkit; the call did not complete)"),
+                    E_UNEXPECTED,
+                )
+            };
             Err(windows::Win32::Foundation::DISP_E_EXCEPTION.into())
         }
     }
@@ -262,7 +280,17 @@ impl IDispatch_Impl for KeyObj_Impl {
     fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
         get_ids_of_names(&self.0, riid, names, count, ids)
     }
-    fn Invoke(&self, id: i32, riid: *const GUID, _lcid: u32, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+    fn Invoke(
+        &self,
+        id: i32,
+        riid: *const GUID,
+        _lcid: u32,
+        flags: DISPATCH_FLAGS,
+        params: *const DISPPARAMS,
+        result: *mut VARIANT,
+        excep: *mut EXCEPINFO,
+        arg_err: *mut u32,
+    ) -> windows_core::Result<()> {
         invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
     }
 }
@@ -285,7 +313,17 @@ impl IDispatch_Impl for JsonObj_Impl {
     fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
         get_ids_of_names(&self.0, riid, names, count, ids)
     }
-    fn Invoke(&self, id: i32, riid: *const GUID, _lcid: u32, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+    fn Invoke(
+        &self,
+        id: i32,
+        riid: *const GUID,
+        _lcid: u32,
+        flags: DISPATCH_FLAGS,
+        params: *const DISPPARAMS,
+        result: *mut VARIANT,
+        excep: *mut EXCEPINFO,
+        arg_err: *mut u32,
+    ) -> windows_core::Result<()> {
         invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
     }
 }
@@ -308,7 +346,17 @@ impl IDispatch_Impl for HttpObj_Impl {
     fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
         get_ids_of_names(&self.0, riid, names, count, ids)
     }
-    fn Invoke(&self, id: i32, riid: *const GUID, _lcid: u32, flags: DISPATCH_FLAGS, params: *const DISPPARAMS, result: *mut VARIANT, excep: *mut EXCEPINFO, arg_err: *mut u32) -> windows_core::Result<()> {
+    fn Invoke(
+        &self,
+        id: i32,
+        riid: *const GUID,
+        _lcid: u32,
+        flags: DISPATCH_FLAGS,
+        params: *const DISPPARAMS,
+        result: *mut VARIANT,
+        excep: *mut EXCEPINFO,
+        arg_err: *mut u32,
+    ) -> windows_core::Result<()> {
         invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
     }
 }

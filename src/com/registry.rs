@@ -5,9 +5,17 @@
 
 use windows::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS, HMODULE, WIN32_ERROR};
 use windows::Win32::System::Com::{ITypeLib, SYS_WIN64};
-use windows::Win32::System::LibraryLoader::{GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS, GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT, GetModuleFileNameW, GetModuleHandleExW};
-use windows::Win32::System::Ole::{LoadTypeLibEx, REGKIND_NONE, RegisterTypeLib, RegisterTypeLibForUser, SELFREG_E_CLASS, SELFREG_E_TYPELIB, UnRegisterTypeLib, UnRegisterTypeLibForUser};
-use windows::Win32::System::Registry::{HKEY, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE, KEY_WRITE, REG_OPTION_NON_VOLATILE, REG_SZ, RegCloseKey, RegCreateKeyExW, RegDeleteTreeW, RegSetValueExW};
+use windows::Win32::System::LibraryLoader::{
+    GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS, GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT, GetModuleFileNameW, GetModuleHandleExW,
+};
+use windows::Win32::System::Ole::{
+    LoadTypeLibEx, REGKIND_NONE, RegisterTypeLib, RegisterTypeLibForUser, SELFREG_E_CLASS, SELFREG_E_TYPELIB, UnRegisterTypeLib,
+    UnRegisterTypeLibForUser,
+};
+use windows::Win32::System::Registry::{
+    HKEY, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE, KEY_WRITE, REG_OPTION_NON_VOLATILE, REG_SZ, RegCloseKey, RegCreateKeyExW, RegDeleteTreeW,
+    RegSetValueExW,
+};
 use windows_core::{GUID, HRESULT, HSTRING, PCWSTR};
 
 use super::members::{CLASSES, LIB_VERSION, LIBID, progid, progid_versioned};
@@ -106,7 +114,11 @@ pub fn register(scope: Scope) -> Result<(), HRESULT> {
     let lib = load_type_lib().map_err(|_| SELFREG_E_TYPELIB)?;
     let hpath = HSTRING::from(path);
     let r = unsafe {
-        if scope == Scope::Machine { RegisterTypeLib(&lib, &hpath, PCWSTR::null()) } else { RegisterTypeLibForUser(&lib, &hpath, PCWSTR::null()) }
+        if scope == Scope::Machine {
+            RegisterTypeLib(&lib, &hpath, PCWSTR::null())
+        } else {
+            RegisterTypeLibForUser(&lib, &hpath, PCWSTR::null())
+        }
     };
     r.map_err(|_| SELFREG_E_TYPELIB)
 }
@@ -125,7 +137,11 @@ pub fn unregister(scope: Scope) -> Result<(), HRESULT> {
     let (maj, min) = LIB_VERSION;
     // A type library that was never registered is fine.
     let _ = unsafe {
-        if scope == Scope::Machine { UnRegisterTypeLib(&libid, maj, min, 0, SYS_WIN64) } else { UnRegisterTypeLibForUser(&libid, maj, min, 0, SYS_WIN64) }
+        if scope == Scope::Machine {
+            UnRegisterTypeLib(&libid, maj, min, 0, SYS_WIN64)
+        } else {
+            UnRegisterTypeLibForUser(&libid, maj, min, 0, SYS_WIN64)
+        }
     };
     result
 }

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use super::redact::{self, Secrets};
 pub use super::redact::shorten; // lives with the masking it uses; path kept for all callers
+use super::redact::{self, Secrets};
 pub use super::response::ResponseInfo; // path kept for tests; see ARCHITECTURE.md
 
 /// What went wrong, coarse enough to be mapped 1:1 onto the C result enum.
@@ -88,11 +88,7 @@ impl Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("status", &self.status())
-            .finish()
+        f.debug_struct("Error").field("kind", &self.kind).field("message", &self.message).field("status", &self.status()).finish()
     }
 }
 

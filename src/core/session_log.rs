@@ -92,9 +92,7 @@ fn open_file(path: &Path) -> Result<File> {
         // link to another file (which the log would then be appended to). Both are refused.
         use std::os::unix::fs::MetadataExt;
         if meta.nlink() > 1 {
-            return Err(fail(
-                "it has other hard links (it is another name of some file); give the path of a file of its own".into(),
-            ));
+            return Err(fail("it has other hard links (it is another name of some file); give the path of a file of its own".into()));
         }
         if meta.uid() != super::sys::euid() {
             return Err(fail(format!(

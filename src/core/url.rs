@@ -30,10 +30,7 @@ impl Target {
                 return err(ErrorKind::InvalidArgument, format!("unsupported URL scheme '{s}': only http and https"));
             }
             None => {
-                return err(
-                    ErrorKind::InvalidArgument,
-                    format!("not an absolute http(s) URL: '{}'", shorten(url)),
-                );
+                return err(ErrorKind::InvalidArgument, format!("not an absolute http(s) URL: '{}'", shorten(url)));
             }
         };
         let Some(authority) = uri.authority() else {
@@ -73,12 +70,14 @@ fn check_port(authority: &str, scheme: &str, uri: &ureq::http::Uri) -> Result<()
         None => Some(authority.split_once(':').map(|(_, p)| p)),
     };
     let Some(Some(port)) = port else { return Ok(()) };
-    let valid = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && matches!(port.parse::<u32>(), Ok(1..=65535));
+    let valid =
+        !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) && matches!(port.parse::<u32>(), Ok(1..=65535));
     if valid {
         return Ok(());
     }
     let shown = format!("{scheme}://{authority}{}", uri.path());
-    let what = if port.is_empty() { "has ':' but no port number after it".to_string() } else { format!("has the port '{}'", shorten(port)) };
+    let what =
+        if port.is_empty() { "has ':' but no port number after it".to_string() } else { format!("has the port '{}'", shorten(port)) };
     err(
         ErrorKind::InvalidArgument,
         format!("the URL '{}' {what}: a port must be a number from 1 to 65535 (or left out for the scheme's default)", shorten(&shown)),

@@ -22,8 +22,7 @@ pub unsafe fn arg<'a>(p: *const c_char, name: &str) -> Result<&'a str, FfiError>
     }
     // SAFETY: non-NULL checked above; the caller guarantees NUL termination.
     let c = unsafe { CStr::from_ptr(p) };
-    c.to_str()
-        .map_err(|_| FfiError::new(dpopkit_result::InvalidUtf8, format!("argument '{name}' is not valid UTF-8")))
+    c.to_str().map_err(|_| FfiError::new(dpopkit_result::InvalidUtf8, format!("argument '{name}' is not valid UTF-8")))
 }
 
 /// An optional string argument: NULL means none.
@@ -37,10 +36,7 @@ pub unsafe fn opt_arg<'a>(p: *const c_char, name: &str) -> Result<Option<&'a str
 /// A string for the caller, who frees it with `dpopkit_string_free`.
 pub fn out(s: &str) -> Result<*mut c_char, FfiError> {
     if s.as_bytes().contains(&0) {
-        return Err(FfiError::new(
-            dpopkit_result::ResponseNotText,
-            "the text contains a NUL byte and cannot be returned as a C string",
-        ));
+        return Err(FfiError::new(dpopkit_result::ResponseNotText, "the text contains a NUL byte and cannot be returned as a C string"));
     }
     let mut block = Vec::with_capacity(HEADER + s.len() + 1);
     block.extend_from_slice(&(s.len() + 1).to_ne_bytes());

@@ -4,7 +4,6 @@
 //! and the RS. The installed layout (bindings/c/install.sh, pkg-config, shared and static)
 //! is tested by tests/shipping/artifacts.rs.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -97,7 +96,19 @@ fn cpp_porting_flow_with_nonces_at_as_and_rs() {
     let ca = scratch("cpp-porting-ca.pem");
     let ca_key = scratch("cpp-porting-ca.key");
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=dpopkit test CA", "-days", "1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=dpopkit test CA",
+            "-days",
+            "1",
+        ])
         .arg("-keyout")
         .arg(&ca_key)
         .arg("-out")

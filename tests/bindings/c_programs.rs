@@ -99,7 +99,14 @@ fn c_misuse_matrix() {
 /// lost byte; Err with what valgrind said otherwise.
 fn memcheck(exe: &std::path::Path, args: &[&std::ffi::OsStr]) -> Result<String, String> {
     let out = Command::new("valgrind")
-        .args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite", "--track-origins=no", "-q"])
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+            "--track-origins=no",
+            "-q",
+        ])
         .arg(exe)
         .args(args)
         .current_dir(repo())
@@ -129,15 +136,22 @@ fn memcheck_refuses_a_leak_and_an_invalid_read() {
         let src = dir.join(format!("{name}.c"));
         std::fs::write(&src, format!("#include <stdio.h>\n#include <stdlib.h>\nint main(void) {{\n{body}\n    return 0;\n}}\n")).unwrap();
         let exe = dir.join(name);
-        let status = Command::new("cc").args(["-std=c11", "-O0", "-g"]).arg(&src).arg("-o").arg(&exe).status().expect("a C compiler (cc) is needed");
+        let status =
+            Command::new("cc").args(["-std=c11", "-O0", "-g"]).arg(&src).arg("-o").arg(&exe).status().expect("a C compiler (cc) is needed");
         assert!(status.success(), "compiling {name}.c");
         exe
     };
     // The block's only pointer is overwritten: definitely lost.
     let leak = build("leak", "    char *volatile p = malloc(100);\n    p[0] = 1;\n    p = NULL;\n    printf(\"%p\\n\", (void *)p);");
     // One int past the end of a block of four.
-    let overread = build("overread", "    int *p = malloc(4 * sizeof(int));\n    for (int i = 0; i < 4; i++) p[i] = i;\n    volatile int x = p[4];\n    printf(\"%d\\n\", x);\n    free(p);");
-    let clean = build("clean", "    int *p = malloc(4 * sizeof(int));\n    for (int i = 0; i < 4; i++) p[i] = i;\n    volatile int x = p[3];\n    printf(\"%d\\n\", x);\n    free(p);");
+    let overread = build(
+        "overread",
+        "    int *p = malloc(4 * sizeof(int));\n    for (int i = 0; i < 4; i++) p[i] = i;\n    volatile int x = p[4];\n    printf(\"%d\\n\", x);\n    free(p);",
+    );
+    let clean = build(
+        "clean",
+        "    int *p = malloc(4 * sizeof(int));\n    for (int i = 0; i < 4; i++) p[i] = i;\n    volatile int x = p[3];\n    printf(\"%d\\n\", x);\n    free(p);",
+    );
     let e = memcheck(&leak, &[]).expect_err("a leak must fail the memcheck run");
     assert!(e.contains("definitely lost"), "{e}");
     let e = memcheck(&overread, &[]).expect_err("an invalid read must fail the memcheck run");

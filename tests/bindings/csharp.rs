@@ -59,12 +59,7 @@ fn csharp_sqlclr_binding_against_peers_with_nonces() {
         .arg(repo().join("bindings/sqlserver/NativeMethods.g.cs"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "mcs failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "mcs failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 
     // The binding alone as C# 5, the language of the csc.exe that ships in .NET Framework 4.x
     // (README.md builds the assembly with it on the SQL Server host).
@@ -75,11 +70,7 @@ fn csharp_sqlclr_binding_against_peers_with_nonces() {
         .arg(repo().join("bindings/sqlserver/NativeMethods.g.cs"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "DpopKit.cs + NativeMethods.g.cs are not C# 5:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "DpopKit.cs + NativeMethods.g.cs are not C# 5:\n{}", String::from_utf8_lossy(&out.stdout));
 
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
     let lib = lib_dir();
@@ -156,13 +147,15 @@ fn generated_declarations_cover_the_header_with_its_types() {
         "IntPtr dpopkit_http_quick_request_str(long http, byte[] method, byte[] url, byte[] content_type, byte[] body)"
     );
     assert!(cs.contains("internal const string Library = \"dpopkit\";"));
-    assert_eq!(
-        cs.matches("[DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]").count(),
-        names.len()
-    );
+    assert_eq!(cs.matches("[DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]").count(), names.len());
     // Every result code of the header, with its number.
     for code in crate::common::header::result_codes(&header) {
-        assert!(cs.contains(&format!("        {} = {},\n", code.pascal(), code.number)), "DpopKitResult lacks {} = {}", code.pascal(), code.number);
+        assert!(
+            cs.contains(&format!("        {} = {},\n", code.pascal(), code.number)),
+            "DpopKitResult lacks {} = {}",
+            code.pascal(),
+            code.number
+        );
     }
 }
 
@@ -305,7 +298,9 @@ fn install_sql_matches_the_sql_entry_points_of_the_assembly() {
             .filter(|l| l.starts_with('@'))
             .map(|l| l.split("--").next().unwrap().contains(" OUTPUT"))
             .collect();
-        let Some(cs_params) = methods.get(&method) else { panic!("{object} names {method}, which DpopKit.cs does not have as an entry point") };
+        let Some(cs_params) = methods.get(&method) else {
+            panic!("{object} names {method}, which DpopKit.cs does not have as an entry point")
+        };
         assert_eq!(&params, cs_params, "{object}: the parameters (true = OUTPUT) differ from DpopKitSql.{method}");
         assert!(uninstall.contains(&format!(" {object};")), "uninstall.sql does not drop {object}");
         declared += 1;
@@ -361,7 +356,10 @@ fn clr_route_signing_hash_install_script_and_native_loader() {
     assert_eq!(token.len(), 16, "sn -T: {token_out}");
 
     let tool = work.join("ClrInstall.exe");
-    let (ok, out) = run(Command::new("mcs").args(["-langversion:5", "-warnaserror", "-nologo"]).arg(format!("-out:{}", tool.display())).arg(sq.join("ClrInstall.cs")));
+    let (ok, out) = run(Command::new("mcs")
+        .args(["-langversion:5", "-warnaserror", "-nologo"])
+        .arg(format!("-out:{}", tool.display()))
+        .arg(sq.join("ClrInstall.cs")));
     assert!(ok, "mcs ClrInstall.cs: {out}");
     let clr_install = |args: &[&str]| run(Command::new("mono").arg(&tool).args(args));
     let hex = |p: &std::path::Path| sha2::Sha512::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -375,7 +373,11 @@ fn clr_route_signing_hash_install_script_and_native_loader() {
     assert!(trust.contains(&format!("CREATE ASSEMBLY DpopKitClr FROM '{}' WITH PERMISSION_SET = UNSAFE;", signed.display())), "{trust}");
     assert!(trust.contains("USE [Sales];"), "{trust}");
     let (ok, untrust) = clr_install(&["uninstall", signed.to_str().unwrap(), "hash", "Sales"]);
-    assert!(ok && untrust.contains(&format!("EXEC sys.sp_drop_trusted_assembly @hash = 0x{sha};")) && untrust.contains("DROP ASSEMBLY DpopKitClr"), "{untrust}");
+    assert!(
+        ok && untrust.contains(&format!("EXEC sys.sp_drop_trusted_assembly @hash = 0x{sha};"))
+            && untrust.contains("DROP ASSEMBLY DpopKitClr"),
+        "{untrust}"
+    );
 
     let (ok, trust) = clr_install(&["install", signed.to_str().unwrap(), "key", "Sales"]);
     assert!(ok, "{trust}");
@@ -383,7 +385,10 @@ fn clr_route_signing_hash_install_script_and_native_loader() {
     assert!(trust.contains(&format!("CREATE ASYMMETRIC KEY DpopKitSigningKey FROM EXECUTABLE FILE = '{}';", signed.display())), "{trust}");
     assert!(trust.contains("GRANT UNSAFE ASSEMBLY TO DpopKitSigningLogin;") && trust.contains("PERMISSION_SET = UNSAFE"), "{trust}");
     let (ok, out) = clr_install(&["install", unsigned.to_str().unwrap(), "key"]);
-    assert!(!ok && out.contains("is not strong-name signed") && out.contains("trust it by hash"), "an unsigned assembly for the key route: {out}");
+    assert!(
+        !ok && out.contains("is not strong-name signed") && out.contains("trust it by hash"),
+        "an unsigned assembly for the key route: {out}"
+    );
     let (ok, out) = clr_install(&["install", unsigned.to_str().unwrap(), "hash"]);
     assert!(ok && out.contains(&format!("0x{}", hex(&unsigned))), "an unsigned assembly, trusted by its own hash: {out}");
     // A rebuilt (here: changed) file is a different hash: the old trust does not carry over.
@@ -391,16 +396,36 @@ fn clr_route_signing_hash_install_script_and_native_loader() {
 
     // NativeLoader: loaded by full path from the configured directory.
     let exe = work.join("ClrRoute.exe");
-    let (ok, out) = run(Command::new("mcs").args(["-langversion:5", "-warnaserror", "-nologo"]).arg(format!("-r:{}", signed.display())).arg(format!("-out:{}", exe.display())).arg(repo().join("tests/csharp/ClrRoute.cs")));
+    let (ok, out) = run(Command::new("mcs")
+        .args(["-langversion:5", "-warnaserror", "-nologo"])
+        .arg(format!("-r:{}", signed.display()))
+        .arg(format!("-out:{}", exe.display()))
+        .arg(repo().join("tests/csharp/ClrRoute.cs")));
     assert!(ok, "mcs ClrRoute.cs: {out}");
     let lib = lib_dir();
-    let (ok, out) = run(Command::new("mono").arg(&exe).arg("ok").arg(&lib).env("DPOPKIT_NATIVE_DIR", &lib).env("LD_LIBRARY_PATH", &lib).current_dir(&work));
+    let (ok, out) = run(Command::new("mono")
+        .arg(&exe)
+        .arg("ok")
+        .arg(&lib)
+        .env("DPOPKIT_NATIVE_DIR", &lib)
+        .env("LD_LIBRARY_PATH", &lib)
+        .current_dir(&work));
     assert!(ok && out.trim_end().ends_with("REACHED END"), "{out}");
     let empty = work.join("no-library-here");
     std::fs::create_dir_all(&empty).unwrap();
-    let (ok, out) = run(Command::new("mono").arg(&exe).arg("refused").env("DPOPKIT_NATIVE_DIR", &empty).env("LD_LIBRARY_PATH", &lib).current_dir(&work));
+    let (ok, out) = run(Command::new("mono")
+        .arg(&exe)
+        .arg("refused")
+        .env("DPOPKIT_NATIVE_DIR", &empty)
+        .env("LD_LIBRARY_PATH", &lib)
+        .current_dir(&work));
     assert!(ok && out.trim_end().ends_with("REACHED END"), "{out}");
-    let (ok, out) = run(Command::new("mono").arg(&exe).arg("refused").env("DPOPKIT_NATIVE_DIR", "relative/dir").env("LD_LIBRARY_PATH", &lib).current_dir(&work));
+    let (ok, out) = run(Command::new("mono")
+        .arg(&exe)
+        .arg("refused")
+        .env("DPOPKIT_NATIVE_DIR", "relative/dir")
+        .env("LD_LIBRARY_PATH", &lib)
+        .current_dir(&work));
     assert!(ok && out.contains("must be a full path"), "{out}");
     let _ = std::fs::remove_dir_all(&work);
 }

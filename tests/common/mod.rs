@@ -4,11 +4,11 @@
 
 pub mod c_sample;
 pub mod capi;
-pub mod guard;
-pub mod hostile;
 pub mod fault;
+pub mod guard;
 #[path = "../../build/header.rs"]
 pub mod header;
+pub mod hostile;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
@@ -38,7 +38,10 @@ fn ensure_node_modules() {
             assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "flock on the npm ci lock");
         }
         if !dir.join("node_modules/oidc-provider").exists() {
-            let out = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).output()
+            let out = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .output()
                 .expect("npm is needed for the test peers (Node 20+)");
             assert!(out.status.success(), "npm ci in tests/peers failed: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -188,7 +191,6 @@ pub fn compile_c(name: &str, tag: &str) -> PathBuf {
     out
 }
 
-
 /// The name the test harness gives the test function `name` of the module `module` (pass
 /// `module_path!()`): the module path without the crate (the test binary), then `name` —
 /// what `--exact` needs to run it alone, e.g. `servers::pkcs11` + `x` -> `pkcs11::x`.
@@ -221,7 +223,10 @@ pub fn alone(module: &str, name: &str) -> bool {
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && stdout.contains("1 passed"), "the test {path}, run alone in a child process, failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the test {path}, run alone in a child process, failed:\n{stdout}\n{stderr}"
+    );
     false
 }
 

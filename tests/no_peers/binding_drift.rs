@@ -84,7 +84,8 @@ fn check(header: &BTreeSet<String>, b: &Binding) -> Vec<String> {
                 "{}: {f} is in include/dpopkit.h but not in {} (wrap it, or add `deliberately absent: {f}: <reason>` to a comment there)",
                 b.name, b.file
             )),
-            (true, Some(_)) => problems.push(format!("{}: {f} is listed as deliberately absent in {} but is used: remove it from the list", b.name, b.file)),
+            (true, Some(_)) => problems
+                .push(format!("{}: {f} is listed as deliberately absent in {} but is used: remove it from the list", b.name, b.file)),
             _ => {}
         }
     }
@@ -96,11 +97,8 @@ fn check(header: &BTreeSet<String>, b: &Binding) -> Vec<String> {
 
 fn bindings() -> Vec<Binding> {
     let py_dir = repo().join("bindings/python/dpopkit");
-    let mut py_files: Vec<_> = std::fs::read_dir(&py_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "py"))
-        .collect();
+    let mut py_files: Vec<_> =
+        std::fs::read_dir(&py_dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "py")).collect();
     py_files.sort();
     // _native.py first: its docstring holds the absent list, its table the declarations.
     py_files.sort_by_key(|p| p.file_name() != Some("_native.py".as_ref()));
@@ -109,8 +107,18 @@ fn bindings() -> Vec<Binding> {
         // Used = called as `lib.<name>` somewhere in the package (the declaration in the
         // ctypes table is checked separately).
         Binding { name: "Python", file: "bindings/python/dpopkit/_native.py", texts: py_texts, used: |t, f| uses(t, "lib.", f, None) },
-        Binding { name: "C#", file: "bindings/sqlserver/DpopKit.cs", texts: vec![read("bindings/sqlserver/DpopKit.cs")], used: |t, f| uses(t, "NativeMethods.", f, None) },
-        Binding { name: "C++", file: "bindings/cpp/dpopkit.hpp", texts: vec![read("bindings/cpp/dpopkit.hpp")], used: |t, f| uses(t, "", f, Some('(')) },
+        Binding {
+            name: "C#",
+            file: "bindings/sqlserver/DpopKit.cs",
+            texts: vec![read("bindings/sqlserver/DpopKit.cs")],
+            used: |t, f| uses(t, "NativeMethods.", f, None),
+        },
+        Binding {
+            name: "C++",
+            file: "bindings/cpp/dpopkit.hpp",
+            texts: vec![read("bindings/cpp/dpopkit.hpp")],
+            used: |t, f| uses(t, "", f, Some('(')),
+        },
     ]
 }
 

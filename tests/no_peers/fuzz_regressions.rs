@@ -95,11 +95,9 @@ fn generated(target: &str) -> Vec<(String, Vec<u8>)> {
     match target {
         "key_any_format" => {
             let line = "MHcCAQEEIHJYBsKV/ToqCjwLV2w2Hg4+82pCbQljuzC3o26Cd6ZroAoGCCqGSM49\n";
-            let pem_10k =
-                format!("-----BEGIN EC PRIVATE KEY-----\n{}-----END EC PRIVATE KEY-----\n", line.repeat(10_000));
+            let pem_10k = format!("-----BEGIN EC PRIVATE KEY-----\n{}-----END EC PRIVATE KEY-----\n", line.repeat(10_000));
             let many_blocks = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".repeat(10_000);
-            let long_pw: Vec<u8> =
-                [&[1u8, 255][..], &[b'p'; 255][..], include_bytes!("../fixtures/ec_pkcs8_enc.pem")].concat();
+            let long_pw: Vec<u8> = [&[1u8, 255][..], &[b'p'; 255][..], include_bytes!("../fixtures/ec_pkcs8_enc.pem")].concat();
             vec![
                 g("pem-10k-lines", no_pw(pem_10k.as_bytes())),
                 g("pem-10k-foreign-blocks", no_pw(many_blocks.as_bytes())),
@@ -113,14 +111,8 @@ fn generated(target: &str) -> Vec<(String, Vec<u8>)> {
         "token_response" => vec![
             g("nested-100k", nested(100_000, "").into_bytes()),
             g("object-nested-100k", format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000)).into_bytes()),
-            g(
-                "1mb-access-token",
-                format!(r#"{{"access_token":"{}","token_type":"DPoP","expires_in":5}}"#, "t".repeat(mb)).into_bytes(),
-            ),
-            g(
-                "1mb-token-type",
-                format!(r#"{{"access_token":"secret-token-value","token_type":"{}"}}"#, "x".repeat(mb)).into_bytes(),
-            ),
+            g("1mb-access-token", format!(r#"{{"access_token":"{}","token_type":"DPoP","expires_in":5}}"#, "t".repeat(mb)).into_bytes()),
+            g("1mb-token-type", format!(r#"{{"access_token":"secret-token-value","token_type":"{}"}}"#, "x".repeat(mb)).into_bytes()),
             g(
                 "1mb-expires-in-digits",
                 format!(r#"{{"access_token":"a","token_type":"DPoP","expires_in":{}}}"#, "9".repeat(mb)).into_bytes(),
@@ -147,16 +139,12 @@ fn generated(target: &str) -> Vec<(String, Vec<u8>)> {
             g("member-nested-100k", format!("{{\"client_id\":{}}}", nested(100_000, "")).into_bytes()),
             g(
                 "1mb-client-id",
-                format!(
-                    r#"{{"client_id":"{}","client_secret":"b","token_endpoint":"http://127.0.0.1:1/token"}}"#,
-                    "c".repeat(mb)
-                )
-                .into_bytes(),
+                format!(r#"{{"client_id":"{}","client_secret":"b","token_endpoint":"http://127.0.0.1:1/token"}}"#, "c".repeat(mb))
+                    .into_bytes(),
             ),
             g(
                 "1mb-endpoint",
-                format!(r#"{{"client_id":"a","client_secret":"b","token_endpoint":"https://h/{}"}}"#, "p".repeat(mb))
-                    .into_bytes(),
+                format!(r#"{{"client_id":"a","client_secret":"b","token_endpoint":"https://h/{}"}}"#, "p".repeat(mb)).into_bytes(),
             ),
         ],
         "redact_body" => {
@@ -184,7 +172,10 @@ fn generated(target: &str) -> Vec<(String, Vec<u8>)> {
                 // Issue 18: the decoded view and the dump forms on megabytes of hostile text.
                 // Escapes everywhere (each decoded, each match mapped back), the secret
                 // written raw between them.
-                g("2mb-dotnet-escapes", secret("S3cr&t/Value+42", "S3cr\\u0026t\\u002FValue\\u002B42 S3cr&t/Value+42 ".repeat(2 * mb / 54))),
+                g(
+                    "2mb-dotnet-escapes",
+                    secret("S3cr&t/Value+42", "S3cr\\u0026t\\u002FValue\\u002B42 S3cr&t/Value+42 ".repeat(2 * mb / 54)),
+                ),
                 g("2mb-html-references", secret("S3cr&t/Value+42", "S3cr&amp;t&#x2F;Value&#43;42&#X34;2 &#".repeat(2 * mb / 38))),
                 // The UTF-16 of a periodic secret matching at every other byte.
                 g("2mb-utf16-periodic", secret(&"a".repeat(16), "a\0".repeat(mb))),
@@ -201,13 +192,7 @@ fn run_target(target: &str) {
     let mut inputs = files(target);
     inputs.extend(generated(target));
     let failures = replay(check, &inputs);
-    assert!(
-        failures.is_empty(),
-        "{} of {} {target} regression inputs failed:\n{}",
-        failures.len(),
-        inputs.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} {target} regression inputs failed:\n{}", failures.len(), inputs.len(), failures.join("\n"));
 }
 
 #[test]
@@ -245,10 +230,7 @@ fn no_stray_regression_folders() {
     let known: Vec<&str> = checks::TARGETS.iter().map(|(t, _)| *t).collect();
     for entry in std::fs::read_dir(regressions_dir()).expect("fuzz/regressions exists") {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(
-            known.contains(&name.as_str()),
-            "fuzz/regressions/{name} is not a fuzz target: its files would never run"
-        );
+        assert!(known.contains(&name.as_str()), "fuzz/regressions/{name} is not a fuzz target: its files would never run");
     }
 }
 

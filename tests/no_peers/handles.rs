@@ -4,8 +4,8 @@
 
 use std::ffi::c_char;
 
-use crate::common::fixture;
 use crate::common::capi::{c, code, take, text};
+use crate::common::fixture;
 use dpopkit::capi::common::*;
 use dpopkit::capi::http::*;
 use dpopkit::capi::json::*;
@@ -50,7 +50,10 @@ fn handle_misuse_matrix() {
             assert!(dpopkit_http_quick_get_bytes(h, url.as_ptr(), &mut n).is_null());
             assert_eq!((code(0), n), (R::InvalidHandle as u32, 0));
             n = 7;
-            assert!(dpopkit_http_quick_request_bytes(h, c("GET").as_ptr(), url.as_ptr(), std::ptr::null(), std::ptr::null(), 0, &mut n).is_null());
+            assert!(
+                dpopkit_http_quick_request_bytes(h, c("GET").as_ptr(), url.as_ptr(), std::ptr::null(), std::ptr::null(), 0, &mut n)
+                    .is_null()
+            );
             assert_eq!((code(0), n), (R::InvalidHandle as u32, 0));
             n = 7;
             assert!(dpopkit_http_last_response_body_bytes(h, &mut n).is_null());
@@ -184,27 +187,31 @@ fn key_and_json_objects() {
     }
 }
 
-
 /// A key file path that is `/dev/zero`, a FIFO, a directory or over 1 MiB is refused at
 /// once with a text, never read without end or waited on (issue 18, item 4). The same call
 /// loads a client-assertion key (`dpopkit_http_set_client_assertion_key` takes a key object).
 #[test]
 fn key_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once() {
     use crate::common::guard;
-    guard::in_child(module_path!(), "key_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once", std::time::Duration::from_secs(10), || {
-        let dir = guard::scratch_dir("capi-key-files");
-        let key = dpopkit_key_new();
-        for (path, expect) in guard::hostile_paths(&dir, 1 << 20) {
-            let p = c(path.to_str().unwrap());
-            assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, p.as_ptr(), std::ptr::null()) }, 0, "{}", path.display());
-            let t = text(key);
-            assert!(t.contains(&expect) && t.contains("key file"), "{}: {t}", path.display());
-            let want = if expect.starts_with("larger") { R::KeyFormat } else { R::FileIo };
-            assert_eq!(code(key), want as u32, "{}: {t}", path.display());
-        }
-        let good = c(fixture("ec_pkcs8.pem").to_str().unwrap());
-        assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, good.as_ptr(), std::ptr::null()) }, 1, "{}", text(key));
-        dpopkit_destroy(key);
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+    guard::in_child(
+        module_path!(),
+        "key_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once",
+        std::time::Duration::from_secs(10),
+        || {
+            let dir = guard::scratch_dir("capi-key-files");
+            let key = dpopkit_key_new();
+            for (path, expect) in guard::hostile_paths(&dir, 1 << 20) {
+                let p = c(path.to_str().unwrap());
+                assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, p.as_ptr(), std::ptr::null()) }, 0, "{}", path.display());
+                let t = text(key);
+                assert!(t.contains(&expect) && t.contains("key file"), "{}: {t}", path.display());
+                let want = if expect.starts_with("larger") { R::KeyFormat } else { R::FileIo };
+                assert_eq!(code(key), want as u32, "{}: {t}", path.display());
+            }
+            let good = c(fixture("ec_pkcs8.pem").to_str().unwrap());
+            assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, good.as_ptr(), std::ptr::null()) }, 1, "{}", text(key));
+            dpopkit_destroy(key);
+            let _ = std::fs::remove_dir_all(&dir);
+        },
+    );
 }

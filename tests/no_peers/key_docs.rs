@@ -5,14 +5,8 @@ use crate::common;
 
 use dpopkit::core::EcKey;
 
-const STALE: &[&str] = &[
-    "not an EC P-256 key",
-    "refused if not P-256",
-    "key not P-256",
-    "An EC P-256 private key",
-    "an EC P-256 key for DPoP",
-    "P-256 only",
-];
+const STALE: &[&str] =
+    &["not an EC P-256 key", "refused if not P-256", "key not P-256", "An EC P-256 private key", "an EC P-256 key for DPoP", "P-256 only"];
 
 #[test]
 fn key_texts_do_not_say_p256_only() {

@@ -48,7 +48,12 @@ fn panics_outside_the_library_still_reach_the_hosts_hook() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &crate::common::test_path(module_path!(), "panics_outside_the_library_still_reach_the_hosts_hook"), "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &crate::common::test_path(module_path!(), "panics_outside_the_library_still_reach_the_hosts_hook"),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("DPOPKIT_HOST_PANIC_CHILD", "1")
         .output()
         .unwrap();

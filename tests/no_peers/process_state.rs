@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::common::fault::{Action, FaultServer, Received, json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use crate::common::fault::{Action, FaultServer, Received, json};
 use dpopkit::core::http::{ProxyChoice, TrustRoots};
 use dpopkit::core::{EcKey, ErrorKind, HttpClient, Settings};
 use support::{TempDir, TestPki};
@@ -46,10 +46,7 @@ fn as_and_rs_on_one_origin_keep_their_own_nonces() {
         let (wanted, refuse) = if r.path == "/token" {
             ("as-nonce-1", json(400, r#"{"error":"use_dpop_nonce","error_description":"AS nonce"}"#))
         } else {
-            (
-                "rs-nonce-1",
-                Action::Respond(401, vec![("WWW-Authenticate".into(), r#"DPoP error="use_dpop_nonce""#.into())], vec![]),
-            )
+            ("rs-nonce-1", Action::Respond(401, vec![("WWW-Authenticate".into(), r#"DPoP error="use_dpop_nonce""#.into())], vec![]))
         };
         if nonce.as_deref() != Some(wanted) {
             return match refuse {
@@ -117,7 +114,12 @@ fn a_server_clock_ten_years_ahead_moves_no_proof() {
     for words in ["ahead of", "3600 s", "max_clock_skew"] {
         assert!(e.message.contains(words), "the text names the cap and how to raise it ({words}): {}", e.message);
     }
-    let by: i64 = e.message.split("clock is ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok())
+    let by: i64 = e
+        .message
+        .split("clock is ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("the text says by how much: {}", e.message));
     assert!((by - TEN_YEARS as i64).abs() < 60, "{by}: {}", e.message);
     let api_requests = srv.requests().iter().filter(|r| r.path == "/api").count();
@@ -153,7 +155,9 @@ fn the_cap_is_an_auth_token_member_and_other_origins_are_untouched() {
     // A bad value is refused with a text that names the member.
     let bad = HttpClient::new();
     let e = bad
-        .set_auth_token(r#"{"client_id":"c","client_secret":"state-test-secret","token_endpoint":"http://127.0.0.1:9/t","max_clock_skew":"soon"}"#)
+        .set_auth_token(
+            r#"{"client_id":"c","client_secret":"state-test-secret","token_endpoint":"http://127.0.0.1:9/t","max_clock_skew":"soon"}"#,
+        )
         .unwrap_err();
     assert!(e.message.contains("max_clock_skew"), "{}", e.message);
 }

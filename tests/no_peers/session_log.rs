@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::fault::{FaultServer, json};
-use dpopkit::core::{EcKey, ErrorKind, HttpClient};
-use crate::common::hostile::{client, long_token, piece_of, scratch, token_ok};
 use crate::common::fault::Action;
+use crate::common::fault::{FaultServer, json};
+use crate::common::hostile::{client, long_token, piece_of, scratch, token_ok};
+use dpopkit::core::{EcKey, ErrorKind, HttpClient};
 
 fn dir(name: &str) -> PathBuf {
     use std::hash::{BuildHasher, RandomState};
@@ -147,7 +147,10 @@ fn a_failed_rotation_keeps_the_log_within_its_cap() {
         }
         let text = std::fs::read_to_string(path).unwrap();
         assert!(text.contains("entry 0299"), "the newest entry is logged");
-        assert!(text.contains("session.log.1") && text.contains("emptied instead of rotated"), "a note says why the log started again:\n{text}");
+        assert!(
+            text.contains("session.log.1") && text.contains("emptied instead of rotated"),
+            "a note says why the log started again:\n{text}"
+        );
     };
     // A directory in the place of the rotated file.
     let d = dir("rotate-dir");
@@ -205,7 +208,9 @@ fn hostile_bodies_are_logged_in_linear_time() {
         let d = dir("hostile");
         let log = d.join("session.log");
         let b = body.clone();
-        let srv = FaultServer::start(move |_| common::fault::Action::Respond(200, vec![("Content-Type".into(), "text/plain".into())], b.clone().into_bytes()));
+        let srv = FaultServer::start(move |_| {
+            common::fault::Action::Respond(200, vec![("Content-Type".into(), "text/plain".into())], b.clone().into_bytes())
+        });
         let http = HttpClient::new();
         http.set_session_log(Some(&log)).unwrap();
         let mut s = http.settings();
@@ -238,7 +243,8 @@ fn the_log_does_not_tell_the_secrets_length() {
         let http = HttpClient::new();
         http.set_dpop_key(Arc::new(EcKey::generate().unwrap()));
         http.set_session_log(Some(&log)).unwrap();
-        let auth = format!(r#"{{"client_id":"m2m.dpop","client_secret":"{secret}","token_endpoint":"{}","scope":"api"}}"#, srv.url("/token"));
+        let auth =
+            format!(r#"{{"client_id":"m2m.dpop","client_secret":"{secret}","token_endpoint":"{}","scope":"api"}}"#, srv.url("/token"));
         http.set_auth_token(&auth).unwrap();
         assert!(http.quick_get_str(&srv.url("/api")).is_err());
         let sent = srv.requests().last().unwrap().body.len();

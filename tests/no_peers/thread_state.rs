@@ -8,10 +8,10 @@ use std::sync::{Arc, Barrier, Mutex};
 use crate::common;
 use crate::common::capi::{c, take};
 use crate::common::fault::{Action, FaultServer};
+use crate::common::hostile::{long_token, token_ok};
 use dpopkit::capi::common::{dpopkit_destroy, dpopkit_last_error_code, dpopkit_last_error_text};
 use dpopkit::capi::http::*;
 use dpopkit::ffi::boundary::{held_response_bytes, thread_states};
-use crate::common::hostile::{long_token, token_ok};
 
 /// The tests here read process-wide counters: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -125,7 +125,8 @@ fn a_call_from_a_thread_local_destructor_after_dpopkits_are_gone() {
             assert_eq!(dpopkit_key_generate(key), 1);
             let http = dpopkit_http_new();
             assert_eq!(dpopkit_http_set_dpop_key(http, key), 1);
-            let auth = serde_json::json!({"client_id": "m2m", "client_secret": "late-secret", "token_endpoint": format!("{}/token", self.0)});
+            let auth =
+                serde_json::json!({"client_id": "m2m", "client_secret": "late-secret", "token_endpoint": format!("{}/token", self.0)});
             assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&auth.to_string()).as_ptr()) }, 1);
             let body = take(unsafe { dpopkit_http_quick_get_str(http, c(&format!("{}/late", self.0)).as_ptr()) });
             let code = dpopkit_last_error_code(http);

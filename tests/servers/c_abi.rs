@@ -44,7 +44,8 @@ fn last_status_response_and_other_verbs() {
     let r = take(r).unwrap_or_else(|| panic!("{}", text(cl.http)));
     assert!(r.contains("request_body") && r.contains("hello"), "{r}");
     for m in ["PUT", "DELETE"] {
-        let r = unsafe { dpopkit_http_quick_request_str(cl.http, c(m).as_ptr(), c(&peers.api).as_ptr(), std::ptr::null(), std::ptr::null()) };
+        let r =
+            unsafe { dpopkit_http_quick_request_str(cl.http, c(m).as_ptr(), c(&peers.api).as_ptr(), std::ptr::null(), std::ptr::null()) };
         assert!(take(r).is_some(), "{m}: {}", text(cl.http));
     }
     assert_eq!(peers.tokens_issued(), 1);
@@ -114,7 +115,6 @@ fn errors_from_the_token_endpoint_name_the_cause_and_hide_the_secret() {
     }
 }
 
-
 /// An AuthToken member that looks like a misspelt known one is refused with the known name
 /// (it used to go to the token endpoint as an extra form field, and the token came back
 /// without the scope); `param:NAME` sends such a field on purpose.
@@ -153,7 +153,9 @@ fn refused_connections_name_the_server_and_its_path() {
     let dead = common::closed_port();
     let http = dpopkit_http_new();
     dpopkit_http_set_dpop_key(http, key);
-    let auth = format!(r#"{{"client_id":"m2m.dpop","client_secret":"secret","token_endpoint":"http://127.0.0.1:{dead}/oauth/token","scope":"api"}}"#);
+    let auth = format!(
+        r#"{{"client_id":"m2m.dpop","client_secret":"secret","token_endpoint":"http://127.0.0.1:{dead}/oauth/token","scope":"api"}}"#
+    );
     assert_eq!(unsafe { dpopkit_http_set_auth_token(http, c(&auth).as_ptr()) }, 1);
     assert!(unsafe { dpopkit_http_quick_get_str(http, c(&peers.api).as_ptr()) }.is_null());
     let t = text(http);

@@ -32,10 +32,9 @@ fn server(te_host: &'static str) -> FaultServer {
     let srv = FaultServer::start(move |r| {
         let port = p.get().copied().unwrap_or(0);
         match r.path.as_str() {
-            "/.well-known/openid-configuration" => json(
-                200,
-                &format!(r#"{{"issuer":"http://127.0.0.1:{port}","token_endpoint":"http://{te_host}:{port}/token"}}"#),
-            ),
+            "/.well-known/openid-configuration" => {
+                json(200, &format!(r#"{{"issuer":"http://127.0.0.1:{port}","token_endpoint":"http://{te_host}:{port}/token"}}"#))
+            }
             "/token" => json(200, TOKEN),
             _ => json(200, r#"{"ok":true}"#),
         }
@@ -178,10 +177,9 @@ fn https_metadata_naming_a_plain_http_token_endpoint_is_refused() {
     // Even a loopback http endpoint: from https metadata it is a downgrade, never followed.
     let srv = server("127.0.0.1");
     let meta = TlsMetadata::start(&pki, &srv.url("/token"));
-    for (member, url) in [
-        ("metadata_url", format!("https://127.0.0.1:{}/meta", meta.1)),
-        ("issuer", format!("https://127.0.0.1:{}", meta.1)),
-    ] {
+    for (member, url) in
+        [("metadata_url", format!("https://127.0.0.1:{}/meta", meta.1)), ("issuer", format!("https://127.0.0.1:{}", meta.1))]
+    {
         for allow in ["false", "true"] {
             let http = HttpClient::new();
             http.set_dpop_key(Arc::new(EcKey::generate().unwrap()));

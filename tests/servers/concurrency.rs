@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::common::Peers;
 use crate::common::fault::{FaultServer, json};
-use dpopkit::core::{EcKey, ErrorKind, HttpClient};
 use dpopkit::capi::common::*;
 use dpopkit::capi::http::*;
 use dpopkit::capi::key::*;
+use dpopkit::core::{EcKey, ErrorKind, HttpClient};
 
 const THREADS: usize = 8;
 
@@ -157,10 +157,12 @@ fn a_failed_fetch_for_an_expired_token_is_shared_by_all_waiters_then_backs_off()
     let barrier = Barrier::new(THREADS);
     let errors: Vec<_> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
-            .map(|_| s.spawn(|| {
-                barrier.wait();
-                http.quick_get_str(&srv.url("/api")).unwrap_err()
-            }))
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    http.quick_get_str(&srv.url("/api")).unwrap_err()
+                })
+            })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });

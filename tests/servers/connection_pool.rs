@@ -79,9 +79,7 @@ impl CountingServer {
                 .collect();
             let key = ureq::tls::parse_pem(&pem(&p.key))
                 .find_map(|i| match i.unwrap() {
-                    ureq::tls::PemItem::PrivateKey(k) => {
-                        Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k.der().to_vec().into()))
-                    }
+                    ureq::tls::PemItem::PrivateKey(k) => Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k.der().to_vec().into())),
                     _ => None,
                 })
                 .unwrap();

@@ -100,11 +100,7 @@ fn a_call_that_starts_late_in_its_budget_times_out_at_its_deadline_not_per_reque
         }
         std::thread::sleep(Duration::from_millis(400));
         let hop: u32 = r.path.trim_start_matches("/slow").parse().unwrap_or(99);
-        if hop < 5 {
-            Action::Respond(307, vec![("Location".into(), format!("/slow{}", hop + 1))], vec![])
-        } else {
-            json(200, "{}")
-        }
+        if hop < 5 { Action::Respond(307, vec![("Location".into(), format!("/slow{}", hop + 1))], vec![]) } else { json(200, "{}") }
     });
     let key = Arc::new(EcKey::generate().unwrap());
     let http = http_with(&srv.url("/token"), &key, 1000);

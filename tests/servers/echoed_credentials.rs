@@ -14,10 +14,10 @@ use std::ffi::c_char;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use crate::common::capi::{c, take};
 use crate::common::fault::{Action, FaultServer, Received};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use dpopkit::capi::common::{dpopkit_destroy, dpopkit_last_error_text};
 use dpopkit::capi::http::{
     dpopkit_http_last_response_body, dpopkit_http_last_response_header, dpopkit_http_new, dpopkit_http_quick_get_str,
@@ -563,7 +563,11 @@ fn a_refused_token_response_made_to_be_quadratic_is_masked_quickly() {
         assert!(e.message.contains("token"), "{name}: {}", e.message);
         let r = e.response.as_ref().expect("the refused response is carried");
         let shown = String::from_utf8_lossy(&r.body);
-        assert!(!shown.contains("tok-0") && !shown.contains(SECRET), "{name}: a token value is handed back: {}", &shown[..shown.len().min(300)]);
+        assert!(
+            !shown.contains("tok-0") && !shown.contains(SECRET),
+            "{name}: a token value is handed back: {}",
+            &shown[..shown.len().min(300)]
+        );
         assert!(!e.message.contains("tok-0"), "{name}: {}", e.message);
         if body.contains("tok-039999-abcdefgh") {
             assert!(!r.header_text().contains("tok-0"), "{name}: a token value in the headers: {}", r.header_text());
@@ -742,7 +746,8 @@ fn echo_case(n: usize, form: &[u8]) -> (String, Option<&'static str>, Vec<u8>, V
         _ => {
             let plain = json(SECRET.replace('\\', "\\\\").replace('"', "\\\"").as_str());
             let raw_at = plain.windows(4).position(|w| w == b"S3cr").unwrap();
-            let (enc, body) = if n == 15 { ("gzip", gzip_stored(&plain, raw_at + 5)) } else { ("deflate", zlib_stored(&plain, raw_at + 5)) };
+            let (enc, body) =
+                if n == 15 { ("gzip", gzip_stored(&plain, raw_at + 5)) } else { ("deflate", zlib_stored(&plain, raw_at + 5)) };
             (ct_json, Some(enc), body, vec![])
         }
     }
@@ -780,7 +785,10 @@ fn a_secret_echoed_in_dotnet_html_dump_utf16_or_compressed_form_is_masked() {
         let (_, _, sent, _) = echo_case(n, &srv.requests()[0].body);
         let plain = unwrapped(&sent);
         let text = String::from_utf8_lossy(&plain);
-        assert!(forbidden.iter().all(|f| text.contains(f.as_str())) && (n < 15 || text.contains("S3cr&t")), "#{n}: the echo holds the secret");
+        assert!(
+            forbidden.iter().all(|f| text.contains(f.as_str())) && (n < 15 || text.contains("S3cr&t")),
+            "#{n}: the echo holds the secret"
+        );
         for (place, shown) in &seen.places {
             let shown = String::from_utf8_lossy(&unwrapped(shown.as_bytes())).into_owned();
             assert!(!shown.contains("S3cr&t/Va"), "#{n}: {place} holds the secret:\n{shown}");

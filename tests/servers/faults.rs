@@ -85,13 +85,38 @@ fn dns_failure_is_a_clear_error() {
 fn token_endpoint_faults() {
     type Case = (&'static str, Box<dyn Fn() -> Action + Send + Sync>, ErrorKind, &'static str);
     let cases: Vec<Case> = vec![
-        ("5xx", Box::new(|| json(503, r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#)), ErrorKind::TokenEndpoint, "503"),
-        ("html", Box::new(|| Action::Respond(200, vec![("Content-Type".into(), "text/html".into())], b"<html>login</html>".to_vec())), ErrorKind::TokenResponse, "not JSON"),
+        (
+            "5xx",
+            Box::new(|| json(503, r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#)),
+            ErrorKind::TokenEndpoint,
+            "503",
+        ),
+        (
+            "html",
+            Box::new(|| Action::Respond(200, vec![("Content-Type".into(), "text/html".into())], b"<html>login</html>".to_vec())),
+            ErrorKind::TokenResponse,
+            "not JSON",
+        ),
         ("malformed", Box::new(|| json(200, r#"{"access_token": "abc"#)), ErrorKind::TokenResponse, "not JSON"),
         ("no access_token", Box::new(|| json(200, r#"{"token_type":"DPoP"}"#)), ErrorKind::TokenResponse, "access_token"),
-        ("expires_in text", Box::new(|| json(200, r#"{"access_token":"a","token_type":"DPoP","expires_in":"later"}"#)), ErrorKind::TokenResponse, "expires_in"),
-        ("expires_in object", Box::new(|| json(200, r#"{"access_token":"a","token_type":"DPoP","expires_in":{}}"#)), ErrorKind::TokenResponse, "expires_in"),
-        ("redirect", Box::new(|| Action::Respond(302, vec![("Location".into(), "http://127.0.0.1:9/elsewhere".into())], vec![])), ErrorKind::TokenEndpoint, "redirects are not followed"),
+        (
+            "expires_in text",
+            Box::new(|| json(200, r#"{"access_token":"a","token_type":"DPoP","expires_in":"later"}"#)),
+            ErrorKind::TokenResponse,
+            "expires_in",
+        ),
+        (
+            "expires_in object",
+            Box::new(|| json(200, r#"{"access_token":"a","token_type":"DPoP","expires_in":{}}"#)),
+            ErrorKind::TokenResponse,
+            "expires_in",
+        ),
+        (
+            "redirect",
+            Box::new(|| Action::Respond(302, vec![("Location".into(), "http://127.0.0.1:9/elsewhere".into())], vec![])),
+            ErrorKind::TokenEndpoint,
+            "redirects are not followed",
+        ),
     ];
     for (name, respond, kind, text) in cases {
         let srv = FaultServer::start(move |_| respond());
@@ -122,7 +147,11 @@ fn endless_use_dpop_nonce_is_one_retry_then_an_error() {
     let n = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let srv = FaultServer::start(move |_| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Action::Respond(400, vec![("Content-Type".into(), "application/json".into()), ("DPoP-Nonce".into(), format!("n{i}"))], br#"{"error":"use_dpop_nonce"}"#.to_vec())
+        Action::Respond(
+            400,
+            vec![("Content-Type".into(), "application/json".into()), ("DPoP-Nonce".into(), format!("n{i}"))],
+            br#"{"error":"use_dpop_nonce"}"#.to_vec(),
+        )
     });
     let http = http_with(&srv.url("/token"), 2000);
     let e = http.quick_get_str(&srv.url("/api")).unwrap_err();
@@ -135,7 +164,11 @@ fn endless_use_dpop_nonce_is_one_retry_then_an_error() {
             return json(200, TOKEN);
         }
         let i = m.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Action::Respond(401, vec![("WWW-Authenticate".into(), r#"DPoP error="use_dpop_nonce""#.into()), ("DPoP-Nonce".into(), format!("r{i}"))], vec![])
+        Action::Respond(
+            401,
+            vec![("WWW-Authenticate".into(), r#"DPoP error="use_dpop_nonce""#.into()), ("DPoP-Nonce".into(), format!("r{i}"))],
+            vec![],
+        )
     });
     let http = http_with(&rs.url("/token"), 2000);
     let e = http.quick_get_str(&rs.url("/api")).unwrap_err();
@@ -143,7 +176,9 @@ fn endless_use_dpop_nonce_is_one_retry_then_an_error() {
     assert_eq!(rs.requests().iter().filter(|r| r.path == "/api").count(), 2);
     // A 401 use_dpop_nonce without a DPoP-Nonce header: no retry at all.
     let bare = FaultServer::start(|r| {
-        if r.path == "/token" { json(200, TOKEN) } else {
+        if r.path == "/token" {
+            json(200, TOKEN)
+        } else {
             Action::Respond(401, vec![("WWW-Authenticate".into(), r#"DPoP error="use_dpop_nonce""#.into())], vec![])
         }
     });
@@ -176,7 +211,8 @@ fn redirects_never_carry_credentials_to_another_origin() {
         let proof = r.header("dpop").expect("proof on same-origin hops");
         let claims = proof.split('.').nth(1).unwrap();
         use base64::Engine;
-        let claims: serde_json::Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
         assert_eq!(claims["htu"], target.url(&r.path), "each hop's proof names its own URL");
     }
     let got = other.requests();
@@ -193,8 +229,8 @@ fn redirects_never_carry_credentials_to_another_origin() {
 
 #[test]
 fn redirect_loops_stop() {
-    let srv = FaultServer::start(|r| if r.path == "/token" { json(200, TOKEN) } else {
-        Action::Respond(302, vec![("Location".into(), "/loop".into())], vec![])
+    let srv = FaultServer::start(|r| {
+        if r.path == "/token" { json(200, TOKEN) } else { Action::Respond(302, vec![("Location".into(), "/loop".into())], vec![]) }
     });
     let http = http_with(&srv.url("/token"), 2000);
     let e = http.quick_get_str(&srv.url("/loop")).unwrap_err();

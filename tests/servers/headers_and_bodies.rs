@@ -124,7 +124,13 @@ fn porting_flow_headers_post_location_and_bytes_with_nonces() {
     assert!(text(http).contains("X-Not-There"), "{}", text(http));
     // The text request of the same POST works as well (str API sees the headers too).
     let again = take(unsafe {
-        dpopkit_http_quick_request_str(http, c("POST").as_ptr(), c(&format!("{rs}/api/items")).as_ptr(), c("application/json").as_ptr(), c("{}").as_ptr())
+        dpopkit_http_quick_request_str(
+            http,
+            c("POST").as_ptr(),
+            c(&format!("{rs}/api/items")).as_ptr(),
+            c("application/json").as_ptr(),
+            c("{}").as_ptr(),
+        )
     })
     .unwrap();
     assert!(again.contains("idem-7f3a"), "{again}");
@@ -352,7 +358,11 @@ fn echoed_credential_headers_are_masked_in_bytes_too() {
             r.header("x-plain").unwrap_or("")
         );
         let status = if r.path == "/fail" { 400 } else { 200 };
-        Action::Respond(status, vec![("Content-Type".into(), "application/octet-stream".into())], [&[0u8, 0xff][..], echo.as_bytes()].concat())
+        Action::Respond(
+            status,
+            vec![("Content-Type".into(), "application/octet-stream".into())],
+            [&[0u8, 0xff][..], echo.as_bytes()].concat(),
+        )
     });
     let http = dpopkit_http_new();
     assert_eq!(set_header(http, "Cookie", "session=cookie-value-123; theme=dark"), 1);

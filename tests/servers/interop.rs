@@ -183,8 +183,11 @@ fn discovery_and_the_servers_algorithms() {
     let s = Setup::new("ES384", auth);
     ok(&s, &peers);
     // A wrong issuer is a discovery error that names it.
-    let bad = Setup::new("ES256", serde_json::json!({"client_id": "m2m.dpop", "client_secret": "secret",
-        "issuer": format!("{}/nope", peers.issuer)}));
+    let bad = Setup::new(
+        "ES256",
+        serde_json::json!({"client_id": "m2m.dpop", "client_secret": "secret",
+        "issuer": format!("{}/nope", peers.issuer)}),
+    );
     let (code, t) = bad.get(&peers.api).unwrap_err();
     assert_eq!(code, R::Discovery as u32, "{t}");
 }

@@ -334,12 +334,7 @@ fn errors_have_clear_texts_and_never_show_the_pin() {
             &["no private key matching", "no-such-key", "'api-key'", "keygen --pkcs11"],
         ),
         (format!("pkcs11:token=errors;object=api-key?module-path={MODULE}"), None, R::KeyFormat, &["needs a PIN"]),
-        (
-            format!("pkcs11:token=interop;object=rsa?module-path={MODULE}&pin-value={PIN}"),
-            None,
-            R::KeyUnsupported,
-            &["RSA key", "P-256"],
-        ),
+        (format!("pkcs11:token=interop;object=rsa?module-path={MODULE}&pin-value={PIN}"), None, R::KeyUnsupported, &["RSA key", "P-256"]),
         (
             format!("pkcs11:token=errors;object=api-key;bogus=1?module-path={MODULE}&pin-value={secret_pin}"),
             None,
@@ -398,12 +393,19 @@ fn token_key_material_cannot_be_read_or_exported() {
     // login belongs to the process).
     use cryptoki::object::{Attribute, AttributeType, ObjectClass};
     let (_ctx, _slot, session) = test_session("keygen");
-    let found = session
-        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"api-key".to_vec())])
-        .unwrap();
+    let found = session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"api-key".to_vec())]).unwrap();
     assert_eq!(found.len(), 1);
     let attrs = session
-        .get_attributes(found[0], &[AttributeType::Extractable, AttributeType::Sensitive, AttributeType::NeverExtractable, AttributeType::Token, AttributeType::Value])
+        .get_attributes(
+            found[0],
+            &[
+                AttributeType::Extractable,
+                AttributeType::Sensitive,
+                AttributeType::NeverExtractable,
+                AttributeType::Token,
+                AttributeType::Value,
+            ],
+        )
         .unwrap();
     for want in [Attribute::Extractable(false), Attribute::Sensitive(true), Attribute::NeverExtractable(true), Attribute::Token(true)] {
         assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
@@ -443,9 +445,7 @@ fn keys_made_by_other_tools_and_p384_keys_work() {
     assert!(p384.public_jwk().contains("P-384"));
     let sig = p384.sign(b"y").unwrap();
     assert_eq!(sig.len(), 96);
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, p384.public_point())
-        .verify(b"y", &sig)
-        .unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P384_SHA384_FIXED, p384.public_point()).verify(b"y", &sig).unwrap();
     let proof = dpopkit::core::proof::make_proof(&p384, "GET", "https://rs.example/x", None, None, None).unwrap();
     assert!(proof.split('.').count() == 3);
     // The thumbprint matches the one computed from the public JWK alone.
@@ -495,11 +495,7 @@ fn cli_keygen_pkcs11_prints_the_public_jwk_and_jkt_then_get_uses_the_token_key()
     // --jwk/--out make no sense for a token key; a wrong PIN is an error without the PIN.
     let out = Command::new(cli()).args(["keygen", "--pkcs11", &u, "--jwk"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(cli())
-        .args(["jkt", "--key", &u, "--key-password", "55554444"])
-        .env("SOFTHSM2_CONF", &h.conf)
-        .output()
-        .unwrap();
+    let out = Command::new(cli()).args(["jkt", "--key", &u, "--key-password", "55554444"]).env("SOFTHSM2_CONF", &h.conf).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr.contains("refused the PIN") && !stderr.contains("55554444"), "{stderr}");
@@ -536,7 +532,9 @@ fn c_sample_with_a_pkcs11_uri_in_place_of_the_key_path() {
 fn shared_lib(name: &str, defines: &[(&str, &Path)]) -> PathBuf {
     let out = hsm().dir.join(format!("lib{name}.so"));
     let mut cmd = Command::new("cc");
-    cmd.args(["-shared", "-fPIC", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o"]).arg(&out).arg(repo().join(format!("tests/c/{name}.c")));
+    cmd.args(["-shared", "-fPIC", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&out)
+        .arg(repo().join(format!("tests/c/{name}.c")));
     for (k, v) in defines {
         cmd.arg(format!("-D{k}=\"{}\"", v.display()));
     }
@@ -563,7 +561,12 @@ fn a_module_path_link_flipped_between_check_and_load_never_loads_another_library
     let other = shared_lib("pkcs11_marker", &[("MARKER", &marker)]);
     let link = h.dir.join("race-module.so");
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &common::test_path(module_path!(), "a_module_path_link_flipped_between_check_and_load_never_loads_another_library"), "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &common::test_path(module_path!(), "a_module_path_link_flipped_between_check_and_load_never_loads_another_library"),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("DPOPKIT_PKCS11_MODULE", MODULE)
         .env("DPOPKIT_TEST_RACE", format!("{}\n{}\n{}", link.display(), other.display(), marker.display()))
         .output()
@@ -789,17 +792,22 @@ fn cli_never_shows_a_malformed_pin_value() {
 #[test]
 fn pin_sources_that_are_devices_fifos_directories_or_too_large_are_refused_at_once() {
     use crate::common::guard;
-    guard::in_child(module_path!(), "pin_sources_that_are_devices_fifos_directories_or_too_large_are_refused_at_once", std::time::Duration::from_secs(10), || {
-        let dir = guard::scratch_dir("pin-sources");
-        let key = dpopkit_key_new();
-        for (path, expect) in guard::hostile_paths(&dir, 4096) {
-            let uri = format!("pkcs11:token=errors;object=none?module-path={MODULE}&pin-source={}", path.display());
-            assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, c(&uri).as_ptr(), std::ptr::null()) }, 0, "{uri}");
-            let t = text(key);
-            assert!(t.contains(&expect) && t.contains("PIN file"), "{}: {t}", path.display());
-            assert_eq!(code(key), R::FileIo as u32, "{}: {t}", path.display());
-        }
-        dpopkit_destroy(key);
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+    guard::in_child(
+        module_path!(),
+        "pin_sources_that_are_devices_fifos_directories_or_too_large_are_refused_at_once",
+        std::time::Duration::from_secs(10),
+        || {
+            let dir = guard::scratch_dir("pin-sources");
+            let key = dpopkit_key_new();
+            for (path, expect) in guard::hostile_paths(&dir, 4096) {
+                let uri = format!("pkcs11:token=errors;object=none?module-path={MODULE}&pin-source={}", path.display());
+                assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, c(&uri).as_ptr(), std::ptr::null()) }, 0, "{uri}");
+                let t = text(key);
+                assert!(t.contains(&expect) && t.contains("PIN file"), "{}: {t}", path.display());
+                assert_eq!(code(key), R::FileIo as u32, "{}: {t}", path.display());
+            }
+            dpopkit_destroy(key);
+            let _ = std::fs::remove_dir_all(&dir);
+        },
+    );
 }

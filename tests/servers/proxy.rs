@@ -23,8 +23,8 @@ use dpopkit::core::http::{ProxyChoice, TrustRoots, parse_ca_pem};
 use dpopkit::core::{EcKey, ErrorKind, HttpClient, Settings};
 use dpopkit::dpopkit_result as R;
 
-use crate::common::{Peers, closed_port};
 use crate::common::capi::{c, take, text as last_text};
+use crate::common::{Peers, closed_port};
 use support::{TempDir, TestPki};
 
 const TINYPROXY_MISSING: &str =
@@ -118,9 +118,6 @@ fn count_requests(log: &str, origin: &str) -> usize {
         .count()
 }
 
-
-
-
 /// `url` of a peer as another machine: `0.0.0.0` instead of `127.0.0.1` (see the top).
 fn far(url: &str) -> String {
     url.replacen("://127.0.0.1:", "://0.0.0.0:", 1)
@@ -205,7 +202,8 @@ fn https_peers_through_connect() {
     }
     // Through the tunnel the certificate is still verified end to end: without the CA the
     // same proxy path fails.
-    let untrusted = client(&far(&peers.token_endpoint), Some(Settings { proxy: ProxyChoice::Url(proxy.url.clone()), ..Settings::default() }));
+    let untrusted =
+        client(&far(&peers.token_endpoint), Some(Settings { proxy: ProxyChoice::Url(proxy.url.clone()), ..Settings::default() }));
     let e = untrusted.quick_get_str(&far(&peers.api)).unwrap_err();
     assert!(e.message.contains("certificate"), "{:?}: {e}", e.kind);
 }
@@ -272,7 +270,11 @@ fn proxy_passwords_stay_out_of_error_texts() {
     assert_eq!(dpopkit_http_set_dpop_key(h, key), 1);
     assert_eq!(unsafe { dpopkit_http_set_auth_token(h, c(&auth_token(&far(&peers.token_endpoint))).as_ptr()) }, 1);
     // Refused URLs: the text shows the URL with `****@` instead of the credentials.
-    for bad in [format!("socks5://user:{PASS}@127.0.0.1:1080"), format!("ftp://user:{PASS}@127.0.0.1:21"), format!("http://user:{PASS}@127.0.0.1:99999")] {
+    for bad in [
+        format!("socks5://user:{PASS}@127.0.0.1:1080"),
+        format!("ftp://user:{PASS}@127.0.0.1:21"),
+        format!("http://user:{PASS}@127.0.0.1:99999"),
+    ] {
         assert_eq!(unsafe { dpopkit_http_set_proxy(h, c(&bad).as_ptr()) }, 0, "{bad}");
         let text = last_text(h);
         assert!(!text.contains(PASS) && text.contains("****@127.0.0.1"), "{text}");
@@ -381,8 +383,7 @@ fn loopback_targets_never_go_through_an_explicit_proxy() {
 // and DPOPKIT_PROXY_CHILD=NAME, plus the proxy variables of the case and the peers' URLs.
 // ---------------------------------------------------------------------------------------
 
-const PROXY_VARS: [&str; 8] =
-    ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"];
+const PROXY_VARS: [&str; 8] = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"];
 
 fn in_child(name: &str) -> bool {
     std::env::var("DPOPKIT_PROXY_CHILD").is_ok_and(|v| v == name)
@@ -625,7 +626,6 @@ fn environment_is_read_when_the_http_object_is_made_or_its_settings_replaced() {
     run_child(NAME, &[("HTTP_PROXY", &proxy.url)], &peers, None, Some(&proxy));
     assert_eq!(peers.rs_stats()["ok"], 3);
 }
-
 
 /// Issue 18 item 3, the environment: `http_proxy` / `HTTP_PROXY` / `ALL_PROXY` (and the
 /// https ones) naming a proxy are not used for loopback targets either, with no `NO_PROXY`.

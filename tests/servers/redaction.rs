@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crate::common::Peers;
 use crate::common::fault::{Action, FaultServer, json};
-use dpopkit::core::{EcKey, HttpClient};
 use crate::common::hostile;
+use dpopkit::core::{EcKey, HttpClient};
 
 const SECRET: &str = "S3cr3t-Client-Value-9f8e7d";
 const TOKEN: &str = "Acc3ss-Token-Value-1a2b3c";
@@ -109,7 +109,11 @@ fn sample_flow_with_the_real_servers() {
     http.set_session_log(Some(&log)).unwrap();
     http.quick_get_str(&peers.api).unwrap();
     let e = http.quick_get_str(&format!("{}/missing", peers.rs)).unwrap_err();
-    let case = Case { log: std::fs::read_to_string(&log).unwrap(), errors: vec![e.message.clone()], debug: vec![format!("{http:?}"), format!("{e:?}")] };
+    let case = Case {
+        log: std::fs::read_to_string(&log).unwrap(),
+        errors: vec![e.message.clone()],
+        debug: vec![format!("{http:?}"), format!("{e:?}")],
+    };
     assert!(case.log.contains("client_secret=****"));
     assert!(!case.log.contains("secret&") && !case.log.contains("\"secret\""));
     assert_clean("real flow", &case, &key_material(&key));
@@ -121,15 +125,39 @@ fn every_error_path_keeps_secrets_out() {
     type Script = (&'static str, fn() -> Action, fn() -> Action);
     let cases: Vec<Script> = vec![
         ("ok", token_ok, || json(200, "[]")),
-        ("401 invalid_client echoing the secret", || json(401, &format!(r#"{{"error":"invalid_client","error_description":"bad secret {SECRET}"}}"#)), || json(200, "[]")),
+        (
+            "401 invalid_client echoing the secret",
+            || json(401, &format!(r#"{{"error":"invalid_client","error_description":"bad secret {SECRET}"}}"#)),
+            || json(200, "[]"),
+        ),
         ("5xx", || json(500, "{}"), || json(200, "[]")),
         ("html token response", || Action::Respond(200, vec![], format!("<p>access_token={TOKEN}</p>").into_bytes()), || json(200, "[]")),
         ("malformed JSON with the token", || json(200, &format!(r#"{{"access_token":"{TOKEN}""#)), || json(200, "[]")),
         ("bearer token", || json(200, &format!(r#"{{"access_token":"{TOKEN}","token_type":"Bearer"}}"#)), || json(200, "[]")),
-        ("expires_in text", || json(200, &format!(r#"{{"access_token":"{TOKEN}","token_type":"DPoP","expires_in":"x"}}"#)), || json(200, "[]")),
-        ("endless AS nonce", || Action::Respond(400, vec![("DPoP-Nonce".into(), format!("n{}", rand()))], br#"{"error":"use_dpop_nonce"}"#.to_vec()), || json(200, "[]")),
-        ("endless RS nonce", token_ok, || Action::Respond(401, vec![("WWW-Authenticate".into(), r#"DPoP error="use_dpop_nonce""#.into()), ("DPoP-Nonce".into(), format!("r{}", rand()))], vec![])),
-        ("RS invalid_token twice", token_ok, || Action::Respond(401, vec![("WWW-Authenticate".into(), format!(r#"DPoP error="invalid_token", error_description="token {TOKEN} expired""#))], vec![])),
+        (
+            "expires_in text",
+            || json(200, &format!(r#"{{"access_token":"{TOKEN}","token_type":"DPoP","expires_in":"x"}}"#)),
+            || json(200, "[]"),
+        ),
+        (
+            "endless AS nonce",
+            || Action::Respond(400, vec![("DPoP-Nonce".into(), format!("n{}", rand()))], br#"{"error":"use_dpop_nonce"}"#.to_vec()),
+            || json(200, "[]"),
+        ),
+        ("endless RS nonce", token_ok, || {
+            Action::Respond(
+                401,
+                vec![("WWW-Authenticate".into(), r#"DPoP error="use_dpop_nonce""#.into()), ("DPoP-Nonce".into(), format!("r{}", rand()))],
+                vec![],
+            )
+        }),
+        ("RS invalid_token twice", token_ok, || {
+            Action::Respond(
+                401,
+                vec![("WWW-Authenticate".into(), format!(r#"DPoP error="invalid_token", error_description="token {TOKEN} expired""#))],
+                vec![],
+            )
+        }),
         ("RS 403 echoing the token", token_ok, || json(403, &format!(r#"{{"error":"insufficient_scope","error_description":"{TOKEN}"}}"#))),
         ("RS hangs", token_ok, || Action::Hang),
         ("RS stalls mid-body", token_ok, || Action::Partial(format!("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{TOKEN}").into_bytes())),

@@ -11,8 +11,8 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::fault::{Action, FaultServer, json};
@@ -58,11 +58,7 @@ fn run_ok(cmd: &mut Command) -> Output {
 
 /// The token file of the only cache key used in `dir` (its name has no extension).
 fn token_file(dir: &Path) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_none())
-        .collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_none()).collect();
     assert_eq!(files.len(), 1, "one token file expected in {}: {files:?}", dir.display());
     files[0].clone()
 }
@@ -195,7 +191,8 @@ fn a_killed_lock_holder_releases_the_lock() {
     let dir = private_dir("killed");
     let key = fixture("ec_sec1.pem");
     let (te, api) = (server.url("/token"), server.url("/api"));
-    let mut holder = cli(&te, &api, &key, Some(&dir)).args(["--timeout-ms", "60000"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut holder =
+        cli(&te, &api, &key, Some(&dir)).args(["--timeout-ms", "60000"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_for("the first token request", Duration::from_secs(20), || tokens.load(Ordering::SeqCst) == 1);
     // The holder is inside its token request, with the lock.
     let log = dir.join("waiter.log");
@@ -229,7 +226,8 @@ fn a_stuck_lock_holder_costs_half_the_deadline_not_the_call() {
     let dir = private_dir("stuck");
     let key = fixture("ec_sec1.pem");
     let (te, api) = (server.url("/token"), server.url("/api"));
-    let mut holder = cli(&te, &api, &key, Some(&dir)).args(["--timeout-ms", "60000"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut holder =
+        cli(&te, &api, &key, Some(&dir)).args(["--timeout-ms", "60000"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_for("the first token request", Duration::from_secs(20), || tokens.load(Ordering::SeqCst) == 1);
     let log = dir.join("waiter.log");
     let started = Instant::now();
@@ -378,8 +376,7 @@ fn two_keys_never_share_a_token() {
     run(&b);
     assert_eq!(peers.token_requests(), 2, "each key reuses its own");
     assert_eq!(peers.rs_stats()["ok"], 4, "the RS accepted every token with its key's proofs");
-    let files: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_none()).collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_none()).collect();
     assert_eq!(files.len(), 2);
     let (ra, rb) = (record(&files[0]), record(&files[1]));
     assert_ne!(ra["jkt"], rb["jkt"]);
@@ -613,7 +610,10 @@ fn the_directory_is_pruned_and_bounded() {
         valid.push(p);
     }
     let records = |dir: &Path| {
-        std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_str().is_some_and(|n| n.len() == 64 && !n.contains('.'))).count()
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_str().is_some_and(|n| n.len() == 64 && !n.contains('.')))
+            .count()
     };
     assert_eq!(records(&dir), 1 + 5 + 300);
 

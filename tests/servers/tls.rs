@@ -185,15 +185,11 @@ fn verification_cannot_be_turned_off() {
     // No function of the C API, and nothing documented for the AuthToken, mentions
     // turning verification off: check every identifier and quoted word of the header.
     let header = std::fs::read_to_string(common::repo().join("include/dpopkit.h")).unwrap();
-    let words: Vec<&str> = header
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = header.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
     // `allow_insecure_http` (the AuthToken opt-in to send credentials over plain http to
     // another machine) is about http, not about verifying https: the one exception.
     for bad in ["insecure", "danger", "dangerous", "skip_verify", "no_verify", "noverify", "accept_invalid", "verify_none"] {
-        let hits: Vec<_> =
-            words.iter().filter(|w| w.to_ascii_lowercase().contains(bad) && **w != "allow_insecure_http").collect();
+        let hits: Vec<_> = words.iter().filter(|w| w.to_ascii_lowercase().contains(bad) && **w != "allow_insecure_http").collect();
         assert!(hits.is_empty(), "include/dpopkit.h mentions {bad}: {hits:?}");
     }
     let verify_idents: Vec<_> = words.iter().filter(|w| w.to_ascii_lowercase().contains("verif") && w.contains('_')).collect();
@@ -216,7 +212,16 @@ fn verification_cannot_be_turned_off() {
     let peers = pki.peers(&[]);
     let http = client(&peers, TrustRoots::Bundled);
     let mut auth: serde_json::Value = serde_json::from_str(&peers.auth_token()).unwrap();
-    for k in ["insecure", "verify", "verify_tls", "tls_verify", "ssl_verify", "danger_accept_invalid_certs", "insecure_skip_verify", "allow_insecure_http"] {
+    for k in [
+        "insecure",
+        "verify",
+        "verify_tls",
+        "tls_verify",
+        "ssl_verify",
+        "danger_accept_invalid_certs",
+        "insecure_skip_verify",
+        "allow_insecure_http",
+    ] {
         auth[k] = serde_json::Value::String(if k.contains("verify") && !k.contains("skip") { "false" } else { "true" }.into());
     }
     http.set_auth_token(&auth.to_string()).unwrap();
@@ -230,18 +235,23 @@ fn verification_cannot_be_turned_off() {
 #[test]
 fn ca_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once() {
     use crate::common::guard;
-    guard::in_child(module_path!(), "ca_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once", std::time::Duration::from_secs(10), || {
-        let dir = guard::scratch_dir("ca-files");
-        let h = dpopkit_http_new();
-        for (path, expect) in guard::hostile_paths(&dir, 16 << 20) {
-            let p = c(path.to_str().unwrap());
-            assert_eq!(unsafe { dpopkit_http_set_ca_file(h, p.as_ptr()) }, 0, "{}", path.display());
-            let t = last_text(h);
-            assert!(t.contains(&expect) && t.contains("CA file"), "{}: {t}", path.display());
-            let want = if expect.starts_with("larger") { R::InvalidArgument } else { R::FileIo };
-            assert_eq!(dpopkit_last_error_code(h), want as u32, "{}: {t}", path.display());
-        }
-        dpopkit_destroy(h);
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+    guard::in_child(
+        module_path!(),
+        "ca_files_that_are_devices_fifos_directories_or_too_large_are_refused_at_once",
+        std::time::Duration::from_secs(10),
+        || {
+            let dir = guard::scratch_dir("ca-files");
+            let h = dpopkit_http_new();
+            for (path, expect) in guard::hostile_paths(&dir, 16 << 20) {
+                let p = c(path.to_str().unwrap());
+                assert_eq!(unsafe { dpopkit_http_set_ca_file(h, p.as_ptr()) }, 0, "{}", path.display());
+                let t = last_text(h);
+                assert!(t.contains(&expect) && t.contains("CA file"), "{}: {t}", path.display());
+                let want = if expect.starts_with("larger") { R::InvalidArgument } else { R::FileIo };
+                assert_eq!(dpopkit_last_error_code(h), want as u32, "{}: {t}", path.display());
+            }
+            dpopkit_destroy(h);
+            let _ = std::fs::remove_dir_all(&dir);
+        },
+    );
 }

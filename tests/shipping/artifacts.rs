@@ -247,10 +247,7 @@ fn install_then_build_the_c_sample_with_pkg_config_shared_and_static() {
     for f in ["include/dpopkit.h", "include/dpopkit.hpp", "lib/libdpopkit.a", "lib/pkgconfig/dpopkit.pc"] {
         assert!(prefix.join(f).is_file(), "install.sh did not install {f}");
     }
-    assert_eq!(
-        std::fs::read(prefix.join("include/dpopkit.h")).unwrap(),
-        std::fs::read(repo().join("include/dpopkit.h")).unwrap()
-    );
+    assert_eq!(std::fs::read(prefix.join("include/dpopkit.h")).unwrap(), std::fs::read(repo().join("include/dpopkit.h")).unwrap());
     assert!(!has_debug_info(&lib.join(&real)), "the installed .so carries debug info");
     assert!(!has_debug_info(&lib.join("libdpopkit.a")), "the installed .a carries debug info");
 
@@ -261,10 +258,7 @@ fn install_then_build_the_c_sample_with_pkg_config_shared_and_static() {
     assert!(rustc_says.contains("-lc"), "{rustc_says}");
     let pc = std::fs::read_to_string(pc_dir.join("dpopkit.pc")).unwrap();
     assert!(pc.contains(&format!("\nLibs.private: {}\n", rustc_says.trim())), "{pc}");
-    assert_eq!(
-        pkg_config(&pc_dir, &["--static", "--libs", "dpopkit"]),
-        format!("-L{} -ldpopkit {}", lib.display(), rustc_says.trim())
-    );
+    assert_eq!(pkg_config(&pc_dir, &["--static", "--libs", "dpopkit"]), format!("-L{} -ldpopkit {}", lib.display(), rustc_says.trim()));
 
     // Shared: exactly the README's line, plus an rpath to run it; it needs the SONAME.
     let flags = pkg_config(&pc_dir, &["--cflags", "--libs", "dpopkit"]);
@@ -303,7 +297,12 @@ fn install_then_build_the_c_sample_with_pkg_config_shared_and_static() {
     let sflags = pkg_config(&sprefix.join("lib/pkgconfig"), &["--static", "--cflags", "--libs", "dpopkit"]);
     let exe_static = sprefix.join("sample-static");
     run(
-        Command::new("gcc").args(C_FLAGS).arg(repo().join("bindings/c/sample.c")).arg("-o").arg(&exe_static).args(sflags.split_whitespace()),
+        Command::new("gcc")
+            .args(C_FLAGS)
+            .arg(repo().join("bindings/c/sample.c"))
+            .arg("-o")
+            .arg(&exe_static)
+            .args(sflags.split_whitespace()),
         "gcc sample.c $(pkg-config --static --cflags --libs dpopkit)",
     );
     assert!(
@@ -329,9 +328,14 @@ fn install_stages_under_destdir_and_the_pc_file_names_the_final_prefix() {
     let stage = scratch("destdir");
     let prefix = "/opt/dpopkit-staged-test";
     run(
-        install_sh()
-            .env("DESTDIR", &stage)
-            .args(["--prefix", prefix, "--libdir", "/opt/dpopkit-staged-test/lib64", "--library-type", "shared"]),
+        install_sh().env("DESTDIR", &stage).args([
+            "--prefix",
+            prefix,
+            "--libdir",
+            "/opt/dpopkit-staged-test/lib64",
+            "--library-type",
+            "shared",
+        ]),
         "DESTDIR=... install.sh",
     );
     assert!(!Path::new(prefix).exists(), "install.sh wrote outside DESTDIR");
@@ -376,7 +380,8 @@ fn the_cpp_readme_source_tree_build_runs_as_written() {
         .replace("app.cpp", &repo().join("tests/cpp/sample.cpp").display().to_string())
         .replace(" -o app", &format!(" -o '{}'", exe.display()));
     let target = target_dir();
-    let cmd = if target != repo().join("target") { cmd.replace("target/release", &target.join("release").display().to_string()) } else { cmd };
+    let cmd =
+        if target != repo().join("target") { cmd.replace("target/release", &target.join("release").display().to_string()) } else { cmd };
     run(Command::new("sh").arg("-ec").arg(&cmd).current_dir(repo()), "the C++ README's source-tree build");
     let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
     let log = dir.join("log.txt");

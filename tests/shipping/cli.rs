@@ -31,14 +31,7 @@ fn show(out: &Output) -> String {
 
 /// `get`/`request` options for the sample client, without the secret.
 fn client_args(cmd: &mut Command, peers: &Peers, key: &Path) {
-    cmd.arg("--key").arg(key).args([
-        "--client-id",
-        "m2m.dpop",
-        "--token-endpoint",
-        &peers.token_endpoint,
-        "--scope",
-        "api",
-    ]);
+    cmd.arg("--key").arg(key).args(["--client-id", "m2m.dpop", "--token-endpoint", &peers.token_endpoint, "--scope", "api"]);
 }
 
 fn expected_jkt() -> String {
@@ -205,12 +198,7 @@ fn keygen_then_jwk_and_jkt_of_the_file() {
     assert!(text(&out.stderr).starts_with("jkt: "));
 
     // jwk/jkt of the fixture agree with the thumbprint jose computed.
-    let out = dpopkit()
-        .args(["jkt", "--key"])
-        .arg(fixture("ec_pkcs8_enc.pem"))
-        .args(["--key-password", "test-password"])
-        .output()
-        .unwrap();
+    let out = dpopkit().args(["jkt", "--key"]).arg(fixture("ec_pkcs8_enc.pem")).args(["--key-password", "test-password"]).output().unwrap();
     assert_eq!(text(&out.stdout).trim(), expected_jkt(), "{}", show(&out));
     let out = dpopkit().args(["jkt", "--key"]).arg(fixture("rsa.pem")).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
@@ -231,16 +219,7 @@ fn usage_errors_exit_2() {
         vec!["get", "http://a/", "http://b/"],
         vec!["get", "http://a/", "--bogus"],
         vec!["get", "http://a/", "--key"],
-        vec![
-            "get",
-            "http://a/",
-            "--client-id",
-            "c",
-            "--token-endpoint",
-            "http://127.0.0.1:1/t",
-            "--client-secret",
-            "s",
-        ],
+        vec!["get", "http://a/", "--client-id", "c", "--token-endpoint", "http://127.0.0.1:1/t", "--client-secret", "s"],
         [&["get", "http://a/"][..], &base].concat(), // no secret anywhere
         [&["get", "http://a/", "--client-secret", "s", "--timeout-ms", "soon"][..], &base].concat(),
         [&["get", "http://a/", "--client-secret", "s", "--timeout-ms", "0"][..], &base].concat(),
@@ -399,7 +378,6 @@ fn invalid_dpop_proof_from_the_token_endpoint_names_es256() {
 }
 
 // ---- issue 12, item 5 ----
-
 
 /// `get`/`request` with the sample client, secret from the environment.
 fn run_client(args: &[&str], peers: &Peers) -> Output {

@@ -1,7 +1,6 @@
 //! `dpopkit serve` (issue 22), run as a user runs it, against the real peers (AS with
 //! nonces, jose-validating RS) and the scriptable fault server, all on 127.0.0.1.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -377,7 +376,16 @@ fn path_tricks_the_upstream_may_decode_and_override_headers_stay_behind() {
     assert_eq!(r.status, 200, "{}{}", r.head, r.body);
     let got = upstream.requests();
     assert_eq!(got.len(), 2);
-    for name in ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override", "x-forwarded-host", "x-forwarded-prefix", "forwarded"] {
+    for name in [
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-forwarded-host",
+        "x-forwarded-prefix",
+        "forwarded",
+    ] {
         assert!(got[1].header(name).is_none(), "{name} went upstream: {:?}", got[1].headers);
     }
     assert_eq!(got[1].header("x-kept"), Some("yes"));
@@ -596,7 +604,12 @@ fn a_route_can_take_client_certificates_instead_of_the_key() {
     // --caller-auth client-cert replaces --caller-secret-env GW_KEY.
     let at = args.iter().position(|a| a == "--caller-secret-env").unwrap();
     args.drain(at..at + 2);
-    args.extend(["--caller-auth".into(), "client-cert".into(), "--client-ca-file".into(), dir.join("clients-ca.pem").display().to_string()]);
+    args.extend([
+        "--caller-auth".into(),
+        "client-cert".into(),
+        "--client-ca-file".into(),
+        dir.join("clients-ca.pem").display().to_string(),
+    ]);
     args.extend(["--cert-dir".into(), cert_dir.display().to_string()]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let gw = Gateway::start(&refs, "mtls");
@@ -607,9 +620,11 @@ fn a_route_can_take_client_certificates_instead_of_the_key() {
         let mut tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
         if let Some((c, k)) = client {
             let chain = vec![ureq::tls::Certificate::from_pem(c.as_bytes()).unwrap()];
-            tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, ureq::tls::PrivateKey::from_pem(k.as_bytes()).unwrap())));
+            tls = tls
+                .client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, ureq::tls::PrivateKey::from_pem(k.as_bytes()).unwrap())));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls.build()).http_status_as_error(false).proxy(None).build().into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().tls_config(tls.build()).http_status_as_error(false).proxy(None).build().into();
         let mut req = agent.get(&format!("https://localhost:{port}/orders/test"));
         if with_key {
             req = req.header("X-DpopKit-Gateway-Key", KEY);
@@ -639,7 +654,19 @@ fn it_does_not_start_without_a_caller_credential_or_with_plain_http_off_loopback
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let key = fixture("ec_pkcs8.pem").display().to_string();
-    let base = ["--route", "/a/=http://127.0.0.1:9/", "--key", &key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:9/token", "--listen", "127.0.0.1:0", "--plain-http"];
+    let base = [
+        "--route",
+        "/a/=http://127.0.0.1:9/",
+        "--key",
+        &key,
+        "--client-id",
+        "c",
+        "--token-endpoint",
+        "http://127.0.0.1:9/token",
+        "--listen",
+        "127.0.0.1:0",
+        "--plain-http",
+    ];
     let (code, err) = run(&base, &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--caller-secret-env NAME is required"), "{err}");
@@ -671,7 +698,17 @@ fn a_certificate_directory_others_can_write_or_a_key_others_can_read_is_refused(
         let key = fixture("ec_pkcs8.pem").display().to_string();
         let d = dir.display().to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
-            .args(["serve", "--route", "/a/=http://127.0.0.1:9/", "--key", &key, "--client-id", "c", "--token-endpoint", "http://127.0.0.1:9/token"])
+            .args([
+                "serve",
+                "--route",
+                "/a/=http://127.0.0.1:9/",
+                "--key",
+                &key,
+                "--client-id",
+                "c",
+                "--token-endpoint",
+                "http://127.0.0.1:9/token",
+            ])
             .args(["--listen", "127.0.0.1:0", "--caller-secret-env", "GW_KEY", "--cert-dir", &d])
             .env("GW_KEY", KEY)
             .env("DPOPKIT_CLIENT_SECRET", "secret")
@@ -738,7 +775,12 @@ fn an_upstream_echoing_the_gateway_key_as_base64_hex_or_utf16_gets_it_masked() {
         assert_eq!(r.status, 200, "{path}: {}{}", r.head, r.body);
         let utf16_free = r.body.replace('\0', "");
         for form in [KEY, b64.as_str(), &b64[..40], b64_core, &hex] {
-            assert!(!utf16_free.contains(form) && !r.head.contains(form), "{path}: the gateway key came back as {form}: {}{}", r.head, r.body);
+            assert!(
+                !utf16_free.contains(form) && !r.head.contains(form),
+                "{path}: the gateway key came back as {form}: {}{}",
+                r.head,
+                r.body
+            );
         }
         let decoded = STANDARD.decode(r.body.trim()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
         assert!(!decoded.contains(KEY), "{path}: the base64 dump still holds the key: {decoded}");

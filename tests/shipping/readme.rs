@@ -100,7 +100,14 @@ fn run_block(script: &str, tag: &str, path_first: Option<&std::path::Path>, limi
 
 /// What the quick start must not touch in the checkout (it works in a temporary directory).
 fn checkout_outputs() -> Vec<(PathBuf, bool)> {
-    ["sample", "peers.json", "sessionLog.txt"].iter().map(|n| repo().join(n)).map(|p| { let e = p.exists(); (p, e) }).collect()
+    ["sample", "peers.json", "sessionLog.txt"]
+        .iter()
+        .map(|n| repo().join(n))
+        .map(|p| {
+            let e = p.exists();
+            (p, e)
+        })
+        .collect()
 }
 
 #[test]
@@ -112,7 +119,8 @@ fn readme_c_quick_start_runs_as_written_with_the_usual_ports_busy() {
     }
     // Ports a newcomer's machine may have taken already (the ones the servers' docs and
     // earlier versions of this block use): held for the whole run.
-    let _busy: Vec<std::net::TcpListener> = [4010u16, 4011].iter().filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
+    let _busy: Vec<std::net::TcpListener> =
+        [4010u16, 4011].iter().filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
     let before = checkout_outputs();
     let run = run_block(&block, "ok", None, Duration::from_secs(1200));
     for (p, existed) in before {
@@ -120,7 +128,10 @@ fn readme_c_quick_start_runs_as_written_with_the_usual_ports_busy() {
     }
     let Run { status, stdout, stderr } = run;
     let status = status.unwrap_or_else(|| panic!("the quick start did not finish in 20 minutes\n{stdout}\n{stderr}"));
-    assert!(status.success(), "the README's C quick start failed ({status}):\n--- script\n{block}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(
+        status.success(),
+        "the README's C quick start failed ({status}):\n--- script\n{block}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
     assert!(stdout.contains("status: 200"), "{stdout}\n{stderr}");
     assert!(stdout.contains("m2m.dpop"), "the API's answer (the token's claims): {stdout}");
 }
@@ -152,5 +163,10 @@ fn readme_c_quick_start_ends_and_says_why_when_the_servers_fail() {
     let _ = std::fs::remove_dir_all(&bin);
     let status = run.status.unwrap_or_else(|| panic!("the quick start still waits when the servers fail\n{}\n{}", run.stdout, run.stderr));
     assert!(!status.success(), "it must fail: {}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("EADDRINUSE") || run.stderr.contains("EADDRINUSE"), "the servers' error is shown:\n{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("EADDRINUSE") || run.stderr.contains("EADDRINUSE"),
+        "the servers' error is shown:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }

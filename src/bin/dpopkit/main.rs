@@ -285,10 +285,7 @@ fn key_password(p: &Parsed) -> Option<Zeroizing<String>> {
 }
 
 fn password_of(p: &Parsed, option: &str, env: &str) -> Option<Zeroizing<String>> {
-    p.value(option)
-        .map(|s| Zeroizing::new(s.to_string()))
-        .or_else(|| std::env::var(env).ok().map(Zeroizing::new))
-        .filter(|s| !s.is_empty())
+    p.value(option).map(|s| Zeroizing::new(s.to_string())).or_else(|| std::env::var(env).ok().map(Zeroizing::new)).filter(|s| !s.is_empty())
 }
 
 fn load_key(p: &Parsed) -> Result<EcKey, Failure> {
@@ -300,9 +297,7 @@ fn load_key(p: &Parsed) -> Result<EcKey, Failure> {
 /// `-H 'Name: value'` as (name, value); the value may be a credential, so it is never shown.
 fn header_arg(h: &str) -> Result<(&str, &str), Failure> {
     match h.split_once(':') {
-        Some((name, value)) if !name.is_empty() && !name.contains(char::is_whitespace) => {
-            Ok((name, value.trim_matches([' ', '\t'])))
-        }
+        Some((name, value)) if !name.is_empty() && !name.contains(char::is_whitespace) => Ok((name, value.trim_matches([' ', '\t']))),
         Some((name, _)) if !name.trim().is_empty() && !name.trim().contains(char::is_whitespace) => {
             usage(format!("-H '{}: ...': no space before the colon (it would not be a valid header name)", name.trim()))
         }
@@ -361,10 +356,14 @@ fn configure_client(p: &Parsed, client: &HttpClient, headers: &[(&str, &str)], o
     Ok(())
 }
 
+/// The client id, the client secret and the timeout of a route (see [`route_client_options`]).
+#[cfg(feature = "gateway")]
+type RouteClient<'a> = (&'a str, Option<Zeroizing<String>>, Option<Duration>);
+
 /// The request options that `serve --route` shares with `get`, checked: the client id, the
 /// client secret (`None` for private_key_jwt) and the timeout.
 #[cfg(feature = "gateway")]
-fn route_client_options(p: &Parsed) -> Result<(&str, Option<Zeroizing<String>>, Option<Duration>), Failure> {
+fn route_client_options(p: &Parsed) -> Result<RouteClient<'_>, Failure> {
     p.required("--key")?;
     let client_id = p.required("--client-id")?;
     let private_key_jwt = auth_method_args(p)?;
@@ -383,9 +382,7 @@ fn auth_method_args(p: &Parsed) -> Result<bool, Failure> {
     let private_key_jwt = auth_method == Some("private_key_jwt");
     if let Some(m) = auth_method {
         if !matches!(m, "client_secret_post" | "client_secret_basic" | "private_key_jwt") {
-            return usage(format!(
-                "--auth-method must be client_secret_post, client_secret_basic or private_key_jwt, not '{m}'"
-            ));
+            return usage(format!("--auth-method must be client_secret_post, client_secret_basic or private_key_jwt, not '{m}'"));
         }
     }
     if !private_key_jwt && p.value("--assertion-key").is_some() {
@@ -540,9 +537,7 @@ fn print_result(p: &Parsed, result: dpopkit::core::Result<ResponseInfo>, output:
             }
             match output {
                 Some(path) => write_file(Path::new(path), &resp.body),
-                None if terminal => {
-                    write_stdout(for_terminal(&scrub(&String::from_utf8_lossy(&resp.body), secrets)).as_bytes())
-                }
+                None if terminal => write_stdout(for_terminal(&scrub(&String::from_utf8_lossy(&resp.body), secrets)).as_bytes()),
                 None => write_stdout(&resp.body),
             }
         }
@@ -604,8 +599,11 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
         other => return usage(format!("--alg must be ES256 (EC P-256), ES384 (EC P-384) or EdDSA (Ed25519), not '{other}'")),
     };
     let key = EcKey::generate_alg(alg).map_err(|e| other(e.message))?;
-    let mut data: Zeroizing<String> =
-        if p.flag("--jwk") { key.to_private_jwk().map_err(|e| other(e.message))? } else { key.to_pkcs8_pem().map_err(|e| other(e.message))? };
+    let mut data: Zeroizing<String> = if p.flag("--jwk") {
+        key.to_private_jwk().map_err(|e| other(e.message))?
+    } else {
+        key.to_pkcs8_pem().map_err(|e| other(e.message))?
+    };
     if !data.ends_with('\n') {
         data.push('\n');
     }

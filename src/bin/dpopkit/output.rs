@@ -53,7 +53,8 @@ pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Outcome {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     }
-    let mut file = options.open(&tmp).map_err(|e| other(format!("cannot write -o '{shown}': cannot create a file in '{}': {e}", dir.display())))?;
+    let mut file =
+        options.open(&tmp).map_err(|e| other(format!("cannot write -o '{shown}': cannot create a file in '{}': {e}", dir.display())))?;
     let written = file.write_all(bytes).and_then(|_| file.sync_all()).and_then(|_| {
         drop(file);
         std::fs::rename(&tmp, path)
@@ -76,7 +77,9 @@ pub(super) fn for_terminal(text: &str) -> String {
             '\n' | '\t' => out.push(c),
             '\r' if chars.peek() == Some(&'\n') => {}
             c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}') => {
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}') =>
+            {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32))
             }
             c => out.push(c),

@@ -66,9 +66,28 @@ pub const SERVE_OPTS: Spec = &[
 
 /// Options that belong to the --route form only (a --config file says them per route).
 const ROUTE_ONLY: &[&str] = &[
-    "--route", "--methods", "--caller-secret-env", "--caller-auth", "--key", "--key-password", "--client-id", "--client-secret", "--token-endpoint", "--issuer",
-    "--scope", "--audience", "--resource", "--auth-method", "--assertion-key", "--assertion-key-password", "--ca-file", "--proxy",
-    "--allow-insecure-http", "--session-log", "--timeout-ms", "--token-cache",
+    "--route",
+    "--methods",
+    "--caller-secret-env",
+    "--caller-auth",
+    "--key",
+    "--key-password",
+    "--client-id",
+    "--client-secret",
+    "--token-endpoint",
+    "--issuer",
+    "--scope",
+    "--audience",
+    "--resource",
+    "--auth-method",
+    "--assertion-key",
+    "--assertion-key-password",
+    "--ca-file",
+    "--proxy",
+    "--allow-insecure-http",
+    "--session-log",
+    "--timeout-ms",
+    "--token-cache",
 ];
 
 pub fn cmd_serve(p: &Parsed) -> Outcome {
@@ -81,7 +100,17 @@ pub fn cmd_serve(p: &Parsed) -> Outcome {
             if let Some(o) = ROUTE_ONLY.iter().find(|o| p.value(o).is_some() || p.flag(o)) {
                 return usage(format!("{o} goes with --route; with --config, routes and their options are in the file"));
             }
-            for o in ["--listen", "--client-ca-file", "--plain-http", "--cert-dir", "--tls-cert", "--tls-key", "--max-concurrency", "--max-queue", "--max-request-body"] {
+            for o in [
+                "--listen",
+                "--client-ca-file",
+                "--plain-http",
+                "--cert-dir",
+                "--tls-cert",
+                "--tls-key",
+                "--max-concurrency",
+                "--max-queue",
+                "--max-request-body",
+            ] {
                 if p.value(o).is_some() || p.flag(o) {
                     return usage(format!("{o} does not go with --config: set it in the file"));
                 }
@@ -109,7 +138,9 @@ pub fn cmd_serve(p: &Parsed) -> Outcome {
     let scheme = if tls_config.is_some() { "https" } else { "http" };
     let summary: Vec<String> = routes.iter().map(|r| format!("{} -> {}", r.prefix, r.upstream)).collect();
     let cert_note = match &server.tls {
-        TlsSource::Generated { dir, .. } => format!(" (self-signed certificate {}; `dpopkit serve --print-cert` prints it)", dir.join(tls::CERT_NAME).display()),
+        TlsSource::Generated { dir, .. } => {
+            format!(" (self-signed certificate {}; `dpopkit serve --print-cert` prints it)", dir.join(tls::CERT_NAME).display())
+        }
         _ => String::new(),
     };
     let gw = server::Gateway::new(server, routes);
@@ -163,14 +194,24 @@ fn server_from_args(p: &Parsed) -> Result<ServerConfig, Failure> {
     if client_ca.is_some() && matches!(tls, TlsSource::Plain) {
         return usage("--client-ca-file needs TLS (client certificates are part of the TLS handshake): drop --plain-http");
     }
-    Ok(ServerConfig { listen, tls, limits, access_log: !p.flag("--no-access-log"), health_path: "/healthz".into(), metrics_path: "/metrics".into(), client_ca })
+    Ok(ServerConfig {
+        listen,
+        tls,
+        limits,
+        access_log: !p.flag("--no-access-log"),
+        health_path: "/healthz".into(),
+        metrics_path: "/metrics".into(),
+        client_ca,
+    })
 }
 
 /// The one route of the command line: `--route PREFIX=URL` and the request options of
 /// `dpopkit get`, configured by the same code (`configure_client`).
 fn route_from_args(p: &Parsed) -> Result<server::Route, Failure> {
     let Some(route) = p.value("--route") else {
-        return usage("serve needs --config FILE, or --route PREFIX=URL with the request options (--key, --client-id, --token-endpoint, ...)");
+        return usage(
+            "serve needs --config FILE, or --route PREFIX=URL with the request options (--key, --client-id, --token-endpoint, ...)",
+        );
     };
     let Some((prefix, upstream)) = route.split_once('=') else {
         return usage("--route takes PREFIX=URL, e.g. --route /orders/=https://api.example.com/v1/");
@@ -191,7 +232,9 @@ fn route_from_args(p: &Parsed) -> Result<server::Route, Failure> {
     let caller_secret = match p.value("--caller-auth").unwrap_or("key") {
         "key" => {
             let Some(env_name) = p.value("--caller-secret-env") else {
-                return usage("--caller-secret-env NAME is required: the environment variable that holds the secret callers send in X-DpopKit-Gateway-Key (or --caller-auth client-cert with --client-ca-file)");
+                return usage(
+                    "--caller-secret-env NAME is required: the environment variable that holds the secret callers send in X-DpopKit-Gateway-Key (or --caller-auth client-cert with --client-ca-file)",
+                );
             };
             Some(config::caller_secret_of(env_name, &|n| std::env::var(n).ok()).map_err(other)?)
         }
@@ -255,7 +298,8 @@ fn route_from_spec(spec: &RouteSpec) -> Result<server::Route, Failure> {
     }
     s.follow_redirects = false;
     client.set_settings(s).map_err(|e| at(e.message))?;
-    let key = EcKey::load_file(&spec.key, spec.key_password.as_deref().map(String::as_str)).map_err(|e| at(format!("key: {}", e.message)))?;
+    let key =
+        EcKey::load_file(&spec.key, spec.key_password.as_deref().map(String::as_str)).map_err(|e| at(format!("key: {}", e.message)))?;
     client.set_dpop_key(Arc::new(key));
     if let Some(dir) = &spec.token_cache_dir {
         super::create_private_dir(dir)?;

@@ -6,16 +6,16 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use super::dpop::challenge;
+use super::dpop::exchange::{Answer, Retries, Server, exchange};
+use super::dpop::nonce;
+use super::dpop::proof::Target;
 use super::error::{Error, ErrorKind, Result, err};
 use super::http::headers::RequestHeaders;
 use super::http::{Deadline, MAX_REDIRECTS, Request, Response, Role, Settings, Transport};
 use super::key::EcKey;
-use super::dpop::nonce;
-use super::dpop::exchange::{Answer, Retries, Server, exchange};
-use super::dpop::proof::Target;
+use super::oauth::token::{AuthConfig, FetchContext, get_token, oauth_error};
 use super::redact::{self, scrub};
 use super::session_log::SessionLog;
-use super::oauth::token::{AuthConfig, FetchContext, get_token, oauth_error};
 
 #[derive(Default)]
 struct Config {
@@ -62,7 +62,6 @@ struct CallConfig {
     /// request of the call, token and metadata requests included, ends by it.
     transport: Transport,
 }
-
 
 /// Checks an HTTP method name: an RFC 9110 token (DPoP's `htm` is the method as sent), and
 /// not one whose meaning breaks a request API: CONNECT opens a tunnel, not a request; TRACE
@@ -227,16 +226,11 @@ impl HttpClient {
     /// Sends a request and returns the response when its status is 2xx. A non-2xx status is
     /// an `HttpStatus` error that carries the response. With an AuthToken set, the request
     /// carries `Authorization: DPoP <token>` and a fresh proof; without one, it is sent plain.
-    pub fn request(
-        &self,
-        method: Option<&str>,
-        url: &str,
-        content_type: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<Response> {
+    pub fn request(&self, method: Option<&str>, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
         let cc = self.snapshot();
         let _secrets = call_secrets(&cc);
-        let resp = self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body).map_err(crate::core::error::scrub_error_of_call)?;
+        let resp =
+            self.send_with(&cc, method.unwrap_or("GET"), url, content_type, body).map_err(crate::core::error::scrub_error_of_call)?;
         // Whatever a server echoes back of the call's credentials is masked in what the
         // caller gets: the body of a 2xx as well as the error text and response of a failure.
         let resp = redact::with_call(|s| {
@@ -291,14 +285,7 @@ impl HttpClient {
     }
 
     /// [`HttpClient::send`] with the configuration snapshot of the call.
-    fn send_with(
-        &self,
-        cc: &CallConfig,
-        method: &str,
-        url: &str,
-        content_type: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<Response> {
+    fn send_with(&self, cc: &CallConfig, method: &str, url: &str, content_type: Option<&str>, body: Option<&[u8]>) -> Result<Response> {
         valid_method(method)?;
         let original = Target::parse(url)?;
         if let Some(ct) = content_type {
@@ -324,11 +311,8 @@ impl HttpClient {
             }
             let Some(location) = resp.header("location") else { return Ok(resp) };
             if hops == MAX_REDIRECTS {
-                return Err(Error::new(
-                    ErrorKind::HttpStatus,
-                    format!("{} redirected more than {MAX_REDIRECTS} times", original.htu),
-                )
-                .with_response(resp));
+                return Err(Error::new(ErrorKind::HttpStatus, format!("{} redirected more than {MAX_REDIRECTS} times", original.htu))
+                    .with_response(resp));
             }
             let next = resolve_location(&target, location).map_err(|e| {
                 Error::new(ErrorKind::HttpStatus, format!("redirect from {} not followed: {}", target.htu, e.message))
@@ -381,10 +365,7 @@ impl HttpClient {
             _ => return cc.transport.send(Request { method, target, headers: base_headers, body, role: Role::Resource }, log, &[]),
         };
         let Some(key) = cc.key.as_deref() else {
-            return err(
-                ErrorKind::NoKey,
-                "an AuthToken is set but no DPoP key: call set_dpop_key with a loaded or generated key first",
-            );
+            return err(ErrorKind::NoKey, "an AuthToken is set but no DPoP key: call set_dpop_key with a loaded or generated key first");
         };
         let ctx = FetchContext { transport: &cc.transport, log, assertion_key: cc.assertion_key.as_deref() };
         let mut token = get_token(auth, key, &ctx, None)?;

@@ -25,22 +25,12 @@ pub fn new_jti() -> Result<String> {
 }
 
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Builds a signed DPoP proof JWT.
 /// `access_token` adds `ath`; `nonce` adds `nonce`; `iat` is the current time unless given.
-pub fn make_proof(
-    key: &EcKey,
-    htm: &str,
-    htu: &str,
-    access_token: Option<&str>,
-    nonce: Option<&str>,
-    iat: Option<i64>,
-) -> Result<String> {
+pub fn make_proof(key: &EcKey, htm: &str, htu: &str, access_token: Option<&str>, nonce: Option<&str>, iat: Option<i64>) -> Result<String> {
     make_proof_within(key, htm, htu, access_token, nonce, iat, None)
 }
 
@@ -192,8 +182,7 @@ mod tests {
         let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, key.public_point());
         pk.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).unwrap();
         let p2 = make_proof(&key, "GET", "http://127.0.0.1:1234/api", None, None, None).unwrap();
-        let c2: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p2.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        let c2: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p2.split('.').nth(1).unwrap()).unwrap()).unwrap();
         assert_ne!(c2["jti"], c["jti"]);
         assert!(c2.get("ath").is_none() && c2.get("nonce").is_none());
     }

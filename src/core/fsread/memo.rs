@@ -41,9 +41,7 @@ impl FileStat {
 
     /// Whether both times are at least [`SETTLED`] in the past.
     pub fn settled(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         self.modified.0.max(self.changed.0) < now - SETTLED.as_secs() as i64
     }
 }

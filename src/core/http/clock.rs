@@ -29,8 +29,9 @@ struct Clock {
     correct: bool,
 }
 
-static CLOCKS: LazyLock<BoundedLru<String, Clock>> =
-    LazyLock::new(|| BoundedLru::new(crate::core::state::limits::CLOCK_ENTRIES, crate::core::state::limits::CLOCK_BYTES, |k, _| k.len() + 32, never_in_use));
+static CLOCKS: LazyLock<BoundedLru<String, Clock>> = LazyLock::new(|| {
+    BoundedLru::new(crate::core::state::limits::CLOCK_ENTRIES, crate::core::state::limits::CLOCK_BYTES, |k, _| k.len() + 32, never_in_use)
+});
 
 fn unix(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)

@@ -157,7 +157,9 @@ mod tests {
 
     #[test]
     fn names_are_tokens_values_single_lines_and_framing_headers_refused() {
-        for ok in [("Accept", "application/json"), ("Idempotency-Key", "k-1"), ("If-Match", "\"abc\""), ("X-Empty", ""), ("x.y_z~1", "a\tb")] {
+        for ok in
+            [("Accept", "application/json"), ("Idempotency-Key", "k-1"), ("If-Match", "\"abc\""), ("X-Empty", ""), ("x.y_z~1", "a\tb")]
+        {
             assert!(check(ok.0, ok.1).is_ok(), "{ok:?}");
         }
         for bad_name in ["", "Bad Name", "X:Y", "X\r\nY", "Ä", "X\0"] {
@@ -206,7 +208,17 @@ mod tests {
 
     #[test]
     fn credential_like_names() {
-        for yes in ["Cookie", "X-Api-Key", "x-api-key", "Api-Key", "X-Auth-Token", "Token", "X-Client-Secret", "Proxy-Authorization", "X-CSRF-Token"] {
+        for yes in [
+            "Cookie",
+            "X-Api-Key",
+            "x-api-key",
+            "Api-Key",
+            "X-Auth-Token",
+            "Token",
+            "X-Client-Secret",
+            "Proxy-Authorization",
+            "X-CSRF-Token",
+        ] {
             assert!(is_credential_header(yes), "{yes}");
         }
         for no in ["Accept", "Idempotency-Key", "If-Match", "X-Correlation-Id", "Content-Type"] {

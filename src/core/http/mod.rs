@@ -15,13 +15,13 @@ pub mod clock;
 pub mod headers;
 
 use super::error::{Error, ErrorKind, Result, shorten};
+use super::fsread::FileMemo;
 use super::response::ResponseInfo;
 pub use super::response::status_text; // path kept for capi; see ARCHITECTURE.md
+use super::session_log::{Entry, SessionLog};
+use super::state::{BoundedLru, never_in_use, weightless};
 use super::url::{Target, is_loopback_origin, split_origin};
 pub use super::wipe::wipe_headers; // path kept for tests; see ARCHITECTURE.md
-use super::session_log::{Entry, SessionLog};
-use super::fsread::FileMemo;
-use super::state::{BoundedLru, never_in_use, weightless};
 
 mod settings;
 pub use settings::*;
@@ -116,10 +116,8 @@ impl std::hash::Hash for SharedKey {
 }
 
 /// The environment variables that [`ProxyChoice::Env`] reads.
-const PROXY_ENV: &[&str] = &[
-    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
-    "REQUEST_METHOD",
-];
+const PROXY_ENV: &[&str] =
+    &["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD"];
 
 /// At most [`MAX_SHARED_TRANSPORTS`], least recently used out (objects keep theirs).
 static SHARED: LazyLock<BoundedLru<SharedKey, Arc<Transport>>> =
@@ -295,11 +293,8 @@ impl Transport {
             }
         };
         let status = resp.status().as_u16();
-        let headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (canonical_name(k.as_str()), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
+        let headers: Vec<(String, String)> =
+            resp.headers().iter().map(|(k, v)| (canonical_name(k.as_str()), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
         let body = resp
             .body_mut()
             .with_config()
@@ -398,7 +393,15 @@ fn canonical_name(name: &str) -> String {
 /// that was left of the call's `deadline`.
 /// The error of a failed request, naming the server's role and URL (without the query,
 /// which may carry anything) and the proxy it went through.
-fn map_ureq_error(e: ureq::Error, target: &Target, role: Role, settings: &Settings, via: &str, deadline: Option<Deadline>, limit: Duration) -> Error {
+fn map_ureq_error(
+    e: ureq::Error,
+    target: &Target,
+    role: Role,
+    settings: &Settings,
+    via: &str,
+    deadline: Option<Deadline>,
+    limit: Duration,
+) -> Error {
     let peer = format!("{} {}{via}", role.name(), shorten(&target.htu));
     match e {
         ureq::Error::Timeout(which) => {
@@ -412,19 +415,13 @@ fn map_ureq_error(e: ureq::Error, target: &Target, role: Role, settings: &Settin
                 Some(d) if limit < settings.request_timeout => {
                     d.exceeded(&format!(": request to {peer} timed out after the {} ms that were left", limit.as_millis()))
                 }
-                _ => Error::new(
-                    ErrorKind::Timeout,
-                    format!("request to {peer} timed out ({which}, limit {} ms)", limit.as_millis()),
-                ),
+                _ => Error::new(ErrorKind::Timeout, format!("request to {peer} timed out ({which}, limit {} ms)", limit.as_millis())),
             }
         }
-        ureq::Error::HostNotFound => {
-            Error::new(ErrorKind::Transport, format!("cannot resolve host of {peer}: host not found"))
+        ureq::Error::HostNotFound => Error::new(ErrorKind::Transport, format!("cannot resolve host of {peer}: host not found")),
+        ureq::Error::BodyExceedsLimit(n) => {
+            Error::new(ErrorKind::ResponseTooLarge, format!("response from {peer} is larger than the limit of {n} bytes"))
         }
-        ureq::Error::BodyExceedsLimit(n) => Error::new(
-            ErrorKind::ResponseTooLarge,
-            format!("response from {peer} is larger than the limit of {n} bytes"),
-        ),
         ureq::Error::Io(io) => {
             // rustls reports certificate problems through the I/O error.
             if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
@@ -441,9 +438,7 @@ fn map_ureq_error(e: ureq::Error, target: &Target, role: Role, settings: &Settin
             };
             Error::new(ErrorKind::Transport, format!("request to {peer} failed: {what}"))
         }
-        ureq::Error::ConnectionFailed => {
-            Error::new(ErrorKind::Transport, format!("cannot connect to {peer}: connection failed"))
-        }
+        ureq::Error::ConnectionFailed => Error::new(ErrorKind::Transport, format!("cannot connect to {peer}: connection failed")),
         ureq::Error::Tls(msg) => Error::new(ErrorKind::Tls, format!("TLS with {peer} failed: {msg}")),
         ureq::Error::Rustls(re) => tls_error(&peer, &re),
         other => Error::new(ErrorKind::Transport, format!("request to {peer} failed: {other}")),

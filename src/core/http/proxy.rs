@@ -105,9 +105,7 @@ pub(super) fn parse_proxy(u: &str) -> std::result::Result<ProxyUse, String> {
 
 /// An explicit proxy URL: checked when it is set.
 pub(super) fn proxy_from_url(u: &str) -> Result<ProxyUse> {
-    parse_proxy(u).map_err(|why| {
-        Error::new(ErrorKind::InvalidArgument, format!("proxy URL '{}' is not usable: {why}", mask_userinfo(u)))
-    })
+    parse_proxy(u).map_err(|why| Error::new(ErrorKind::InvalidArgument, format!("proxy URL '{}' is not usable: {why}", mask_userinfo(u))))
 }
 
 /// One `NO_PROXY` entry, curl's rules: `*` (everything), a host name that matches itself
@@ -169,9 +167,7 @@ pub(super) fn no_proxy_matches(entries: &[NoProxyEntry], host: &str) -> bool {
     entries.iter().any(|e| match e {
         NoProxyEntry::All => true,
         NoProxyEntry::Net(net, bits) => ip.is_some_and(|ip| in_net(ip, *net, *bits)),
-        NoProxyEntry::Name(n) => {
-            ip.is_none() && (host == *n || host.strip_suffix(n.as_str()).is_some_and(|p| p.ends_with('.')))
-        }
+        NoProxyEntry::Name(n) => ip.is_none() && (host == *n || host.strip_suffix(n.as_str()).is_some_and(|p| p.ends_with('.'))),
     })
 }
 

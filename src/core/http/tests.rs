@@ -62,10 +62,18 @@ fn t(u: &str) -> Target {
 /// else through the proxy, and plain http through it counts as crossing the network.
 #[test]
 fn loopback_targets_never_go_through_a_proxy() {
-    const LOOPBACK: &[&str] =
-        &["http://127.0.0.1:8080/token", "http://127.9.8.7/x", "http://localhost:9/t", "http://[::1]:9/t", "https://127.0.0.1:8443/t", "http://[::ffff:127.0.0.1]/"];
-    const ELSEWHERE: &[&str] = &["http://as.example/token", "https://as.example/token", "http://2130706433:8080/token", "http://0.0.0.0:9/t", "http://10.0.0.1/"];
-    let explicit = Transport::new(Settings { proxy: ProxyChoice::Url("http://proxy.corp.example:3128".into()), ..Settings::default() }).unwrap();
+    const LOOPBACK: &[&str] = &[
+        "http://127.0.0.1:8080/token",
+        "http://127.9.8.7/x",
+        "http://localhost:9/t",
+        "http://[::1]:9/t",
+        "https://127.0.0.1:8443/t",
+        "http://[::ffff:127.0.0.1]/",
+    ];
+    const ELSEWHERE: &[&str] =
+        &["http://as.example/token", "https://as.example/token", "http://2130706433:8080/token", "http://0.0.0.0:9/t", "http://10.0.0.1/"];
+    let explicit =
+        Transport::new(Settings { proxy: ProxyChoice::Url("http://proxy.corp.example:3128".into()), ..Settings::default() }).unwrap();
     let env_vars: &[(&str, &str)] = &[("http_proxy", "http://proxy.corp.example:3128"), ("https_proxy", "http://proxy.corp.example:3128")];
     let env = Route::Env(Box::new(EnvRoute::from_vars(|n| env_vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()))));
     let all = Route::Env(Box::new(env_of(&[("ALL_PROXY", "proxy.corp.example:3128")])));
@@ -112,7 +120,14 @@ fn loopback_targets_never_go_through_a_proxy() {
 
 #[test]
 fn loopback_is_an_ip_literal_or_localhost() {
-    for yes in ["http://localhost", "http://LOCALHOST:8080", "http://127.0.0.1:9", "http://127.255.3.4", "http://[::1]:80", "http://[::ffff:127.0.0.1]"] {
+    for yes in [
+        "http://localhost",
+        "http://LOCALHOST:8080",
+        "http://127.0.0.1:9",
+        "http://127.255.3.4",
+        "http://[::1]:80",
+        "http://[::ffff:127.0.0.1]",
+    ] {
         assert!(is_loopback_origin(yes), "{yes}");
     }
     for no in [

@@ -26,8 +26,7 @@ pub fn load_ca_file(path: &std::path::Path) -> Result<TrustRoots> {
     static CA_FILES: LazyLock<FileMemo<Vec<Vec<u8>>>> = LazyLock::new(|| FileMemo::new(crate::core::state::limits::CA_FILES));
     let shown = shorten(&path.display().to_string());
     let file = crate::core::fsread::RegularFile::open(path, &crate::core::fsread::CA_FILE)?;
-    let certs = CA_FILES.load(file, b"", |pem| {
-        parse_ca_pem(pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message)))
-    })?;
+    let certs =
+        CA_FILES.load(file, b"", |pem| parse_ca_pem(pem).map_err(|e| Error::new(e.kind, format!("CA file '{shown}': {}", e.message))))?;
     Ok(TrustRoots::Pem(certs))
 }

@@ -21,10 +21,8 @@ pub(super) fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>) -> Res
             ),
         ),
         Kdf::Scrypt(p) => {
-            let memory = 128u64
-                .saturating_mul(p.block_size as u64)
-                .saturating_mul(p.cost_parameter)
-                .saturating_mul(p.parallelization.max(1) as u64);
+            let memory =
+                128u64.saturating_mul(p.block_size as u64).saturating_mul(p.cost_parameter).saturating_mul(p.parallelization.max(1) as u64);
             if memory > MAX_SCRYPT_MEMORY {
                 return err(ErrorKind::KeyFormat, "the encrypted key's scrypt parameters need more than 1 GiB; re-encrypt it with PBKDF2");
             }

@@ -17,15 +17,14 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm,
-    Ed25519KeyPair, KeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error::{Error, ErrorKind, Result, err, shorten};
-use super::fsread::{self, RegularFile};
 use super::fsread::FileMemo;
+use super::fsread::{self, RegularFile};
 use super::pkcs11::{self, TokenKey};
 
 mod memo;
@@ -167,10 +166,7 @@ impl EcKey {
                     .map_err(|_| Error::new(ErrorKind::Internal, "the system random generator failed"))?;
                 Self::from_ed25519_seed(seed)
             }
-            other => err(
-                ErrorKind::InvalidArgument,
-                format!("unknown key algorithm '{}': use ES256, ES384 or EdDSA", shorten(other)),
-            ),
+            other => err(ErrorKind::InvalidArgument, format!("unknown key algorithm '{}': use ES256, ES384 or EdDSA", shorten(other))),
         }
     }
 
@@ -285,9 +281,8 @@ impl EcKey {
     }
 
     fn parse_file(path: &Path, data: &[u8], password: Option<&str>) -> Result<Self> {
-        Self::from_any_format(data, password).map_err(|e| {
-            Error::new(e.kind, format!("key file '{}': {}", shorten(&path.display().to_string()), e.message))
-        })
+        Self::from_any_format(data, password)
+            .map_err(|e| Error::new(e.kind, format!("key file '{}': {}", shorten(&path.display().to_string()), e.message)))
     }
 
     /// Parses PEM (SEC1 `EC PRIVATE KEY`, PKCS#8 `PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`),
@@ -353,8 +348,8 @@ impl EcKey {
     }
 
     fn from_jwk(text: &str) -> Result<Self> {
-        let mut v: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::new(ErrorKind::KeyFormat, format!("the JWK is not valid JSON: {e}")))?;
+        let mut v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::new(ErrorKind::KeyFormat, format!("the JWK is not valid JSON: {e}")))?;
         let result = Self::from_parsed_jwk(&v);
         super::redact::wipe_json(&mut v);
         result
@@ -364,10 +359,7 @@ impl EcKey {
         let field = |name: &str| v.get(name).and_then(|x| x.as_str());
         let kty = field("kty");
         if kty.is_some() && field("d").is_none() && kty != Some("RSA") {
-            return err(
-                ErrorKind::KeyFormat,
-                "the JWK holds only a public key (no \"d\" member); DPoP needs the private key",
-            );
+            return err(ErrorKind::KeyFormat, "the JWK holds only a public key (no \"d\" member); DPoP needs the private key");
         }
         let bad = |what: &str| Error::new(ErrorKind::KeyFormat, format!("the JWK's {what} are not a valid key"));
         match (kty, field("crv")) {
@@ -438,10 +430,7 @@ impl EcKey {
                 }
                 "RSA PRIVATE KEY" => return Err(rsa_refused()),
                 "OPENSSH PRIVATE KEY" => {
-                    return err(
-                        ErrorKind::KeyFormat,
-                        "OpenSSH key files are not supported; convert with: ssh-keygen -p -m PKCS8 -f FILE",
-                    );
+                    return err(ErrorKind::KeyFormat, "OpenSSH key files are not supported; convert with: ssh-keygen -p -m PKCS8 -f FILE");
                 }
                 other => labels.push(other.to_string()),
             }
@@ -449,10 +438,7 @@ impl EcKey {
         if labels.is_empty() {
             err(ErrorKind::KeyFormat, "no complete PEM block found")
         } else {
-            err(
-                ErrorKind::KeyFormat,
-                format!("the PEM data holds no private key (found: {})", labels.join(", ")),
-            )
+            err(ErrorKind::KeyFormat, format!("the PEM data holds no private key (found: {})", labels.join(", ")))
         }
     }
 
@@ -469,15 +455,12 @@ impl EcKey {
         if pkcs8::EncryptedPrivateKeyInfo::try_from(der).is_ok() {
             return Self::from_encrypted_pkcs8_der(der, password);
         }
-        err(
-            ErrorKind::KeyFormat,
-            "unrecognised key format: expected PEM (SEC1, PKCS#8, encrypted PKCS#8), DER or a JWK",
-        )
+        err(ErrorKind::KeyFormat, "unrecognised key format: expected PEM (SEC1, PKCS#8, encrypted PKCS#8), DER or a JWK")
     }
 
     fn from_sec1_der(der: &[u8]) -> Result<Self> {
-        let parsed = sec1::EcPrivateKey::try_from(der)
-            .map_err(|e| Error::new(ErrorKind::KeyFormat, format!("invalid SEC1 EC private key: {e}")))?;
+        let parsed =
+            sec1::EcPrivateKey::try_from(der).map_err(|e| Error::new(ErrorKind::KeyFormat, format!("invalid SEC1 EC private key: {e}")))?;
         let curve = match parsed.parameters.and_then(|p| p.named_curve()).map(|o| o.to_string()) {
             Some(oid) => oid,
             // No parameters: the scalar's length tells the curve.

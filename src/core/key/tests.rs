@@ -16,11 +16,7 @@ fn generate_export_reload_roundtrip() {
 fn sec1_der(scalar: &[u8], oid: &str, point: Option<&[u8]>) -> Vec<u8> {
     use sec1::der::Encode;
     let oid = sec1::der::asn1::ObjectIdentifier::new_unwrap(oid);
-    let parsed = sec1::EcPrivateKey {
-        private_key: scalar,
-        parameters: Some(sec1::EcParameters::NamedCurve(oid)),
-        public_key: point,
-    };
+    let parsed = sec1::EcPrivateKey { private_key: scalar, parameters: Some(sec1::EcParameters::NamedCurve(oid)), public_key: point };
     parsed.to_der().unwrap()
 }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::core::dpop::proof::Target;
 use crate::core::error::{Error, ErrorKind, Result, shorten};
 use crate::core::http::{ProxyChoice, Request, Role, Settings, Transport, TrustRoots};
-use crate::core::dpop::proof::Target;
 use crate::core::session_log::SessionLog;
 use crate::core::state::{BoundedLru, never_in_use};
 
@@ -32,8 +32,14 @@ pub struct Metadata {
 type Key = (String, Option<String>, [u8; 32]);
 
 /// Metadata with the time it was fetched.
-static CACHE: LazyLock<BoundedLru<Key, (Instant, Arc<Metadata>)>> =
-    LazyLock::new(|| BoundedLru::new(crate::core::state::limits::DISCOVERY_ENTRIES, crate::core::state::limits::DISCOVERY_BYTES, |k, (_, m)| k.0.len() + weigh(m), never_in_use));
+static CACHE: LazyLock<BoundedLru<Key, (Instant, Arc<Metadata>)>> = LazyLock::new(|| {
+    BoundedLru::new(
+        crate::core::state::limits::DISCOVERY_ENTRIES,
+        crate::core::state::limits::DISCOVERY_BYTES,
+        |k, (_, m)| k.0.len() + weigh(m),
+        never_in_use,
+    )
+});
 
 fn weigh(m: &Metadata) -> usize {
     let algs = m.dpop_algs.as_ref().map_or(0, |a| a.iter().map(|s| s.len() + 24).sum());
@@ -82,7 +88,12 @@ pub fn candidate_urls(issuer: &str) -> Result<Vec<Target>> {
 }
 
 /// Metadata for `issuer` (or from `metadata_url`), from the cache or the server.
-pub fn discover(issuer: Option<&str>, metadata_url: Option<&Target>, transport: &Transport, log: Option<&SessionLog>) -> Result<Arc<Metadata>> {
+pub fn discover(
+    issuer: Option<&str>,
+    metadata_url: Option<&Target>,
+    transport: &Transport,
+    log: Option<&SessionLog>,
+) -> Result<Arc<Metadata>> {
     let urls = match (metadata_url, issuer) {
         (Some(u), _) => vec![u.clone()],
         (None, Some(i)) => candidate_urls(i)?,
@@ -117,8 +128,7 @@ pub fn discover(issuer: Option<&str>, metadata_url: Option<&Target>, transport: 
 }
 
 fn parse(body: &[u8], url: &Target, issuer: Option<&str>) -> Result<Metadata> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| fail(format!("metadata at {} is not JSON", url.url)))?;
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| fail(format!("metadata at {} is not JSON", url.url)))?;
     let field = |n: &str| v.get(n).and_then(|x| x.as_str());
     let found_issuer = field("issuer").unwrap_or_default().to_string();
     check_issuer(&found_issuer, url, issuer)?;
@@ -136,9 +146,10 @@ fn parse(body: &[u8], url: &Target, issuer: Option<&str>) -> Result<Metadata> {
             shorten(&token_endpoint.url)
         )));
     }
-    let dpop_algs = v.get("dpop_signing_alg_values_supported").and_then(|a| a.as_array()).map(|a| {
-        a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
-    });
+    let dpop_algs = v
+        .get("dpop_signing_alg_values_supported")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect());
     Ok(Metadata { issuer: found_issuer, token_endpoint, dpop_algs })
 }
 
@@ -182,7 +193,8 @@ mod tests {
         let body = br#"{"issuer":"https://evil.example","token_endpoint":"https://evil.example/token"}"#;
         let e = parse(body, &url, Some("https://as.example")).unwrap_err();
         assert!(e.message.contains("RFC 8414"), "{}", e.message);
-        let body = br#"{"issuer":"https://as.example","token_endpoint":"https://as.example/t","dpop_signing_alg_values_supported":["ES256"]}"#;
+        let body =
+            br#"{"issuer":"https://as.example","token_endpoint":"https://as.example/t","dpop_signing_alg_values_supported":["ES256"]}"#;
         let m = parse(body, &url, Some("https://as.example")).unwrap();
         assert_eq!(m.dpop_algs.as_deref(), Some(&["ES256".to_string()][..]));
         // Identical, not "equal up to a trailing slash".

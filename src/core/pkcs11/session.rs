@@ -71,9 +71,8 @@ pub(super) fn load_module(path: &Path) -> Result<(PathBuf, Pkcs11)> {
     if reg.modules.len() >= MAX_MODULES {
         return err(ErrorKind::InvalidArgument, format!("more than {MAX_MODULES} PKCS#11 modules in one process"));
     }
-    let ctx = Pkcs11::new(&canon).map_err(|e| {
-        Error::new(ErrorKind::FileIo, format!("cannot load the PKCS#11 module '{shown}': {}", ck_name(&e)))
-    })?;
+    let ctx = Pkcs11::new(&canon)
+        .map_err(|e| Error::new(ErrorKind::FileIo, format!("cannot load the PKCS#11 module '{shown}': {}", ck_name(&e))))?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) => {}
         // Another part of the process initialised it already: share it.
@@ -245,10 +244,7 @@ impl Token {
         } else if !self.protected_path {
             return err(
                 ErrorKind::KeyFormat,
-                format!(
-                    "{} needs a PIN: pass it as the password argument, or as pin-value / pin-source in the URI",
-                    self.name
-                ),
+                format!("{} needs a PIN: pass it as the password argument, or as pin-value / pin-source in the URI", self.name),
             );
         }
         let session = self.checkout(None)?;

@@ -175,9 +175,7 @@ pub fn parse_ec_point(curve: Curve, data: &[u8]) -> Result<Vec<u8>> {
         [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
         _ => data,
     };
-    let bad = || {
-        Error::new(ErrorKind::KeyFormat, format!("the token's CKA_EC_POINT is not a valid {} point", curve.crv()))
-    };
+    let bad = || Error::new(ErrorKind::KeyFormat, format!("the token's CKA_EC_POINT is not a valid {} point", curve.crv()));
     match curve {
         Curve::P256 => {
             use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -287,9 +285,9 @@ impl KeySigner {
                     Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => {
                         // Some tokens (SoftHSM2) hide private objects after a logout and
                         // answer "invalid handle" instead of CKR_USER_NOT_LOGGED_IN.
-                        let logged_out = session.get_session_info().is_ok_and(|i| {
-                            matches!(i.session_state(), SessionState::RoPublic | SessionState::RwPublic)
-                        });
+                        let logged_out = session
+                            .get_session_info()
+                            .is_ok_and(|i| matches!(i.session_state(), SessionState::RoPublic | SessionState::RwPublic));
                         if logged_out && token.login_required {
                             token.checkin(session);
                             token.relogin(seen, deadline)?;
@@ -381,7 +379,10 @@ impl TokenKey {
             }
         };
         let attrs = session
-            .get_attributes(handle, &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::Id, AttributeType::Label, AttributeType::Sign])
+            .get_attributes(
+                handle,
+                &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::Id, AttributeType::Label, AttributeType::Sign],
+            )
             .map_err(|e| token.fail("cannot read the key's attributes", &e))?;
         let mut key_type = None;
         let mut params = None;
@@ -401,7 +402,13 @@ impl TokenKey {
         match key_type {
             Some(t) if t == KeyType::EC => {}
             Some(t) => {
-                let what = if t == KeyType::RSA { "an RSA key".to_string() } else if t == KeyType::EC_EDWARDS { "an EdDSA key".to_string() } else { format!("a key of type {t}") };
+                let what = if t == KeyType::RSA {
+                    "an RSA key".to_string()
+                } else if t == KeyType::EC_EDWARDS {
+                    "an EdDSA key".to_string()
+                } else {
+                    format!("a key of type {t}")
+                };
                 return err(
                     ErrorKind::KeyUnsupported,
                     format!(
@@ -555,10 +562,8 @@ impl TokenKey {
                 id
             }
         };
-        let session = token
-            .ctx
-            .open_rw_session(token.slot)
-            .map_err(|e| token.fail("cannot open a read-write session to create the key", &e))?;
+        let session =
+            token.ctx.open_rw_session(token.slot).map_err(|e| token.fail("cannot open a read-write session to create the key", &e))?;
         for t in [vec![Attribute::Label(label.as_bytes().to_vec())], vec![Attribute::Id(id.clone())]] {
             for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
                 let mut t = t.clone();

@@ -120,9 +120,7 @@ impl Pkcs11Uri {
     pub(super) fn set(&mut self, name: &str, value: &str, in_query: bool, hide: bool) -> Result<()> {
         let bytes = Zeroizing::new(pct_decode(value, name)?);
         let text = || {
-            std::str::from_utf8(&bytes)
-                .map(str::to_string)
-                .map_err(|_| bad_uri(format!("'{name}' is not UTF-8 after percent-decoding")))
+            std::str::from_utf8(&bytes).map(str::to_string).map_err(|_| bad_uri(format!("'{name}' is not UTF-8 after percent-decoding")))
         };
         let misplaced = |want_query: bool| {
             if want_query != in_query {
@@ -146,8 +144,7 @@ impl Pkcs11Uri {
             "id" => self.id = Some(bytes.to_vec()),
             "slot-id" => {
                 let t = text()?;
-                self.slot_id =
-                    Some(t.parse().map_err(|_| bad_uri(format!("slot-id {} is not a decimal number", echo(hide, &t))))?);
+                self.slot_id = Some(t.parse().map_err(|_| bad_uri(format!("slot-id {} is not a decimal number", echo(hide, &t))))?);
             }
             "type" => {
                 let t = text()?;
@@ -165,8 +162,7 @@ impl Pkcs11Uri {
             }
             "pin-source" => self.pin_source = Some(text()?),
             "module-name" => return Err(bad_uri("module-name is not supported: give the full path as module-path")),
-            "library-manufacturer" | "library-description" | "library-version" | "slot-description"
-            | "slot-manufacturer" => {
+            "library-manufacturer" | "library-description" | "library-version" | "slot-description" | "slot-manufacturer" => {
                 return Err(bad_uri(format!("'{name}' is not supported: select the token with token=, serial= or slot-id=")));
             }
             other => {
@@ -247,8 +243,8 @@ impl Pkcs11Uri {
         let env = std::env::var_os(MODULE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
         let chosen = match (&self.module_path, &env) {
             (Some(m), Some(e)) => {
-                let same = Path::new(m) == e.as_path()
-                    || matches!((std::fs::canonicalize(m), std::fs::canonicalize(e)), (Ok(a), Ok(b)) if a == b);
+                let same =
+                    Path::new(m) == e.as_path() || matches!((std::fs::canonicalize(m), std::fs::canonicalize(e)), (Ok(a), Ok(b)) if a == b);
                 if !same {
                     return err(
                         ErrorKind::InvalidArgument,

@@ -64,7 +64,8 @@ pub fn found_secret_values(body: &[u8]) -> Found {
         let raw = &text[s..e];
         let more = if let Some(inner) = raw.strip_prefix('"') {
             let inner = inner.strip_suffix('"').unwrap_or(inner);
-            let decoded = inner.contains('\\').then(|| serde_json::from_str::<String>(&format!("\"{inner}\"")).ok().map(Zeroizing::new)).flatten();
+            let decoded =
+                inner.contains('\\').then(|| serde_json::from_str::<String>(&format!("\"{inner}\"")).ok().map(Zeroizing::new)).flatten();
             out.add(inner) && decoded.is_none_or(|d| out.add(&d))
         } else {
             let decoded = raw.contains(['%', '+']).then(|| Zeroizing::new(crate::core::form::decode(raw)));
@@ -113,8 +114,21 @@ pub(super) fn collect_json_secrets(v: &serde_json::Value, out: &mut Found) {
 /// kept when the other values of a response are masked ([`mask_secret_fields`]).
 pub(super) fn is_structural_header(name: &str) -> bool {
     const KEEP: &[&str] = &[
-        "content-type", "content-length", "content-encoding", "transfer-encoding", "connection", "date", "server",
-        "cache-control", "pragma", "expires", "vary", "keep-alive", "dpop-nonce", "www-authenticate", "retry-after",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "date",
+        "server",
+        "cache-control",
+        "pragma",
+        "expires",
+        "vary",
+        "keep-alive",
+        "dpop-nonce",
+        "www-authenticate",
+        "retry-after",
     ];
     KEEP.iter().any(|k| name.eq_ignore_ascii_case(k))
 }

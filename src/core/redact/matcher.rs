@@ -101,10 +101,7 @@ pub(super) struct Matcher {
 impl Matcher {
     pub(super) fn new<'a>(needles: impl Iterator<Item = &'a [u8]>) -> Option<Matcher> {
         let needles: Vec<&[u8]> = needles.filter(|n| !n.is_empty()).collect();
-        let nfa = aho_corasick::nfa::contiguous::Builder::new()
-            .match_kind(aho_corasick::MatchKind::Standard)
-            .build(&needles)
-            .ok()?;
+        let nfa = aho_corasick::nfa::contiguous::Builder::new().match_kind(aho_corasick::MatchKind::Standard).build(&needles).ok()?;
         Some(Matcher { nfa })
     }
 

@@ -11,16 +11,8 @@ use super::response::ResponseInfo;
 pub use super::wipe::wipe_json; // path kept for capi/ffi; see ARCHITECTURE.md
 
 /// Form and JSON member names whose values are credentials.
-const SECRET_FIELDS: &[&str] = &[
-    "client_secret",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "client_assertion",
-    "assertion",
-    "password",
-    "d",
-];
+const SECRET_FIELDS: &[&str] =
+    &["client_secret", "access_token", "refresh_token", "id_token", "client_assertion", "assertion", "password", "d"];
 
 mod matcher;
 use matcher::*;
@@ -468,7 +460,6 @@ impl Secrets {
             }
         }
     }
-
 }
 
 /// The value of a response's `Content-Encoding`, if it has one that changes the bytes

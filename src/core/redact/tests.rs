@@ -388,7 +388,10 @@ fn both_ways_cover_every_occurrence() {
                         let must = needle.len() >= WHOLE_WORD_BELOW || stands_alone(hay, a, b);
                         // A long needle overlapping a masked copy of itself is not whole.
                         let broken = needle.len() >= WHOLE_WORD_BELOW && ranges.iter().any(|&(s, e)| s < b && a < e);
-                        assert!(!must || covered(a, b) || broken, "round {round}, whole {whole}: {needle:?} at {a} in {text:?}: {ranges:?}");
+                        assert!(
+                            !must || covered(a, b) || broken,
+                            "round {round}, whole {whole}: {needle:?} at {a} in {text:?}: {ranges:?}"
+                        );
                         at = a + 1;
                     }
                 }

@@ -77,11 +77,7 @@ impl View {
                 return pos + usize::from(end);
             };
             let (vl, ol) = (usize::from(vl), usize::from(ol));
-            if pos < vs + vl {
-                if end { os + ol } else { os }
-            } else {
-                os + ol + (pos - vs - vl) + usize::from(end)
-            }
+            if pos < vs + vl { if end { os + ol } else { os } } else { os + ol + (pos - vs - vl) + usize::from(end) }
         };
         ranges.into_iter().map(|(s, e)| (at(s, false), at(e - 1, true))).collect()
     }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use dpopkit::core::ErrorKind;
 use dpopkit::core::fsread::{FileKind, read_regular_file};
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 use zeroize::Zeroizing;
 
 /// The config file itself: configuration, bounded like any file dpopkit reads.
@@ -271,7 +271,10 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         Ok(t) => t,
         Err(e) => {
             let line = e.span().map_or(1, |s| doc.line(s));
-            return Err(ConfigError { line, message: format!("not valid TOML: {}; see README \"Gateway\" for the format", e.message().trim()) });
+            return Err(ConfigError {
+                line,
+                message: format!("not valid TOML: {}; see README \"Gateway\" for the format", e.message().trim()),
+            });
         }
     };
     let top = Members::of(&doc, root.get_ref(), "the top level", SERVER_KEYS)?;
@@ -283,7 +286,10 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
     let listen_text = top.str("listen")?.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen: SocketAddr = match listen_text.parse() {
         Ok(a) => a,
-        Err(_) => return doc.fail(top.span_of("listen"), format!("listen = \"{listen_text}\" is not an IP address and port, e.g. \"127.0.0.1:8443\"")),
+        Err(_) => {
+            return doc
+                .fail(top.span_of("listen"), format!("listen = \"{listen_text}\" is not an IP address and port, e.g. \"127.0.0.1:8443\""));
+        }
     };
     let plain = top.bool("plain_http")?.unwrap_or(false);
     let tls = match (top.str("tls_cert")?, top.str("tls_key")?) {
@@ -299,7 +305,8 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         (Some(c), Some(k)) => TlsSource::Files { cert: rel(c), key: rel(k) },
         (Some(_), None) | (None, Some(_)) => {
             let at = top.span_of(if top.get("tls_cert").is_some() { "tls_cert" } else { "tls_key" });
-            return doc.fail(at, "tls_cert and tls_key go together: give both PEM files, or neither to use the generated certificate (cert_dir)");
+            return doc
+                .fail(at, "tls_cert and tls_key go together: give both PEM files, or neither to use the generated certificate (cert_dir)");
         }
         (None, None) => TlsSource::Generated {
             dir: top.str("cert_dir")?.map(rel).unwrap_or_else(default_cert_dir),
@@ -307,9 +314,7 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         },
     };
     let d = Limits::default();
-    let ms = |name: &str, default: Duration| -> Res<Duration> {
-        Ok(top.count(name, 3_600_000)?.map_or(default, Duration::from_millis))
-    };
+    let ms = |name: &str, default: Duration| -> Res<Duration> { Ok(top.count(name, 3_600_000)?.map_or(default, Duration::from_millis)) };
     let limits = Limits {
         max_concurrency: top.count("max_concurrency", 4096)?.map_or(d.max_concurrency, |n| n as usize),
         max_queue: top.count("max_queue", 1 << 20)?.map_or(d.max_queue, |n| n as usize),
@@ -328,9 +333,13 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
     }
     let client_ca = top.str("client_ca_file")?.map(rel);
     if client_ca.is_some() && matches!(tls, TlsSource::Plain) {
-        return doc.fail(top.span_of("client_ca_file"), "client_ca_file needs TLS (client certificates are part of the TLS handshake): remove plain_http");
+        return doc.fail(
+            top.span_of("client_ca_file"),
+            "client_ca_file needs TLS (client certificates are part of the TLS handshake): remove plain_http",
+        );
     }
-    let server = ServerConfig { listen, tls, limits, access_log: top.bool("access_log")?.unwrap_or(true), health_path, metrics_path, client_ca };
+    let server =
+        ServerConfig { listen, tls, limits, access_log: top.bool("access_log")?.unwrap_or(true), health_path, metrics_path, client_ca };
     let default_caller_env = top.str("caller_secret_env")?;
 
     let Some(routes_v) = top.get("route") else {
@@ -349,11 +358,20 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         };
         let spec = parse_route(&doc, r.span(), table, default_caller_env.as_deref(), server.client_ca.is_some(), env, &rel)?;
         if let Some(other) = routes.iter().find(|o| o.prefix == spec.prefix) {
-            return doc.fail(r.span(), format!("prefix \"{}\" is already the prefix of the route at line {}; each prefix once", spec.prefix, other.line));
+            return doc.fail(
+                r.span(),
+                format!("prefix \"{}\" is already the prefix of the route at line {}; each prefix once", spec.prefix, other.line),
+            );
         }
         for p in [&server.health_path, &server.metrics_path] {
             if p.starts_with(&spec.prefix) || spec.prefix.trim_end_matches('/') == p {
-                return doc.fail(r.span(), format!("prefix \"{}\" covers {p}, the health or metrics path; choose another prefix (or health_path / metrics_path)", spec.prefix));
+                return doc.fail(
+                    r.span(),
+                    format!(
+                        "prefix \"{}\" covers {p}, the health or metrics path; choose another prefix (or health_path / metrics_path)",
+                        spec.prefix
+                    ),
+                );
             }
         }
         routes.push(spec);
@@ -399,14 +417,25 @@ fn parse_route(
     let client_cert = match m.str("caller_auth")?.as_deref() {
         None | Some("key") => false,
         Some("client_cert") => true,
-        Some(other) => return doc.fail(m.span_of("caller_auth"), format!("caller_auth = \"{other}\" is not a caller credential; use \"key\" (X-DpopKit-Gateway-Key, the default) or \"client_cert\"")),
+        Some(other) => return doc.fail(
+            m.span_of("caller_auth"),
+            format!(
+                "caller_auth = \"{other}\" is not a caller credential; use \"key\" (X-DpopKit-Gateway-Key, the default) or \"client_cert\""
+            ),
+        ),
     };
     let caller_secret = if client_cert {
         if !client_ca {
-            return doc.fail(m.span_of("caller_auth"), "caller_auth = \"client_cert\" needs client_ca_file at the top level: the CA file that issues the callers' certificates");
+            return doc.fail(
+                m.span_of("caller_auth"),
+                "caller_auth = \"client_cert\" needs client_ca_file at the top level: the CA file that issues the callers' certificates",
+            );
         }
         if m.get("caller_secret_env").is_some() {
-            return doc.fail(m.span_of("caller_secret_env"), "caller_secret_env does not go with caller_auth = \"client_cert\": this route takes client certificates instead");
+            return doc.fail(
+                m.span_of("caller_secret_env"),
+                "caller_secret_env does not go with caller_auth = \"client_cert\": this route takes client certificates instead",
+            );
         }
         None
     } else {
@@ -419,21 +448,33 @@ fn parse_route(
                 );
             }
         };
-        Some(caller_secret_of(&caller_secret_env, env).or_else(|why| doc.fail(m.span_of("caller_secret_env").start.max(span.start)..span.end, why))?)
+        Some(
+            caller_secret_of(&caller_secret_env, env)
+                .or_else(|why| doc.fail(m.span_of("caller_secret_env").start.max(span.start)..span.end, why))?,
+        )
     };
     let key = need("key", "\"/etc/dpopkit/dpop-key.pem\" (or a pkcs11: URI)")?;
     let key_password = match m.str("key_password_env")? {
         None => None,
         Some(n) => match env(&n).filter(|v| !v.is_empty()) {
             Some(v) => Some(Zeroizing::new(v)),
-            None => return doc.fail(m.span_of("key_password_env"), format!("key_password_env names the variable {n}, which is not set (or empty) in the gateway's environment")),
+            None => {
+                return doc.fail(
+                    m.span_of("key_password_env"),
+                    format!("key_password_env names the variable {n}, which is not set (or empty) in the gateway's environment"),
+                );
+            }
         },
     };
     let Some(at) = m.get("auth_token") else {
-        return doc.fail(span, "this route has no [route.auth_token] table: add one with client_id, token_endpoint (or issuer), scope and client_secret_env");
+        return doc.fail(
+            span,
+            "this route has no [route.auth_token] table: add one with client_id, token_endpoint (or issuer), scope and client_secret_env",
+        );
     };
     let Some(auth_table) = at.get_ref().as_table() else {
-        return doc.fail(at.span(), "auth_token must be a table: [route.auth_token] with client_id, token_endpoint, client_secret_env, ...");
+        return doc
+            .fail(at.span(), "auth_token must be a table: [route.auth_token] with client_id, token_endpoint, client_secret_env, ...");
     };
     let (auth_token, token_cache_dir) = auth_json(doc, at.span(), auth_table, env, rel)?;
     Ok(RouteSpec {
@@ -477,7 +518,9 @@ fn auth_json(
                 );
             }
             "client_secret_env" => {
-                let Some(n) = val.as_str() else { return doc.fail(v.span(), "client_secret_env must be the name of an environment variable, in quotes") };
+                let Some(n) = val.as_str() else {
+                    return doc.fail(v.span(), "client_secret_env must be the name of an environment variable, in quotes");
+                };
                 match env(n).filter(|s| !s.is_empty()) {
                     Some(s) => secret = Some(Zeroizing::new(s)),
                     None => return doc.fail(v.span(), format!("client_secret_env names the variable {n}, which is not set (or empty) in the gateway's environment; set it (e.g. in the systemd unit's EnvironmentFile)")),
@@ -510,7 +553,15 @@ fn auth_json(
                         }
                         serde_json::Value::Array(out)
                     }
-                    other => return doc.fail(v.span(), format!("'{name}' is a {}; AuthToken members are strings, numbers, true/false or lists of strings", other.type_str())),
+                    other => {
+                        return doc.fail(
+                            v.span(),
+                            format!(
+                                "'{name}' is a {}; AuthToken members are strings, numbers, true/false or lists of strings",
+                                other.type_str()
+                            ),
+                        );
+                    }
                 };
                 if name == "token_cache_dir" {
                     if let serde_json::Value::String(d) = &json {

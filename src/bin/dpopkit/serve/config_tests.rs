@@ -80,9 +80,13 @@ fn refusals_name_the_line_and_the_fix() {
     let e = refusal(&GOOD.replace("timeout_ms = 5000", "timeout_ms = 5000\ncaller_auth = \"client_cert\""));
     assert_eq!(e.line, 11);
     assert!(e.message.contains("client_ca_file"), "{}", e.message);
-    let c = parse(&format!("client_ca_file = \"ca.pem\"\n{}", GOOD.replace("timeout_ms = 5000", "caller_auth = \"client_cert\"")), Path::new("/etc"), &env)
-        .map_err(|e| e.message)
-        .unwrap();
+    let c = parse(
+        &format!("client_ca_file = \"ca.pem\"\n{}", GOOD.replace("timeout_ms = 5000", "caller_auth = \"client_cert\"")),
+        Path::new("/etc"),
+        &env,
+    )
+    .map_err(|e| e.message)
+    .unwrap();
     assert!(c.routes[0].caller_secret.is_none());
     assert_eq!(c.server.client_ca.as_deref(), Some(Path::new("/etc/ca.pem")));
     let e = refusal(&format!("{GOOD}\n[[route]]\nprefix = \"/orders/\"\n"));

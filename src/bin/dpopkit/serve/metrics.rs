@@ -60,7 +60,10 @@ impl Metrics {
         for ((route, status), n) in lock(&self.requests).iter() {
             let _ = writeln!(out, "dpopkit_gateway_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", label(route));
         }
-        let _ = writeln!(out, "# HELP dpopkit_gateway_upstream_duration_seconds Time of the upstream call (token, nonce retries and the request).");
+        let _ = writeln!(
+            out,
+            "# HELP dpopkit_gateway_upstream_duration_seconds Time of the upstream call (token, nonce retries and the request)."
+        );
         let _ = writeln!(out, "# TYPE dpopkit_gateway_upstream_duration_seconds histogram");
         for (route, h) in lock(&self.upstream).iter() {
             let r = label(route);
@@ -74,10 +77,25 @@ impl Metrics {
         let c = dpopkit::core::counters::snapshot();
         for (name, help, kind, v) in [
             ("dpopkit_gateway_in_flight", "Upstream calls running or waiting now.", "gauge", self.in_flight.load(Ordering::Relaxed) as u64),
-            ("dpopkit_gateway_rejected_busy_total", "Requests refused with 503 because the queue was full.", "counter", self.rejected_busy.load(Ordering::Relaxed)),
-            ("dpopkit_gateway_rejected_caller_total", "Requests refused with 401 (no or wrong caller credential).", "counter", self.rejected_caller.load(Ordering::Relaxed)),
+            (
+                "dpopkit_gateway_rejected_busy_total",
+                "Requests refused with 503 because the queue was full.",
+                "counter",
+                self.rejected_busy.load(Ordering::Relaxed),
+            ),
+            (
+                "dpopkit_gateway_rejected_caller_total",
+                "Requests refused with 401 (no or wrong caller credential).",
+                "counter",
+                self.rejected_caller.load(Ordering::Relaxed),
+            ),
             ("dpopkit_token_requests_total", "Requests sent to token endpoints (retries included).", "counter", c.token_requests),
-            ("dpopkit_nonce_retries_total", "Retries after a use_dpop_nonce challenge (token endpoint or resource server).", "counter", c.nonce_retries),
+            (
+                "dpopkit_nonce_retries_total",
+                "Retries after a use_dpop_nonce challenge (token endpoint or resource server).",
+                "counter",
+                c.nonce_retries,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         }

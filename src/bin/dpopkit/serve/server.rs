@@ -79,9 +79,22 @@ fn hop_by_hop(name: &str) -> bool {
 fn never_forwarded(name: &str) -> bool {
     matches!(
         name,
-        "authorization" | "dpop" | "cookie" | CALLER_HEADER | "host" | "content-length" | "content-type" | "expect"
-            | "x-original-url" | "x-rewrite-url" | "x-override-url" | "x-http-method-override" | "x-http-method" | "x-method-override"
-            | "forwarded" | "x-real-ip"
+        "authorization"
+            | "dpop"
+            | "cookie"
+            | CALLER_HEADER
+            | "host"
+            | "content-length"
+            | "content-type"
+            | "expect"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-override-url"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+            | "forwarded"
+            | "x-real-ip"
     ) || name.starts_with("x-forwarded-")
 }
 
@@ -173,7 +186,8 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     }
     let method = req.method().as_str().to_string();
     if !route.methods.contains(&method) {
-        let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("this route accepts {}", route.methods.join(", ")));
+        let mut r =
+            json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("this route accepts {}", route.methods.join(", ")));
         if let Ok(v) = HeaderValue::from_str(&route.methods.join(", ")) {
             r.headers_mut().insert("allow", v);
         }
@@ -181,7 +195,8 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     }
 
     // The headers that go upstream: end-to-end ones only, same names joined.
-    let connection_named = named_by_connection(req.headers().get_all("connection").iter().filter_map(|v| v.to_str().ok()).map(str::to_string));
+    let connection_named =
+        named_by_connection(req.headers().get_all("connection").iter().filter_map(|v| v.to_str().ok()).map(str::to_string));
     let mut forward: Vec<(String, String)> = Vec::new();
     for (name, value) in req.headers() {
         let n = name.as_str();
@@ -208,7 +223,11 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     let body = match tokio::time::timeout(route.timeout, Limited::new(req.into_body(), limit).collect()).await {
         Err(_) => return fail(json_error(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return fail(json_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &format!("the request body is larger than the {limit} bytes accepted (max_request_body)")));
+            return fail(json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                &format!("the request body is larger than the {limit} bytes accepted (max_request_body)"),
+            ));
         }
         Ok(Err(_)) => return fail(json_error(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read")),
         Ok(Ok(b)) => b.to_bytes(),
@@ -228,7 +247,8 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     let permit = match tokio::time::timeout(route.timeout, gw.upstream_slots.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
-            let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "no upstream slot became free within the route's timeout; retry later");
+            let mut r =
+                json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "no upstream slot became free within the route's timeout; retry later");
             r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
             return fail(r);
         }
@@ -266,7 +286,8 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         Ok(up) => {
             let mut r = Response::new(Full::new(Bytes::from(up.body)));
             *r.status_mut() = StatusCode::from_u16(up.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let connection_named = named_by_connection(up.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("connection")).map(|(_, v)| v.clone()));
+            let connection_named =
+                named_by_connection(up.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("connection")).map(|(_, v)| v.clone()));
             for (k, v) in &up.headers {
                 let n = k.to_ascii_lowercase();
                 if hop_by_hop(&n) || not_returned(&n) || connection_named.contains(&n) {

@@ -10,7 +10,10 @@ pub fn check_target(method: &str, scheme_or_authority: bool, path: &str, query: 
         return Err("CONNECT is not accepted: this gateway forwards requests to fixed routes, it opens no tunnels".into());
     }
     if scheme_or_authority {
-        return Err("absolute-form request targets (http://host/...) are not accepted: send the path only; the upstream of each route is fixed".into());
+        return Err(
+            "absolute-form request targets (http://host/...) are not accepted: send the path only; the upstream of each route is fixed"
+                .into(),
+        );
     }
     if !path.starts_with('/') {
         return Err("the request target must be a path that starts with '/'".into());
@@ -23,7 +26,13 @@ pub fn check_target(method: &str, scheme_or_authority: bool, path: &str, query: 
         return Err("the path holds an empty segment ('//'), which some servers read as another path".into());
     }
     let lower = path.to_ascii_lowercase();
-    for (enc, what) in [("%2e", "a percent-encoded dot"), ("%2f", "a percent-encoded slash"), ("%5c", "a percent-encoded backslash"), ("%00", "a NUL"), ("%25", "a percent-encoded percent sign (double encoding)")] {
+    for (enc, what) in [
+        ("%2e", "a percent-encoded dot"),
+        ("%2f", "a percent-encoded slash"),
+        ("%5c", "a percent-encoded backslash"),
+        ("%00", "a NUL"),
+        ("%25", "a percent-encoded percent sign (double encoding)"),
+    ] {
         if lower.contains(enc) {
             return Err(format!("the path holds {what} ({enc}), which the upstream could decode into another path"));
         }
@@ -39,8 +48,14 @@ pub fn check_target(method: &str, scheme_or_authority: bool, path: &str, query: 
     let Ok(decoded) = String::from_utf8(decoded) else {
         return Err("the path's percent-encoded bytes are not UTF-8 (an overlong form such as %c0%ae is a dot to some decoders)".into());
     };
-    if decoded.chars().any(|c| matches!(c, '\u{2024}' | '\u{2025}' | '\u{2026}' | '\u{FE52}' | '\u{FF0E}' | '\u{FF0F}' | '\u{FE68}' | '\u{FF3C}')) {
-        return Err("the path holds a character that Unicode normalisation turns into '.', '/' or '\\' (a full-width dot or slash, a dot leader)".into());
+    if decoded
+        .chars()
+        .any(|c| matches!(c, '\u{2024}' | '\u{2025}' | '\u{2026}' | '\u{FE52}' | '\u{FF0E}' | '\u{FF0F}' | '\u{FE68}' | '\u{FF3C}'))
+    {
+        return Err(
+            "the path holds a character that Unicode normalisation turns into '.', '/' or '\\' (a full-width dot or slash, a dot leader)"
+                .into(),
+        );
     }
     for seg in decoded.split('/') {
         // `..;x` is `..` to Tomcat and others (path parameters).
@@ -111,7 +126,10 @@ pub fn caller_location(base: &str, prefix: &str, location: &str) -> Option<Strin
     let (origin, base_path) = base.split_at(origin_end);
     let rest = if let Some(r) = location.strip_prefix(base) {
         r
-    } else if location.len() >= origin.len() && location[..origin.len()].eq_ignore_ascii_case(origin) && location[origin.len()..].starts_with(base_path) {
+    } else if location.len() >= origin.len()
+        && location[..origin.len()].eq_ignore_ascii_case(origin)
+        && location[origin.len()..].starts_with(base_path)
+    {
         &location[origin.len() + base_path.len()..]
     } else if location.starts_with('/') && !location.starts_with("//") {
         location.strip_prefix(base_path)?
@@ -157,7 +175,9 @@ mod tests {
         }
         assert!(check_target("CONNECT", false, "/orders/", None).is_err());
         assert!(check_target("GET", true, "/orders/", None).is_err());
-        for path in ["/orders/items", "/orders/items/42", "/orders/a.b/c..d", "/orders/%20x", "/orders/", "/orders/caf%C3%A9", "/orders/a;v=1"] {
+        for path in
+            ["/orders/items", "/orders/items/42", "/orders/a.b/c..d", "/orders/%20x", "/orders/", "/orders/caf%C3%A9", "/orders/a;v=1"]
+        {
             assert!(check_target("GET", false, path, Some("a=1&b=%2F")).is_ok(), "{path}");
         }
     }

@@ -10,14 +10,16 @@ use std::sync::Arc;
 use dpopkit::core::ErrorKind;
 use dpopkit::core::fsread::{FileKind, read_regular_file};
 use dpopkit::core::http::{TrustRoots, load_ca_file};
-use tokio_rustls::rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls;
 
 use super::config::TlsSource;
 
-pub const CERT_FILE: FileKind = FileKind { name: "gateway certificate", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM certificate (chain) file" };
-const KEY_FILE: FileKind = FileKind { name: "gateway TLS key", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM private key file" };
+pub const CERT_FILE: FileKind =
+    FileKind { name: "gateway certificate", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM certificate (chain) file" };
+const KEY_FILE: FileKind =
+    FileKind { name: "gateway TLS key", max: 1 << 20, too_large: ErrorKind::FileIo, hint: "give a PEM private key file" };
 
 pub const CERT_NAME: &str = "gateway-cert.pem";
 pub const KEY_NAME: &str = "gateway-key.pem";
@@ -41,7 +43,9 @@ pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), Str
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|e| format!("cannot create the certificate directory '{}': {e}; give another one with cert_dir / --cert-dir", dir.display()))?;
+    builder.create(dir).map_err(|e| {
+        format!("cannot create the certificate directory '{}': {e}; give another one with cert_dir / --cert-dir", dir.display())
+    })?;
     private(dir, &key)?;
     let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     for n in names {
@@ -49,12 +53,14 @@ pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), Str
             sans.push(n.clone());
         }
     }
-    let mut params = rcgen::CertificateParams::new(sans).map_err(|e| format!("cannot make the gateway certificate for these names: {e}"))?;
+    let mut params =
+        rcgen::CertificateParams::new(sans).map_err(|e| format!("cannot make the gateway certificate for these names: {e}"))?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "dpopkit gateway");
     let now = std::time::SystemTime::now();
     params.not_before = (now - std::time::Duration::from_secs(3600)).into();
     params.not_after = (now + std::time::Duration::from_secs(825 * 86400)).into();
-    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("cannot generate the gateway key: {e}"))?;
+    let key_pair =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("cannot generate the gateway key: {e}"))?;
     let made = params.self_signed(&key_pair).map_err(|e| format!("cannot sign the gateway certificate: {e}"))?;
     let key_pem = zeroize::Zeroizing::new(key_pair.serialize_pem());
     write_new(&key, key_pem.as_bytes(), 0o600)?;

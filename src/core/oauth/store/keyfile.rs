@@ -17,9 +17,7 @@ pub(super) fn load_key(dir: &Path) -> std::result::Result<ring::hmac::Key, Strin
             Ok(Some(key)) => return Ok(key),
             Ok(None) => create_key(dir, &path).map_err(|e| fail(format!("cannot be created ({e})")))?,
             Err(why) => {
-                return Err(fail(format!(
-                    "{why}; remove it (dpopkit creates a new key, and the cached tokens are fetched again)"
-                )));
+                return Err(fail(format!("{why}; remove it (dpopkit creates a new key, and the cached tokens are fetched again)")));
             }
         }
     }

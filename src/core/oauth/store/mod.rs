@@ -398,9 +398,13 @@ impl Store {
         let started = Instant::now();
         'open: for _ in 0..8 {
             let mut options = std::fs::OpenOptions::new();
-            options.read(true).write(true).create(true).truncate(false).mode(0o600).custom_flags(
-                libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            );
+            options
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
             let file = match options.open(self.lock_path()) {
                 Ok(f) => f,
                 Err(e) => return Locking::Failed(format!("cannot open the lock file '{shown}': {e}")),

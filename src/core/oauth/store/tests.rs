@@ -110,7 +110,10 @@ fn the_binding_key_is_private_and_a_bad_one_is_refused() {
     std::fs::remove_file(&key).unwrap();
     let fresh = Store::open(&dir, &[&b"k"[..]], &[&b"b"[..]]).unwrap();
     assert_ne!(fresh.id, a.id, "a new key: new names, the old records are not found");
-    assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")), "no temporary file left");
+    assert!(
+        !std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")),
+        "no temporary file left"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -190,12 +190,7 @@ pub struct FetchContext<'a> {
 ///
 /// With `token_cache_dir`, the fetch goes through the token cache shared with other
 /// processes (`fetch_shared`); a `stale` token is removed from there too.
-pub fn get_token(
-    cfg: &AuthConfig,
-    key: &EcKey,
-    ctx: &FetchContext<'_>,
-    stale: Option<&Arc<AccessToken>>,
-) -> Result<Arc<AccessToken>> {
+pub fn get_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Option<&Arc<AccessToken>>) -> Result<Arc<AccessToken>> {
     let slot = slot_for(cfg, key, ctx.assertion_key);
     let deadline = ctx.transport.deadline();
     let mut st = lock(&slot.state);
@@ -280,7 +275,12 @@ pub fn get_token(
 /// directory's key, of the whole in-process cache key (settings, client secret and key
 /// thumbprints): other credentials get a file of their own, and neither can be checked
 /// against a guessed secret without the key ([`token_store::Store::open`]).
-pub(super) fn disk_store(dir: &std::path::Path, cfg: &AuthConfig, key: &EcKey, assertion_key: Option<&EcKey>) -> std::result::Result<token_store::Store, String> {
+pub(super) fn disk_store(
+    dir: &std::path::Path,
+    cfg: &AuthConfig,
+    key: &EcKey,
+    assertion_key: Option<&EcKey>,
+) -> std::result::Result<token_store::Store, String> {
     let slot = slot_id(cfg, key, assertion_key);
     token_store::Store::open(dir, &[&slot], &[&slot])
 }
@@ -314,7 +314,12 @@ pub(super) fn token_from_record(r: token_store::Record) -> Option<AccessToken> {
 /// full) only costs the sharing: the call goes on with a per-process token and the
 /// session log says why. Returns the result and a token from the file that is past its
 /// refresh time but still usable, to be used if the request fails.
-pub(super) fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, stale: Option<&str>) -> (Result<AccessToken>, Option<AccessToken>) {
+pub(super) fn fetch_shared(
+    cfg: &AuthConfig,
+    key: &EcKey,
+    ctx: &FetchContext<'_>,
+    stale: Option<&str>,
+) -> (Result<AccessToken>, Option<AccessToken>) {
     let Some(dir) = cfg.token_cache_dir.as_deref() else { return (fetch_token(cfg, key, ctx), None) };
     let note = |text: String| {
         if let Some(log) = ctx.log {
@@ -350,7 +355,9 @@ pub(super) fn fetch_shared(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>
         } else if stale == Some(r.access_token.as_str()) {
             if remove_stale {
                 match store.remove() {
-                    Ok(()) => note(format!("the resource server refused the token of the cache file '{shown}' (invalid_token); the file is removed")),
+                    Ok(()) => note(format!(
+                        "the resource server refused the token of the cache file '{shown}' (invalid_token); the file is removed"
+                    )),
                     Err(e) => note(format!("cannot remove the refused token's cache file '{shown}': {e}")),
                 }
             }
@@ -447,4 +454,3 @@ fn share_fetched(
         }
     }
 }
-

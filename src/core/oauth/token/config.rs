@@ -120,7 +120,11 @@ pub(super) fn extra_fields(obj: &serde_json::Map<String, serde_json::Value>) -> 
         if on_purpose && (name.is_empty() || is_member(name)) {
             return err(
                 ErrorKind::AuthToken,
-                format!("AuthToken member \"{}\": {EXTRA_PARAM_PREFIX} is for extra form fields; write \"{}\" itself", shorten(k), shorten(name)),
+                format!(
+                    "AuthToken member \"{}\": {EXTRA_PARAM_PREFIX} is for extra form fields; write \"{}\" itself",
+                    shorten(k),
+                    shorten(name)
+                ),
             );
         }
         if !on_purpose {
@@ -215,8 +219,8 @@ impl AuthConfig {
     /// (`client_secret_post` | `client_secret_basic`), `allow_bearer`, `default_expires_in`;
     /// any other string member is sent as an extra form field.
     pub fn from_json(text: &str) -> Result<AuthConfig> {
-        let mut v: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::new(ErrorKind::AuthToken, format!("the AuthToken is not valid JSON: {e}")))?;
+        let mut v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::new(ErrorKind::AuthToken, format!("the AuthToken is not valid JSON: {e}")))?;
         let result = Self::from_value(&v);
         crate::core::redact::wipe_json(&mut v);
         result
@@ -380,8 +384,7 @@ impl Members<'_> {
     }
 
     fn require(&self, name: &str) -> Result<String> {
-        self.get(name)?
-            .ok_or_else(|| Error::new(ErrorKind::AuthToken, format!("the AuthToken JSON has no \"{name}\" (it is required)")))
+        self.get(name)?.ok_or_else(|| Error::new(ErrorKind::AuthToken, format!("the AuthToken JSON has no \"{name}\" (it is required)")))
     }
 
     fn url(&self, name: &str) -> Result<Option<Target>> {
@@ -439,10 +442,9 @@ impl Members<'_> {
     fn assertion_audience(&self, has_issuer: bool) -> Result<AssertionAudience> {
         match self.get("client_assertion_audience")?.as_deref() {
             None | Some("token_endpoint") => Ok(AssertionAudience::TokenEndpoint),
-            Some("issuer") if !has_issuer => err(
-                ErrorKind::AuthToken,
-                "AuthToken \"client_assertion_audience\": \"issuer\" needs \"issuer\" in the AuthToken too",
-            ),
+            Some("issuer") if !has_issuer => {
+                err(ErrorKind::AuthToken, "AuthToken \"client_assertion_audience\": \"issuer\" needs \"issuer\" in the AuthToken too")
+            }
             Some("issuer") => Ok(AssertionAudience::Issuer),
             Some(other) => Ok(AssertionAudience::Value(other.to_string())),
         }
@@ -529,7 +531,11 @@ mod members_doc {
         let header = between(&read("include/dpopkit.h"), "// Sets the AuthToken description", "dpopkit_http_set_auth_token(");
         let readme = between(&read("README.md"), "**AuthToken JSON** members:", "\n\n**");
         let python = between(&read("bindings/python/dpopkit/__init__.py"), "auth_token = property(", "\n    )");
-        for (name, doc, quoted) in [("include/dpopkit.h (src/capi/http.rs)", &header, true), ("README.md", &readme, true), ("bindings/python Http.auth_token", &python, false)] {
+        for (name, doc, quoted) in [
+            ("include/dpopkit.h (src/capi/http.rs)", &header, true),
+            ("README.md", &readme, true),
+            ("bindings/python Http.auth_token", &python, false),
+        ] {
             let m = missing(doc, quoted);
             assert!(m.is_empty(), "{name} does not name the AuthToken members {m:?} (the list: MEMBERS in src/core/oauth/token/config.rs)");
         }

@@ -15,20 +15,20 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::discovery;
+use super::store as token_store;
 use crate::core::dpop::challenge;
+use crate::core::dpop::exchange::{Answer, Retries, Server, exchange};
+use crate::core::dpop::nonce;
+use crate::core::dpop::proof::{Target, client_assertion};
 use crate::core::error::{Error, ErrorKind, ResponseInfo, Result, err, shorten};
 use crate::core::form;
-use crate::core::http::{Request, Role, Transport};
-use crate::core::key::EcKey;
-use crate::core::dpop::nonce;
-use crate::core::dpop::exchange::{Answer, Retries, Server, exchange};
-use crate::core::dpop::proof::{Target, client_assertion};
 use crate::core::http::Response;
 use crate::core::http::clock;
-use super::discovery;
+use crate::core::http::{Request, Role, Transport};
+use crate::core::key::EcKey;
 use crate::core::redact::{self, scrub};
 use crate::core::session_log::SessionLog;
-use super::store as token_store;
 use crate::core::state::limits;
 use crate::core::state::{BoundedLru, never_in_use, salted_hash, shared_arc, weightless};
 

@@ -20,7 +20,8 @@ fn missing_and_bad_members_are_named() {
     assert_eq!(e.kind, ErrorKind::AuthToken);
     let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"ftp://x"}"#).unwrap_err();
     assert!(e.message.contains("token_endpoint"));
-    let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"https://x/t","grant_type":"password"}"#).unwrap_err();
+    let e = AuthConfig::from_json(r#"{"client_id":"a","client_secret":"b","token_endpoint":"https://x/t","grant_type":"password"}"#)
+        .unwrap_err();
     assert!(e.message.contains("grant_type"));
 }
 
@@ -37,7 +38,11 @@ fn misspelt_members_are_refused_with_the_known_name() {
         let text = BASE.replace("\"scope\"", &format!("\"{typo}\""));
         let e = AuthConfig::from_json(&text).unwrap_err();
         assert_eq!(e.kind, ErrorKind::AuthToken);
-        assert!(e.message.contains(&format!("\"{typo}\"")) && e.message.contains(&format!("did you mean \"{known}\"")), "{typo}: {}", e.message);
+        assert!(
+            e.message.contains(&format!("\"{typo}\"")) && e.message.contains(&format!("did you mean \"{known}\"")),
+            "{typo}: {}",
+            e.message
+        );
         assert!(e.message.contains(&format!("param:{typo}")), "names the way to send it on purpose: {}", e.message);
         assert!(!e.message.contains("secret\""), "{}", e.message);
     }
@@ -197,8 +202,13 @@ fn token_server(calls: usize) -> String {
                 }
             }
             let _ = r.by_ref().take(length as u64).read_to_end(&mut Vec::new());
-            let body = if first.contains("/token") { r#"{"access_token":"unit-disk-token","token_type":"DPoP","expires_in":300}"# } else { "{}" };
-            let _ = write!(r.get_mut(), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let body =
+                if first.contains("/token") { r#"{"access_token":"unit-disk-token","token_type":"DPoP","expires_in":300}"# } else { "{}" };
+            let _ = write!(
+                r.get_mut(),
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     format!("http://{addr}")
