@@ -24,6 +24,57 @@ pub(super) fn load_key(dir: &Path) -> std::result::Result<ring::hmac::Key, Strin
     Err(fail("keeps disappearing (another process removes it)".into()))
 }
 
+/// [`load_key`] on Windows: the key file is read with the record checks of sys_windows
+/// (no reparse point, a disk file with one link, this user's, nobody else in its DACL) and
+/// created as a new private file that is then moved to its name without replacing one
+/// (`MoveFileExW` without `MOVEFILE_REPLACE_EXISTING`: the first process's key wins).
+#[cfg(windows)]
+pub(super) fn load_key(dir: &Path) -> std::result::Result<ring::hmac::Key, String> {
+    use std::io::{Read, Write};
+    let path = dir.join(KEY_FILE);
+    let shown = shorten(&path.display().to_string());
+    let fail = |why: String| format!("the token cache key file '{shown}' {why}");
+    let random = |buf: &mut [u8]| {
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf)
+            .map_err(|_| std::io::Error::other("no random numbers from the system"))
+    };
+    for _ in 0..3 {
+        match crate::core::sys::windows::open_private_read(&path) {
+            Ok(Some(file)) => {
+                let len = file.metadata().map_err(|e| fail(format!("cannot be examined ({e})")))?.len();
+                if len != KEY_LEN as u64 {
+                    return Err(fail(format!("is {len} bytes long, not {KEY_LEN}; remove it (dpopkit creates a new key)")));
+                }
+                let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+                file.take(KEY_LEN as u64).read_exact(&mut bytes[..]).map_err(|e| fail(format!("cannot be read ({e})")))?;
+                return Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes[..]));
+            }
+            Ok(None) => {
+                let create = || -> std::io::Result<()> {
+                    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+                    random(&mut bytes[..])?;
+                    let mut unique = [0u8; 8];
+                    random(&mut unique)?;
+                    let tmp = dir.join(format!("{KEY_FILE}.{}.tmp", u64::from_le_bytes(unique)));
+                    let mut file = crate::core::sys::windows::create_new_private(&tmp)?;
+                    let moved = file.write_all(&bytes[..]).and_then(|_| file.sync_all()).and_then(|_| {
+                        drop(file);
+                        match crate::core::sys::windows::move_no_replace(&tmp, &path) {
+                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                            other => other,
+                        }
+                    });
+                    let _ = std::fs::remove_file(&tmp);
+                    moved
+                };
+                create().map_err(|e| fail(format!("cannot be created ({e})")))?;
+            }
+            Err(why) => return Err(fail(format!("{why}; remove it (dpopkit creates a new key, and the cached tokens are fetched again)"))),
+        }
+    }
+    Err(fail("keeps disappearing (another process removes it)".into()))
+}
+
 #[cfg(not(any(unix, windows)))]
 pub(super) fn load_key(_dir: &Path) -> std::result::Result<ring::hmac::Key, String> {
     Err("the shared token cache is not supported on this platform".into())
