@@ -39,7 +39,9 @@ pub(super) type Spec = &'static [(&'static str, Arity)];
 pub(super) const ALIASES: &[(&str, &str)] =
     &[("-H", "--header"), ("-i", "--include"), ("-o", "--output"), ("-X", "--request"), ("-d", "--data")];
 
-pub(super) const REQUEST_OPTS: Spec = &[
+/// The options that set up a client (key, AuthToken, transport): `get`, `request` and the
+/// `--route` form of `serve` take them all.
+pub(super) const CLIENT_OPTS: Spec = &[
     ("--key", Once),
     ("--key-password", Once),
     ("--client-id", Once),
@@ -58,13 +60,11 @@ pub(super) const REQUEST_OPTS: Spec = &[
     ("--session-log", Once),
     ("--timeout-ms", Once),
     ("--token-cache", Once),
-    ("--header", Many),
-    ("--include", Flag),
-    ("--output", Once),
-    ("--request", Once),
-    ("--data", Once),
-    ("--content-type", Once),
 ];
+
+/// What `get` and `request` take besides [`CLIENT_OPTS`].
+pub(super) const REQUEST_OPTS: Spec =
+    &[("--header", Many), ("--include", Flag), ("--output", Once), ("--request", Once), ("--data", Once), ("--content-type", Once)];
 pub(super) const KEYGEN_OPTS: Spec = &[("--out", Once), ("--jwk", Flag), ("--pkcs11", Once), ("--key-password", Once), ("--alg", Once)];
 pub(super) const KEY_OPTS: Spec = &[("--key", Once), ("--key-password", Once)];
 
@@ -98,7 +98,8 @@ impl Parsed {
 
 /// Parses `--name value`, `--name=value`, `-H value`, flags and positionals; `--` ends the
 /// options. Returns `None` when help was asked for.
-pub(super) fn parse(args: &[String], spec: Spec) -> Result<Option<Parsed>, Failure> {
+/// Parses `args` against the options of every spec in `specs`.
+pub(super) fn parse(args: &[String], specs: &[Spec]) -> Result<Option<Parsed>, Failure> {
     let mut p = Parsed::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -118,7 +119,7 @@ pub(super) fn parse(args: &[String], spec: Spec) -> Result<Option<Parsed>, Failu
             _ => (arg.as_str(), None),
         };
         let long = ALIASES.iter().find(|(short, _)| *short == given).map_or(given, |(_, long)| *long);
-        let Some(&(name, arity)) = spec.iter().find(|(n, _)| *n == long) else {
+        let Some(&(name, arity)) = specs.iter().flat_map(|s| s.iter()).find(|(n, _)| *n == long) else {
             return usage(format!("unknown option '{given}'"));
         };
         if arity == Flag {

@@ -193,15 +193,15 @@ fn main() -> ExitCode {
             println!("dpopkit {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        "get" => with_parsed(rest, REQUEST_OPTS, cmd_get),
-        "request" => with_parsed(rest, REQUEST_OPTS, cmd_request),
-        "keygen" => with_parsed(rest, KEYGEN_OPTS, cmd_keygen),
+        "get" => with_parsed(rest, &[CLIENT_OPTS, REQUEST_OPTS], cmd_get),
+        "request" => with_parsed(rest, &[CLIENT_OPTS, REQUEST_OPTS], cmd_request),
+        "keygen" => with_parsed(rest, &[KEYGEN_OPTS], cmd_keygen),
         #[cfg(feature = "gateway")]
-        "serve" => with_parsed(rest, serve::SERVE_OPTS, serve::cmd_serve),
+        "serve" => with_parsed(rest, &[serve::SERVE_OPTS, CLIENT_OPTS], serve::cmd_serve),
         #[cfg(not(feature = "gateway"))]
         "serve" => usage("this dpopkit was built without the gateway: build it with the cargo feature `gateway` (on by default)"),
-        "jwk" => with_parsed(rest, KEY_OPTS, |p| cmd_key_info(p, false)),
-        "jkt" => with_parsed(rest, KEY_OPTS, |p| cmd_key_info(p, true)),
+        "jwk" => with_parsed(rest, &[KEY_OPTS], |p| cmd_key_info(p, false)),
+        "jkt" => with_parsed(rest, &[KEY_OPTS], |p| cmd_key_info(p, true)),
         other => usage(format!("unknown command '{other}'")),
     };
     finish(outcome)
@@ -222,8 +222,8 @@ fn finish(outcome: Outcome) -> ExitCode {
     }
 }
 
-fn with_parsed(args: &[String], spec: Spec, f: impl FnOnce(&Parsed) -> Outcome) -> Outcome {
-    match parse(args, spec)? {
+fn with_parsed(args: &[String], specs: &[Spec], f: impl FnOnce(&Parsed) -> Outcome) -> Outcome {
+    match parse(args, specs)? {
         Some(p) => f(&p),
         None => {
             print!("{HELP}");

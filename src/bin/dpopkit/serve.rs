@@ -25,6 +25,7 @@ use super::Arity::{Flag, Many, Once};
 use super::{Failure, Outcome, Parsed, Spec, other, usage};
 use config::{Limits, RouteSpec, ServerConfig, TlsSource};
 
+/// The options of `serve`, besides the client options of the `--route` form (`CLIENT_OPTS`).
 pub const SERVE_OPTS: Spec = &[
     ("--config", Once),
     ("--listen", Once),
@@ -43,25 +44,6 @@ pub const SERVE_OPTS: Spec = &[
     ("--max-queue", Once),
     ("--max-request-body", Once),
     ("--no-access-log", Flag),
-    // The request options of `get`, for the --route form.
-    ("--key", Once),
-    ("--key-password", Once),
-    ("--client-id", Once),
-    ("--client-secret", Once),
-    ("--token-endpoint", Once),
-    ("--issuer", Once),
-    ("--scope", Once),
-    ("--audience", Once),
-    ("--resource", Once),
-    ("--auth-method", Once),
-    ("--assertion-key", Once),
-    ("--assertion-key-password", Once),
-    ("--ca-file", Once),
-    ("--proxy", Once),
-    ("--allow-insecure-http", Flag),
-    ("--session-log", Once),
-    ("--timeout-ms", Once),
-    ("--token-cache", Once),
 ];
 
 /// Options that belong to the --route form only (a --config file says them per route).
