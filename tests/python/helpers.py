@@ -151,6 +151,15 @@ class Peers:
         return get_json(f"{self.rs}/_stats")
 
 
+def contains_jwt(text: str) -> bool:
+    """Whether `text` holds a JWT (an access token or a DPoP proof): `eyJ...` (a base64url
+    JSON header), a dot, `eyJ...` (the claims). A bare "eyJ" can occur by chance inside a
+    random nonce or jti (about once in 262,144 positions); a header-dot-claims pair does not."""
+    import re
+
+    return re.search(r"eyJ[A-Za-z0-9_-]*\.eyJ", text) is not None
+
+
 def claims(body: str) -> List[Dict[str, str]]:
     try:
         value = json.loads(body)
