@@ -150,8 +150,8 @@ def test_session_log_holds_no_secret(start_peers, tmp_path: Path) -> None:
         http.quick_get_str(peers.api)
         assert log.stat().st_size == size, "nothing logged after logging stopped"
     text = log.read_text()
-    assert "POST /token HTTP/1.1" in text and "GET /api/test HTTP/1.1" in text
-    assert "client_secret=****" in text
+    assert "POST /token HTTP/1.1" in text and "GET /api/test HTTP/1.1" in text, text
+    assert "client_secret=****" in text, text
     assert "=secret" not in text and not contains_jwt(text) and d not in text, text
 
 
