@@ -421,31 +421,11 @@ fn per_call(plan: &Plan) {
 /// `--real`: the test peers (oidc-provider + a jose-validating RS). Plain GETs go to the
 /// RS's unauthenticated `/_stats`, DPoP GETs to its validated `/api/test`.
 fn real(plan: &Plan, key: i64) {
-    use std::io::BufRead;
-    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
-    if !peers.join("node_modules/oidc-provider").exists() {
-        let ok = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&peers)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "npm ci in tests/peers failed (Node 20+ and npm are needed for --real)");
-    }
-    let mut child = std::process::Command::new("node")
-        .arg(peers.join("server.mjs"))
-        .args(["--ttl", "3600"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("node is needed for --real");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).expect("the peers print one JSON line");
-    let (token_endpoint, api, rs) = (v["token_endpoint"].as_str().unwrap(), v["api"].as_str().unwrap(), v["rs"].as_str().unwrap());
-    let auth = serde_json::json!({"client_id":"m2m.dpop","client_secret":"secret","token_endpoint":token_endpoint,"scope":"api"});
+    let peers = common::TestPeers::start(&["--ttl", "3600"]);
+    let (api, rs) = (peers.api.as_str(), peers.rs.as_str());
+    let auth = peers.auth_token();
     let plain = c::http(None, None);
-    let dpop = c::http(Some(key), Some(&auth.to_string()));
+    let dpop = c::http(Some(key), Some(&auth));
     let (stats_url, api_url) = (c::cs(&format!("{rs}/_stats")), c::cs(api));
     for _ in 0..10 {
         c::get(plain, &stats_url);
@@ -477,9 +457,6 @@ fn real(plan: &Plan, key: i64) {
     println!("  DPoP / plain             {}  (includes the RS's JWT verification)", fmt_x(&stats(&ratio)));
     c::dpopkit_destroy(plain);
     c::dpopkit_destroy(dpop);
-    drop(child.stdin.take());
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn main() {

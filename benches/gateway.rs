@@ -1,7 +1,11 @@
 //! `dpopkit serve` on loopback: a DPoP GET made with the library directly against the same
-//! GET made as a plain request through the gateway (which makes the DPoP request), against
-//! the same local keep-alive server, in interleaved rounds of one run; then throughput with
-//! 16 concurrent callers, through the gateway and directly.
+//! GET made as a plain request through the gateway (which makes the DPoP request), in
+//! interleaved rounds of one run, against two upstreams:
+//!   1. the test peers (oidc-provider + the jose resource server, which verifies every
+//!      proof, as every DPoP resource server must): the shape of a real deployment;
+//!   2. a minimal Rust keep-alive server that verifies nothing: the worst case for the
+//!      ratio, whose floor there is 1 + (one plain loopback request) / (the library's GET).
+//! Then throughput with 16 concurrent callers, through the gateway and directly (2.).
 //!
 //!   cargo bench --bench gateway             full run (prints the figures)
 //!   DPOPKIT_BENCH_QUICK=1 cargo bench --bench gateway   a handful of requests
@@ -19,7 +23,7 @@ use std::time::{Duration, Instant};
 use dpopkit::core::HttpClient;
 use dpopkit::core::http::{ProxyChoice, Settings};
 
-use common::{LocalServer, Stats, fixture, quick_mode, stats};
+use common::{LocalServer, Stats, TestPeers, fixture, quick_mode, stats};
 
 const CALLER_KEY: &str = "bench-caller-key-0123456789abcdef";
 
@@ -34,10 +38,10 @@ fn client() -> HttpClient {
 }
 
 /// The library directly: a DPoP GET (cached token, a fresh proof each).
-fn direct(server: &LocalServer) -> HttpClient {
+fn direct(auth_token: &str) -> HttpClient {
     let c = client();
     c.set_dpop_key(Arc::new(dpopkit::core::EcKey::load_file(&fixture("ec_pkcs8.pem"), None).unwrap()));
-    c.set_auth_token(&server.auth_token()).unwrap();
+    c.set_auth_token(auth_token).unwrap();
     c
 }
 
@@ -57,16 +61,34 @@ impl Drop for Gateway {
     }
 }
 
-fn start_gateway(server: &LocalServer) -> Gateway {
+/// What the gateway and the library both call: the upstream's base URL (the route's
+/// target), the DPoP GET's path under it, and the AuthToken's parts.
+struct Upstream {
+    name: &'static str,
+    base: String,
+    path: &'static str,
+    token_endpoint: String,
+    client_id: &'static str,
+    secret: &'static str,
+}
+
+impl Upstream {
+    fn auth_token(&self) -> String {
+        serde_json::json!({"client_id": self.client_id, "client_secret": self.secret, "token_endpoint": self.token_endpoint, "scope": "api"})
+            .to_string()
+    }
+}
+
+fn start_gateway(up: &Upstream) -> Gateway {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
         .args(["serve", "--listen", "127.0.0.1:0", "--plain-http", "--no-access-log", "--caller-secret-env", "BENCH_GW_KEY"])
         .arg("--route")
-        .arg(format!("/api/={}", server.url("/")))
+        .arg(format!("/gw/={}/", up.base))
         .arg("--key")
         .arg(fixture("ec_pkcs8.pem"))
-        .args(["--client-id", "bench", "--scope", "api", "--token-endpoint", &server.url("/token"), "--proxy", ""])
+        .args(["--client-id", up.client_id, "--scope", "api", "--token-endpoint", &up.token_endpoint, "--proxy", ""])
         .env("BENCH_GW_KEY", CALLER_KEY)
-        .env("DPOPKIT_CLIENT_SECRET", "bench-secret")
+        .env("DPOPKIT_CLIENT_SECRET", up.secret)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -112,41 +134,30 @@ fn process_cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` / `cargo test --benches`
-    }
-    let quick = quick_mode();
-    let (rounds, block, mt_total) = if quick { (2, 5, 64) } else { (21, 300, 8000) };
-    let server = LocalServer::start();
-    let gw = start_gateway(&server);
-    let direct_url = server.url("/api/items");
-    let gw_url = format!("{}/api/api/items", gw.1);
-    let lib = direct(&server);
+/// The library's DPoP GET and the plain GET through the gateway, alternated request by
+/// request in `rounds` blocks of `block` (so both meet the same load); also a plain GET to
+/// the upstream (`plain_url`), the floor of the extra hop. Prints the figures; returns the
+/// gateway's address (its process keeps running) for the caller's checks.
+fn compare(up: &Upstream, plain_url: &str, rounds: usize, block: usize) -> Gateway {
+    let gw = start_gateway(up);
+    let direct_url = format!("{}{}", up.base, up.path);
+    let gw_url = format!("{}/gw{}", gw.1, up.path);
+    let lib = direct(&up.auth_token());
     let via = caller();
+    let plain = client();
     // Warm up both (token, connections, nonce state), and check they do what they say.
     for _ in 0..20 {
-        lib.quick_get_str(&direct_url).unwrap();
-        via.quick_get_str(&gw_url).unwrap();
+        assert_eq!(lib.quick_get_str(&direct_url).unwrap().1.status, 200);
+        let (body, r) = via.quick_get_str(&gw_url).unwrap();
+        assert_eq!(r.status, 200, "through the gateway: {body}");
+        plain.quick_get_str(plain_url).unwrap();
     }
-    let dpop_before = server.count(&server.dpop_requests);
-    via.quick_get_str(&gw_url).unwrap();
-    assert_eq!(server.count(&server.dpop_requests), dpop_before + 1, "the gateway's request carried a DPoP proof");
-    assert_eq!(server.count(&server.token_requests), 2, "one token for the library, one for the gateway");
-
-    let mut lib_us = Vec::new();
-    let mut gw_us = Vec::new();
-    let mut ratio = Vec::new();
-    let mut plain_us = Vec::new();
-    let plain = client();
-    plain.quick_get_str(&direct_url).unwrap();
-    // Each round alternates the two request by request, so both meet the same load.
+    let (mut lib_us, mut gw_us, mut plain_us, mut ratio) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in 0..rounds {
         let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
         for i in 0..block {
-            // The floor of the extra hop: a plain GET to the upstream server itself.
             let t = Instant::now();
-            drop(plain.quick_get_str(&direct_url).unwrap());
+            drop(plain.quick_get_str(plain_url).unwrap());
             c += t.elapsed().as_secs_f64();
             let lib_first = (i + r) % 2 == 0;
             for which in [lib_first, !lib_first] {
@@ -166,12 +177,14 @@ fn main() {
         gw_us.push(b);
         ratio.push(b / a);
     }
-    println!("dpopkit serve vs the library, loopback, {rounds} rounds x {block} requests (one caller)");
+    println!("-- upstream: {}, {rounds} rounds x {block} requests (one caller)", up.name);
     println!("  library DPoP GET                 {}", fmt_us(&stats(&lib_us)));
     println!("  plain GET through the gateway    {}", fmt_us(&stats(&gw_us)));
     println!("  plain GET, no gateway (one hop)  {}", fmt_us(&stats(&plain_us)));
     let s = stats(&ratio);
     println!("  gateway / library                {:.3}x ({:.3} - {:.3})   goal <= 1.5x", s.median, s.min, s.max);
+    let floor = stats(&plain_us).median / stats(&lib_us).median;
+    println!("  floor of the ratio: 1 + one plain hop / library GET = {:.3}x", 1.0 + floor);
     // Where the gateway's time goes: its upstream call (the same DPoP GET as the library's,
     // timed inside the gateway) and its CPU time per request (all threads).
     let metrics = via.quick_get_str(&format!("{}/metrics", gw.1)).unwrap().0;
@@ -184,11 +197,55 @@ fn main() {
     if let Some(cpu) = process_cpu_seconds(gw.0.id()) {
         println!("  gateway process CPU per request (all threads, mean)   {:.1} µs", cpu / up_count * 1e6);
     }
+    gw
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` / `cargo test --benches`
+    }
+    let quick = quick_mode();
+    let (rounds, block, mt_total) = if quick { (2, 5, 64) } else { (21, 300, 8000) };
+    println!("dpopkit serve vs the library, loopback{}", if quick { " -- QUICK MODE (sanity only)" } else { "" });
+    println!("{}", common::machine());
+
+    // 1. The test peers: a resource server that verifies the proof, as a real one does.
+    {
+        let peers = TestPeers::start(&["--ttl", "3600"]);
+        let up = Upstream {
+            name: "the test peers (oidc-provider AS, jose RS verifying each proof)",
+            base: peers.rs.clone(),
+            path: "/api/test",
+            token_endpoint: peers.token_endpoint.clone(),
+            client_id: "m2m.dpop",
+            secret: "secret",
+        };
+        let (r, b) = if quick { (2, 5) } else { (11, 100) };
+        drop(compare(&up, &format!("{}/_stats", peers.rs), r, b));
+    }
+
+    // 2. The minimal server: the worst case for the ratio.
+    let server = LocalServer::start();
+    let up = Upstream {
+        name: "minimal Rust server (verifies nothing)",
+        base: server.url(""),
+        path: "/api/items",
+        token_endpoint: server.url("/token"),
+        client_id: "bench",
+        secret: "bench-secret",
+    };
+    let dpop_before = server.count(&server.dpop_requests);
+    let gw = compare(&up, &server.url("/api/items"), rounds, block);
+    assert!(server.count(&server.dpop_requests) > dpop_before, "the gateway's requests carried DPoP proofs");
+    assert_eq!(server.count(&server.token_requests), 2, "one token for the library, one for the gateway");
 
     let threads = 16;
+    let gw_url = format!("{}/gw/api/items", gw.1);
+    let direct_url = server.url("/api/items");
     let gw_rps = throughput(threads, mt_total, || (caller(), gw_url.clone()));
-    let lib_rps = throughput(threads, mt_total, || (direct(&server), direct_url.clone()));
-    println!("throughput, {threads} concurrent callers, {mt_total} requests each way");
+    let auth = up.auth_token();
+    let lib_rps = throughput(threads, mt_total, || (direct(&auth), direct_url.clone()));
+    println!("throughput, {threads} concurrent callers, {mt_total} requests each way (minimal server)");
     println!("  through the gateway              {gw_rps:8.0} requests/s");
     println!("  the library directly (16 threads) {lib_rps:7.0} requests/s");
     assert_eq!(server.count(&server.token_requests), 2, "still one token each: the gateway shares its token across callers");

@@ -460,3 +460,55 @@ impl Drop for BenchPki {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The test peers (tests/peers/server.mjs: oidc-provider and a jose-validating resource
+/// server, which verifies every proof) on 127.0.0.1; stopped when dropped. Runs `npm ci`
+/// in tests/peers first when its packages are missing.
+pub struct TestPeers {
+    child: std::process::Child,
+    pub token_endpoint: String,
+    /// The RS's base URL (`http://127.0.0.1:PORT`).
+    pub rs: String,
+    /// The RS's validated `/api/test`.
+    pub api: String,
+}
+
+impl TestPeers {
+    pub fn start(args: &[&str]) -> TestPeers {
+        let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+        if !peers.join("node_modules/oidc-provider").exists() {
+            let ok = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&peers)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "npm ci in tests/peers failed (Node 20+ and npm are needed)");
+        }
+        let mut child = std::process::Command::new("node")
+            .arg(peers.join("server.mjs"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node is needed for the test peers");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("the peers print one JSON line");
+        let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in the peers' line: {line}")).to_string();
+        TestPeers { token_endpoint: s("token_endpoint"), rs: s("rs"), api: s("api"), child }
+    }
+
+    /// The seed's AuthToken for these peers (client m2m.dpop, scope api).
+    pub fn auth_token(&self) -> String {
+        serde_json::json!({"client_id":"m2m.dpop","client_secret":"secret","token_endpoint":self.token_endpoint,"scope":"api"}).to_string()
+    }
+}
+
+impl Drop for TestPeers {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // the peers exit when their stdin closes
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

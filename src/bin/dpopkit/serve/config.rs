@@ -41,11 +41,12 @@ pub const MAX_ROUTES: usize = 64;
 /// Limits and paths of the server (the same for every route).
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Upstream calls running at once (each holds a thread of the blocking pool).
+    /// Upstream calls running at once (each on its connection's thread).
     pub max_concurrency: usize,
     /// Requests waiting for one of those; past it, 503 at once.
     pub max_queue: usize,
-    /// Open connections; past it, new ones are closed at once.
+    /// Open connections, each served by a thread of its own; past it, new ones are
+    /// closed at once.
     pub max_connections: usize,
     pub max_request_body: usize,
     /// Bytes of the request line and header block.
@@ -318,7 +319,7 @@ pub fn parse(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
     let limits = Limits {
         max_concurrency: top.count("max_concurrency", 4096)?.map_or(d.max_concurrency, |n| n as usize),
         max_queue: top.count("max_queue", 1 << 20)?.map_or(d.max_queue, |n| n as usize),
-        max_connections: top.count("max_connections", 1 << 20)?.map_or(d.max_connections, |n| n as usize),
+        max_connections: top.count("max_connections", 16384)?.map_or(d.max_connections, |n| n as usize),
         max_request_body: top.count("max_request_body", 1 << 30)?.map_or(d.max_request_body, |n| n as usize),
         max_header_bytes: top.count("max_header_bytes", 1 << 20)?.map_or(d.max_header_bytes, |n| n as usize),
         max_headers: top.count("max_headers", 1000)?.map_or(d.max_headers, |n| n as usize),

@@ -1,6 +1,13 @@
-//! The HTTP side of the gateway: hyper 1 (HTTP/1.1) on tokio, TLS by tokio-rustls. Each
-//! upstream call runs the sync core on tokio's blocking pool, bounded by a semaphore; a
-//! request that finds the queue full gets 503 at once.
+//! The HTTP side of the gateway: hyper 1 (HTTP/1.1) on tokio, TLS by tokio-rustls.
+//!
+//! One thread per connection: the accept loop runs on a small runtime and hands each
+//! connection (at most `max_connections`) to a thread of its own with a current-thread
+//! runtime, where hyper serves it and the upstream call runs the sync core inline. An HTTP/1
+//! connection carries one request at a time, so blocking its thread stalls nothing else,
+//! and a request crosses no thread: handing each call to a blocking pool and back cost two
+//! thread wake-ups per request (about 100 µs of latency on a loaded 2-core machine; see
+//! BENCHMARKS.md, "Gateway"). Upstream calls are bounded by a semaphore; a request that
+//! finds the queue full gets 503 at once.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -50,12 +57,26 @@ pub struct Gateway {
     metrics: Metrics,
     upstream_slots: Arc<Semaphore>,
     admitted: AtomicUsize,
+    /// Per route, its caller secret as a secret set, made once: each call's set takes it
+    /// with the forms (base64, dumps at every alignment, hex, UTF-16) already made, instead
+    /// of making them again per request.
+    caller_masks: Vec<redact::Secrets>,
 }
 
 impl Gateway {
     pub fn new(server: ServerConfig, routes: Vec<Route>) -> Gateway {
         let slots = Arc::new(Semaphore::new(server.limits.max_concurrency));
-        Gateway { server, routes, metrics: Metrics::default(), upstream_slots: slots, admitted: AtomicUsize::new(0) }
+        let caller_masks = routes
+            .iter()
+            .map(|r| {
+                let mut set = redact::Secrets::new();
+                if let Some(secret) = &r.caller_secret {
+                    set.add_token(secret);
+                }
+                set
+            })
+            .collect();
+        Gateway { server, routes, metrics: Metrics::default(), upstream_slots: slots, admitted: AtomicUsize::new(0), caller_masks }
     }
 }
 
@@ -254,17 +275,19 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         }
     };
 
-    // The upstream call: the sync core on the blocking pool. It ends within the route's
-    // timeout (the core's deadline covers token, nonce retries and the request).
-    let call = tokio::task::spawn_blocking(move || {
+    // The upstream call: the sync core, inline on this connection's own thread. It ends
+    // within the route's timeout (the core's deadline covers token, nonce retries and the
+    // request).
+    let (result, took) = {
         let _permit = permit;
         let route = &gw.routes[index];
         // The call's secret set gets the caller credential too: an upstream echoing it is
         // masked in the body and headers handed back, like the token and the proof — in
         // the same forms (base64, and inside a base64, hex or UTF-16 dump of the request).
         let _scope = redact::call_scope();
-        if let Some(secret) = &route.caller_secret {
-            redact::remember(|s| s.add_token(secret));
+        let masks = &gw.caller_masks[index];
+        if !masks.is_empty() {
+            redact::remember(|s| s.extend(masks));
         }
         let headers: Vec<(&str, &str)> = forward.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let began = Instant::now();
@@ -276,10 +299,6 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
             (e.kind, message)
         });
         (result, took)
-    });
-    let (result, took) = match call.await {
-        Ok(r) => r,
-        Err(_) => return fail(json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the upstream call failed unexpectedly")),
     };
     gw.metrics.upstream_latency(&label, took);
     let resp = match result {
@@ -319,12 +338,8 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
 /// Runs the gateway until SIGTERM or Ctrl-C; then stops accepting, lets the requests in
 /// flight finish (within their routes' timeouts) and returns.
 pub fn run(gw: Gateway, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>, on_listen: impl FnOnce(SocketAddr)) -> Result<(), String> {
-    let limits = gw.server.limits.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .worker_threads(2)
-        .max_blocking_threads(limits.max_concurrency + 4)
-        .thread_name("dpopkit-gateway")
         .build()
         .map_err(|e| format!("cannot start the gateway's runtime: {e}"))?;
     let longest = gw.routes.iter().map(|r| r.timeout).max().unwrap_or(Duration::from_secs(60));
@@ -366,11 +381,14 @@ async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // Off this runtime's reactor, onto the connection thread's own.
+        let Ok(stream) = stream.into_std() else { continue };
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let limits = limits.clone();
-        tokio::spawn(async move {
+        let connection = async move {
             let _slot = slot;
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -391,7 +409,18 @@ async fn serve(
                     let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await;
                 }
             }
+        };
+        let spawned = std::thread::Builder::new().name("dpopkit-gateway-conn".into()).spawn(move || {
+            // A runtime that cannot be made (no file descriptor left): the connection is
+            // dropped, like one over max_connections; the slot goes back with it.
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(connection);
+            }
         });
+        if spawned.is_err() {
+            // No thread left: the closure (with the stream and its slot) was dropped.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     drop(listener);
     eprintln!("dpopkit serve: stopping: no new connections; waiting for the requests in flight");
