@@ -5,6 +5,7 @@
 //!      proof, as every DPoP resource server must): the shape of a real deployment;
 //!   2. a minimal Rust keep-alive server that verifies nothing: the worst case for the
 //!      ratio, whose floor there is 1 + (one plain loopback request) / (the library's GET).
+//!
 //! Then throughput with 16 concurrent callers, through the gateway and directly (2.).
 //!
 //!   cargo bench --bench gateway             full run (prints the figures)
