@@ -5,17 +5,25 @@
 //! README shows, starts the bundled peers on free ports with nonces required, and must print
 //! `status: 200` and the API's answer — also while the ports 4010 and 4011 are taken — and
 //! must end, showing why, when the servers cannot start. It leaves the checkout as it was.
+//! bindings/c/README.md shows the same block (checked equal). bindings/python/README.md's
+//! quick start (a virtual environment, `pip install -v ./bindings/python`) is run the same
+//! way, then the sample flow with the virtual environment's python against the real peers.
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::repo;
+use crate::common::{Peers, repo};
 
-/// The fenced `sh` block after the marker line.
+/// The fenced `sh` block after README.md's `<!-- c-quick-start` marker line.
 fn quick_start_block(readme: &str) -> String {
-    let marker = readme.find("<!-- c-quick-start").expect("README.md has the <!-- c-quick-start --> marker");
+    block_after(readme, "<!-- c-quick-start")
+}
+
+/// The fenced `sh` block after the line starting with `marker`.
+fn block_after(readme: &str, marker: &str) -> String {
+    let marker = readme.find(marker).unwrap_or_else(|| panic!("the README has the {marker} --> marker"));
     let rest = &readme[marker..];
     let open = rest.find("```sh\n").expect("an ```sh block follows the marker") + "```sh\n".len();
     let close = rest[open..].find("\n```").expect("the block is closed");
@@ -169,4 +177,57 @@ fn readme_c_quick_start_ends_and_says_why_when_the_servers_fail() {
         run.stdout,
         run.stderr
     );
+}
+
+#[test]
+fn bindings_c_readme_shows_the_tested_quick_start() {
+    let top = quick_start_block(&std::fs::read_to_string(repo().join("README.md")).unwrap());
+    let c = quick_start_block(&std::fs::read_to_string(repo().join("bindings/c/README.md")).unwrap());
+    assert_eq!(c, top, "bindings/c/README.md's quick start must be README.md's (which the tests run) word for word");
+}
+
+/// bindings/python/README.md's quick start on a fresh HOME: a virtual environment, pip
+/// install from the source tree (pip fetches setuptools for the build, as it does for a
+/// user), the version printed; then the sample flow with that environment's python, against
+/// the real peers with nonces: status 200, the package and its library from the venv.
+#[test]
+fn python_readme_quick_start_runs_as_written_in_a_fresh_virtual_environment() {
+    let readme = std::fs::read_to_string(repo().join("bindings/python/README.md")).unwrap();
+    let block = block_after(&readme, "<!-- python-quick-start");
+    for needed in ["python3 -m venv", "/bin/activate", "pip install", "./bindings/python"] {
+        assert!(block.contains(needed), "the quick start shows {needed}:\n{block}");
+    }
+    let peers = Peers::start(&["--as-nonce", "--rs-nonce"]);
+    // After the block, in the same shell (the venv active): the flow, then where it ran from.
+    let script = format!(
+        "{block}\ncd \"$TMPDIR\"\npython {} {} {} {} test-password\n",
+        repo().join("tests/python/sample_flow.py").display(),
+        peers.token_endpoint,
+        peers.api,
+        repo().join("tests/fixtures/ec_pkcs8_enc.pem").display()
+    );
+    let leftovers = || {
+        ["bindings/python/build", "bindings/python/dpopkit.egg-info", "bindings/python/dpopkit/libdpopkit.so"]
+            .iter()
+            .filter(|p| repo().join(p).exists())
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = leftovers();
+    let Run { status, stdout, stderr } = run_block(&script, "python", None, Duration::from_secs(1200));
+    assert_eq!(leftovers(), before, "pip install left build files in the checkout");
+    let status = status.unwrap_or_else(|| panic!("the Python quick start did not finish in 20 minutes\n{stdout}\n{stderr}"));
+    assert!(
+        status.success(),
+        "the Python quick start failed ({status}):\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(stdout.lines().any(|l| l.trim() == version), "the block prints dpopkit.version() = {version}:\n{stdout}");
+    let last =
+        stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no result line from the flow:\n{stdout}\n{stderr}"));
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["status"], 200, "{last}");
+    assert_eq!(v["client_id"], "m2m.dpop", "{last}");
+    let package = v["package"].as_str().unwrap_or_default();
+    assert!(package.contains(".venvs/dpopkit/"), "dpopkit imported from the quick start's venv, not the tree: {last}");
 }
