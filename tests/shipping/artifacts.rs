@@ -389,3 +389,47 @@ fn the_cpp_readme_source_tree_build_runs_as_written() {
     assert!(stdout.contains("cpp checks: all passed"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The declared MSRV (Cargo.toml `rust-version`) holds for what the library needs: no
+/// dependency the library links (normal dependencies, every platform, every default
+/// feature) declares a newer `rust-version`. (The library's own use of std is checked
+/// against it by clippy's `incompatible_msrv` in scripts/test.sh; this machine has no older
+/// toolchain to build with.)
+#[test]
+fn no_dependency_of_the_library_needs_a_newer_rust_than_declared() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out =
+        Command::new(cargo).args(["metadata", "--format-version", "1", "--offline"]).current_dir(repo()).output().expect("cargo metadata");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages: std::collections::HashMap<&str, &serde_json::Value> =
+        m["packages"].as_array().unwrap().iter().map(|p| (p["id"].as_str().unwrap(), p)).collect();
+    let nodes: std::collections::HashMap<&str, &serde_json::Value> =
+        m["resolve"]["nodes"].as_array().unwrap().iter().map(|n| (n["id"].as_str().unwrap(), n)).collect();
+    let version = |v: &str| -> Vec<u32> {
+        let mut parts: Vec<u32> = v.split('.').map(|x| x.parse().unwrap()).collect();
+        parts.resize(3, 0);
+        parts
+    };
+    let root = m["resolve"]["root"].as_str().expect("the workspace root is dpopkit");
+    let ours = packages[root]["rust_version"].as_str().expect("Cargo.toml declares rust-version");
+    let (mut seen, mut todo, mut newer) = (std::collections::HashSet::new(), vec![root], Vec::new());
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        for dep in nodes[id]["deps"].as_array().unwrap() {
+            let normal = dep["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null());
+            if normal {
+                todo.push(dep["pkg"].as_str().unwrap());
+            }
+        }
+        let p = packages[id];
+        match p["rust_version"].as_str() {
+            Some(rv) if version(rv) > version(ours) => newer.push(format!("{} {} needs Rust {rv}", p["name"], p["version"])),
+            _ => {}
+        }
+    }
+    assert!(seen.len() > 20, "the library's dependencies were found ({})", seen.len());
+    assert!(newer.is_empty(), "Cargo.toml declares rust-version {ours}, but: {newer:?}");
+}
