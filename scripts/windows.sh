@@ -513,6 +513,148 @@ t_fleet_token_cache() {
   grep -q "is writable by" <<<"$out" && grep -q "icacls" <<<"$out" || fail "a directory others may write to is not refused with the icacls fix"
 }
 
+# gateway NAME ARGS...: starts `dpopkit.exe serve ARGS` under Wine (caller key in GWKEY);
+# sets GW to its base URL once it listens (at most 60 s), or fails with its output.
+gateway() {
+  local name=$1
+  shift
+  local err=$T/gateway-$name.err i
+  rm -f "$err"
+  (cd "$BIN" && GWKEY=wine-gateway-key-0123456789 DPOPKIT_CLIENT_SECRET=secret exec nice wine dpopkit.exe serve "$@") 2>"$err" &
+  PIDS+=($!)
+  GW=
+  for i in $(seq 1 300); do
+    GW=$(grep -oE 'https?://127\.0\.0\.1:[0-9]+' "$err" | head -n 1 || true)
+    [ -n "$GW" ] && break
+    sleep 0.2
+  done
+  [ -n "$GW" ] || { cat "$err"; fail "dpopkit.exe serve did not start"; return 1; }
+  echo "gateway $name at $GW"
+}
+
+# The gateway under Wine: plain http on loopback, GET and POST through it to the validating
+# RS with nonces at both servers, 401 without the caller key and nothing upstream, the health
+# and metrics paths; then HTTPS with a generated certificate (the certificate directory and
+# the key made private: Wine shows the DACL as the Unix mode) that --print-cert prints and
+# curl trusts; a key file others may read is refused.
+t_gateway() {
+  start_peers --as-nonce --rs-nonce || return 1
+  local key route out code
+  key=$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")
+  route=(--route "/api/=$RS/" --key "$key" --client-id m2m.dpop --token-endpoint "$TOKEN_URL" --scope api --caller-secret-env GWKEY)
+  gateway plain --listen 127.0.0.1:0 --plain-http "${route[@]}" || return 1
+  out=$(curl -s -m 30 -H "X-DpopKit-Gateway-Key: wine-gateway-key-0123456789" "$GW/api/api/test") || fail "GET through the gateway"
+  echo "$out"
+  grep -qF '{"type":"client_id","value":"m2m.dpop"}' <<<"$out" || fail "GET through the gateway: no client_id claim"
+  grep -qF "$(cat tests/fixtures/ec.jkt)" <<<"$out" || fail "the gateway's token is not bound to its key"
+  code=$(curl -s -m 30 -o "$T/gw-post.out" -w '%{http_code}' -H "X-DpopKit-Gateway-Key: wine-gateway-key-0123456789" \
+         -H 'Content-Type: application/json' --data '{"name":"from wine"}' "$GW/api/api/items")
+  [ "$code" = 201 ] || { cat "$T/gw-post.out"; fail "POST through the gateway: want 201, got $code"; }
+  local before after
+  before=$(peer_stat "$RS" requests)
+  code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$GW/api/api/test")
+  after=$(peer_stat "$RS" requests)
+  [ "$code" = 401 ] || fail "without the caller key: want 401, got $code"
+  [ "$before" = "$after" ] || fail "without the caller key a request went upstream ($before -> $after)"
+  grep -q "dpopkit_gateway_requests" <(curl -s -m 30 "$GW/metrics") || fail "no metrics"
+  code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$GW/healthz")
+  [ "$code" = 200 ] || fail "health: $code"
+  # HTTPS with the generated certificate.
+  local certs=$T/gw-certs
+  rm -rf "$certs"
+  (cd "$BIN" && wine_run dpopkit.exe serve --print-cert --cert-dir "$(winpath "$certs")") >"$T/gw.crt" 2>"$T/gw-print.err" \
+    || { cat "$T/gw-print.err"; fail "dpopkit.exe serve --print-cert"; return 1; }
+  grep -q "BEGIN CERTIFICATE" "$T/gw.crt" || fail "--print-cert printed no certificate"
+  echo "certificate directory $(stat -c %a "$certs"), key $(stat -c %a "$certs/gateway-key.pem"), certificate $(stat -c %a "$certs/gateway-cert.pem")"
+  [[ $(stat -c %a "$certs") == *0 ]] || fail "the certificate directory gives others access"
+  [[ $(stat -c %a "$certs/gateway-key.pem") == *0 ]] || fail "the generated TLS key gives others access"
+  gateway https --listen 127.0.0.1:0 --cert-dir "$(winpath "$certs")" "${route[@]}" || return 1
+  [[ $GW == https://* ]] || fail "not https: $GW"
+  out=$(curl -s -m 30 --cacert "$T/gw.crt" -H "X-DpopKit-Gateway-Key: wine-gateway-key-0123456789" "$GW/api/api/test") \
+    || fail "GET through the gateway over https with the printed certificate"
+  grep -qF '{"type":"client_id","value":"m2m.dpop"}' <<<"$out" || fail "https GET through the gateway: no client_id claim: $out"
+  # A key file others may read: refused at start, naming the file.
+  chmod 644 "$certs/gateway-key.pem"
+  out=$(cd "$BIN" && GWKEY=wine-gateway-key-0123456789 DPOPKIT_CLIENT_SECRET=secret timeout 60 wine dpopkit.exe serve --listen 127.0.0.1:0 --cert-dir "$(winpath "$certs")" "${route[@]}" 2>&1) \
+    && fail "started with a TLS key others may read"
+  echo "$out"
+  grep -q "gateway TLS key" <<<"$out" && grep -q "only by this user" <<<"$out" || fail "a key others may read is not refused with the reason"
+}
+
+# svc_state NAME: the service's STATE and WIN32_EXIT_CODE lines from `sc query`.
+svc_state() { wine_run sc query "$1" 2>/dev/null | tr -d '\r' | grep -E 'STATE|WIN32_EXIT_CODE' | tr -s ' ' || true; }
+
+# The gateway as a Windows service (--windows-service): created with sc.exe, started with
+# `net start` (RUNNING once it listens), a GET through it to the validating RS, then `net
+# stop` (STOPPED, exit code 0, the port closed, its log says it stopped), deleted; a service
+# whose configuration is refused stops at once with exit code 1066 and says why in its
+# --service-log. Its secrets come from files (caller_secret_file, client_secret_file): a
+# service gets no environment from whoever starts it.
+t_gateway_service() {
+  start_peers --as-nonce --rs-nonce || return 1
+  local dir=$T/gw-service name=dpopkit-gw-test port state out
+  wine_run net stop $name >/dev/null 2>&1 || true
+  wine_run sc delete $name >/dev/null 2>&1 || true
+  rm -rf "$dir" && mkdir -p "$dir"
+  printf 'wine-service-caller-key-0123456789\n' >"$dir/caller.key"
+  printf 'secret\n' >"$dir/client.secret"
+  printf 'short\n' >"$dir/short.key"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$dir/gateway.toml" <<EOF
+listen = "127.0.0.1:$port"
+plain_http = true
+
+[[route]]
+prefix = "/api/"
+upstream = "$RS/"
+key = '$(winpath "$ROOT/tests/fixtures/ec_pkcs8.pem")'
+caller_secret_file = "caller.key"
+
+[route.auth_token]
+client_id = "m2m.dpop"
+token_endpoint = "$TOKEN_URL"
+scope = "api"
+client_secret_file = "client.secret"
+EOF
+  sed 's/caller_secret_file = "caller.key"/caller_secret_file = "short.key"/' "$dir/gateway.toml" >"$dir/refused.toml"
+  local exe log=$dir/service.log
+  exe=$(winpath "$BIN/dpopkit.exe")
+  wine_run sc create $name binPath= "$exe serve --config $(winpath "$dir/gateway.toml") --windows-service --service-log $(winpath "$log")" \
+    || { fail "sc create"; return 1; }
+  wine_run net start $name || fail "net start"
+  state=$(svc_state $name)
+  echo "after net start: $state"
+  grep -q RUNNING <<<"$state" || fail "the service is not RUNNING: $state"
+  out=$(curl -s -m 30 -H "X-DpopKit-Gateway-Key: wine-service-caller-key-0123456789" "http://127.0.0.1:$port/api/api/test") \
+    || fail "GET through the service"
+  echo "$out"
+  grep -qF '{"type":"client_id","value":"m2m.dpop"}' <<<"$out" || fail "GET through the service: no client_id claim"
+  wine_run net stop $name || fail "net stop"
+  state=$(svc_state $name)
+  echo "after net stop: $state"
+  grep -q STOPPED <<<"$state" && grep -qE 'WIN32_EXIT_CODE : 0 ' <<<"$state" || fail "not STOPPED with exit code 0: $state"
+  curl -s -m 5 -o /dev/null "http://127.0.0.1:$port/healthz" && fail "the port still answers after the stop"
+  cat "$log"
+  grep -q "listening on http://127.0.0.1:$port" "$log" || fail "the service log has no start line"
+  grep -q "dpopkit serve: stopped" "$log" || fail "the service log does not say it stopped gracefully"
+  grep -qF "wine-service-caller-key" "$log" && fail "the caller credential is in the service log"
+  wine_run sc delete $name || fail "sc delete"
+  # A refused configuration: STOPPED at once (no 30 s start timeout), exit code 1066, why in the log.
+  local refused_log=$dir/refused.log started
+  wine_run sc create $name binPath= "$exe serve --config $(winpath "$dir/refused.toml") --windows-service --service-log $(winpath "$refused_log")" \
+    || { fail "sc create (refused)"; return 1; }
+  started=$(date +%s)
+  # (Wine's `net start` reports success for any start that leaves START_PENDING; the state says.)
+  wine_run net start $name || true
+  state=$(svc_state $name)
+  echo "refused configuration, after $(( $(date +%s) - started )) s: $state"
+  cat "$refused_log"
+  grep -q STOPPED <<<"$state" && grep -q 1066 <<<"$state" || fail "a refused configuration: want STOPPED with 1066: $state"
+  grep -q "at least 16" "$refused_log" || fail "the service log does not say why the configuration is refused"
+  [ $(( $(date +%s) - started )) -lt 25 ] || fail "a refused configuration took the SCM's whole start timeout"
+  wine_run sc delete $name || fail "sc delete (refused)"
+}
+
 # The zip: the documented layout, the Wine-only stand-in not in it, the files unchanged.
 t_dist_zip_layout() {
   dist >/dev/null || { fail "windows.sh dist"; return 1; }
@@ -706,6 +848,8 @@ run_tests() {
   check non_ascii_paths t_non_ascii_paths
   check session_log_refusals t_session_log_refusals
   check fleet_token_cache t_fleet_token_cache
+  check gateway_plain_and_https t_gateway
+  check gateway_as_a_windows_service t_gateway_service
   check dist_zip_layout t_dist_zip_layout
   check com_register_three_progids_threading_both t_com_register
   check com_seed_vbscript_strict_nonces_one_token t_com_seed_vbscript

@@ -81,7 +81,9 @@ COMMANDS:
               --plain-http on loopback only. Options: --listen, --methods GET,POST,
               --tls-cert/--tls-key, --cert-name, --max-concurrency, --max-queue,
               --max-request-body, --no-access-log. Stops on SIGTERM / Ctrl-C after the
-              requests in flight. See README \"Gateway\" for the --config file.
+              requests in flight. Windows: --windows-service [--service-log FILE]
+              in a service's binPath (the SCM's stop control stops it the same way).
+              See README \"Gateway\" for the --config file.
 
 REQUEST OPTIONS:
     --key FILE               DPoP private key (required): EC P-256 (ES256), EC P-384

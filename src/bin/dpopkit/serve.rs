@@ -10,6 +10,9 @@ mod config;
 mod metrics;
 #[path = "serve/server.rs"]
 mod server;
+#[cfg(windows)]
+#[path = "serve/service.rs"]
+mod service;
 #[path = "serve/target.rs"]
 mod target;
 #[path = "serve/tls.rs"]
@@ -44,6 +47,8 @@ pub const SERVE_OPTS: Spec = &[
     ("--max-queue", Once),
     ("--max-request-body", Once),
     ("--no-access-log", Flag),
+    ("--windows-service", Flag),
+    ("--service-log", Once),
 ];
 
 /// Options that belong to the --route form only (a --config file says them per route).
@@ -73,8 +78,31 @@ const ROUTE_ONLY: &[&str] = &[
 ];
 
 pub fn cmd_serve(p: &Parsed) -> Outcome {
+    let outcome = serve(p);
+    // A service whose configuration is refused still tells the SCM it stopped, with an
+    // error (at once, instead of the SCM's 30 s start timeout); the text is in its log.
+    #[cfg(windows)]
+    if p.flag("--windows-service") && outcome.is_err() && !service::started() {
+        // (The reason is printed by main, after this returns: the job adds nothing.)
+        let _ = service::run(Box::new(|| Err(String::new())));
+    }
+    outcome
+}
+
+fn serve(p: &Parsed) -> Outcome {
     if let Some(extra) = p.positional.first() {
         return usage(format!("unexpected argument '{extra}' (serve takes --config FILE or --route PREFIX=URL ...)"));
+    }
+    if cfg!(not(windows)) && (p.flag("--windows-service") || p.value("--service-log").is_some()) {
+        return usage("--windows-service and --service-log are for Windows; on Linux run the gateway as a systemd unit (README, \"Running it as a service\")".to_string());
+    }
+    if p.value("--service-log").is_some() && !p.flag("--windows-service") {
+        return usage("--service-log goes with --windows-service (in a console the log is stderr)".to_string());
+    }
+    // First: a service has no console, so even a refused configuration is told there.
+    #[cfg(windows)]
+    if let Some(path) = p.value("--service-log") {
+        service::log_to(Path::new(path)).map_err(other)?;
     }
     let env = |n: &str| std::env::var(n).ok();
     let (server, specs) = match p.value("--config") {
@@ -126,10 +154,21 @@ pub fn cmd_serve(p: &Parsed) -> Outcome {
         _ => String::new(),
     };
     let gw = server::Gateway::new(server, routes);
-    server::run(gw, tls_config, |addr| {
-        eprintln!("dpopkit serve: listening on {scheme}://{addr}{cert_note}; routes: {}", summary.join(", "));
-    })
-    .map_err(other)
+    let as_service = p.flag("--windows-service");
+    let serve = move || {
+        server::run(gw, tls_config, |addr| {
+            eprintln!("dpopkit serve: listening on {scheme}://{addr}{cert_note}; routes: {}", summary.join(", "));
+            #[cfg(windows)]
+            if as_service {
+                service::report_running();
+            }
+        })
+    };
+    if as_service {
+        #[cfg(windows)]
+        return service::run(Box::new(serve)).map_err(other);
+    }
+    serve().map_err(other)
 }
 
 fn count(p: &Parsed, name: &str, default: usize) -> Result<usize, Failure> {

@@ -247,6 +247,7 @@ const ROUTE_KEYS: &[&str] = &[
     "upstream",
     "methods",
     "caller_secret_env",
+    "caller_secret_file",
     "timeout_ms",
     "ca_file",
     "proxy",
@@ -432,13 +433,26 @@ fn parse_route(
                 "caller_auth = \"client_cert\" needs client_ca_file at the top level: the CA file that issues the callers' certificates",
             );
         }
-        if m.get("caller_secret_env").is_some() {
-            return doc.fail(
-                m.span_of("caller_secret_env"),
-                "caller_secret_env does not go with caller_auth = \"client_cert\": this route takes client certificates instead",
-            );
+        for name in ["caller_secret_env", "caller_secret_file"] {
+            if m.get(name).is_some() {
+                return doc.fail(
+                    m.span_of(name),
+                    format!("{name} does not go with caller_auth = \"client_cert\": this route takes client certificates instead"),
+                );
+            }
         }
         None
+    } else if let Some(file) = m.str("caller_secret_file")? {
+        // A file (a Windows service or a systemd credential has no environment to give).
+        if m.get("caller_secret_env").is_some() {
+            return doc.fail(m.span_of("caller_secret_file"), "caller_secret_env and caller_secret_file: give one of them");
+        }
+        let data = read_regular_file(&rel(file.clone()), &SECRET_FILE).or_else(|e| doc.fail(m.span_of("caller_secret_file"), e.message))?;
+        let text = Zeroizing::new(std::str::from_utf8(&data).map(|t| t.trim_end_matches(['\r', '\n']).to_string()).unwrap_or_default());
+        Some(
+            check_caller_secret(text, &format!("the caller_secret_file {file}"))
+                .or_else(|why| doc.fail(m.span_of("caller_secret_file"), why))?,
+        )
     } else {
         let caller_secret_env = match m.str("caller_secret_env")?.or(default_caller_env.map(str::to_string)) {
             Some(n) => n,
@@ -594,17 +608,22 @@ fn auth_json(
 pub fn caller_secret_of(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Zeroizing<String>, String> {
     let Some(v) = env(name).map(Zeroizing::new) else {
         return Err(format!(
-            "the caller credential variable {name} (caller_secret_env / --caller-secret-env) is not set in the gateway's environment; set it to a random secret, e.g. `openssl rand -base64 32`"
+            "the caller credential variable {name} (caller_secret_env / --caller-secret-env) is not set in the gateway's environment; set it to a random secret, e.g. `openssl rand -base64 32` (or give caller_secret_file)"
         ));
     };
+    check_caller_secret(v, name)
+}
+
+/// A caller credential is long enough and fits an HTTP header. `source` names where it came from.
+fn check_caller_secret(v: Zeroizing<String>, source: &str) -> Result<Zeroizing<String>, String> {
     if v.len() < MIN_CALLER_SECRET {
         return Err(format!(
-            "the caller credential in {name} has {} characters; use at least {MIN_CALLER_SECRET} random ones (e.g. `openssl rand -base64 32`)",
+            "the caller credential in {source} has {} characters; use at least {MIN_CALLER_SECRET} random ones (e.g. `openssl rand -base64 32`)",
             v.len()
         ));
     }
     if !v.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("the caller credential in {name} must be printable ASCII without spaces (it travels in an HTTP header)"));
+        return Err(format!("the caller credential in {source} must be printable ASCII without spaces (it travels in an HTTP header)"));
     }
     Ok(v)
 }

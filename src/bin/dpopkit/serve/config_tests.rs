@@ -92,3 +92,25 @@ fn refusals_name_the_line_and_the_fix() {
     let e = refusal(&format!("{GOOD}\n[[route]]\nprefix = \"/orders/\"\n"));
     assert!(e.message.contains("upstream") || e.message.contains("already"), "{}", e.message);
 }
+
+#[test]
+fn the_caller_credential_can_come_from_a_file() {
+    let dir = std::env::temp_dir().join(format!("dpopkit-gw-callerfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("caller.key"), "from-a-file-0123456789\n").unwrap();
+    std::fs::write(dir.join("short.key"), "short\n").unwrap();
+    let with = |line: &str| GOOD.replace("timeout_ms = 5000", &format!("timeout_ms = 5000\n{line}"));
+    let c = parse(&with("caller_secret_file = \"caller.key\""), &dir, &env).map_err(|e| e.message).unwrap();
+    assert_eq!(
+        c.routes[0].caller_secret.as_deref().map(String::as_str),
+        Some("from-a-file-0123456789"),
+        "read beside the config, newline cut"
+    );
+    let e = parse(&with("caller_secret_file = \"short.key\""), &dir, &env).err().expect("a short secret is refused");
+    assert!(e.message.contains("at least 16"), "{}", e.message);
+    let e = parse(&with("caller_secret_file = \"caller.key\"\ncaller_secret_env = \"GW_KEY\""), &dir, &env).err().expect("both refused");
+    assert!(e.message.contains("give one of them"), "{}", e.message);
+    let e = parse(&with("caller_secret_file = \"missing.key\""), &dir, &env).err().expect("a missing file is refused");
+    assert!(e.message.contains("missing.key"), "{}", e.message);
+    let _ = std::fs::remove_dir_all(&dir);
+}

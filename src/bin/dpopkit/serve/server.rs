@@ -457,7 +457,26 @@ async fn handle(gw: &'static Gateway, peer: SocketAddr, client_cert: bool, req: 
     Ok(out.resp)
 }
 
+/// Asks the running gateway to stop as SIGTERM does (the Windows service's stop control).
+/// Asked before the gateway waits for it: it stops as soon as it does.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub fn request_shutdown() {
+    shutdown_request().notify_one();
+}
+
+fn shutdown_request() -> &'static tokio::sync::Notify {
+    static REQUEST: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    REQUEST.get_or_init(tokio::sync::Notify::new)
+}
+
 async fn shutdown_signal() {
+    tokio::select! {
+        _ = shutdown_request().notified() => {}
+        _ = os_signal() => {}
+    }
+}
+
+async fn os_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

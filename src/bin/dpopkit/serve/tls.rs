@@ -36,14 +36,7 @@ pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), Str
         private(dir, &key)?;
         return Ok((cert, key));
     }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(|e| {
+    make_private_dir(dir).map_err(|e| {
         format!("cannot create the certificate directory '{}': {e}; give another one with cert_dir / --cert-dir", dir.display())
     })?;
     private(dir, &key)?;
@@ -63,6 +56,8 @@ pub fn generated(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), Str
         rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("cannot generate the gateway key: {e}"))?;
     let made = params.self_signed(&key_pair).map_err(|e| format!("cannot sign the gateway certificate: {e}"))?;
     let key_pem = zeroize::Zeroizing::new(key_pair.serialize_pem());
+    // A key left without its certificate is replaced (checked private above).
+    let _ = std::fs::remove_file(&key);
     write_new(&key, key_pem.as_bytes(), 0o600)?;
     if let Err(e) = write_new(&cert, made.pem().as_bytes(), 0o644) {
         let _ = std::fs::remove_file(&key);
@@ -90,25 +85,73 @@ fn private(dir: &Path, key: &Path) -> Result<(), String> {
             ));
         }
     }
-    // Windows: the directory's owner and DACL are checked above; the key file's own DACL is
-    // not yet (the gateway is not tested on Windows: README, "Gateway").
-    #[cfg(not(unix))]
+    // Windows: the key file's owner and DACL, as the token cache's records are checked (this
+    // user's file on disk, not a reparse point or hard link, no access for anyone else).
+    #[cfg(windows)]
+    if let Err(why) = dpopkit::core::sys::windows::open_private_read(key) {
+        return Err(format!(
+            "the gateway TLS key '{}' {why}: others could read or have planted it; remove it to generate a new one, or make it \
+             private (icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\")",
+            key.display(),
+            key.display()
+        ));
+    }
+    #[cfg(not(any(unix, windows)))]
     let _ = key;
     Ok(())
 }
 
-fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
+/// The certificate directory, made when missing: mode 0700 on Unix; on Windows its last
+/// level with a protected DACL for this user, SYSTEM and Administrators, inherited by the
+/// files made in it (the parents as usual).
+fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode).custom_flags(libc::O_NOFOLLOW);
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        dpopkit::core::sys::windows::create_private_dir(dir)
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = options.open(path).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write '{}': {e}", path.display()))
+    #[cfg(not(windows))]
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir)
+    }
+}
+
+/// Writes a new file: `mode` and no symbolic link followed on Unix; on Windows a private
+/// file (owner, SYSTEM, Administrators) for the key (mode 0600), an ordinary one otherwise.
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot write '{}': {e}", path.display());
+    #[cfg(windows)]
+    let mut f = if mode & 0o077 == 0 {
+        dpopkit::core::sys::windows::create_new_private(path).map_err(failed)?
+    } else {
+        std::fs::File::create(path).map_err(failed)?
+    };
+    #[cfg(not(windows))]
+    let mut f = {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode).custom_flags(libc::O_NOFOLLOW);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        options.open(path).map_err(failed)?
+    };
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(failed)
 }
 
 /// The certificate file of a TLS source (generated when missing), for `--print-cert`.
