@@ -200,9 +200,28 @@ fn keygen_then_jwk_and_jkt_of_the_file() {
     // jwk/jkt of the fixture agree with the thumbprint jose computed.
     let out = dpopkit().args(["jkt", "--key"]).arg(fixture("ec_pkcs8_enc.pem")).args(["--key-password", "test-password"]).output().unwrap();
     assert_eq!(text(&out.stdout).trim(), expected_jkt(), "{}", show(&out));
-    let out = dpopkit().args(["jkt", "--key"]).arg(fixture("rsa.pem")).output().unwrap();
+    let out = dpopkit().args(["jkt", "--key"]).arg(fixture("rsa1024.pem")).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    assert!(text(&out.stderr).contains("RSA"), "{}", show(&out));
+    assert!(text(&out.stderr).contains("1024 bits") && text(&out.stderr).contains("2048"), "{}", show(&out));
+    // An RSA key of 2048 bits: its thumbprint is the one node's crypto computed (RFC 7638).
+    let rsa_jkt = std::fs::read_to_string(fixture("rsa.jkt")).unwrap();
+    for file in ["rsa.pem", "rsa_pkcs1.pem", "rsa.jwk"] {
+        let out = dpopkit().args(["jkt", "--key"]).arg(fixture(file)).output().unwrap();
+        assert_eq!(text(&out.stdout).trim(), rsa_jkt.trim(), "{file}: {}", show(&out));
+    }
+    // keygen --alg PS256 [--bits]: an RSA key file whose jkt is printed.
+    for (args, bits) in [(&["--alg", "PS256"][..], "2048"), (&["--alg", "RS256", "--bits", "3072"][..], "3072")] {
+        let path = dir.join(format!("rsa-{bits}.pem"));
+        let out = dpopkit().arg("keygen").args(args).arg("--out").arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        let listed = std::process::Command::new("openssl").args(["pkey", "-noout", "-text", "-in"]).arg(&path).output().unwrap();
+        assert!(text(&listed.stdout).contains(&format!("Private-Key: ({bits} bit")), "{bits}: openssl reads it");
+        let jkt = dpopkit().args(["jkt", "--key"]).arg(&path).output().unwrap();
+        assert_eq!(text(&jkt.stdout), text(&out.stdout), "{bits}");
+    }
+    let out = dpopkit().args(["keygen", "--alg", "PS256", "--bits", "1024"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("2048 to 4096"), "{}", show(&out));
 
     let _ = std::fs::remove_dir_all(&dir);
 }

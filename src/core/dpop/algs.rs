@@ -30,6 +30,20 @@ pub fn set(origin: &str, role: Role, jkt: &str, alg: &'static str) {
     CHOSEN.insert((origin.to_string(), role, jkt.to_string()), alg);
 }
 
+/// The algorithm an authorization server's metadata made the key `jkt` sign with: where a
+/// resource server has not said what it takes, a proof for it starts with that one (the
+/// servers of one deployment usually take the same), not the key's preferred one.
+pub fn key_default(jkt: &str) -> Option<&'static str> {
+    CHOSEN.get(&(String::new(), Role::AuthorizationServer, jkt.to_string()))
+}
+
+/// Remembers what the authorization server's metadata chose for the key `jkt`.
+pub fn set_key_default(jkt: &str, alg: &'static str) {
+    if key_default(jkt) != Some(alg) {
+        CHOSEN.insert((String::new(), Role::AuthorizationServer, jkt.to_string()), alg);
+    }
+}
+
 /// Forgets every choice.
 pub fn clear() {
     CHOSEN.clear();

@@ -107,10 +107,16 @@ pub fn exchange(
     mut send: impl FnMut(&Attempt<'_>) -> Result<Response>,
 ) -> Result<Answer> {
     let mut alg = match server.algs {
-        Some(offered) => key
-            .choose_alg(Some(offered))
-            .ok_or_else(|| key.alg_refusal(server.who, offered, "dpop_signing_alg_values_supported", "DPoP proofs"))?,
-        None => algs::get(server.origin, server.role, key.jkt()).unwrap_or(key.alg()),
+        Some(offered) => {
+            let alg = key
+                .choose_alg(Some(offered))
+                .ok_or_else(|| key.alg_refusal(server.who, offered, "dpop_signing_alg_values_supported", "DPoP proofs"))?;
+            if key.algs().len() > 1 {
+                algs::set_key_default(key.jkt(), alg);
+            }
+            alg
+        }
+        None => algs::get(server.origin, server.role, key.jkt()).or_else(|| algs::key_default(key.jkt())).unwrap_or(key.alg()),
     };
     loop {
         let attempt = Attempt {

@@ -271,8 +271,14 @@ fn token_endpoint_error(
         // some say no more than "invalid_dpop_proof" when they see another algorithm.
         msg.push_str(&format!(
             "; the DPoP key is {}, and the server may accept ES256 only: sign with an EC P-256 (ES256) key, \
-             e.g. `dpopkit keygen --alg ES256 --out dpop.pem` or dpopkit_key_generate_alg(key, \"ES256\")",
-            key.describe()
+             e.g. `dpopkit keygen --alg ES256 --out dpop.pem` or dpopkit_key_generate_alg(key, \"ES256\"){}",
+            key.describe(),
+            if cfg.token_endpoint.is_some() {
+                "; or set \"issuer\" in the AuthToken instead of \"token_endpoint\": dpopkit then signs with an \
+                 algorithm the server's metadata lists (dpop_signing_alg_values_supported), or says which key to make"
+            } else {
+                ""
+            }
         ));
     }
     // A refused proof is the DPoP proof error whatever the cause the text names.
