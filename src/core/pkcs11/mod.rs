@@ -47,6 +47,7 @@ mod session;
 pub use session::*;
 mod sign;
 pub use sign::*;
+mod mechanism;
 mod workers;
 
 /// Environment variable naming the PKCS#11 module when the URI has no `module-path`. When it

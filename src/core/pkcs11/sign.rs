@@ -58,43 +58,14 @@ impl TokenKind {
     }
 }
 
-/// RSA moduli a token key may have (RFC 7518 §3.3 asks for 2048 bits at least).
-const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
-
-/// The signing mechanism for a JWS `alg` of a token key.
-#[derive(Debug, Clone, Copy)]
-enum Mech {
-    Ecdsa,
-    Sha256RsaPkcs,
-    Sha256RsaPss,
-}
-
-impl Mech {
-    fn for_alg(kind: TokenKind, alg: &str) -> Self {
-        match (kind, alg) {
-            (TokenKind::Ec(_), _) => Mech::Ecdsa,
-            (TokenKind::Rsa, "PS256") => Mech::Sha256RsaPss,
-            (TokenKind::Rsa, _) => Mech::Sha256RsaPkcs,
-        }
-    }
-    fn mechanism(self) -> Mechanism<'static> {
-        match self {
-            Mech::Ecdsa => Mechanism::Ecdsa,
-            Mech::Sha256RsaPkcs => Mechanism::Sha256RsaPkcs,
-            Mech::Sha256RsaPss => Mechanism::Sha256RsaPkcsPss(cryptoki::mechanism::rsa::PkcsPssParams {
-                hash_alg: cryptoki::mechanism::MechanismType::SHA256,
-                mgf: cryptoki::mechanism::rsa::PkcsMgfType::MGF1_SHA256,
-                s_len: 32.into(),
-            }),
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Mech::Ecdsa => "CKM_ECDSA",
-            Mech::Sha256RsaPkcs => "CKM_SHA256_RSA_PKCS",
-            Mech::Sha256RsaPss => "CKM_SHA256_RSA_PKCS_PSS",
-        }
-    }
+/// What [`TokenKey::find_in`] found: the private key object, its kind, its public half
+/// (the EC point, or the RSA modulus and exponent) and the template that finds it again.
+pub(super) struct Found {
+    handle: ObjectHandle,
+    kind: TokenKind,
+    point: Vec<u8>,
+    rsa: Option<(Vec<u8>, Vec<u8>)>,
+    template: Vec<Attribute>,
 }
 
 /// A private key inside a token: signs there, never leaves it.
@@ -123,6 +94,7 @@ impl fmt::Debug for TokenKey {
     }
 }
 
+use super::mechanism::{Mech, rsa_public};
 use super::workers;
 
 pub(super) fn ec_params_curve(params: &[u8]) -> Result<Curve> {
@@ -332,19 +304,14 @@ impl TokenKey {
         let session = token.checkout(None)?;
         let result = Self::find_in(&token, &session, uri, &shown);
         token.checkin(session);
-        let (handle, kind, point, rsa, template) = result?;
+        let Found { handle, kind, point, rsa, template } = result?;
         let signer = Arc::new(KeySigner { token, handle: Mutex::new(handle), template, kind, shown });
         let key = TokenKey { signer, point, rsa };
         key.self_test()?;
         Ok(key)
     }
 
-    pub(super) fn find_in(
-        token: &Token,
-        session: &Session,
-        uri: &Pkcs11Uri,
-        shown: &str,
-    ) -> Result<(ObjectHandle, TokenKind, Vec<u8>, Option<(Vec<u8>, Vec<u8>)>, Vec<Attribute>)> {
+    pub(super) fn find_in(token: &Token, session: &Session, uri: &Pkcs11Uri, shown: &str) -> Result<Found> {
         let template = key_template(uri, ObjectClass::PRIVATE_KEY);
         let found = session.find_objects(&template).map_err(|e| token.fail("cannot search for the key", &e))?;
         let handle = match found.as_slice() {
@@ -408,7 +375,7 @@ impl TokenKey {
         }
         if is_rsa {
             let rsa = rsa_public(token, session, handle, (&id, &label), shown)?;
-            return Ok((handle, TokenKind::Rsa, Vec::new(), Some(rsa), template));
+            return Ok(Found { handle, kind: TokenKind::Rsa, point: Vec::new(), rsa: Some(rsa), template });
         }
         let curve = ec_params_curve(&params.unwrap_or_default())?;
         // The public point: from the public key object with the same CKA_ID (or label),
@@ -441,7 +408,7 @@ impl TokenKey {
             );
         };
         let point = parse_ec_point(curve, &point)?;
-        Ok((handle, TokenKind::Ec(curve), point, None, template))
+        Ok(Found { handle, kind: TokenKind::Ec(curve), point, rsa: None, template })
     }
 
     /// One signature verified with the public key: catches a public key object that does
@@ -637,61 +604,4 @@ impl TokenKey {
         uri.id = Some(id);
         Self::find(token, &uri)
     }
-}
-
-/// The modulus and public exponent of the RSA private key `handle`: from the key itself
-/// (PKCS#11 gives them on private RSA keys), else from the public key with its CKA_ID or
-/// label. A modulus outside 2048 to 4096 bits is refused.
-fn rsa_public(
-    token: &Token,
-    session: &Session,
-    handle: ObjectHandle,
-    (id, label): (&Option<Vec<u8>>, &Option<Vec<u8>>),
-    shown: &str,
-) -> Result<(Vec<u8>, Vec<u8>)> {
-    let read = |obj: ObjectHandle| -> Option<(Vec<u8>, Vec<u8>)> {
-        let attrs = session.get_attributes(obj, &[AttributeType::Modulus, AttributeType::PublicExponent]).ok()?;
-        let (mut n, mut e) = (None, None);
-        for a in attrs {
-            match a {
-                Attribute::Modulus(m) if !m.is_empty() => n = Some(m),
-                Attribute::PublicExponent(x) if !x.is_empty() => e = Some(x),
-                _ => {}
-            }
-        }
-        Some((n?, e?))
-    };
-    let mut found = read(handle);
-    if found.is_none() {
-        let mut t = vec![Attribute::Class(ObjectClass::PUBLIC_KEY)];
-        match (id, label) {
-            (Some(i), _) if !i.is_empty() => t.push(Attribute::Id(i.clone())),
-            (_, Some(l)) => t.push(Attribute::Label(l.clone())),
-            _ => {}
-        }
-        let publics = session.find_objects(&t).map_err(|e| token.fail("cannot search for the public key", &e))?;
-        found = publics.into_iter().find_map(read);
-    }
-    let Some((n, e)) = found else {
-        return err(
-            ErrorKind::KeyFormat,
-            format!(
-                "{}: neither the RSA key '{shown}' nor a public key with its CKA_ID gives CKA_MODULUS and CKA_PUBLIC_EXPONENT",
-                token.name
-            ),
-        );
-    };
-    let strip = |v: Vec<u8>| v.iter().position(|b| *b != 0).map_or(Vec::new(), |i| v[i..].to_vec());
-    let (n, e) = (strip(n), strip(e));
-    let bits = n.first().map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
-    if !RSA_BITS.contains(&bits) {
-        return err(
-            ErrorKind::KeyUnsupported,
-            format!(
-                "the token key '{shown}' is an RSA key of {bits} bits: RS256 and PS256 DPoP proofs need 2048 to 4096 \
-                 bits (RFC 7518 §3.3); create one with: dpopkit keygen --alg PS256 --pkcs11 'URI'"
-            ),
-        );
-    }
-    Ok((n, e))
 }
