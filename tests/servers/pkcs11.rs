@@ -542,6 +542,18 @@ fn cli_keygen_pkcs11_prints_the_public_jwk_and_jkt_then_get_uses_the_token_key()
     let body = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{body}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(bound_jkt(&body), lines[1]);
+    // An RSA key pair in the token (--alg PS256): its public JWK has e, kty, n only.
+    let out = Command::new(cli())
+        .args(["keygen", "--pkcs11", &uri("cli", "cli-rsa-key"), "--alg", "PS256"])
+        .env("DPOPKIT_KEY_PASSWORD", PIN)
+        .env("SOFTHSM2_CONF", &h.conf)
+        .output()
+        .unwrap();
+    let rsa = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{rsa}{}", String::from_utf8_lossy(&out.stderr));
+    let rsa_lines: Vec<&str> = rsa.lines().collect();
+    assert!(rsa_lines[0].starts_with(r#"{"e":"AQAB","kty":"RSA","n":""#) && !rsa_lines[0].contains(r#""d""#), "{rsa}");
+    assert_eq!(rsa_lines[1], base64_sha256(rsa_lines[0]));
     // --jwk/--out make no sense for a token key; a wrong PIN is an error without the PIN.
     let out = Command::new(cli()).args(["keygen", "--pkcs11", &u, "--jwk"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
