@@ -116,6 +116,9 @@ pub fn exchange(
             }
             alg
         }
+        // A key with one algorithm (EC, the usual case) never looks in the store: no
+        // lookup on the hot path.
+        None if key.algs().len() == 1 => key.alg(),
         None => algs::get(server.origin, server.role, key.jkt()).or_else(|| algs::key_default(key.jkt())).unwrap_or(key.alg()),
     };
     loop {
