@@ -167,6 +167,37 @@ fn keys_the_server_cannot_take_are_refused_with_what_it_takes_and_which_key_to_m
 }
 
 #[test]
+fn a_jwk_that_says_ps256_signs_ps256_assertions_for_a_client_registered_for_ps256() {
+    // oidc-provider pins the client to the alg of its registered JWK; its metadata lists
+    // both RS256 and PS256, so only the key's own preference can pick PS256.
+    let mut jwk: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("rsa.jwk")).unwrap()).unwrap();
+    jwk["alg"] = "PS256".into();
+    let key = Arc::new(EcKey::from_any_format(jwk.to_string().as_bytes(), None).unwrap());
+    assert_eq!(key.alg(), "PS256");
+    let dir = std::env::temp_dir().join(format!("dpopkit-rsa-pinned-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwk_file = dir.join("pub.jwk");
+    let mut public: serde_json::Value = serde_json::from_str(key.public_jwk()).unwrap();
+    public["alg"] = "PS256".into();
+    std::fs::write(&jwk_file, public.to_string()).unwrap();
+    let start = || Peers::start(&["--dpop-algs", "RS256,PS256", "--pkjwt-jwk", jwk_file.to_str().unwrap()]);
+    let auth = |peers: &Peers| {
+        serde_json::json!({"client_id": "m2m.pkjwt.dpopkey", "client_auth_method": "private_key_jwt",
+            "issuer": peers.issuer, "scope": "api"})
+        .to_string()
+    };
+    let peers = start();
+    assert_eq!(audited_get(&client(&key, &auth(&peers)), &peers, &key), "PS256");
+    // The same key as rsa.pem (no alg: RS256): that client refuses it, the pin is real.
+    let peers = start();
+    let plain = Arc::new(EcKey::load_file(&fixture("rsa.pem"), None).unwrap());
+    assert_eq!(plain.jkt(), key.jkt());
+    let e = client(&plain, &auth(&peers)).quick_get_str(&peers.api).unwrap_err();
+    assert!(e.message.contains("invalid_client"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn private_key_jwt_assertions_signed_with_rsa_keys() {
     for key in [EcKey::load_file(&fixture("rsa.jwk"), None).unwrap(), EcKey::generate_alg("PS256").unwrap()] {
         let key = Arc::new(key);

@@ -434,7 +434,15 @@ impl EcKey {
                 Ok(key)
             }
             (Some("EC"), Some(crv)) => Err(unsupported(&format!("an EC key on curve {}", shorten(crv)))),
-            (Some("RSA"), _) => Self::from_rsa(rsa::from_jwk(v)?),
+            (Some("RSA"), _) => {
+                // RFC 7517 §4.4: a JWK's "alg" names the algorithm the key is meant for; an
+                // RSA key with "alg": "PS256" prefers PS256 (else RS256).
+                let mut key = Self::from_rsa(rsa::from_jwk(v)?)?;
+                if field("alg") == Some("PS256") {
+                    key.alg = "PS256";
+                }
+                Ok(key)
+            }
             (Some("OKP"), Some(crv)) => Err(unsupported(&format!("an {} key", shorten(crv)))),
             (Some(kty), _) => Err(unsupported(&format!("a JWK of type {}", shorten(kty)))),
             (None, _) => err(ErrorKind::KeyFormat, "the JWK has no \"kty\" member"),
@@ -589,7 +597,7 @@ impl EcKey {
         Ok(match &self.secret {
             Secret::P256(k) => k.to_jwk_string(),
             Secret::P384(k) => k.to_jwk_string(),
-            Secret::Rsa(der) => rsa::to_private_jwk(der)?,
+            Secret::Rsa(der) => rsa::to_private_jwk(der, self.alg)?,
             Secret::InToken => return Err(self.not_exportable()),
             Secret::Ed25519(seed) => {
                 let x = self.public_jwk.split("\"x\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");

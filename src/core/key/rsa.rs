@@ -143,8 +143,9 @@ pub(super) fn to_pkcs8_der(pkcs1_der: &[u8]) -> Result<pkcs8::SecretDocument> {
     pkcs8::SecretDocument::encode_msg(&info).map_err(|e| failed(&e))
 }
 
-/// The private JWK (RFC 7518 §6.3) of a PKCS#1 key.
-pub(super) fn to_private_jwk(pkcs1_der: &[u8]) -> Result<Zeroizing<String>> {
+/// The private JWK (RFC 7518 §6.3) of a PKCS#1 key, with `"alg": "PS256"` for a key that
+/// prefers PS256 (so that the preference survives an export and a reload).
+pub(super) fn to_private_jwk(pkcs1_der: &[u8], preferred: &str) -> Result<Zeroizing<String>> {
     let key = pkcs1::RsaPrivateKey::from_der(pkcs1_der).map_err(|e| bad(&e.to_string()))?;
     let b64 = |u: UintRef<'_>| Zeroizing::new(URL_SAFE_NO_PAD.encode(u.as_bytes()));
     let members = [
@@ -157,7 +158,7 @@ pub(super) fn to_private_jwk(pkcs1_der: &[u8]) -> Result<Zeroizing<String>> {
         ("dq", b64(key.exponent2)),
         ("qi", b64(key.coefficient)),
     ];
-    let mut out = Zeroizing::new(String::from(r#"{"kty":"RSA""#));
+    let mut out = Zeroizing::new(String::from(if preferred == "PS256" { r#"{"kty":"RSA","alg":"PS256""# } else { r#"{"kty":"RSA""# }));
     for (name, value) in &members {
         out.push_str(&format!(r#","{name}":"{}""#, value.as_str()));
     }

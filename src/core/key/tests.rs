@@ -239,9 +239,15 @@ fn generated_rsa_keys_prefer_their_algorithm() {
     assert_eq!(ps.choose_alg(Some(&offered(&["RS256", "PS256"]))), Some("PS256"));
     assert_eq!(ps.choose_alg(Some(&offered(&["RS256", "ES256"]))), Some("RS256"));
     assert_eq!(ps.choose_alg(Some(&offered(&["ES256"]))), None);
-    // A reloaded key prefers RS256 (the preference is not in the file).
+    // Reloaded from PKCS#8, the key prefers RS256 (PKCS#8 does not say); from its JWK, which
+    // carries "alg": "PS256" (RFC 7517 §4.4), PS256 again.
     let reloaded = EcKey::from_any_format(ps.to_pkcs8_pem().unwrap().as_bytes(), None).unwrap();
     assert_eq!((reloaded.alg(), reloaded.jkt()), ("RS256", ps.jkt()));
+    let jwk = ps.to_private_jwk().unwrap();
+    assert!(jwk.contains(r#""alg":"PS256""#));
+    let reloaded = EcKey::from_any_format(jwk.as_bytes(), None).unwrap();
+    assert_eq!((reloaded.alg(), reloaded.jkt()), ("PS256", ps.jkt()));
+    assert!(!EcKey::generate_alg("RS256").unwrap().to_private_jwk().unwrap().contains("alg"));
     assert!(EcKey::generate_rsa(1024, "RS256").unwrap_err().message.contains("1024 bits"));
 }
 
