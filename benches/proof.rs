@@ -1,7 +1,8 @@
 //! Micro benchmarks (criterion): DPoP proof creation against a raw ES256 signature with the
 //! same key (ring, and p256 0.13 for comparison), key loading per format, a token cache
 //! hit, the FFI round trip, and a proof signed inside a PKCS#11 token (SoftHSM2, when
-//! installed: `bash scripts/setup.sh`) next to the same proof with a key file.
+//! installed: `bash scripts/setup.sh`) next to the same proof with a key file, and RS256 /
+//! PS256 proofs with RSA keys next to ES256 (interleaved in the same run for the ratios).
 //!
 //! `cargo bench --bench proof` measures and then prints a summary (median, min-max per
 //! call, from criterion's samples) plus an interleaved proof/signature ratio measured in
@@ -18,7 +19,7 @@ use std::time::Instant;
 use criterion::Criterion;
 use dpopkit::core::EcKey;
 use dpopkit::core::http::{ProxyChoice, Settings, Transport};
-use dpopkit::core::proof::{ath, make_proof, new_jti};
+use dpopkit::core::proof::{ath, make_proof, make_proof_alg_within, new_jti};
 use dpopkit::core::token::{AuthConfig, FetchContext, cached, get_token};
 use p256::pkcs8::DecodePrivateKey;
 use ring::rand::SystemRandom;
@@ -66,6 +67,45 @@ fn proof_once(k: &Keys) -> String {
     make_proof(&k.eckey, "GET", HTU, Some(TOKEN), None, None).unwrap()
 }
 
+fn rsa_key(file: &str) -> EcKey {
+    EcKey::from_any_format(&std::fs::read(fixture(file)).unwrap(), None).unwrap()
+}
+
+fn rsa_proof(key: &EcKey, alg: &str) -> String {
+    make_proof_alg_within(key, alg, "GET", HTU, Some(TOKEN), None, None, None).unwrap()
+}
+
+/// ES256, RS256 and PS256 proofs (2048-bit RSA), interleaved in blocks in a rotating order
+/// so that machine noise hits all three alike: the medians and the per-round ratios.
+fn interleaved_algs(k: &Keys) -> [(&'static str, common::Stats, common::Stats); 3] {
+    let rsa = rsa_key("rsa.pem");
+    const ROUNDS: usize = 21;
+    const BLOCK: u32 = 60;
+    let run = |i: usize| match i {
+        0 => drop(black_box(proof_once(k))),
+        1 => drop(black_box(rsa_proof(&rsa, "RS256"))),
+        _ => drop(black_box(rsa_proof(&rsa, "PS256"))),
+    };
+    for i in 0..3 {
+        for _ in 0..20 {
+            run(i);
+        }
+    }
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..ROUNDS {
+        for j in 0..3 {
+            let i = (round + j) % 3;
+            let t = Instant::now();
+            for _ in 0..BLOCK {
+                run(i);
+            }
+            times[i].push(t.elapsed().as_nanos() as f64 / BLOCK as f64);
+        }
+    }
+    let ratio = |i: usize| stats(&times[i].iter().zip(&times[0]).map(|(x, es)| x / es).collect::<Vec<_>>());
+    [("ES256", stats(&times[0]), ratio(0)), ("RS256", stats(&times[1]), ratio(1)), ("PS256", stats(&times[2]), ratio(2))]
+}
+
 fn bench_sign_and_proof(c: &mut Criterion, k: &Keys) {
     let rng = SystemRandom::new();
     let mut g = c.benchmark_group("sign");
@@ -88,6 +128,15 @@ fn bench_sign_and_proof(c: &mut Criterion, k: &Keys) {
     let es384 = EcKey::generate_alg("ES384").unwrap();
     g.bench_function("make_proof_eddsa", |b| b.iter(|| make_proof(&ed, "GET", HTU, Some(TOKEN), None, None).unwrap()));
     g.bench_function("make_proof_es384", |b| b.iter(|| make_proof(&es384, "GET", HTU, Some(TOKEN), None, None).unwrap()));
+    // RSA (tests/fixtures/rsa.pem, 2048 bits; rsa4096.pem): ring's RSASSA-PKCS1-v1_5 and PSS.
+    for (name, file, alg) in [
+        ("make_proof_rs256", "rsa.pem", "RS256"),
+        ("make_proof_ps256", "rsa.pem", "PS256"),
+        ("make_proof_ps256_4096", "rsa4096.pem", "PS256"),
+    ] {
+        let key = rsa_key(file);
+        g.bench_function(name, |b| b.iter(|| rsa_proof(&key, alg)));
+    }
     g.bench_function("jti", |b| b.iter(|| new_jti().unwrap()));
     g.bench_function("ath", |b| b.iter(|| ath(black_box(TOKEN))));
     g.finish();
@@ -295,6 +344,9 @@ fn summary(dir: &std::path::Path, k: &Keys, since: std::time::SystemTime) {
         "proof/make_proof_no_ath",
         "proof/make_proof_eddsa",
         "proof/make_proof_es384",
+        "proof/make_proof_rs256",
+        "proof/make_proof_ps256",
+        "proof/make_proof_ps256_4096",
         "proof/jti",
         "proof/ath",
         "key_load/ec_sec1_pem",
@@ -335,6 +387,11 @@ fn summary(dir: &std::path::Path, k: &Keys, since: std::time::SystemTime) {
     if let Some(x) = r("proof/make_proof", "sign/ring_es256") {
         println!("make_proof / ring ES256 signature (criterion medians): {x:.3}x  (goal <= 1.3x)");
     }
+    for rsa in ["proof/make_proof_rs256", "proof/make_proof_ps256", "proof/make_proof_ps256_4096"] {
+        if let Some(x) = r(rsa, "proof/make_proof") {
+            println!("{rsa:<28} / ES256 make_proof (criterion medians): {x:.1}x");
+        }
+    }
     if let Some(x) = r("sign/p256_ecdsa", "sign/ring_es256") {
         println!("p256 0.13 ECDSA sign / ring ES256 sign:               {x:.2}x");
     }
@@ -366,6 +423,17 @@ fn summary(dir: &std::path::Path, k: &Keys, since: std::time::SystemTime) {
         ratio.min,
         ratio.max
     );
+    for (alg, t, ratio) in interleaved_algs(k) {
+        println!(
+            "interleaved, same run: make_proof {alg} {} ({} - {}); / ES256 {:.1}x ({:.1} - {:.1})",
+            fmt_ns(t.median),
+            fmt_ns(t.min),
+            fmt_ns(t.max),
+            ratio.median,
+            ratio.min,
+            ratio.max
+        );
+    }
 }
 
 /// criterion's output folder: $CRITERION_HOME, else <target dir>/criterion, where the

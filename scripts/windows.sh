@@ -768,7 +768,7 @@ t_com_errors_vbscript() {
   start_peers || return 1
   local dead
   dead=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  vbs errors.vbs "$(winpath "$ROOT/tests/fixtures/no-such-key.pem")" "$(winpath "$ROOT/tests/fixtures/rsa.pem")" \
+  vbs errors.vbs "$(winpath "$ROOT/tests/fixtures/no-such-key.pem")" "$(winpath "$ROOT/tests/fixtures/rsa1024.pem")" \
     "$(winpath "$ROOT/tests/fixtures/ec_sec1.pem")" "http://127.0.0.1:$dead/token" "$API"
   stop_peers
 }

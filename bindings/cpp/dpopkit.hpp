@@ -176,7 +176,8 @@ inline void token_cache_clear() noexcept { dpopkit_token_cache_clear(); }
 inline std::string last_error_text() { return detail::take_opt(dpopkit_last_error_text(0)).value_or(""); }
 inline result last_error_code() noexcept { return static_cast<result>(dpopkit_last_error_code(0)); }
 
-/// The DPoP private key: EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA).
+/// The DPoP private key: EC P-256 (ES256), EC P-384 (ES384), Ed25519 (EdDSA / Ed25519) or
+/// RSA of 2048 to 4096 bits (RS256 / PS256).
 class PrivateKey : public detail::handle_owner {
 public:
     /// An empty key object: load or generate a key into it.
@@ -206,18 +207,19 @@ public:
         detail::check(dpopkit_key_load_any_format(h_, detail::arg(data, "data"), detail::arg(password, "password")));
     }
     void generate() { detail::check(dpopkit_key_generate(h_)); }
-    /// A new random key for "ES256" (P-256), "ES384" (P-384) or "EdDSA" (Ed25519).
+    /// A new random key for "ES256" (P-256), "ES384" (P-384), "EdDSA" / "Ed25519" (Ed25519),
+    /// "RS256" or "PS256" (RSA, 2048 bits).
     void generate(const std::string& alg) { detail::check(dpopkit_key_generate_alg(h_, detail::arg(alg, "alg"))); }
     /// Creates a new key pair inside a PKCS#11 token (the private key never leaves it):
     /// `uri` a pkcs11: URI naming the token and the new object (with module-path), `pin`
     /// the user PIN (nullopt: pin-value / pin-source in the URI), `alg` "ES256" (nullopt:
-    /// the default) or "ES384".
+    /// the default), "ES384", "RS256" or "PS256".
     void generate_pkcs11(const std::string& uri, const std::optional<std::string>& pin = std::nullopt,
                          const std::optional<std::string>& alg = std::nullopt) {
         detail::check(dpopkit_key_generate_pkcs11(h_, detail::arg(uri, "uri"), pin ? detail::arg(*pin, "pin") : nullptr,
                                                   alg ? detail::arg(*alg, "alg") : nullptr));
     }
-    /// "ES256", "ES384" or "EdDSA".
+    /// The preferred algorithm: "ES256", "ES384", "EdDSA", "RS256" or "PS256".
     std::string get_alg() const { return detail::take(dpopkit_key_get_alg(h_)); }
 
     /// Unencrypted PKCS#8 PEM. Secret material: the std::string is not wiped on destruction.

@@ -366,7 +366,7 @@ namespace DpopKit
         }
     }
 
-    /// <summary>The DPoP private key (Chilkat PrivateKey): EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA).</summary>
+    /// <summary>The DPoP private key (Chilkat PrivateKey): EC P-256 (ES256), EC P-384 (ES384), Ed25519 (EdDSA) or RSA (RS256 / PS256).</summary>
     public sealed class PrivateKey : DpopKitObject
     {
         public PrivateKey() : base(NativeMethods.dpopkit_key_new, "dpopkit_key_new") { }
@@ -387,7 +387,7 @@ namespace DpopKit
 
         public bool Generate() { return CallOk(NativeMethods.dpopkit_key_generate); }
 
-        /// <summary>A new key for "ES256" (P-256), "ES384" (P-384) or "EdDSA" (Ed25519).</summary>
+        /// <summary>A new key for "ES256" (P-256), "ES384" (P-384), "EdDSA" / "Ed25519" (Ed25519), "RS256" or "PS256" (RSA, 2048 bits).</summary>
         public bool Generate(string alg)
         {
             byte[] a = Utf8.In(alg, "alg");
@@ -395,14 +395,14 @@ namespace DpopKit
         }
 
         /// <summary>A new non-extractable key pair inside the PKCS#11 token a pkcs11: URI names
-        /// (object= is its label); pin and alg ("ES256" or "ES384") may be null.</summary>
+        /// (object= is its label); pin and alg ("ES256", "ES384", "RS256" or "PS256") may be null.</summary>
         public bool GeneratePkcs11(string uri, string pin, string alg)
         {
             byte[] u = Utf8.In(uri, "uri"), p = Utf8.In(pin, "pin"), a = Utf8.In(alg, "alg");
             return CallOk(h => NativeMethods.dpopkit_key_generate_pkcs11(h, u, p, a));
         }
 
-        /// <summary>"ES256", "ES384" or "EdDSA".</summary>
+        /// <summary>The preferred algorithm: "ES256", "ES384", "EdDSA", "RS256" or "PS256".</summary>
         public string Alg { get { return Call(h => Utf8.Take(NativeMethods.dpopkit_key_get_alg(h))); } }
 
         /// <summary>Secret material.</summary>

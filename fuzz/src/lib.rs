@@ -60,14 +60,23 @@ pub fn key_any_format(data: &[u8]) {
     match EcKey::from_any_format(key_data, password.as_deref()) {
         Ok(key) => {
             let (crv, point_len) = match key.alg() {
-                "ES256" => ("P-256", 65),
-                "ES384" => ("P-384", 97),
-                "EdDSA" => ("Ed25519", 32),
+                "ES256" => (Some("P-256"), 65),
+                "ES384" => (Some("P-384"), 97),
+                "EdDSA" => (Some("Ed25519"), 32),
+                // RSA: the public "point" is the RSAPublicKey DER, as long as the modulus.
+                "RS256" => (None, key.public_point().len()),
                 other => panic!("unexpected alg {other}"),
             };
             assert_eq!(key.jkt().len(), 43, "jkt is base64url of 32 bytes");
             let jwk: serde_json::Value = serde_json::from_str(key.public_jwk()).expect("public JWK is JSON");
-            assert_eq!(jwk["crv"], crv);
+            match crv {
+                Some(crv) => assert_eq!(jwk["crv"], crv),
+                None => {
+                    assert_eq!(jwk["kty"], "RSA");
+                    let bits = key.rsa_bits().expect("an RSA key has a size");
+                    assert!((2048..=4096).contains(&bits), "{bits} bits loaded");
+                }
+            }
             assert!(jwk.get("d").is_none(), "public JWK must not hold d");
             assert_eq!(key.public_point().len(), point_len);
             // What was loaded exports and reloads to the same key.

@@ -1,4 +1,4 @@
-//! PrivateKey objects: the DPoP key (ES256, ES384 or EdDSA), from a file, from memory, newly
+//! PrivateKey objects: the DPoP key (ES256, ES384, EdDSA / Ed25519, RS256 / PS256), from a file, from memory, newly
 //! generated, or inside a PKCS#11 token (`pkcs11:` URI).
 
 use std::ffi::c_char;
@@ -40,10 +40,12 @@ pub(crate) fn key_of(key: i64) -> Result<Arc<EcKey>, FfiError> {
 }
 
 /// Loads a private key from a file in any supported format: PEM SEC1 (`EC PRIVATE KEY`),
-/// PEM PKCS#8 (`PRIVATE KEY`), PEM encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, needs
-/// `password`), DER (SEC1, PKCS#8 or encrypted PKCS#8), or a JWK JSON object with `d`.
-/// EC P-256 (ES256), EC P-384 (ES384) and Ed25519 (EdDSA) keys are supported; RSA and other
-/// curves are refused with `DPOPKIT_RESULT_KEY_UNSUPPORTED`.
+/// PEM PKCS#1 (`RSA PRIVATE KEY`), PEM PKCS#8 (`PRIVATE KEY`), PEM encrypted PKCS#8
+/// (`ENCRYPTED PRIVATE KEY`, needs `password`), DER (SEC1, PKCS#1, PKCS#8 or encrypted
+/// PKCS#8), or a JWK JSON object with `d` (for RSA also `p`, `q`, `dp`, `dq`, `qi`).
+/// EC P-256 (ES256), EC P-384 (ES384), Ed25519 (EdDSA / Ed25519) and RSA keys of 2048 to
+/// 4096 bits (RS256 / PS256) are supported; smaller RSA keys and other curves are refused
+/// with `DPOPKIT_RESULT_KEY_UNSUPPORTED`.
 ///
 /// `password` may be NULL or "" when the key is not encrypted. Returns 1 on success, 0 on
 /// failure (the key object keeps its previous key).
@@ -118,8 +120,9 @@ pub extern "C" fn dpopkit_key_generate(key: i64) -> c_int {
 }
 
 /// Generates a new random key for `alg`: "ES256" (EC P-256, the usual choice), "ES384"
-/// (EC P-384) or "EdDSA" (Ed25519). Returns 1 on success, 0 on failure
-/// (`DPOPKIT_RESULT_INVALID_ARGUMENT` for another name).
+/// (EC P-384), "EdDSA" or "Ed25519" (Ed25519), "RS256" or "PS256" (RSA, 2048 bits, which
+/// signs both and prefers the one named; generating takes a fraction of a second). Returns
+/// 1 on success, 0 on failure (`DPOPKIT_RESULT_INVALID_ARGUMENT` for another name).
 ///
 /// # Safety
 /// `alg` is a NUL-terminated UTF-8 string, borrowed for the call.
@@ -136,7 +139,8 @@ pub unsafe extern "C" fn dpopkit_key_generate_alg(key: i64, alg: *const c_char) 
 /// object: non-extractable (`CKA_EXTRACTABLE` false), sensitive, stored in the token
 /// (`CKA_TOKEN`), labelled with the URI's `object=` (required) and `id=` (else 16 random
 /// bytes). `pin` is the user PIN (or NULL with `pin-value`/`pin-source` in the URI); `alg` is
-/// "ES256" (P-256, also when NULL or "") or "ES384" (P-384, where the token supports it).
+/// "ES256" (P-256, also when NULL or "") or "ES384" (P-384, where the token supports it), or
+/// "RS256" / "PS256" (RSA, 2048 bits).
 /// Refuses (`INVALID_ARGUMENT`) when the token already holds a key with that label or id.
 /// Afterwards the object behaves exactly as after `dpopkit_key_load_any_format(key, uri, pin)`:
 /// register `dpopkit_key_get_public_jwk` / the thumbprint with the server. Returns 1 on
@@ -155,7 +159,10 @@ pub unsafe extern "C" fn dpopkit_key_generate_pkcs11(key: i64, uri: *const c_cha
     })
 }
 
-/// The JWS algorithm the key signs DPoP proofs with: "ES256", "ES384" or "EdDSA".
+/// The JWS algorithm the key signs DPoP proofs with when the server does not say which it
+/// takes: "ES256", "ES384", "EdDSA", "RS256" or "PS256". An Ed25519 key signs as "Ed25519"
+/// for a server that lists that name, an RSA key RS256 or PS256, whichever the server
+/// lists (`dpop_signing_alg_values_supported`, or the `algs` of its DPoP challenge).
 ///
 /// Ownership: caller frees the result with `dpopkit_string_free`. NULL on failure.
 #[unsafe(no_mangle)]

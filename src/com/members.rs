@@ -121,7 +121,7 @@ pub static PRIVATE_KEY: Class = Class {
             "loads a key from PEM/JWK text (or a pkcs11: URI); 1/0"
         ),
         m!(12, "Generate", Method, [], Long, "generates a new P-256 key; 1/0"),
-        m!(13, "GenerateAlg", Method, [("alg", Str)], Long, "generates a new key for ES256, ES384 or EdDSA; 1/0"),
+        m!(13, "GenerateAlg", Method, [("alg", Str)], Long, "generates a new key for ES256, ES384, EdDSA, RS256 or PS256; 1/0"),
         m!(
             14,
             "GeneratePkcs11",
@@ -130,7 +130,7 @@ pub static PRIVATE_KEY: Class = Class {
             Long,
             "generates a non-extractable key in a PKCS#11 token; 1/0"
         ),
-        m!(15, "GetAlg", Method, [], Str, "the JWS algorithm: ES256, ES384 or EdDSA"),
+        m!(15, "GetAlg", Method, [], Str, "the preferred JWS algorithm: ES256, ES384, EdDSA, RS256 or PS256"),
         m!(16, "GetPkcs8Pem", Method, [], Str, "the PRIVATE key as PKCS#8 PEM (secret: an explicit export)"),
         m!(17, "GetJwk", Method, [], Str, "the PRIVATE key as a JWK (secret: an explicit export)"),
         m!(18, "GetPublicJwk", Method, [], Str, "the public key as a JWK"),

@@ -15,7 +15,8 @@ pub enum ErrorKind {
     /// Key data could not be parsed in any supported format, or the password is wrong.
     KeyFormat,
     /// The key parsed, but it is of a kind DPoP here does not sign with: only EC P-256
-    /// (ES256), EC P-384 (ES384) and Ed25519 (EdDSA) are (RSA, P-521, secp256k1, ... are not).
+    /// (ES256), EC P-384 (ES384), Ed25519 (EdDSA) and RSA of 2048 to 4096 bits (RS256,
+    /// PS256) are (RSA under 2048 bits, P-521, secp256k1, ... are not).
     KeyUnsupported,
     /// A file could not be read or written.
     FileIo,

@@ -38,6 +38,7 @@ pub use response::ResponseInfo;
 pub fn clear_process_state() {
     oauth::token::clear_cache(); // tokens, parsed AuthTokens, discovery, clocks
     dpop::nonce::clear();
+    dpop::algs::clear();
     key::clear_file_cache();
     redact::forget_later();
 }

@@ -22,8 +22,9 @@ pub enum dpopkit_result {
     InvalidArgument = 5,
     /// Key data could not be parsed, or the password is wrong.
     KeyFormat = 6,
-    /// The key is not one DPoP here signs with: EC P-256 (ES256), EC P-384 (ES384) or
-    /// Ed25519 (EdDSA) are; RSA and other curves are not.
+    /// The key is not one DPoP here signs with: EC P-256 (ES256), EC P-384 (ES384), Ed25519
+    /// (EdDSA) and RSA of 2048 to 4096 bits (RS256, PS256) are; smaller RSA keys and other
+    /// curves are not.
     KeyUnsupported = 7,
     /// A file could not be read or written (key file, session log).
     FileIo = 8,

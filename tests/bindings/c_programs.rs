@@ -180,3 +180,57 @@ fn valgrind_misuse_matrix_and_sample_flow() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// RSA keys in every format and generated, and Ed25519, from C against servers that take
+/// only RS256, only PS256, only Ed25519 (issue 23): 200 each; a 1024-bit key and an RSA key
+/// at an ES256-only server are refused with the fix.
+#[test]
+fn c_rsa_and_ed25519_keys_against_servers_that_take_one_algorithm() {
+    let exe = compile_c("algs", "algs");
+    let run = |peers: &Peers, keys: &[(String, &str)]| -> String {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(&peers.issuer).arg(&peers.api);
+        for (k, pw) in keys {
+            cmd.arg(k).arg(pw);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let file = |f: &str| fixture(f).to_str().unwrap().to_string();
+    let rsa: Vec<(String, &str)> = vec![
+        (file("rsa.pem"), "-"),
+        (file("rsa_pkcs1.pem"), "-"),
+        (file("rsa_pkcs1.der"), "-"),
+        (file("rsa_pkcs8.der"), "-"),
+        (file("rsa_pkcs8_enc.pem"), "test-password"),
+        (file("rsa.jwk"), "-"),
+        (file("rsa4096.pem"), "-"),
+        ("generate:PS256".to_string(), "-"),
+        ("generate:RS256".to_string(), "-"),
+    ];
+    for only in ["RS256", "PS256"] {
+        let peers = Peers::start(&["--as-nonce", "--rs-nonce", "--dpop-algs", only]);
+        let out = run(&peers, &rsa);
+        assert_eq!(out.matches("status=200 code=0").count(), rsa.len(), "{only}:\n{out}");
+        assert!(peers.rs_stats()["ok_algs"].as_array().unwrap().iter().all(|a| a == only), "{only}: {}", peers.rs_stats());
+    }
+    let peers = Peers::start(&["--dpop-algs", "Ed25519"]);
+    let out = run(&peers, &[(file("ed25519.pem"), "-"), ("generate:Ed25519".to_string(), "-")]);
+    assert_eq!(out.matches("alg=EdDSA status=200 code=0").count(), 2, "{out}");
+    assert!(peers.rs_stats()["ok_algs"].as_array().unwrap().iter().all(|a| a == "Ed25519"), "{}", peers.rs_stats());
+    // Refusals: 1024 bits (never loaded), RSA at an ES256-only server (no token request).
+    let peers = Peers::start(&["--dpop-algs", "ES256"]);
+    let out = run(&peers, &[(file("rsa1024.pem"), "-"), (file("rsa.pem"), "-")]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("load=0") && lines[0].contains(&format!("code={}", dpopkit::dpopkit_result::KeyUnsupported as u32)), "{out}");
+    assert!(lines[1].contains("1024 bits") && lines[1].contains("keygen --alg PS256"), "{out}");
+    assert!(
+        lines[2].contains("load=1 alg=RS256") && lines[2].contains(&format!("code={}", dpopkit::dpopkit_result::DpopProof as u32)),
+        "{out}"
+    );
+    assert!(lines[3].contains("ES256 only") && lines[3].contains("an RSA key") && lines[3].contains("--alg ES256"), "{out}");
+    assert_eq!(peers.token_requests(), 0);
+    let _ = std::fs::remove_file(&exe);
+}

@@ -113,6 +113,10 @@ impl Peers {
         Self::get_json(&format!("{}/_stats", self.issuer))["token_requests"].as_u64().unwrap()
     }
 
+    pub fn as_stats(&self) -> serde_json::Value {
+        Self::get_json(&format!("{}/_stats", self.issuer))
+    }
+
     pub fn rs_stats(&self) -> serde_json::Value {
         Self::get_json(&format!("{}/_stats", self.rs))
     }

@@ -266,8 +266,8 @@ internal static class RunTests
             Check(!k.LoadAnyFormatFile(Path.Combine(fixtures, "ec_pkcs8_enc.pem"), "wrong")
                 && k.LastErrorCode == DpopKitResult.KeyFormat, "wrong password -> KeyFormat");
             Check(k.LoadAnyFormatFile(Path.Combine(fixtures, "ec_pkcs8_enc.pem"), "test-password"), "encrypted PKCS#8 with password", k.LastErrorText);
-            Check(!k.LoadAnyFormatFile(Path.Combine(fixtures, "rsa.pem"), null)
-                && k.LastErrorCode == DpopKitResult.KeyUnsupported, "RSA key -> KeyUnsupported");
+            Check(!k.LoadAnyFormatFile(Path.Combine(fixtures, "rsa1024.pem"), null)
+                && k.LastErrorCode == DpopKitResult.KeyUnsupported, "1024-bit RSA key -> KeyUnsupported");
         }
 
         // ---- The T-SQL entry points, called as SQL Server calls them ----

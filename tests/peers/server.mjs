@@ -26,7 +26,10 @@
 //          --clock-skew SECONDS    (may be negative: both servers run SECONDS ahead of the real
 //                                   clock: Date.now/new Date() and every Date header)
 //          --dpop-algs LIST        (comma-separated; default ES256,ES384,EdDSA: the AS's
-//                                   dpop_signing_alg_values_supported and the RS's algs)
+//                                   dpop_signing_alg_values_supported and the RS's algs;
+//                                   RS256, PS256 and Ed25519 too)
+//          --rs-dpop-algs LIST     (the RS's algs only, when they differ from the AS's: its
+//                                   challenges list them, jose verifies with them)
 //          --profile NAME          (defaults for the options above: okta = --as-nonce, with the
 //                                   m2m.pkjwt client; auth0 = --require-audience
 //                                   https://api.example/; keycloak = no nonces + --iat-window
@@ -69,7 +72,8 @@ function usage(msg) {
     + '                       [--ttl SECONDS] [--rs-nonce-rotate SECONDS] [--ignore-stdin] [--verbose]\n'
     + '                       [--tls CERT_PEM KEY_PEM [--tls-ca CA_PEM]]\n'
     + '                       [--pkjwt-jwk FILE] [--require-audience VALUE] [--iat-window SECONDS]\n'
-    + '                       [--clock-skew SECONDS] [--dpop-algs LIST] [--profile okta|auth0|keycloak|duende]\n');
+    + '                       [--clock-skew SECONDS] [--dpop-algs LIST] [--rs-dpop-algs LIST]\n'
+    + '                       [--profile okta|auth0|keycloak|duende]\n');
   process.exit(2);
 }
 
@@ -90,6 +94,7 @@ function parseArgs(args) {
     iatWindow: undefined, // undefined: RS 60 s, no extra check at the AS
     clockSkew: 0,
     dpopAlgs: ['ES256', 'ES384', 'EdDSA'],
+    rsDpopAlgs: undefined, // undefined: the AS's
     profile: undefined,
   };
   const explicit = new Set();
@@ -141,6 +146,7 @@ function parseArgs(args) {
       case '--iat-window': opts.iatWindow = int(a, args[++i], 1); break;
       case '--clock-skew': opts.clockSkew = signedInt(a, args[++i]); break;
       case '--dpop-algs': opts.dpopAlgs = algList(a, args[++i]); break;
+      case '--rs-dpop-algs': opts.rsDpopAlgs = algList(a, args[++i]); break;
       case '--profile': opts.profile = value(a, args[++i]); break;
       default: usage(`unknown option ${a}`);
     }
@@ -493,7 +499,17 @@ if (VERBOSE) {
   provider.on('grant.error', (ctx, err) => log('as grant.error:', err.message, err.error_description ?? ''));
 }
 
-const asStats = { token_requests: 0, token_issued: 0 };
+// last_proof_header: the JOSE header of the last token request's DPoP proof (public: typ,
+// alg, jwk); issued_algs: the proof alg of each token issued.
+const asStats = { token_requests: 0, token_issued: 0, last_proof_header: null, issued_algs: [] };
+const proofHeader = (req) => {
+  const proofs = req.headersDistinct.dpop;
+  try {
+    return proofs && proofs.length === 1 ? jose.decodeProtectedHeader(proofs[0].trim()) : null;
+  } catch {
+    return null;
+  }
+};
 const providerCallback = provider.callback();
 
 // --iat-window at the AS. oidc-provider 9 has no setting for it: validate_dpop.js
@@ -531,6 +547,7 @@ asServer.on('request', async (req, res) => {
       await readBody(req);
       asStats.token_requests = 0;
       asStats.token_issued = 0;
+      asStats.issued_algs = [];
       sendJson(res, 200, asStats);
       return;
     }
@@ -573,11 +590,16 @@ asServer.on('request', async (req, res) => {
 
     if (path === '/token' && req.method === 'POST') {
       asStats.token_requests += 1;
+      const header = proofHeader(req);
+      asStats.last_proof_header = header;
       // Count on end() (synchronously, before the bytes leave) so that a
       // client reading /_stats right after the token response sees it.
       const end = res.end;
       res.end = function countedEnd(...args) {
-        if (res.statusCode === 200) asStats.token_issued += 1;
+        if (res.statusCode === 200) {
+          asStats.token_issued += 1;
+          if (asStats.issued_algs.length < 1000) asStats.issued_algs.push(header?.alg ?? null);
+        }
         res.end = end;
         return end.apply(this, args);
       };
@@ -630,7 +652,9 @@ const asJwks = jose.createRemoteJWKSet(
   new URL(`${issuer}/jwks`),
   tls ? { [jose.customFetch]: fetchTrustingCa } : {},
 );
-const rsStats = { requests: 0, ok: 0, rejected: 0, last_error: '' };
+// last_proof_header: the JOSE header of the last proof jose verified (public: typ, alg,
+// jwk); ok_algs: its alg for each request answered.
+const rsStats = { requests: 0, ok: 0, rejected: 0, last_error: '', last_proof_header: null, ok_algs: [] };
 
 const REPLAY_WINDOW_MS = 5 * 60 * 1000;
 const IAT_WINDOW_S = opts.iatWindow ?? 60;
@@ -660,7 +684,8 @@ class RsError extends Error {
   }
 }
 const q = (s) => String(s).replace(/[\\"]/g, '\\$&');
-const algsParam = `algs="${ALGS.join(' ')}"`;
+const RS_ALGS = opts.rsDpopAlgs ?? ALGS;
+const algsParam = `algs="${RS_ALGS.join(' ')}"`;
 
 async function validateRequest(req, pathname) {
   // --- Authorization: DPoP <token> ---
@@ -718,11 +743,12 @@ async function validateRequest(req, pathname) {
   try {
     ({ payload: p } = await jose.jwtVerify(proof, jose.EmbeddedJWK, {
       typ: 'dpop+jwt',
-      algorithms: ALGS,
+      algorithms: RS_ALGS,
     }));
   } catch (err) {
     throw new RsError('invalid_dpop_proof', `DPoP proof invalid: ${err?.message ?? err}`);
   }
+  const verifiedHeader = jose.decodeProtectedHeader(proof);
 
   if (typeof p.jti !== 'string' || !p.jti) throw new RsError('invalid_dpop_proof', 'DPoP proof jti missing');
   if (p.htm !== req.method) throw new RsError('invalid_dpop_proof', 'DPoP proof htm mismatch');
@@ -768,6 +794,8 @@ async function validateRequest(req, pathname) {
   pruneJti(nowMs);
   if (seenJti.has(p.jti)) throw new RsError('invalid_dpop_proof', 'DPoP proof jti replayed');
   seenJti.set(p.jti, nowMs + REPLAY_WINDOW_MS);
+  rsStats.last_proof_header = verifiedHeader;
+  if (rsStats.ok_algs.length < 1000) rsStats.ok_algs.push(verifiedHeader.alg);
 
   return claims;
 }
@@ -785,7 +813,7 @@ rsServer.on('request', async (req, res) => {
     }
     if (pathname === '/_stats/reset' && req.method === 'POST') {
       await readBody(req);
-      Object.assign(rsStats, { requests: 0, ok: 0, rejected: 0, last_error: '' });
+      Object.assign(rsStats, { requests: 0, ok: 0, rejected: 0, last_error: '', last_proof_header: null, ok_algs: [] });
       sendJson(res, 200, rsStats);
       return;
     }
@@ -887,4 +915,4 @@ process.stdout.write(`${JSON.stringify({
 })}\n`);
 log(`ready: as-nonce=${opts.asNonce} rs-nonce=${opts.rsNonce} ttl=${opts.ttl} tls=${!!tls}`
   + ` profile=${opts.profile ?? '-'} audience=${AUDIENCE} iat-window=${opts.iatWindow ?? '-'}`
-  + ` clock-skew=${opts.clockSkew} dpop-algs=${ALGS.join(',')} pkjwt-dpopkey=${opts.pkjwtJwk !== undefined}`);
+  + ` clock-skew=${opts.clockSkew} dpop-algs=${ALGS.join(',')} rs-dpop-algs=${RS_ALGS.join(',')} pkjwt-dpopkey=${opts.pkjwtJwk !== undefined}`);

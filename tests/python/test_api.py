@@ -139,7 +139,7 @@ def test_handles_are_released_on_close_context_exit_and_gc() -> None:
     assert dpopkit.live_handles() == start
     # Failing constructors release what they created.
     with pytest.raises(dpopkit.DpopkitError):
-        dpopkit.PrivateKey.from_file(fixture("rsa.pem"))
+        dpopkit.PrivateKey.from_file(fixture("rsa1024.pem"))
     with pytest.raises(dpopkit.DpopkitError):
         dpopkit.PrivateKey.from_text("nope")
     with pytest.raises(dpopkit.DpopkitError):

@@ -52,11 +52,11 @@ def test_wrong_secret_is_token_endpoint_401_without_the_secret(peers: Peers) -> 
         assert "invalid_client" in (http.last_response_body or "")
 
 
-def test_rsa_key_is_key_unsupported() -> None:
+def test_small_rsa_key_is_key_unsupported() -> None:
     with pytest.raises(dpopkit.DpopkitError) as info:
-        dpopkit.PrivateKey.from_file(fixture("rsa.pem"))
+        dpopkit.PrivateKey.from_file(fixture("rsa1024.pem"))
     assert info.value.code == R.KEY_UNSUPPORTED
-    assert "RSA" in info.value.text and "P-256" in info.value.text
+    assert "1024 bits" in info.value.text and "2048" in info.value.text and "keygen --alg PS256" in info.value.text
     for name in ("p521_sec1.pem", "secp256k1_pkcs8.pem"):
         with pytest.raises(dpopkit.DpopkitError) as info:
             dpopkit.PrivateKey.from_file(fixture(name))

@@ -181,3 +181,20 @@ def test_errors_are_clear_and_never_show_the_pin(hsm: Hsm) -> None:
     # load_file takes the URI too; the right PIN still works after the wrong ones.
     with dpopkit.PrivateKey.from_file(hsm.uri("py-errors", "api-key"), PIN) as key:
         assert len(key.jwk_thumbprint) == 43
+
+
+def test_rsa_key_in_the_token_signs_ps256_and_rs256_proofs(hsm: Hsm, start_peers) -> None:
+    with generate_in_token(hsm.uri("py-flow", "rsa-key"), alg="PS256") as made:
+        public = json.loads(made.public_jwk)
+        assert sorted(public) == ["e", "kty", "n"] and public["kty"] == "RSA"
+        for only in ("PS256", "RS256"):
+            peers: Peers = start_peers("--as-nonce", "--dpop-algs", only)
+            auth = json.dumps({"client_id": "m2m.dpop", "client_secret": "secret", "issuer": peers.issuer, "scope": "api"})
+            with dpopkit.Http() as http:
+                http.set_dpop_key(made)
+                http.auth_token = auth
+                body = http.quick_get_str(peers.api)
+                assert http.last_status == 200
+                assert json.loads(claim(body, "cnf") or "{}")["jkt"] == made.jwk_thumbprint
+            assert peers.rs_stats()["last_proof_header"]["alg"] == only
+            assert peers.as_stats()["last_proof_header"]["alg"] == only

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod algs;
 mod c_abi;
 mod cleartext;
 mod concurrency;

@@ -84,7 +84,7 @@ fn hsm() -> &'static Hsm {
                 "softhsm2-util --init-token",
             );
         }
-        for (key_type, label, id) in [("EC:prime256v1", "tool-p256", "02"), ("rsa:2048", "rsa", "03")] {
+        for (key_type, label, id) in [("EC:prime256v1", "tool-p256", "02"), ("rsa:2048", "rsa", "03"), ("rsa:1024", "rsa1024", "04")] {
             run_tool(
                 Command::new("pkcs11-tool")
                     .args(["--module", MODULE, "--token-label", "interop", "--login", "--pin", PIN, "--keypairgen"])
@@ -93,6 +93,14 @@ fn hsm() -> &'static Hsm {
                 "pkcs11-tool --keypairgen",
             );
         }
+        // The RSA key of tests/fixtures/rsa.pem, imported: its jkt is known (rsa.jkt).
+        run_tool(
+            Command::new("softhsm2-util")
+                .args(["--import", repo().join("tests/fixtures/rsa.pem").to_str().unwrap(), "--token", "interop"])
+                .args(["--label", "rsa-imported", "--id", "05", "--pin", PIN])
+                .env("SOFTHSM2_CONF", &conf),
+            "softhsm2-util --import",
+        );
         // SAFETY: set once, inside this OnceLock initialiser, which every test runs before
         // anything else, so no other thread of this process reads the environment meanwhile.
         unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
@@ -334,7 +342,12 @@ fn errors_have_clear_texts_and_never_show_the_pin() {
             &["no private key matching", "no-such-key", "'api-key'", "keygen --pkcs11"],
         ),
         (format!("pkcs11:token=errors;object=api-key?module-path={MODULE}"), None, R::KeyFormat, &["needs a PIN"]),
-        (format!("pkcs11:token=interop;object=rsa?module-path={MODULE}&pin-value={PIN}"), None, R::KeyUnsupported, &["RSA key", "P-256"]),
+        (
+            format!("pkcs11:token=interop;object=rsa1024?module-path={MODULE}&pin-value={PIN}"),
+            None,
+            R::KeyUnsupported,
+            &["RSA key of 1024 bits", "2048 to 4096", "keygen --alg PS256"],
+        ),
         (
             format!("pkcs11:token=errors;object=api-key;bogus=1?module-path={MODULE}&pin-value={secret_pin}"),
             None,
@@ -454,6 +467,43 @@ fn keys_made_by_other_tools_and_p384_keys_work() {
     assert!(EcKey::generate_in_token(&uri("interop", "x"), Some(PIN), "EdDSA").is_err());
 }
 
+#[test]
+fn rsa_keys_in_the_token_sign_rs256_and_ps256_for_the_real_servers() {
+    let jkt = std::fs::read_to_string(repo().join("tests/fixtures/rsa.jkt")).unwrap();
+    let made_by_tool = EcKey::from_pkcs11_uri(&uri("interop", "rsa"), Some(PIN)).unwrap();
+    let imported = EcKey::from_pkcs11_uri(&uri("interop", "rsa-imported"), Some(PIN)).unwrap();
+    assert_eq!(imported.jkt(), jkt.trim(), "the imported rsa.pem keeps its RFC 7638 thumbprint");
+    let generated = EcKey::generate_in_token(&uri("interop", "rsa-made-here"), Some(PIN), "PS256").unwrap();
+    for (what, key) in [("pkcs11-tool's", &made_by_tool), ("imported", &imported), ("generated", &generated)] {
+        assert!(key.is_in_token(), "{what}");
+        assert_eq!(key.algs(), ["RS256", "PS256"], "{what}");
+        assert!(key.public_jwk().starts_with(r#"{"e":"AQAB","kty":"RSA","n":""#), "{what}: {}", key.public_jwk());
+        assert!(key.to_pkcs8_pem().is_err() && key.to_private_jwk().is_err(), "{what}: not exportable");
+        // CKM_SHA256_RSA_PKCS and CKM_SHA256_RSA_PKCS_PSS, checked by ring's verifiers.
+        let v: serde_json::Value = serde_json::from_str(key.public_jwk()).unwrap();
+        let b64 = |m: &str| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v[m].as_str().unwrap()).unwrap();
+        let public = ring::signature::RsaPublicKeyComponents { n: b64("n"), e: b64("e") };
+        public.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, b"m", &key.sign_alg("RS256", b"m").unwrap()).unwrap();
+        public.verify(&ring::signature::RSA_PSS_2048_8192_SHA256, b"m", &key.sign_alg("PS256", b"m").unwrap()).unwrap();
+    }
+    let keys = [Arc::new(made_by_tool), Arc::new(imported), Arc::new(generated)];
+    for only in ["RS256", "PS256"] {
+        let peers = Peers::start(&["--as-nonce", "--rs-nonce", "--dpop-algs", only]);
+        let auth = serde_json::json!({"client_id": "m2m.dpop", "client_secret": "secret", "issuer": peers.issuer, "scope": "api"});
+        for key in &keys {
+            let http = HttpClient::new();
+            http.set_dpop_key(key.clone());
+            http.set_auth_token(&auth.to_string()).unwrap();
+            let (body, resp) = http.quick_get_str(&peers.api).unwrap_or_else(|e| panic!("{only}: {e}"));
+            assert_eq!(resp.status, 200, "{body}");
+            assert_eq!(bound_jkt(&body), key.jkt());
+            let header = peers.rs_stats()["last_proof_header"].clone();
+            assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some(only), Some("dpop+jwt")), "{header}");
+            assert_eq!(serde_json::to_string(&header["jwk"]).unwrap(), key.public_jwk());
+        }
+    }
+}
+
 fn base64_sha256(s: &str) -> String {
     use base64::Engine;
     use sha2::Digest;
@@ -492,6 +542,18 @@ fn cli_keygen_pkcs11_prints_the_public_jwk_and_jkt_then_get_uses_the_token_key()
     let body = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{body}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(bound_jkt(&body), lines[1]);
+    // An RSA key pair in the token (--alg PS256): its public JWK has e, kty, n only.
+    let out = Command::new(cli())
+        .args(["keygen", "--pkcs11", &uri("cli", "cli-rsa-key"), "--alg", "PS256"])
+        .env("DPOPKIT_KEY_PASSWORD", PIN)
+        .env("SOFTHSM2_CONF", &h.conf)
+        .output()
+        .unwrap();
+    let rsa = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{rsa}{}", String::from_utf8_lossy(&out.stderr));
+    let rsa_lines: Vec<&str> = rsa.lines().collect();
+    assert!(rsa_lines[0].starts_with(r#"{"e":"AQAB","kty":"RSA","n":""#) && !rsa_lines[0].contains(r#""d""#), "{rsa}");
+    assert_eq!(rsa_lines[1], base64_sha256(rsa_lines[0]));
     // --jwk/--out make no sense for a token key; a wrong PIN is an error without the PIN.
     let out = Command::new(cli()).args(["keygen", "--pkcs11", &u, "--jwk"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -200,9 +200,28 @@ fn keygen_then_jwk_and_jkt_of_the_file() {
     // jwk/jkt of the fixture agree with the thumbprint jose computed.
     let out = dpopkit().args(["jkt", "--key"]).arg(fixture("ec_pkcs8_enc.pem")).args(["--key-password", "test-password"]).output().unwrap();
     assert_eq!(text(&out.stdout).trim(), expected_jkt(), "{}", show(&out));
-    let out = dpopkit().args(["jkt", "--key"]).arg(fixture("rsa.pem")).output().unwrap();
+    let out = dpopkit().args(["jkt", "--key"]).arg(fixture("rsa1024.pem")).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    assert!(text(&out.stderr).contains("RSA"), "{}", show(&out));
+    assert!(text(&out.stderr).contains("1024 bits") && text(&out.stderr).contains("2048"), "{}", show(&out));
+    // An RSA key of 2048 bits: its thumbprint is the one node's crypto computed (RFC 7638).
+    let rsa_jkt = std::fs::read_to_string(fixture("rsa.jkt")).unwrap();
+    for file in ["rsa.pem", "rsa_pkcs1.pem", "rsa.jwk"] {
+        let out = dpopkit().args(["jkt", "--key"]).arg(fixture(file)).output().unwrap();
+        assert_eq!(text(&out.stdout).trim(), rsa_jkt.trim(), "{file}: {}", show(&out));
+    }
+    // keygen --alg PS256 [--bits]: an RSA key file whose jkt is printed.
+    for (args, bits) in [(&["--alg", "PS256"][..], "2048"), (&["--alg", "RS256", "--bits", "3072"][..], "3072")] {
+        let path = dir.join(format!("rsa-{bits}.pem"));
+        let out = dpopkit().arg("keygen").args(args).arg("--out").arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        let listed = std::process::Command::new("openssl").args(["pkey", "-noout", "-text", "-in"]).arg(&path).output().unwrap();
+        assert!(text(&listed.stdout).contains(&format!("Private-Key: ({bits} bit")), "{bits}: openssl reads it");
+        let jkt = dpopkit().args(["jkt", "--key"]).arg(&path).output().unwrap();
+        assert_eq!(text(&jkt.stdout), text(&out.stdout), "{bits}");
+    }
+    let out = dpopkit().args(["keygen", "--alg", "PS256", "--bits", "1024"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("2048 to 4096"), "{}", show(&out));
 
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -409,9 +428,12 @@ fn keygen_alg_es384_and_eddsa() {
             assert!(text(&out.stdout).contains(&format!("\"crv\":\"{crv}\"")), "{alg}: {}", show(&out));
         }
     }
-    let out = dpopkit().args(["keygen", "--alg", "RS256"]).output().unwrap();
+    // RS256 / PS256 keys: see keygen_then_jwk_and_jkt_of_the_file. An unknown algorithm:
+    let out = dpopkit().args(["keygen", "--alg", "HS256"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(text(&out.stderr).contains("ES256") && text(&out.stderr).contains("EdDSA"), "{}", show(&out));
+    for alg in ["ES256", "EdDSA", "RS256", "PS256"] {
+        assert!(text(&out.stderr).contains(alg), "{alg}: {}", show(&out));
+    }
     assert!(out.stdout.is_empty(), "no key printed on a refused --alg");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -422,9 +444,12 @@ fn help_lists_the_key_types_and_options_that_work() {
     for says in [
         "EC P-256 (ES256)",
         "EC P-384",
-        "Ed25519 (EdDSA)",
+        "Ed25519 (EdDSA / Ed25519)",
+        "RSA of 2048 to 4096",
+        "PKCS#1 for RSA",
         "JWK",
-        "keygen [--out FILE] [--jwk] [--alg ES256|ES384|EdDSA]",
+        "keygen [--out FILE] [--jwk] [--alg ES256|ES384|EdDSA|RS256|PS256] [--bits N]",
+        "keygen --pkcs11 URI [--key-password PIN] [--alg ES256|ES384|RS256|PS256]",
         "-H, --header",
         "-i, --include",
         "-o, --output FILE",
@@ -463,7 +488,9 @@ fn new_options_refuse_bad_command_lines_with_exit_2() {
         (vec!["get", "http://a/", "--auth-method", "tls_client_auth"], "private_key_jwt"),
         (vec!["get", "http://a/", "--proxy", "not a url"], "proxy"),
         (vec!["get", "http://a/", "--allow-insecure-http=yes"], "takes no value"),
-        (vec!["keygen", "--pkcs11", "pkcs11:token=t;object=o", "--alg", "EdDSA"], "ES256 or ES384"),
+        (vec!["keygen", "--pkcs11", "pkcs11:token=t;object=o", "--alg", "EdDSA"], "ES256, ES384, RS256 or PS256"),
+        (vec!["keygen", "--alg", "ES256", "--bits", "2048"], "--bits goes with --alg RS256 or PS256"),
+        (vec!["keygen", "--alg", "PS256", "--bits", "99999"], "2048 to 4096"),
     ];
     for (args, says) in cases {
         let full = if args[0] == "keygen" { args.clone() } else { [&args[..], &base].concat() };

@@ -113,7 +113,8 @@ class _Generate:
 
 
 class PrivateKey(Handle):
-    """A DPoP private key: EC P-256 (ES256), EC P-384 (ES384) or Ed25519 (EdDSA). ``PrivateKey()`` is empty: load or generate
+    """A DPoP private key: EC P-256 (ES256), EC P-384 (ES384), Ed25519 (EdDSA / Ed25519) or RSA of 2048 to 4096 bits
+    (RS256 / PS256, whichever the server takes). ``PrivateKey()`` is empty: load or generate
     a key into it, or use :meth:`from_file`, :meth:`from_text` or ``PrivateKey.generate()``.
     """
 
@@ -177,8 +178,8 @@ class PrivateKey(Handle):
         """Creates a new key pair inside a PKCS#11 token (``dpopkit_key_generate_pkcs11``):
         ``uri`` is a ``pkcs11:`` URI naming the token and the new object (with
         ``module-path``), ``pin`` the user PIN (or ``None`` with ``pin-value`` /
-        ``pin-source`` in the URI), ``alg`` ``ES256`` (default when ``None``) or
-        ``ES384``. The private key never leaves the token. Returns ``self``."""
+        ``pin-source`` in the URI), ``alg`` ``ES256`` (default when ``None``),
+        ``ES384``, ``RS256`` or ``PS256`` (RSA, 2048 bits). The private key never leaves the token. Returns ``self``."""
         h = self.handle
         u = _native.encode(uri, "uri")
         p = _native.encode_optional(pin, "pin")
@@ -196,7 +197,8 @@ class PrivateKey(Handle):
 
     @property
     def alg(self) -> str:
-        """The JWS algorithm of the key: ``ES256``, ``ES384`` or ``EdDSA``."""
+        """The preferred JWS algorithm of the key: ``ES256``, ``ES384``, ``EdDSA``, ``RS256`` or ``PS256`` (an Ed25519 key
+        signs as ``Ed25519`` for a server that lists that name; an RSA key RS256 or PS256, whichever the server lists)."""
         h = self.handle
         return self._string(_native.lib.dpopkit_key_get_alg(h), h)
 

@@ -65,7 +65,8 @@ pub(super) const CLIENT_OPTS: Spec = &[
 /// What `get` and `request` take besides [`CLIENT_OPTS`].
 pub(super) const REQUEST_OPTS: Spec =
     &[("--header", Many), ("--include", Flag), ("--output", Once), ("--request", Once), ("--data", Once), ("--content-type", Once)];
-pub(super) const KEYGEN_OPTS: Spec = &[("--out", Once), ("--jwk", Flag), ("--pkcs11", Once), ("--key-password", Once), ("--alg", Once)];
+pub(super) const KEYGEN_OPTS: Spec =
+    &[("--out", Once), ("--jwk", Flag), ("--pkcs11", Once), ("--key-password", Once), ("--alg", Once), ("--bits", Once)];
 pub(super) const KEY_OPTS: Spec = &[("--key", Once), ("--key-password", Once)];
 
 #[derive(Default)]

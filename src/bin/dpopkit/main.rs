@@ -47,8 +47,8 @@ dpopkit - OAuth 2.0 client_credentials + DPoP (RFC 9449) from the command line
 USAGE:
     dpopkit get URL [REQUEST OPTIONS]
     dpopkit request [METHOD] URL [-X METHOD] [--data BODY] [REQUEST OPTIONS]
-    dpopkit keygen [--out FILE] [--jwk] [--alg ES256|ES384|EdDSA]
-    dpopkit keygen --pkcs11 URI [--key-password PIN] [--alg ES256|ES384]
+    dpopkit keygen [--out FILE] [--jwk] [--alg ES256|ES384|EdDSA|RS256|PS256] [--bits N]
+    dpopkit keygen --pkcs11 URI [--key-password PIN] [--alg ES256|ES384|RS256|PS256]
     dpopkit jwk --key FILE [--key-password P]
     dpopkit jkt --key FILE [--key-password P]
     dpopkit serve --config FILE [--print-cert]
@@ -61,14 +61,17 @@ COMMANDS:
     request   Any method (POST, PUT, PATCH, DELETE, ...), optionally with a body: the
               METHOD before the URL, or -X METHOD; without either, POST with --data
               and GET without.
-    keygen    Creates a new key: EC P-256 (ES256, the default), EC P-384 (--alg ES384)
-              or Ed25519 (--alg EdDSA), as PKCS#8 PEM (or a private JWK with --jwk)
-              written to FILE (never overwritten; mode 0600) or to stdout; prints its
-              thumbprint (jkt) to stdout (to stderr when the key goes to stdout).
-              ES256 is what every DPoP server accepts; some accept nothing else.
-              With --pkcs11 URI: creates a non-extractable P-256 (or --alg ES384) key
-              pair inside the PKCS#11 token the URI names (object= is its label) and
-              prints its public JWK, then its jkt; nothing secret leaves the token.
+    keygen    Creates a new key: EC P-256 (ES256, the default), EC P-384 (--alg ES384),
+              Ed25519 (--alg EdDSA or Ed25519) or RSA (--alg RS256 or PS256: 2048 bits,
+              --bits 2048 to 4096; it signs both, preferring the one named), as PKCS#8
+              PEM (or a private JWK with --jwk) written to FILE (never overwritten; mode
+              0600) or to stdout; prints its thumbprint (jkt) to stdout (to stderr when
+              the key goes to stdout). ES256 is what most DPoP servers accept; some
+              accept nothing else, and some only RSA.
+              With --pkcs11 URI: creates a non-extractable P-256 (or --alg ES384, or a
+              2048-bit RSA key with --alg RS256 / PS256) key pair inside the PKCS#11
+              token the URI names (object= is its label) and prints its public JWK,
+              then its jkt; nothing secret leaves the token.
     jwk       Prints the public JWK of a key.
     jkt       Prints the RFC 7638 thumbprint (jkt) of a key.
     serve     A local HTTPS gateway: requests to a route's PREFIX go to its fixed
@@ -87,10 +90,12 @@ COMMANDS:
 
 REQUEST OPTIONS:
     --key FILE               DPoP private key (required): EC P-256 (ES256), EC P-384
-                             (ES384) or Ed25519 (EdDSA), as PEM or DER (SEC1 for EC,
-                             PKCS#8, encrypted PKCS#8) or as a JWK; RSA, P-521 and
-                             other curves are not accepted. Or a key in a PKCS#11
-                             token (EC P-256 or P-384):
+                             (ES384), Ed25519 (EdDSA / Ed25519) or RSA of 2048 to 4096
+                             bits (RS256 / PS256, whichever the server takes), as PEM
+                             or DER (SEC1 for EC, PKCS#1 for RSA, PKCS#8, encrypted
+                             PKCS#8) or as a JWK; P-521 and other curves are not
+                             accepted. Or a key in a PKCS#11 token (EC P-256, P-384
+                             or RSA):
                              pkcs11:token=T;object=K?module-path=/path/module.so
     --key-password P         Password of an encrypted key, or the token's user PIN
                              (or env DPOPKIT_KEY_PASSWORD)
@@ -586,8 +591,11 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
         }
         let pin = key_password(p);
         let alg = p.value("--alg").unwrap_or("ES256");
-        if !matches!(alg, "ES256" | "ES384") {
-            return usage(format!("--alg with --pkcs11 must be ES256 or ES384, not '{alg}'"));
+        if !matches!(alg, "ES256" | "ES384" | "RS256" | "PS256") {
+            return usage(format!("--alg with --pkcs11 must be ES256, ES384, RS256 or PS256, not '{alg}'"));
+        }
+        if p.value("--bits").is_some() {
+            return usage("--bits does not go with --pkcs11: a token RSA key is created with 2048 bits");
         }
         let key = EcKey::generate_in_token(uri, pin.as_deref().map(String::as_str), alg).map_err(|e| other(e.message))?;
         return write_stdout(format!("{}\n{}\n", key.public_jwk(), key.jkt()).as_bytes());
@@ -596,11 +604,23 @@ fn cmd_keygen(p: &Parsed) -> Outcome {
         return usage("--key-password goes with --pkcs11 (a key file is written unencrypted, mode 0600)");
     }
     let alg = match p.value("--alg").unwrap_or("ES256") {
-        a @ ("ES256" | "ES384" | "EdDSA") => a,
+        a @ ("ES256" | "ES384" | "EdDSA" | "RS256" | "PS256") => a,
         "Ed25519" => "EdDSA",
-        other => return usage(format!("--alg must be ES256 (EC P-256), ES384 (EC P-384) or EdDSA (Ed25519), not '{other}'")),
+        other => {
+            return usage(format!(
+                "--alg must be ES256 (EC P-256), ES384 (EC P-384), EdDSA or Ed25519 (Ed25519), RS256 or PS256 (RSA), not '{other}'"
+            ));
+        }
     };
-    let key = EcKey::generate_alg(alg).map_err(|e| other(e.message))?;
+    let key = match (p.value("--bits"), alg) {
+        (None, _) => EcKey::generate_alg(alg),
+        (Some(bits), "RS256" | "PS256") => match bits.parse::<usize>() {
+            Ok(n) if (2048..=4096).contains(&n) => EcKey::generate_rsa(n, alg),
+            _ => return usage(format!("--bits must be a number from 2048 to 4096, not '{bits}'")),
+        },
+        (Some(_), _) => return usage("--bits goes with --alg RS256 or PS256 (an RSA key)"),
+    }
+    .map_err(|e| other(e.message))?;
     let mut data: Zeroizing<String> = if p.flag("--jwk") {
         key.to_private_jwk().map_err(|e| other(e.message))?
     } else {

@@ -373,6 +373,7 @@ impl HttpClient {
             role: nonce::Role::ResourceServer,
             origin: &target.origin,
             who: &target.origin,
+            algs: None,
             refusal: |resp| if resp.status == 401 { challenge::dpop_error(&resp.header_all("www-authenticate")) } else { None },
             clock_skew_correction: auth.clock_skew_correction,
             max_clock_skew: auth.max_clock_skew,

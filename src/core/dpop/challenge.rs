@@ -104,6 +104,17 @@ pub fn dpop_error(header_values: &[&str]) -> Option<String> {
         .and_then(|c| c.param("error").map(str::to_string))
 }
 
+/// The `algs` param of the first DPoP challenge (RFC 9449 §7.1: the algorithms the
+/// server accepts, space-separated), if any.
+pub fn dpop_algs(header_values: &[&str]) -> Option<Vec<String>> {
+    header_values
+        .iter()
+        .flat_map(|v| parse(v))
+        .find(|c| c.scheme.eq_ignore_ascii_case("dpop"))
+        .and_then(|c| c.param("algs").map(|a| a.split_ascii_whitespace().take(32).map(str::to_string).collect::<Vec<_>>()))
+        .filter(|a| !a.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +143,8 @@ mod tests {
         assert_eq!(parse("Negotiate abc== , DPoP error=\"x\"")[1].param("error"), Some("x"));
         assert_eq!(parse("Basic, DPoP algs=\"ES256\"")[1].param("algs"), Some("ES256"));
         assert_eq!(dpop_error(&["Bearer error=\"use_dpop_nonce\""]), None);
+        assert_eq!(dpop_algs(&[v]), Some(vec!["ES256".to_string(), "PS256".to_string()]));
+        assert_eq!(dpop_algs(&["DPoP error=\"x\""]), None);
+        assert_eq!(dpop_algs(&["DPoP algs=\" \""]), None);
     }
 }

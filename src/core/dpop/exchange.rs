@@ -1,7 +1,10 @@
 //! The DPoP exchange, one implementation for both roles (the token endpoint and a resource
-//! server): a proof with the server's current nonce and the server's clock, one retry when
-//! the server asks for a nonce (`use_dpop_nonce`) and one when it refuses the proof while its
-//! clock differs from ours (`invalid_dpop_proof`), with one retry state per call. What
+//! server): a proof with the server's current nonce and the server's clock, signed with an
+//! algorithm the server takes (its metadata, else what it asked for before, else the key's
+//! preferred one), one retry when the server asks for a nonce (`use_dpop_nonce`), one when
+//! it refuses the proof and its challenge lists other algorithms (`algs`) the key signs, and
+//! one when it refuses the proof while its clock differs from ours (`invalid_dpop_proof`),
+//! with one retry state per call. What
 //! differs between the roles is data: the nonce store ([`nonce::Role`]), how a refusal is
 //! read from a response ([`Server::refusal`]), and what the caller does with the answer.
 
@@ -11,8 +14,8 @@ use crate::core::http::{Deadline, Response};
 use crate::core::key::EcKey;
 use crate::core::session_log::SessionLog;
 
-use super::nonce;
-use super::proof::make_proof_within;
+use super::proof::make_proof_alg_within;
+use super::{algs, challenge, nonce};
 
 /// The server one exchange talks to, and how it says no.
 pub struct Server<'a> {
@@ -22,6 +25,9 @@ pub struct Server<'a> {
     pub origin: &'a str,
     /// Names the server in the text of a failed nonce retry.
     pub who: &'a str,
+    /// The proof algorithms the server says it takes (`dpop_signing_alg_values_supported`),
+    /// when it says.
+    pub algs: Option<&'a [String]>,
     /// The DPoP or OAuth error of a response that refuses the request, `None` for an
     /// answer (success or not) that is the caller's to read: for the token endpoint any
     /// error status with an `error`, for a resource server a 401 with a DPoP challenge.
@@ -40,6 +46,8 @@ pub struct Retries {
     /// Resource server only: a new token after `invalid_token`.
     pub token: bool,
     pub clock: bool,
+    /// A proof with another algorithm after a challenge's `algs`.
+    pub alg: bool,
 }
 
 impl Retries {
@@ -48,6 +56,7 @@ impl Retries {
         let done: Vec<&str> = [
             (self.nonce, "the DPoP nonce retry"),
             (self.token, "the token refetch after invalid_token"),
+            (self.alg, "the retry with the algorithm the server asked for"),
             (self.clock, "the clock-skew retry"),
         ]
         .iter()
@@ -61,6 +70,8 @@ impl Retries {
 /// One attempt of the exchange: the nonce and `iat` its proof carries.
 pub struct Attempt<'a> {
     key: &'a EcKey,
+    /// The JWS algorithm of the proof.
+    pub alg: &'static str,
     pub nonce: Option<String>,
     /// On the server's clock when that is switched on for it (see [`clock`]).
     pub iat: i64,
@@ -71,7 +82,7 @@ impl Attempt<'_> {
     /// The DPoP proof of this attempt for `method` `htu` (with `ath` when an access token is
     /// sent), signed within the call's deadline.
     pub fn proof(&self, method: &str, htu: &str, access_token: Option<&str>) -> Result<String> {
-        make_proof_within(self.key, method, htu, access_token, self.nonce.as_deref(), Some(self.iat), Some(self.deadline))
+        make_proof_alg_within(self.key, self.alg, method, htu, access_token, self.nonce.as_deref(), Some(self.iat), Some(self.deadline))
     }
 }
 
@@ -95,9 +106,25 @@ pub fn exchange(
     retries: &mut Retries,
     mut send: impl FnMut(&Attempt<'_>) -> Result<Response>,
 ) -> Result<Answer> {
+    let mut alg = match server.algs {
+        Some(offered) => {
+            let alg = key
+                .choose_alg(Some(offered))
+                .ok_or_else(|| key.alg_refusal(server.who, offered, "dpop_signing_alg_values_supported", "DPoP proofs"))?;
+            if key.algs().len() > 1 {
+                algs::set_key_default(key.jkt(), alg);
+            }
+            alg
+        }
+        // A key with one algorithm (EC, the usual case) never looks in the store: no
+        // lookup on the hot path.
+        None if key.algs().len() == 1 => key.alg(),
+        None => algs::get(server.origin, server.role, key.jkt()).or_else(|| algs::key_default(key.jkt())).unwrap_or(key.alg()),
+    };
     loop {
         let attempt = Attempt {
             key,
+            alg,
             nonce: nonce::get(server.origin, server.role, key.jkt()),
             iat: clock::iat_for(server.origin, server.max_clock_skew),
             deadline,
@@ -114,6 +141,14 @@ pub fn exchange(
                 Err(e) => return Err(e.with_response(resp)),
             },
             "invalid_dpop_proof" => {
+                match alg_retry(server, key, &resp, alg, &mut retries.alg) {
+                    Ok(Some(next)) => {
+                        alg = next;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(e.with_response(resp)),
+                }
                 match clock_skew_retry(server.origin, server.clock_skew_correction, server.max_clock_skew, retries.clock, server.log) {
                     Ok(()) => {
                         retries.clock = true;
@@ -124,6 +159,26 @@ pub fn exchange(
             }
             _ => return Ok(Answer::Refused { resp, error, hint: None }),
         }
+    }
+}
+
+/// After `invalid_dpop_proof`: the algorithm to retry with (once per call) when the
+/// server's challenge lists algorithms (`algs`) without the one just used and with another
+/// the key signs, remembered for that server; `None` when the challenge says nothing
+/// against `alg`; the error that names what the server takes when the key signs none of it.
+fn alg_retry(server: &Server<'_>, key: &EcKey, resp: &Response, alg: &str, retried: &mut bool) -> Result<Option<&'static str>> {
+    let Some(offered) = challenge::dpop_algs(&resp.header_all("www-authenticate")) else { return Ok(None) };
+    if offered.iter().any(|a| a == alg) {
+        return Ok(None);
+    }
+    match key.choose_alg(Some(&offered)) {
+        Some(next) if !*retried => {
+            *retried = true;
+            algs::set(server.origin, server.role, key.jkt(), next);
+            Ok(Some(next))
+        }
+        Some(_) => Ok(None),
+        None => Err(key.alg_refusal(server.who, &offered, "the algs of its WWW-Authenticate: DPoP challenge", "DPoP proofs")),
     }
 }
 

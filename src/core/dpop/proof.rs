@@ -45,6 +45,22 @@ pub fn make_proof_within(
     iat: Option<i64>,
     deadline: Option<Deadline>,
 ) -> Result<String> {
+    make_proof_alg_within(key, key.alg(), htm, htu, access_token, nonce, iat, deadline)
+}
+
+/// [`make_proof_within`] signed with `alg`, one of the key's [`EcKey::algs`] (the one the
+/// server takes: see `dpop::exchange`).
+#[allow(clippy::too_many_arguments)]
+pub fn make_proof_alg_within(
+    key: &EcKey,
+    alg: &str,
+    htm: &str,
+    htu: &str,
+    access_token: Option<&str>,
+    nonce: Option<&str>,
+    iat: Option<i64>,
+    deadline: Option<Deadline>,
+) -> Result<String> {
     let mut claims = serde_json::Map::new();
     claims.insert("jti".into(), new_jti()?.into());
     claims.insert("htm".into(), htm.into());
@@ -56,7 +72,10 @@ pub fn make_proof_within(
     if let Some(n) = nonce {
         claims.insert("nonce".into(), n.into());
     }
-    sign_jws(key, key.proof_header_b64(), &claims, deadline)
+    let Some(header_b64) = key.proof_header_b64_for(alg) else {
+        return Err(crate::core::error::Error::new(ErrorKind::Internal, format!("a {} key cannot sign {alg} proofs", key.alg())));
+    };
+    sign_jws_alg(key, alg, header_b64, &claims, deadline)
 }
 
 /// A compact JWS: `header_b64` (already base64url) . base64url(claims) . signature, signed
@@ -67,12 +86,23 @@ pub fn sign_jws(
     claims: &serde_json::Map<String, serde_json::Value>,
     deadline: Option<Deadline>,
 ) -> Result<String> {
+    sign_jws_alg(key, key.alg(), header_b64, claims, deadline)
+}
+
+/// [`sign_jws`] with `alg` (what `header_b64` names), one of the key's [`EcKey::algs`].
+pub fn sign_jws_alg(
+    key: &EcKey,
+    alg: &str,
+    header_b64: &str,
+    claims: &serde_json::Map<String, serde_json::Value>,
+    deadline: Option<Deadline>,
+) -> Result<String> {
     let payload = serde_json::to_vec(claims).expect("a map of strings and numbers serialises");
     let mut signing_input = String::with_capacity(header_b64.len() + 1 + payload.len() * 4 / 3 + 4 + 130);
     signing_input.push_str(header_b64);
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut signing_input);
-    let sig = key.sign_within(signing_input.as_bytes(), deadline)?;
+    let sig = key.sign_alg_within(alg, signing_input.as_bytes(), deadline)?;
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&sig, &mut signing_input);
     Ok(signing_input)
@@ -80,9 +110,10 @@ pub fn sign_jws(
 
 /// A private_key_jwt client assertion (RFC 7523 §3, OpenID Connect Core §9): iss = sub =
 /// client_id, the given audience, a new jti, valid for 60 s from `iat`.
-/// Signed by the call's `deadline`.
+/// Signed with `alg` (one of the key's [`EcKey::algs`]) by the call's `deadline`.
 pub fn client_assertion(
     key: &EcKey,
+    alg: &str,
     client_id: &str,
     audience: &str,
     kid: Option<&str>,
@@ -90,7 +121,7 @@ pub fn client_assertion(
     deadline: Option<Deadline>,
 ) -> Result<String> {
     let mut header = serde_json::Map::new();
-    header.insert("alg".into(), key.alg().into());
+    header.insert("alg".into(), alg.into());
     header.insert("typ".into(), "JWT".into());
     if let Some(kid) = kid {
         header.insert("kid".into(), kid.into());
@@ -103,7 +134,7 @@ pub fn client_assertion(
     claims.insert("jti".into(), new_jti()?.into());
     claims.insert("iat".into(), iat.into());
     claims.insert("exp".into(), (iat + 60).into());
-    sign_jws(key, &header_b64, &claims, deadline)
+    sign_jws_alg(key, alg, &header_b64, &claims, deadline)
 }
 
 #[cfg(test)]

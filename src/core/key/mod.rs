@@ -1,7 +1,9 @@
-//! DPoP private keys: EC P-256 (ES256), EC P-384 (ES384) and Ed25519 (EdDSA). Loading from
-//! every common format, generation, export, and the public JWK with its RFC 7638 thumbprint.
+//! DPoP private keys: EC P-256 (ES256), EC P-384 (ES384), Ed25519 (EdDSA / Ed25519) and RSA
+//! of 2048 to 4096 bits (RS256, PS256; see [`rsa`]). Loading from every common format,
+//! generation, export, and the public JWK with its RFC 7638 thumbprint. Which algorithm a
+//! key signs with for a server is chosen in [`algs`].
 //!
-//! Parsing and export use RustCrypto (`p256`, `p384`, `pkcs8`, `sec1`); signing uses `ring`,
+//! Parsing and export use RustCrypto (`p256`, `p384`, `pkcs8`, `sec1`, `pkcs1`); signing uses `ring`,
 //! which rustls already links and which signs about ten times faster than `p256` 0.13 here
 //! (see BENCHMARKS.md). Both hold the secret; both copies are wiped on drop.
 //!
@@ -18,6 +20,7 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair,
+    RsaKeyPair,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -31,6 +34,9 @@ mod memo;
 pub use memo::*;
 mod kdf;
 pub use kdf::*;
+pub mod algs;
+pub use algs::{KeyKind, canonical_alg};
+pub mod rsa;
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
@@ -43,24 +49,16 @@ const OID_ED25519: &str = "1.3.101.112";
 const OID_ED448: &str = "1.3.101.113";
 
 /// The signature algorithms a DPoP key can have, named as in JWS (`alg`).
-pub const SUPPORTED_ALGS: &[&str] = &["ES256", "ES384", "EdDSA"];
+pub const SUPPORTED_ALGS: &[&str] = &["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"];
 
 fn unsupported(what: &str) -> Error {
     Error::new(
         ErrorKind::KeyUnsupported,
         format!(
             "the key is {what}; DPoP proofs here are signed with ES256 (EC P-256, the usual choice), \
-             ES384 (EC P-384) or EdDSA (Ed25519). Generate a P-256 key with: openssl ecparam -name prime256v1 -genkey"
+             ES384 (EC P-384), EdDSA / Ed25519 (Ed25519) or RS256 / PS256 (RSA, 2048 to 4096 bits). Generate a P-256 \
+             key with: openssl ecparam -name prime256v1 -genkey"
         ),
-    )
-}
-
-fn rsa_refused() -> Error {
-    Error::new(
-        ErrorKind::KeyUnsupported,
-        "the key is an RSA key: RFC 9449 allows RSA proofs, but dpopkit (like the component it replaces) \
-         signs DPoP proofs with EC P-256 (ES256), P-384 (ES384) or Ed25519 (EdDSA) keys only. \
-         Generate a P-256 key with: openssl ecparam -name prime256v1 -genkey",
     )
 }
 
@@ -68,7 +66,9 @@ fn describe_oid(oid: &str) -> Error {
     match oid {
         OID_P521 => unsupported("an EC key on curve P-521"),
         OID_SECP256K1 => unsupported("an EC key on curve secp256k1"),
-        OID_RSA | OID_RSA_PSS => rsa_refused(),
+        OID_RSA_PSS => {
+            unsupported("an RSASSA-PSS-restricted RSA key (OID 1.2.840.113549.1.1.10); a plain rsaEncryption key signs PS256 too")
+        }
         OID_ED448 => unsupported("an Ed448 key"),
         other => unsupported(&format!("of an unsupported algorithm (OID {other})")),
     }
@@ -114,6 +114,8 @@ enum Secret {
     P256(p256::SecretKey),
     P384(p384::SecretKey),
     Ed25519(Zeroizing<[u8; 32]>),
+    /// The PKCS#1 `RSAPrivateKey` DER.
+    Rsa(Zeroizing<Vec<u8>>),
     /// In a PKCS#11 token: not here, not exportable.
     InToken,
 }
@@ -121,19 +123,22 @@ enum Secret {
 enum Signer {
     Ecdsa(Wiped<EcdsaKeyPair>),
     Ed25519(Wiped<Ed25519KeyPair>),
+    Rsa(Wiped<RsaKeyPair>),
     Token(Box<TokenKey>),
 }
 
-/// A DPoP signing key (the name is historical: it may also be an Ed25519 key). `Debug`
-/// shows only the algorithm and the public thumbprint.
+/// A DPoP signing key (the name is historical: it may also be an Ed25519 or an RSA key, in
+/// a file or in a PKCS#11 token). `Debug` shows only the algorithm and the public thumbprint.
 pub struct EcKey {
     secret: Secret,
     signer: Signer,
+    /// The preferred algorithm ([`EcKey::alg`]); see [`algs`] for the others it signs.
     alg: &'static str,
     public_jwk: String,
     jkt: String,
-    /// base64url of the DPoP proof's JOSE header, which depends only on the public key.
-    proof_header_b64: String,
+    /// base64url of the DPoP proof's JOSE header for each algorithm the key signs, which
+    /// depends only on the public key and the algorithm.
+    proof_headers_b64: Vec<(&'static str, String)>,
 }
 
 impl fmt::Debug for EcKey {
@@ -154,9 +159,12 @@ impl EcKey {
         Self::generate_alg("ES256")
     }
 
-    /// A fresh random key for `alg`: `ES256` (P-256), `ES384` (P-384) or `EdDSA` (Ed25519).
+    /// A fresh random key for `alg`: `ES256` (P-256), `ES384` (P-384), `EdDSA` or `Ed25519`
+    /// (Ed25519), `RS256` or `PS256` (RSA of [`rsa::DEFAULT_BITS`] bits, preferring that
+    /// algorithm).
     pub fn generate_alg(alg: &str) -> Result<Self> {
         match alg {
+            "RS256" | "PS256" => Self::generate_rsa(rsa::DEFAULT_BITS, alg),
             "ES256" => Self::from_p256(p256::SecretKey::random(&mut rand_core::OsRng)),
             "ES384" => Self::from_p384(p384::SecretKey::random(&mut rand_core::OsRng)),
             "EdDSA" | "Ed25519" => {
@@ -166,8 +174,28 @@ impl EcKey {
                     .map_err(|_| Error::new(ErrorKind::Internal, "the system random generator failed"))?;
                 Self::from_ed25519_seed(seed)
             }
-            other => err(ErrorKind::InvalidArgument, format!("unknown key algorithm '{}': use ES256, ES384 or EdDSA", shorten(other))),
+            other => err(
+                ErrorKind::InvalidArgument,
+                format!("unknown key algorithm '{}': use ES256, ES384, EdDSA (or Ed25519), RS256 or PS256", shorten(other)),
+            ),
         }
+    }
+
+    /// A fresh RSA key of `bits` (2048 to 4096) that prefers `alg` (`RS256` or `PS256`).
+    pub fn generate_rsa(bits: usize, alg: &str) -> Result<Self> {
+        let alg = if alg == "PS256" { "PS256" } else { "RS256" };
+        let mut key = Self::from_rsa(rsa::generate(bits)?)?;
+        key.alg = alg;
+        Ok(key)
+    }
+
+    fn from_rsa(parsed: rsa::Parsed) -> Result<Self> {
+        let rsa::Parsed { der, pair, jwk } = parsed;
+        Ok(Self::assemble(Secret::Rsa(der), Signer::Rsa(Wiped::new(pair)), "RS256", jwk))
+    }
+
+    fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
+        Self::from_rsa(rsa::from_pkcs1_der(Zeroizing::new(der.to_vec()))?)
     }
 
     fn from_p256(secret: p256::SecretKey) -> Result<Self> {
@@ -243,9 +271,16 @@ impl EcKey {
 
     fn assemble(secret: Secret, signer: Signer, alg: &'static str, public_jwk: String) -> Self {
         let jkt = URL_SAFE_NO_PAD.encode(Sha256::digest(public_jwk.as_bytes()));
-        let header = format!(r#"{{"typ":"dpop+jwt","alg":"{alg}","jwk":{public_jwk}}}"#);
-        let proof_header_b64 = URL_SAFE_NO_PAD.encode(header.as_bytes());
-        EcKey { secret, signer, alg, public_jwk, jkt, proof_header_b64 }
+        let algs: &[&'static str] = match alg {
+            "EdDSA" => &["EdDSA", "Ed25519"],
+            "RS256" | "PS256" => &["RS256", "PS256"],
+            _ => &[alg],
+        };
+        let proof_headers_b64 = algs
+            .iter()
+            .map(|a| (*a, URL_SAFE_NO_PAD.encode(format!(r#"{{"typ":"dpop+jwt","alg":"{a}","jwk":{public_jwk}}}"#).as_bytes())))
+            .collect();
+        EcKey { secret, signer, alg, public_jwk, jkt, proof_headers_b64 }
     }
 
     /// Reads a key file in any supported format (see [`EcKey::from_any_format`]).
@@ -313,10 +348,18 @@ impl EcKey {
     }
 
     fn from_token_key(key: TokenKey) -> Self {
-        let (x, y) = key.point()[1..].split_at((key.point().len() - 1) / 2);
-        let crv = key.curve().crv();
-        let jwk = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
-        let alg = key.curve().alg();
+        let (jwk, alg) = match key.rsa_public() {
+            Some((n, e)) => {
+                (format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, URL_SAFE_NO_PAD.encode(e), URL_SAFE_NO_PAD.encode(n)), "RS256")
+            }
+            None => {
+                let (x, y) = key.point()[1..].split_at((key.point().len() - 1) / 2);
+                let crv = key.curve().crv();
+                let jwk =
+                    format!(r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#, URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+                (jwk, key.curve().alg())
+            }
+        };
         Self::assemble(Secret::InToken, Signer::Token(Box::new(key)), alg, jwk)
     }
 
@@ -358,7 +401,7 @@ impl EcKey {
     fn from_parsed_jwk(v: &serde_json::Value) -> Result<Self> {
         let field = |name: &str| v.get(name).and_then(|x| x.as_str());
         let kty = field("kty");
-        if kty.is_some() && field("d").is_none() && kty != Some("RSA") {
+        if kty.is_some() && field("d").is_none() {
             return err(ErrorKind::KeyFormat, "the JWK holds only a public key (no \"d\" member); DPoP needs the private key");
         }
         let bad = |what: &str| Error::new(ErrorKind::KeyFormat, format!("the JWK's {what} are not a valid key"));
@@ -391,7 +434,15 @@ impl EcKey {
                 Ok(key)
             }
             (Some("EC"), Some(crv)) => Err(unsupported(&format!("an EC key on curve {}", shorten(crv)))),
-            (Some("RSA"), _) => Err(rsa_refused()),
+            (Some("RSA"), _) => {
+                // RFC 7517 §4.4: a JWK's "alg" names the algorithm the key is meant for; an
+                // RSA key with "alg": "PS256" prefers PS256 (else RS256).
+                let mut key = Self::from_rsa(rsa::from_jwk(v)?)?;
+                if field("alg") == Some("PS256") {
+                    key.alg = "PS256";
+                }
+                Ok(key)
+            }
             (Some("OKP"), Some(crv)) => Err(unsupported(&format!("an {} key", shorten(crv)))),
             (Some(kty), _) => Err(unsupported(&format!("a JWK of type {}", shorten(kty)))),
             (None, _) => err(ErrorKind::KeyFormat, "the JWK has no \"kty\" member"),
@@ -413,7 +464,7 @@ impl EcKey {
             let body = &body_start[..body_end];
             rest = &body_start[body_end + end_marker.len()..];
             match label {
-                "EC PRIVATE KEY" | "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
+                "EC PRIVATE KEY" | "RSA PRIVATE KEY" | "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
                     if body.contains("Proc-Type:") || body.contains("DEK-Info:") {
                         return err(
                             ErrorKind::KeyFormat,
@@ -424,11 +475,11 @@ impl EcKey {
                     let der = pem_body(body)?;
                     return match label {
                         "EC PRIVATE KEY" => Self::from_sec1_der(&der),
+                        "RSA PRIVATE KEY" => Self::from_pkcs1_der(&der),
                         "PRIVATE KEY" => Self::from_pkcs8_der(&der),
                         _ => Self::from_encrypted_pkcs8_der(&der, password),
                     };
                 }
-                "RSA PRIVATE KEY" => return Err(rsa_refused()),
                 "OPENSSH PRIVATE KEY" => {
                     return err(ErrorKind::KeyFormat, "OpenSSH key files are not supported; convert with: ssh-keygen -p -m PKCS8 -f FILE");
                 }
@@ -452,10 +503,13 @@ impl EcKey {
         if sec1::EcPrivateKey::try_from(der).is_ok() {
             return Self::from_sec1_der(der);
         }
+        if <::rsa::pkcs1::RsaPrivateKey as ::rsa::pkcs1::der::Decode>::from_der(der).is_ok() {
+            return Self::from_pkcs1_der(der);
+        }
         if pkcs8::EncryptedPrivateKeyInfo::try_from(der).is_ok() {
             return Self::from_encrypted_pkcs8_der(der, password);
         }
-        err(ErrorKind::KeyFormat, "unrecognised key format: expected PEM (SEC1, PKCS#8, encrypted PKCS#8), DER or a JWK")
+        err(ErrorKind::KeyFormat, "unrecognised key format: expected PEM (SEC1, PKCS#1, PKCS#8, encrypted PKCS#8), DER or a JWK")
     }
 
     fn from_sec1_der(der: &[u8]) -> Result<Self> {
@@ -495,6 +549,7 @@ impl EcKey {
                 let seed: [u8; 32] = inner[2..].try_into().map_err(|_| bad())?;
                 Self::from_ed25519_seed(Zeroizing::new(seed))
             }
+            OID_RSA => Self::from_pkcs1_der(info.private_key),
             other => Err(describe_oid(other)),
         }
     }
@@ -522,6 +577,7 @@ impl EcKey {
         match &self.secret {
             Secret::P256(k) => k.to_pkcs8_pem(LineEnding::LF).map_err(|e| failed(&e)),
             Secret::P384(k) => k.to_pkcs8_pem(LineEnding::LF).map_err(|e| failed(&e)),
+            Secret::Rsa(der) => rsa::to_pkcs8_der(der)?.to_pem("PRIVATE KEY", LineEnding::LF).map_err(|e| failed(&e)),
             Secret::InToken => Err(self.not_exportable()),
             Secret::Ed25519(seed) => {
                 // RFC 8410 §7: the fixed PKCS#8 v1 prefix for Ed25519, then the seed.
@@ -534,12 +590,14 @@ impl EcKey {
         }
     }
 
-    /// The private key as a JWK (`kty`, `crv`, `x`, `y` or `x`, `d`). Fails for a key in a
-    /// PKCS#11 token, which is not exportable.
+    /// The private key as a JWK (`kty`, `crv`, `x`, `y` or `x`, `d`; for RSA `n`, `e`, `d`,
+    /// `p`, `q`, `dp`, `dq`, `qi`). Fails for a key in a PKCS#11 token, which is not
+    /// exportable.
     pub fn to_private_jwk(&self) -> Result<Zeroizing<String>> {
         Ok(match &self.secret {
             Secret::P256(k) => k.to_jwk_string(),
             Secret::P384(k) => k.to_jwk_string(),
+            Secret::Rsa(der) => rsa::to_private_jwk(der, self.alg)?,
             Secret::InToken => return Err(self.not_exportable()),
             Secret::Ed25519(seed) => {
                 let x = self.public_jwk.split("\"x\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
@@ -559,24 +617,46 @@ impl EcKey {
         &self.jkt
     }
 
-    /// The JWS algorithm of the key: `ES256`, `ES384` or `EdDSA`.
+    /// The preferred JWS algorithm of the key: `ES256`, `ES384`, `EdDSA`, `RS256` or
+    /// `PS256` (what it signs with when the server does not say; see [`EcKey::algs`]).
     pub fn alg(&self) -> &'static str {
         self.alg
     }
 
-    pub(crate) fn proof_header_b64(&self) -> &str {
-        &self.proof_header_b64
+    /// The modulus size of an RSA key in bits (`None` for other keys and token keys).
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match &self.secret {
+            Secret::Rsa(der) => Some(rsa::modulus_bits(der)),
+            _ => None,
+        }
     }
 
-    /// A JWS signature: r || s for ECDSA (64 or 96 bytes, never DER), 64 bytes for EdDSA.
+    /// The DPoP proof's JOSE header for `alg`, base64url; `None` when the key does not
+    /// sign `alg`.
+    pub(crate) fn proof_header_b64_for(&self, alg: &str) -> Option<&str> {
+        self.proof_headers_b64.iter().find(|(a, _)| *a == alg).map(|(_, h)| h.as_str())
+    }
+
+    /// A JWS signature with the preferred algorithm (see [`EcKey::sign_alg`]).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.sign_alg(self.alg, message)
+    }
+
+    /// A JWS signature with `alg`: r || s for ECDSA (64 or 96 bytes, never DER), 64 bytes
+    /// for EdDSA, the modulus length for RS256 / PS256. `alg` must be one of
+    /// [`EcKey::algs`].
+    pub fn sign_alg(&self, alg: &str, message: &[u8]) -> Result<Vec<u8>> {
+        if !self.can_sign(alg) {
+            return err(ErrorKind::Internal, format!("a {} key cannot sign {}", self.alg, shorten(alg)));
+        }
         match &self.signer {
+            Signer::Rsa(pair) => rsa::sign(pair, alg, message),
             Signer::Ecdsa(pair) => pair
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| Error::new(ErrorKind::Internal, "ECDSA signing failed")),
             Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
-            Signer::Token(key) => key.sign(message),
+            Signer::Token(key) => key.sign_alg(alg, message),
         }
     }
 
@@ -584,17 +664,23 @@ impl EcKey {
     /// on a worker thread and the call gets TIMEOUT at the deadline, however long the token
     /// takes (see [`TokenKey::sign_within`]); other keys sign here, in microseconds.
     pub fn sign_within(&self, message: &[u8], deadline: Option<super::http::Deadline>) -> Result<Vec<u8>> {
+        self.sign_alg_within(self.alg, message, deadline)
+    }
+
+    /// [`EcKey::sign_within`] with `alg` (one of [`EcKey::algs`]).
+    pub fn sign_alg_within(&self, alg: &str, message: &[u8], deadline: Option<super::http::Deadline>) -> Result<Vec<u8>> {
         match &self.signer {
-            Signer::Token(key) => key.sign_within(message, deadline),
-            _ => self.sign(message),
+            Signer::Token(key) if self.can_sign(alg) => key.sign_alg_within(alg, message, deadline),
+            _ => self.sign_alg(alg, message),
         }
     }
 
-    /// The raw public key (SEC1 uncompressed point, or the 32 Ed25519 bytes), for
-    /// verification in tests.
+    /// The raw public key (SEC1 uncompressed point, the 32 Ed25519 bytes, or for RSA the
+    /// PKCS#1 `RSAPublicKey` DER), for verification in tests.
     pub fn public_point(&self) -> &[u8] {
         match &self.signer {
             Signer::Ecdsa(pair) => pair.public_key().as_ref(),
+            Signer::Rsa(pair) => pair.public().as_ref(),
             Signer::Ed25519(pair) => pair.public_key().as_ref(),
             Signer::Token(key) => key.point(),
         }

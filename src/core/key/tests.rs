@@ -28,7 +28,7 @@ fn stored_public_points_are_used_and_checked() {
         let scalar = match &a.secret {
             Secret::P256(k) => k.to_bytes().to_vec(),
             Secret::P384(k) => k.to_bytes().to_vec(),
-            Secret::Ed25519(_) | Secret::InToken => unreachable!(),
+            Secret::Ed25519(_) | Secret::Rsa(_) | Secret::InToken => unreachable!(),
         };
         // With its own point: the same key; without a point: derived, the same key.
         let with = EcKey::from_any_format(&sec1_der(&scalar, oid, Some(a.public_point())), None).unwrap();
@@ -127,9 +127,10 @@ fn public_only_jwk_and_garbage_are_clear_errors() {
     assert!(e.message.contains("public key"), "{}", e.message);
     let e = EcKey::from_any_format(b"\x00\x01garbage", None).unwrap_err();
     assert_eq!(e.kind, ErrorKind::KeyFormat);
-    let e = EcKey::from_any_format(br#"{"kty":"RSA","n":"x","e":"AQAB","d":"x"}"#, None).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::KeyUnsupported);
-    assert!(e.message.contains("P-256") && e.message.contains("RFC 9449 allows RSA"), "{}", e.message);
+    // An RSA JWK without its CRT members is malformed (and says which members it needs).
+    let e = EcKey::from_any_format(br#"{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}"#, None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::KeyFormat);
+    assert!(e.message.contains("\"p\"") && e.message.contains("dp, dq and qi"), "{}", e.message);
 }
 
 #[test]
@@ -147,7 +148,107 @@ fn every_algorithm_generates_exports_reloads_and_signs() {
     let ed = EcKey::generate_alg("EdDSA").unwrap();
     let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, ed.public_point());
     pk.verify(b"m", &ed.sign(b"m").unwrap()).unwrap();
-    assert!(EcKey::generate_alg("RS256").is_err());
+    assert!(EcKey::generate_alg("HS256").is_err());
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+}
+
+/// Verifies an RS256 or PS256 signature with ring's verifier and the key's RSAPublicKey.
+fn rsa_verifies(k: &EcKey, alg: &str, msg: &[u8], sig: &[u8]) -> bool {
+    let v: &dyn ring::signature::VerificationAlgorithm =
+        if alg == "PS256" { &ring::signature::RSA_PSS_2048_8192_SHA256 } else { &ring::signature::RSA_PKCS1_2048_8192_SHA256 };
+    ring::signature::UnparsedPublicKey::new(v, k.public_point()).verify(msg, sig).is_ok()
+}
+
+#[test]
+fn rsa_keys_in_every_format_are_one_key_with_the_rfc7638_thumbprint() {
+    // rsa.jkt was computed by node's crypto from the same key (RFC 7638: e, kty, n).
+    let jkt = String::from_utf8(fixture("rsa.jkt")).unwrap().trim().to_string();
+    for (file, password) in [
+        ("rsa.pem", None),
+        ("rsa_pkcs1.pem", None),
+        ("rsa_pkcs1.der", None),
+        ("rsa_pkcs8.der", None),
+        ("rsa_pkcs8_enc.pem", Some("test-password")),
+        ("rsa.jwk", None),
+    ] {
+        let k = EcKey::from_any_format(&fixture(file), password).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(k.jkt(), jkt, "{file}");
+        assert_eq!(k.alg(), "RS256", "{file}");
+        assert_eq!(k.algs(), ["RS256", "PS256"], "{file}");
+        assert_eq!(k.rsa_bits(), Some(2048), "{file}");
+        let v: serde_json::Value = serde_json::from_str(k.public_jwk()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["e", "kty", "n"], "{file}");
+        for alg in ["RS256", "PS256"] {
+            let sig = k.sign_alg(alg, b"m").unwrap();
+            assert_eq!(sig.len(), 256, "{file} {alg}");
+            assert!(rsa_verifies(&k, alg, b"m", &sig), "{file} {alg}");
+        }
+        // PKCS#1 v1.5 is deterministic, PSS is salted: the two never verify as each other.
+        let rs = k.sign_alg("RS256", b"m").unwrap();
+        assert!(!rsa_verifies(&k, "PS256", b"m", &rs));
+        assert!(k.sign_alg("ES256", b"m").is_err());
+    }
+    let e = EcKey::from_any_format(&fixture("rsa_pkcs8_enc.pem"), None).unwrap_err();
+    assert!(e.message.contains("no password"), "{e}");
+}
+
+#[test]
+fn rsa_keys_export_reload_and_refuse_small_moduli() {
+    let k = EcKey::from_any_format(&fixture("rsa.pem"), None).unwrap();
+    let pem = k.to_pkcs8_pem().unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_eq!(EcKey::from_any_format(pem.as_bytes(), None).unwrap().jkt(), k.jkt());
+    let jwk = k.to_private_jwk().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&jwk).unwrap();
+    let theirs: serde_json::Value = serde_json::from_slice(&fixture("rsa.jwk")).unwrap();
+    for m in ["n", "e", "d", "p", "q", "dp", "dq", "qi"] {
+        assert_eq!(v[m], theirs[m], "{m}");
+    }
+    assert_eq!(EcKey::from_any_format(jwk.as_bytes(), None).unwrap().jkt(), k.jkt());
+    // A JWK whose n belongs to another key: refused, never a key with a wrong jkt.
+    let other = EcKey::from_any_format(&fixture("rsa4096.pem"), None).unwrap();
+    assert_eq!(other.rsa_bits(), Some(4096));
+    assert_eq!(other.sign_alg("PS256", b"m").unwrap().len(), 512);
+    let mut mixed = theirs.clone();
+    mixed["q"] = serde_json::from_str::<serde_json::Value>(&other.to_private_jwk().unwrap()).unwrap()["q"].clone();
+    assert!(EcKey::from_any_format(mixed.to_string().as_bytes(), None).is_err());
+    // 1024 bits: refused with the fix, in every format.
+    let small = EcKey::from_any_format(&fixture("rsa1024.pem"), None).unwrap_err();
+    assert_eq!(small.kind, ErrorKind::KeyUnsupported);
+    assert!(
+        small.message.contains("1024 bits") && small.message.contains("2048") && small.message.contains("keygen --alg PS256"),
+        "{small}"
+    );
+    // The public half alone is not a DPoP key.
+    let e = EcKey::from_any_format(k.public_jwk().as_bytes(), None).unwrap_err();
+    assert!(e.message.contains("public key"), "{e}");
+}
+
+#[test]
+fn generated_rsa_keys_prefer_their_algorithm() {
+    let ps = EcKey::generate_alg("PS256").unwrap();
+    assert_eq!((ps.alg(), ps.rsa_bits()), ("PS256", Some(rsa::DEFAULT_BITS)));
+    assert_eq!(ps.algs(), ["PS256", "RS256"]);
+    let sig = ps.sign(b"m").unwrap();
+    assert!(rsa_verifies(&ps, "PS256", b"m", &sig));
+    let offered = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(ps.choose_alg(Some(&offered(&["RS256", "PS256"]))), Some("PS256"));
+    assert_eq!(ps.choose_alg(Some(&offered(&["RS256", "ES256"]))), Some("RS256"));
+    assert_eq!(ps.choose_alg(Some(&offered(&["ES256"]))), None);
+    // Reloaded from PKCS#8, the key prefers RS256 (PKCS#8 does not say); from its JWK, which
+    // carries "alg": "PS256" (RFC 7517 §4.4), PS256 again.
+    let reloaded = EcKey::from_any_format(ps.to_pkcs8_pem().unwrap().as_bytes(), None).unwrap();
+    assert_eq!((reloaded.alg(), reloaded.jkt()), ("RS256", ps.jkt()));
+    let jwk = ps.to_private_jwk().unwrap();
+    assert!(jwk.contains(r#""alg":"PS256""#));
+    let reloaded = EcKey::from_any_format(jwk.as_bytes(), None).unwrap();
+    assert_eq!((reloaded.alg(), reloaded.jkt()), ("PS256", ps.jkt()));
+    assert!(!EcKey::generate_alg("RS256").unwrap().to_private_jwk().unwrap().contains("alg"));
+    assert!(EcKey::generate_rsa(1024, "RS256").unwrap_err().message.contains("1024 bits"));
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub struct Metadata {
     pub token_endpoint: Target,
     /// `dpop_signing_alg_values_supported`, when the server publishes it.
     pub dpop_algs: Option<Vec<String>>,
+    /// `token_endpoint_auth_signing_alg_values_supported` (private_key_jwt), when published.
+    pub auth_algs: Option<Vec<String>>,
 }
 
 /// (first URL tried, expected issuer, trust fingerprint of the transport).
@@ -42,7 +44,7 @@ static CACHE: LazyLock<BoundedLru<Key, (Instant, Arc<Metadata>)>> = LazyLock::ne
 });
 
 fn weigh(m: &Metadata) -> usize {
-    let algs = m.dpop_algs.as_ref().map_or(0, |a| a.iter().map(|s| s.len() + 24).sum());
+    let algs: usize = [&m.dpop_algs, &m.auth_algs].iter().map(|l| l.as_ref().map_or(0, |a| a.iter().map(|s| s.len() + 24).sum())).sum();
     256 + m.issuer.len() + 2 * m.token_endpoint.url.len() + algs
 }
 
@@ -146,11 +148,15 @@ fn parse(body: &[u8], url: &Target, issuer: Option<&str>) -> Result<Metadata> {
             shorten(&token_endpoint.url)
         )));
     }
-    let dpop_algs = v
-        .get("dpop_signing_alg_values_supported")
-        .and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect());
-    Ok(Metadata { issuer: found_issuer, token_endpoint, dpop_algs })
+    // At most 64 names each (a real server lists a dozen).
+    let list = |name: &str| -> Option<Vec<String>> {
+        v.get(name)
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(|s| shorten(s).to_string())).take(64).collect())
+    };
+    let dpop_algs = list("dpop_signing_alg_values_supported");
+    let auth_algs = list("token_endpoint_auth_signing_alg_values_supported");
+    Ok(Metadata { issuer: found_issuer, token_endpoint, dpop_algs, auth_algs })
 }
 
 /// RFC 8414 §3.3 / OIDC Discovery §4.3: the metadata must name exactly the issuer we asked

@@ -47,6 +47,8 @@ mod session;
 pub use session::*;
 mod sign;
 pub use sign::*;
+mod mechanism;
+mod workers;
 
 /// Environment variable naming the PKCS#11 module when the URI has no `module-path`. When it
 /// is set, it is also the only module a URI may name.

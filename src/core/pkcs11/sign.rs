@@ -35,23 +35,46 @@ impl Curve {
             Curve::P384 => DER_OID_P384,
         }
     }
+}
+
+/// What a token key is: EC on a curve, or RSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Ec(Curve),
+    Rsa,
+}
+
+impl TokenKind {
     pub(super) fn from_alg(alg: &str) -> Result<Self> {
         match alg {
-            "ES256" | "" => Ok(Curve::P256),
-            "ES384" => Ok(Curve::P384),
+            "ES256" | "" => Ok(TokenKind::Ec(Curve::P256)),
+            "ES384" => Ok(TokenKind::Ec(Curve::P384)),
+            "RS256" | "PS256" => Ok(TokenKind::Rsa),
             other => err(
                 ErrorKind::InvalidArgument,
-                format!("keys in a PKCS#11 token are ES256 (P-256) or ES384 (P-384), not '{}'", shorten(other)),
+                format!("keys in a PKCS#11 token are ES256 (P-256), ES384 (P-384) or RS256 / PS256 (RSA), not '{}'", shorten(other)),
             ),
         }
     }
 }
 
+/// What [`TokenKey::find_in`] found: the private key object, its kind, its public half
+/// (the EC point, or the RSA modulus and exponent) and the template that finds it again.
+pub(super) struct Found {
+    handle: ObjectHandle,
+    kind: TokenKind,
+    point: Vec<u8>,
+    rsa: Option<(Vec<u8>, Vec<u8>)>,
+    template: Vec<Attribute>,
+}
+
 /// A private key inside a token: signs there, never leaves it.
 pub struct TokenKey {
     pub(super) signer: Arc<KeySigner>,
-    /// Uncompressed SEC1 point, 0x04 || x || y.
+    /// Uncompressed SEC1 point, 0x04 || x || y (EC keys; empty for RSA).
     pub(super) point: Vec<u8>,
+    /// Modulus and public exponent, big-endian (RSA keys).
+    pub(super) rsa: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What signing needs, shared with the worker thread that signs for a call with a deadline
@@ -61,93 +84,18 @@ pub(super) struct KeySigner {
     pub(super) handle: Mutex<ObjectHandle>,
     /// Finds the key again when the token invalidates the handle.
     pub(super) template: Vec<Attribute>,
-    pub(super) curve: Curve,
+    pub(super) kind: TokenKind,
     pub(super) shown: String,
 }
 
 impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenKey").field("uri", &self.signer.shown).field("curve", &self.signer.curve).finish()
+        f.debug_struct("TokenKey").field("uri", &self.signer.shown).field("kind", &self.signer.kind).finish()
     }
 }
 
-/// Threads that sign for calls with a deadline: the calling thread waits for the answer
-/// until its deadline and then returns TIMEOUT, leaving a stalled token call to the
-/// worker, which finishes it (and gives the session back) whenever the token answers.
-/// Idle workers are reused (at most `MAX_IDLE`, each for `IDLE_FOR`), so a signature costs
-/// a hand-over, not a thread start. Workers are bounded by the signatures in progress:
-/// each holds one of a token's sessions or waits for one until its deadline.
-mod workers {
-    use std::panic::AssertUnwindSafe;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::mpsc::{self, Sender};
-    use std::time::Duration;
-
-    use super::{Error, ErrorKind, Result};
-
-    pub(super) type Job = Box<dyn FnOnce() + Send>;
-
-    const MAX_IDLE: usize = 16;
-    const IDLE_FOR: Duration = Duration::from_secs(30);
-    static IDLE: Mutex<Vec<(u64, Sender<Job>)>> = Mutex::new(Vec::new());
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-
-    fn idle() -> std::sync::MutexGuard<'static, Vec<(u64, Sender<Job>)>> {
-        IDLE.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `job` on an idle worker, or on a new one.
-    pub(super) fn run(mut job: Job) -> Result<()> {
-        loop {
-            let Some((_, tx)) = idle().pop() else { break };
-            match tx.send(job) {
-                Ok(()) => return Ok(()),
-                // That worker has just ended: the job comes back.
-                Err(mpsc::SendError(j)) => job = j,
-            }
-        }
-        std::thread::Builder::new()
-            .name("dpopkit-pkcs11".into())
-            .spawn(move || work(job))
-            .map(drop)
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start a PKCS#11 signing thread: {e}")))
-    }
-
-    fn work(first: Job) {
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel::<Job>();
-        let mut job = first;
-        loop {
-            // A panic in a job drops its answer channel: the caller gets an error, and the
-            // worker goes on.
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
-            {
-                let mut idle = idle();
-                if idle.len() >= MAX_IDLE {
-                    return;
-                }
-                idle.push((id, tx.clone()));
-            }
-            job = match rx.recv_timeout(IDLE_FOR) {
-                Ok(j) => j,
-                Err(_) => {
-                    let mut idle = idle();
-                    if let Some(i) = idle.iter().position(|(w, _)| *w == id) {
-                        idle.remove(i);
-                        return;
-                    }
-                    // Taken from the list meanwhile: its job is on the way.
-                    drop(idle);
-                    match rx.recv() {
-                        Ok(j) => j,
-                        Err(_) => return,
-                    }
-                }
-            };
-        }
-    }
-}
+use super::mechanism::{Mech, rsa_public};
+use super::workers;
 
 pub(super) fn ec_params_curve(params: &[u8]) -> Result<Curve> {
     match params {
@@ -251,9 +199,10 @@ pub(super) fn label_list(session: &Session, class: ObjectClass) -> String {
 }
 
 impl KeySigner {
-    /// CKM_ECDSA over `digest` with a pooled session; a closed session, a logout and a stale
-    /// object handle are each repaired once.
-    pub(super) fn sign_digest(&self, digest: &[u8], deadline: Option<&Deadline>) -> Result<Vec<u8>> {
+    /// `mech` over `input` (the digest for CKM_ECDSA, the message for the RSA mechanisms,
+    /// which hash inside the token) with a pooled session; a closed session, a logout and a
+    /// stale object handle are each repaired once.
+    fn sign_input(&self, mech: Mech, input: &[u8], deadline: Option<&Deadline>) -> Result<Vec<u8>> {
         let token = &self.token;
         let mut last = None;
         // A closed session, a logout and a stale object handle are each repaired once.
@@ -265,11 +214,18 @@ impl KeySigner {
             let seen = token.generation.load(Ordering::Acquire);
             let session = token.checkout(deadline)?;
             let handle = *self.handle.lock().unwrap_or_else(|e| e.into_inner());
-            match session.sign(&Mechanism::Ecdsa, handle, digest) {
+            match session.sign(&mech.mechanism(), handle, input) {
                 Ok(sig) => {
                     token.checkin(session);
-                    return raw_signature(sig, self.curve.field_len()).ok_or_else(|| {
-                        Error::new(ErrorKind::Internal, format!("{}: CKM_ECDSA returned a signature of an unexpected form", token.name))
+                    let sig = match self.kind {
+                        TokenKind::Ec(curve) => raw_signature(sig, curve.field_len()),
+                        TokenKind::Rsa => Some(sig),
+                    };
+                    return sig.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Internal,
+                            format!("{}: {} returned a signature of an unexpected form", token.name, mech.name()),
+                        )
                     });
                 }
                 Err(e) => match rv(&e) {
@@ -310,9 +266,14 @@ impl KeySigner {
                     }
                     Some(RvError::MechanismInvalid) => {
                         token.checkin(session);
+                        let what = match self.kind {
+                            TokenKind::Ec(curve) => curve.crv(),
+                            TokenKind::Rsa => "RSA",
+                        };
+                        let fix = if matches!(mech, Mech::Sha256RsaPss) { ": let the server take RS256, or use an EC key" } else { "" };
                         return err(
                             ErrorKind::KeyUnsupported,
-                            format!("{} does not offer CKM_ECDSA for {} keys", token.name, self.curve.crv()),
+                            format!("{} does not offer {} for {what} keys{fix}", token.name, mech.name()),
                         );
                     }
                     _ => {
@@ -343,19 +304,14 @@ impl TokenKey {
         let session = token.checkout(None)?;
         let result = Self::find_in(&token, &session, uri, &shown);
         token.checkin(session);
-        let (handle, curve, point, template) = result?;
-        let signer = Arc::new(KeySigner { token, handle: Mutex::new(handle), template, curve, shown });
-        let key = TokenKey { signer, point };
+        let Found { handle, kind, point, rsa, template } = result?;
+        let signer = Arc::new(KeySigner { token, handle: Mutex::new(handle), template, kind, shown });
+        let key = TokenKey { signer, point, rsa };
         key.self_test()?;
         Ok(key)
     }
 
-    pub(super) fn find_in(
-        token: &Token,
-        session: &Session,
-        uri: &Pkcs11Uri,
-        shown: &str,
-    ) -> Result<(ObjectHandle, Curve, Vec<u8>, Vec<Attribute>)> {
+    pub(super) fn find_in(token: &Token, session: &Session, uri: &Pkcs11Uri, shown: &str) -> Result<Found> {
         let template = key_template(uri, ObjectClass::PRIVATE_KEY);
         let found = session.find_objects(&template).map_err(|e| token.fail("cannot search for the key", &e))?;
         let handle = match found.as_slice() {
@@ -399,28 +355,27 @@ impl TokenKey {
                 _ => {}
             }
         }
-        match key_type {
-            Some(t) if t == KeyType::EC => {}
+        let is_rsa = match key_type {
+            Some(t) if t == KeyType::EC => false,
+            Some(t) if t == KeyType::RSA => true,
             Some(t) => {
-                let what = if t == KeyType::RSA {
-                    "an RSA key".to_string()
-                } else if t == KeyType::EC_EDWARDS {
-                    "an EdDSA key".to_string()
-                } else {
-                    format!("a key of type {t}")
-                };
+                let what = if t == KeyType::EC_EDWARDS { "an EdDSA key".to_string() } else { format!("a key of type {t}") };
                 return err(
                     ErrorKind::KeyUnsupported,
                     format!(
-                        "the token key '{shown}' is {what}: dpopkit signs DPoP proofs in a token with EC P-256 (ES256) \
-                         or P-384 (ES384) keys; create one with: dpopkit keygen --pkcs11 'URI'"
+                        "the token key '{shown}' is {what}: dpopkit signs DPoP proofs in a token with EC P-256 (ES256), \
+                         P-384 (ES384) or RSA (RS256, PS256) keys; create one with: dpopkit keygen --pkcs11 'URI'"
                     ),
                 );
             }
             None => return err(ErrorKind::KeyUnsupported, format!("the token does not say which type of key '{shown}' is")),
-        }
+        };
         if !can_sign {
             return err(ErrorKind::KeyUnsupported, format!("the token key '{shown}' may not sign (CKA_SIGN is false)"));
+        }
+        if is_rsa {
+            let rsa = rsa_public(token, session, handle, (&id, &label), shown)?;
+            return Ok(Found { handle, kind: TokenKind::Rsa, point: Vec::new(), rsa: Some(rsa), template });
         }
         let curve = ec_params_curve(&params.unwrap_or_default())?;
         // The public point: from the public key object with the same CKA_ID (or label),
@@ -453,7 +408,7 @@ impl TokenKey {
             );
         };
         let point = parse_ec_point(curve, &point)?;
-        Ok((handle, curve, point, template))
+        Ok(Found { handle, kind: TokenKind::Ec(curve), point, rsa: None, template })
     }
 
     /// One signature verified with the public key: catches a public key object that does
@@ -461,11 +416,19 @@ impl TokenKey {
     pub(super) fn self_test(&self) -> Result<()> {
         let msg = b"dpopkit pkcs11 self-test";
         let sig = self.sign(msg)?;
-        let alg: &dyn ring::signature::VerificationAlgorithm = match self.signer.curve {
-            Curve::P256 => &ring::signature::ECDSA_P256_SHA256_FIXED,
-            Curve::P384 => &ring::signature::ECDSA_P384_SHA384_FIXED,
+        let verified = match (self.signer.kind, &self.rsa) {
+            (TokenKind::Rsa, Some((n, e))) => {
+                ring::signature::RsaPublicKeyComponents { n, e }.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, msg, &sig)
+            }
+            (kind, _) => {
+                let alg: &dyn ring::signature::VerificationAlgorithm = match kind {
+                    TokenKind::Ec(Curve::P384) => &ring::signature::ECDSA_P384_SHA384_FIXED,
+                    _ => &ring::signature::ECDSA_P256_SHA256_FIXED,
+                };
+                ring::signature::UnparsedPublicKey::new(alg, &self.point).verify(msg, &sig)
+            }
         };
-        ring::signature::UnparsedPublicKey::new(alg, &self.point).verify(msg, &sig).map_err(|_| {
+        verified.map_err(|_| {
             Error::new(
                 ErrorKind::KeyFormat,
                 format!(
@@ -477,13 +440,26 @@ impl TokenKey {
         })
     }
 
+    /// The curve of an EC key (P-256 for an RSA key: see [`TokenKey::kind`]).
     pub fn curve(&self) -> Curve {
-        self.signer.curve
+        match self.signer.kind {
+            TokenKind::Ec(c) => c,
+            TokenKind::Rsa => Curve::P256,
+        }
     }
 
-    /// Uncompressed SEC1 public point.
+    pub fn kind(&self) -> TokenKind {
+        self.signer.kind
+    }
+
+    /// Uncompressed SEC1 public point (EC keys; empty for RSA).
     pub fn point(&self) -> &[u8] {
         &self.point
+    }
+
+    /// The modulus and public exponent of an RSA key, big-endian.
+    pub fn rsa_public(&self) -> Option<(&[u8], &[u8])> {
+        self.rsa.as_ref().map(|(n, e)| (n.as_slice(), e.as_slice()))
     }
 
     /// The URI without PIN, for texts.
@@ -510,10 +486,17 @@ impl TokenKey {
         (pool.idle.len(), pool.open)
     }
 
-    /// A JWS signature (r || s) of `message`: the digest is computed here, the ECDSA
-    /// operation (CKM_ECDSA) runs in the token. No deadline: for key loading and tests.
+    /// A JWS signature of `message`: for EC (r || s) the digest is computed here and the
+    /// ECDSA operation (CKM_ECDSA) runs in the token; an RSA key signs RS256
+    /// (CKM_SHA256_RSA_PKCS). No deadline: for key loading and tests.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.sign_within(message, None)
+    }
+
+    /// [`TokenKey::sign`] with `alg`: `PS256` makes an RSA key sign with
+    /// CKM_SHA256_RSA_PKCS_PSS (MGF1-SHA256, 32-byte salt); EC keys have one algorithm.
+    pub fn sign_alg(&self, alg: &str, message: &[u8]) -> Result<Vec<u8>> {
+        self.sign_alg_within(alg, message, None)
     }
 
     /// [`TokenKey::sign`] for a call that ends at `deadline`: the token is asked on a worker
@@ -521,17 +504,24 @@ impl TokenKey {
     /// (waiting for a free session included). A signature that comes after the deadline is
     /// dropped; its session goes back to the pool only when the token has answered.
     pub fn sign_within(&self, message: &[u8], deadline: Option<Deadline>) -> Result<Vec<u8>> {
-        let digest: Vec<u8> = match self.signer.curve {
-            Curve::P256 => sha2::Sha256::digest(message).to_vec(),
-            Curve::P384 => sha2::Sha384::digest(message).to_vec(),
+        self.sign_alg_within("RS256", message, deadline)
+    }
+
+    /// [`TokenKey::sign_within`] with `alg` (see [`TokenKey::sign_alg`]).
+    pub fn sign_alg_within(&self, alg: &str, message: &[u8], deadline: Option<Deadline>) -> Result<Vec<u8>> {
+        let mech = Mech::for_alg(self.signer.kind, alg);
+        let digest: Vec<u8> = match self.signer.kind {
+            TokenKind::Ec(Curve::P256) => sha2::Sha256::digest(message).to_vec(),
+            TokenKind::Ec(Curve::P384) => sha2::Sha384::digest(message).to_vec(),
+            TokenKind::Rsa => message.to_vec(),
         };
-        let Some(deadline) = deadline else { return self.signer.sign_digest(&digest, None) };
+        let Some(deadline) = deadline else { return self.signer.sign_input(mech, &digest, None) };
         let doing = || format!(" while {} was signing the DPoP proof or assertion (it did not answer in time)", self.signer.token.name);
         deadline.check(doing)?;
         let (tx, rx) = mpsc::sync_channel(1);
         let signer = self.signer.clone();
         workers::run(Box::new(move || {
-            let _ = tx.send(signer.sign_digest(&digest, Some(&deadline)));
+            let _ = tx.send(signer.sign_input(mech, &digest, Some(&deadline)));
         }))?;
         match rx.recv_timeout(deadline.remaining().max(Duration::from_millis(1))) {
             Ok(result) => result,
@@ -545,7 +535,7 @@ impl TokenKey {
     /// with `object=` (required) and `id=` (else 16 random bytes), then opens it. Refuses
     /// when a key with that label or id already exists.
     pub fn generate(uri_text: &str, password: Option<&str>, alg: &str) -> Result<Self> {
-        let curve = Curve::from_alg(alg)?;
+        let kind = TokenKind::from_alg(alg)?;
         let mut uri = Pkcs11Uri::parse(uri_text)?;
         let Some(label) = uri.object.clone().filter(|o| !o.is_empty()) else {
             return err(ErrorKind::InvalidArgument, "a new token key needs a name: add object=NAME to the URI");
@@ -583,14 +573,21 @@ impl TokenKey {
             }
         }
         let label = label.into_bytes();
-        let public = [
+        let (mechanism, shape, what) = match kind {
+            TokenKind::Ec(curve) => (Mechanism::EccKeyPairGen, Attribute::EcParams(curve.der_oid().to_vec()), curve.crv()),
+            TokenKind::Rsa => (Mechanism::RsaPkcsKeyPairGen, Attribute::ModulusBits(2048.into()), "RSA 2048"),
+        };
+        let mut public = vec![
             Attribute::Token(true),
             Attribute::Private(false),
             Attribute::Verify(true),
-            Attribute::EcParams(curve.der_oid().to_vec()),
+            shape,
             Attribute::Label(label.clone()),
             Attribute::Id(id.clone()),
         ];
+        if kind == TokenKind::Rsa {
+            public.push(Attribute::PublicExponent(vec![1, 0, 1]));
+        }
         let private = [
             Attribute::Token(true),
             Attribute::Private(true),
@@ -601,8 +598,8 @@ impl TokenKey {
             Attribute::Id(id.clone()),
         ];
         session
-            .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
-            .map_err(|e| token.fail(&format!("cannot create a {} key pair", curve.crv()), &e))?;
+            .generate_key_pair(&mechanism, &public, &private)
+            .map_err(|e| token.fail(&format!("cannot create a {what} key pair"), &e))?;
         drop(session);
         uri.id = Some(id);
         Self::find(token, &uri)

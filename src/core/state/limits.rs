@@ -30,6 +30,9 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub const NONCE_ENTRIES: usize = 4096;
 pub const NONCE_BYTES: usize = 4 << 20;
 pub const NONCE_LENGTH: usize = 4096;
+/// Proof algorithms learnt from servers' challenges (dpop/algs.rs): (origin, role, key).
+pub const ALG_CHOICE_ENTRIES: usize = 4096;
+pub const ALG_CHOICE_BYTES: usize = 1 << 20;
 
 // --- http/clock: the servers' clocks (Date header) -------------------------------------
 /// Origins whose clock offset is kept, and their bytes in all.

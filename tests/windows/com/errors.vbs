@@ -1,5 +1,5 @@
 ' The error paths a T-SQL caller meets, late-bound as sp_OA* calls them:
-'  - a missing key file and an RSA key: LoadAnyFormatFile returns 0 and LastErrorText names
+'  - a missing key file and a 1024-bit RSA key: LoadAnyFormatFile returns 0 and LastErrorText names
 '    the problem;
 '  - a dead token endpoint: QuickGetStr gives "", LastMethodSuccess 0, LastStatus 0 and a
 '    text that says why and holds no secret (nor does any raised error);
@@ -54,7 +54,7 @@ Check key.LastErrorCode <> 0, "and a code (" & key.LastErrorCode & ")"
 r = key.LoadAnyFormatFile(rsaKey, "")
 t = key.LastErrorText
 WScript.Echo "RSA key: " & t
-Check r = 0, "an RSA key: LoadAnyFormatFile = 0"
+Check r = 0, "a 1024-bit RSA key: LoadAnyFormatFile = 0"
 Check InStr(t, "RSA") > 0, "its LastErrorText says RSA"
 
 r = key.LoadAnyFormatFile(goodKey)

@@ -3,28 +3,41 @@
 
 use super::*;
 
-/// The token endpoint to use, given or discovered; discovery also checks that the server
-/// accepts the key's algorithm for DPoP.
-pub(super) fn resolve_endpoint(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<(Target, Option<String>)> {
+/// The endpoint the token request goes to, and what the server's metadata says.
+pub(super) struct Endpoint {
+    pub target: Target,
+    pub issuer: Option<String>,
+    pub meta: Option<Arc<discovery::Metadata>>,
+}
+
+/// The token endpoint to use, given or discovered; discovery also checks, before any
+/// request, that the server accepts an algorithm the DPoP key signs (and, for
+/// private_key_jwt, one the assertion key signs).
+pub(super) fn resolve_endpoint(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<Endpoint> {
     if let Some(t) = &cfg.token_endpoint {
-        return Ok((t.clone(), cfg.issuer.clone()));
+        return Ok(Endpoint { target: t.clone(), issuer: cfg.issuer.clone(), meta: None });
     }
     let meta = discovery::discover(cfg.issuer.as_deref(), cfg.metadata_url.as_ref(), ctx.transport, ctx.log)?;
+    let who = format!("the authorization server {}", meta.issuer);
     if let Some(algs) = &meta.dpop_algs {
-        if !algs.iter().any(|a| a == key.alg()) {
-            return Err(Error::new(
-                ErrorKind::DpopProof,
-                format!(
-                    "the authorization server {} accepts DPoP proofs signed with {} only (dpop_signing_alg_values_supported), \
-                     but the DPoP key is {}: load or generate a key for one of those algorithms",
-                    meta.issuer,
-                    algs.join(", "),
-                    key.alg()
-                ),
-            ));
+        if key.choose_alg(Some(algs)).is_none() {
+            return Err(key.alg_refusal(&who, algs, "dpop_signing_alg_values_supported", "DPoP proofs"));
         }
     }
-    Ok((meta.token_endpoint.clone(), Some(meta.issuer.clone())))
+    if cfg.client_auth == ClientAuth::PrivateKeyJwt {
+        assertion_alg(ctx.assertion_key.unwrap_or(key), Some(&meta))?;
+    }
+    Ok(Endpoint { target: meta.token_endpoint.clone(), issuer: Some(meta.issuer.clone()), meta: Some(meta) })
+}
+
+/// The algorithm of a private_key_jwt assertion signed by `key`: one the server lists in
+/// `token_endpoint_auth_signing_alg_values_supported`, else the key's preferred one.
+fn assertion_alg(key: &EcKey, meta: Option<&discovery::Metadata>) -> Result<&'static str> {
+    let offered = meta.and_then(|m| m.auth_algs.as_deref());
+    key.choose_alg(offered).ok_or_else(|| {
+        let who = format!("the authorization server {}", meta.map_or("", |m| m.issuer.as_str()));
+        key.alg_refusal(&who, offered.unwrap_or_default(), "token_endpoint_auth_signing_alg_values_supported", "client assertions")
+    })
 }
 
 /// Refuses to send credentials in clear: `target` (where the client secret or assertion,
@@ -88,7 +101,7 @@ pub(super) fn fetch_token(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>)
 /// One client_credentials token request, with one retry when the server asks for a nonce
 /// and one when it refuses the proof while its clock differs from ours.
 pub(super) fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>) -> Result<AccessToken> {
-    let (endpoint, issuer) = resolve_endpoint(cfg, key, ctx)?;
+    let Endpoint { target: endpoint, issuer, meta } = resolve_endpoint(cfg, key, ctx)?;
     let endpoint = &endpoint;
     // Checked again here: a discovered endpoint was not known when the AuthToken was set.
     let what = if cfg.token_endpoint.is_some() { "the token endpoint" } else { "the discovered token endpoint" };
@@ -105,6 +118,7 @@ pub(super) fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext
         role: nonce::Role::AuthorizationServer,
         origin: &endpoint.origin,
         who: &who,
+        algs: meta.as_ref().and_then(|m| m.dpop_algs.as_deref()),
         refusal: |resp| if resp.is_success() { None } else { proof_error(resp) },
         clock_skew_correction: cfg.clock_skew_correction,
         max_clock_skew: cfg.max_clock_skew,
@@ -112,7 +126,7 @@ pub(super) fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext
     };
     let mut requested = Instant::now();
     let answer = exchange(&server, key, ctx.transport.deadline(), &mut Retries::default(), |attempt| {
-        let body = token_request_body(cfg, key, ctx, &assertion_aud, attempt.iat)?;
+        let body = token_request_body(cfg, key, ctx, (&assertion_aud, meta.as_deref()), attempt.iat)?;
         let mut headers = vec![
             ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
             ("Accept".to_string(), "application/json".to_string()),
@@ -141,10 +155,18 @@ pub(super) fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext
 
 /// The form body of one token request; a private_key_jwt assertion is new (new `jti`) on
 /// every attempt, dated `iat`: servers refuse a replayed one.
-fn token_request_body(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext<'_>, assertion_aud: &str, iat: i64) -> Result<Zeroizing<String>> {
+fn token_request_body(
+    cfg: &AuthConfig,
+    key: &EcKey,
+    ctx: &FetchContext<'_>,
+    (assertion_aud, meta): (&str, Option<&discovery::Metadata>),
+    iat: i64,
+) -> Result<Zeroizing<String>> {
+    let assertion_key = ctx.assertion_key.unwrap_or(key);
     let assertion = match cfg.client_auth {
         ClientAuth::PrivateKeyJwt => Some(Zeroizing::new(client_assertion(
-            ctx.assertion_key.unwrap_or(key),
+            assertion_key,
+            assertion_alg(assertion_key, meta)?,
             &cfg.client_id,
             assertion_aud,
             cfg.assertion_kid.as_deref(),
@@ -249,8 +271,14 @@ fn token_endpoint_error(
         // some say no more than "invalid_dpop_proof" when they see another algorithm.
         msg.push_str(&format!(
             "; the DPoP key is {}, and the server may accept ES256 only: sign with an EC P-256 (ES256) key, \
-             e.g. `dpopkit keygen --alg ES256 --out dpop.pem` or dpopkit_key_generate_alg(key, \"ES256\")",
-            key.alg()
+             e.g. `dpopkit keygen --alg ES256 --out dpop.pem` or dpopkit_key_generate_alg(key, \"ES256\"){}",
+            key.describe(),
+            if cfg.token_endpoint.is_some() {
+                "; or set \"issuer\" in the AuthToken instead of \"token_endpoint\": dpopkit then signs with an \
+                 algorithm the server's metadata lists (dpop_signing_alg_values_supported), or says which key to make"
+            } else {
+                ""
+            }
         ));
     }
     // A refused proof is the DPoP proof error whatever the cause the text names.
