@@ -42,11 +42,8 @@ pub fn call_scope() -> CallScope {
         c.depth == 1
     });
     if outermost {
-        let later = Later::live();
-        if !later.is_empty() {
-            let mut set = Secrets::default();
-            set.values.extend(later);
-            CALL.with(|c| c.borrow_mut().secrets = Some(std::rc::Rc::new(set)));
+        if let Some(later) = Later::layer() {
+            CALL.with(|c| c.borrow_mut().secrets = Some(std::rc::Rc::new(Secrets::on(later))));
         }
     }
     CallScope { _not_send: std::marker::PhantomData }
@@ -116,8 +113,10 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
             if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization") {
                 s.add_token(value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim()));
             } else if name.eq_ignore_ascii_case("dpop") {
-                s.add_token(value);
-                remember_proof_for_later(value, Later::proof_until());
+                // One value for this call and for later ones: its forms are made once.
+                let proof = Value::new(value, Kind::Token);
+                s.push_value(&proof);
+                keep_proof(proof, Later::proof_until());
             } else if is_credential_header(name) {
                 s.add_token(value);
                 // A cookie header holds `name=value` pairs: each value on its own too.
@@ -176,22 +175,60 @@ pub(super) static LATER_TOKENS: std::sync::LazyLock<LaterMap> =
 pub(super) static LATER_PROOFS: std::sync::LazyLock<LaterMap> =
     std::sync::LazyLock::new(|| LaterMap::new(MAX_LATER_PROOFS, MAX_LATER_BYTES, later_weight, crate::core::state::never_in_use));
 
+/// Bumped after every change of the kept values (kept, dropped, forgotten): the shared
+/// layer made from them ([`Later::layer`]) is made again when it differs.
+pub(super) static LATER_CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The kept values as one shared layer of secrets (with its own automaton for long texts),
+/// the change it was made at, and until when none of its values expires.
+struct LaterLayer {
+    change: u64,
+    until: std::time::Instant,
+    set: Option<std::sync::Arc<Secrets>>,
+}
+
+static LATER_LAYER: std::sync::RwLock<Option<LaterLayer>> = std::sync::RwLock::new(None);
+
+fn changed() {
+    LATER_CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
 impl Later {
     pub(super) fn proof_until() -> std::time::Instant {
         std::time::Instant::now() + PROOF_KEPT_FOR
     }
 
-    /// The values not yet expired, for a new call's secret set (clones that share forms).
-    pub(super) fn live() -> Vec<Value> {
+    /// The values not yet expired, for a new call's secret set: one layer shared by every
+    /// call (not a copy per call), made again only after the kept values change or one of
+    /// them expires. A value kept before a call starts is always in the layer it gets: the
+    /// change is counted after the value is in its map, and the layer is made after the
+    /// count is read.
+    pub(super) fn layer() -> Option<std::sync::Arc<Secrets>> {
+        use std::sync::atomic::Ordering;
+        let change = LATER_CHANGES.load(Ordering::Acquire);
         let now = std::time::Instant::now();
-        let mut out = Vec::new();
+        if let Some(l) = LATER_LAYER.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if l.change == change && now < l.until {
+                return l.set.clone();
+            }
+        }
+        let mut values = Vec::new();
+        let mut until = now + PROOF_KEPT_FOR;
         for map in [&*LATER_TOKENS, &*LATER_PROOFS] {
             if map.is_empty() {
                 continue;
             }
-            out.extend(map.values().into_iter().filter(|l| l.until > now).map(|l| l.value.clone()));
+            for l in map.values().into_iter().filter(|l| l.until > now) {
+                until = until.min(l.until);
+                values.push(l.value.clone());
+            }
         }
-        out
+        let set = (!values.is_empty()).then(|| std::sync::Arc::new(Secrets { values, ..Secrets::default() }));
+        let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
+        if stored.as_ref().is_none_or(|s| s.change <= change) {
+            *stored = Some(LaterLayer { change, until, set: set.clone() });
+        }
+        set
     }
 }
 
@@ -210,9 +247,28 @@ pub(super) fn remember_for_later(map: &LaterMap, value: &str, until: std::time::
     if map.with(&key, |l| l.until >= until).unwrap_or(false) {
         return; // kept already, as long
     }
+    keep(map, key, Value::new(value, Kind::Token), until);
+}
+
+fn keep(map: &LaterMap, key: [u8; 32], value: Value, until: std::time::Instant) {
+    let now = std::time::Instant::now();
     map.retain(|l| l.until > now);
-    let value = Value { raw: Zeroizing::new(value.to_string()), kind: Kind::Token, forms: Default::default() };
     map.insert(key, std::sync::Arc::new(Later { value, until }));
+    changed();
+}
+
+/// A DPoP proof or an assertion sent now, kept as `remember_for_later` keeps a value, but
+/// under a key of its own: each is new (a fresh `jti`), so there is nothing to look up and
+/// no hash of it to make.
+fn keep_proof(value: Value, until: std::time::Instant) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if value.raw.len() < WHOLE_WORD_BELOW || value.raw.len() > 16 << 10 || until <= std::time::Instant::now() {
+        return;
+    }
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+    key[8] = 1; // never the salted hash of a value (those are in this map too, from `remember_proof_for_later`)
+    keep(&LATER_PROOFS, key, value, until);
 }
 
 /// An access token, until it expires (plus [`EXPIRY_LEEWAY`]): renewed, it may still be
@@ -232,6 +288,7 @@ pub fn remember_proof_for_later(value: &str, until: std::time::Instant) {
 pub fn forget_later() {
     LATER_TOKENS.clear();
     LATER_PROOFS.clear();
+    changed();
 }
 
 /// How many values are kept for later calls (tokens, proofs): for tests.

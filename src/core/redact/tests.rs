@@ -437,3 +437,63 @@ fn re_entering_the_call_scope_never_fails_open() {
     });
     assert_eq!(scrub("outer-secret-value inner-secret-value nested-secret-value", &[]), "**** **** ****");
 }
+
+#[test]
+fn calls_share_one_layer_of_earlier_values_made_again_after_each_change() {
+    use std::time::{Duration, Instant};
+    let token = "layered-token-value-0123456789";
+    remember_token_for_later(token, Instant::now() + Duration::from_secs(3600));
+    let layer = || {
+        let _call = call_scope();
+        with_call(|s| s.base.clone()).expect("a call starts on the layer of kept values")
+    };
+    // Unchanged (tests on other threads may keep values meanwhile: then it is made again).
+    for _ in 0..100 {
+        let before = LATER_CHANGES.load(std::sync::atomic::Ordering::Acquire);
+        let (a, b) = (layer(), layer());
+        if LATER_CHANGES.load(std::sync::atomic::Ordering::Acquire) == before {
+            assert!(std::sync::Arc::ptr_eq(&a, &b), "unchanged: one layer for every call");
+            break;
+        }
+    }
+    // A proof sent in a call is in the layer of every call that starts after it.
+    let proof = "eyJhbGciOiJFUzI1NiJ9.eyJsYXllcmVkIjoxfQ.layered-proof-signature";
+    {
+        let _call = call_scope();
+        remember_request_headers(&[("DPoP".into(), proof.into())]);
+    }
+    let masked = std::thread::spawn(move || {
+        let _call = call_scope();
+        scrub(&format!("{token} {proof} {}", URL_SAFE_NO_PAD.encode(proof)), &[])
+    })
+    .join()
+    .unwrap();
+    assert_eq!(masked, "**** **** ****");
+    // The call's own values and the layer's are masked together, in one text, also
+    // where they overlap or touch.
+    {
+        let _call = call_scope();
+        remember(|s| s.add_token("call-own-token-abcdefgh"));
+        assert_eq!(scrub_for_call(&format!("x{token}call-own-token-abcdefgh y")), "x******** y");
+        assert_eq!(scrub_for_call(&format!("{}call-own-token-abcdefgh", &token[..20])), format!("{}****", &token[..20]));
+    }
+}
+
+#[test]
+fn a_shared_client_secret_masks_what_add_client_secret_does() {
+    let (id, secret) = ("client.id", "s3cr3t/+ value&more");
+    let mut own = Secrets::new();
+    own.add_client_secret(id, secret);
+    let mut shared = Secrets::new();
+    let s = SharedSecret::client_secret(id, secret);
+    shared.add_shared(&s);
+    assert_eq!(format!("{s:?}"), "SharedSecret(****)");
+    let basic =
+        STANDARD_NO_PAD.encode(format!("{id}:{}", secret.replace('/', "%2F").replace('+', "%2B").replace(' ', "+").replace('&', "%26")));
+    let text = format!("a {secret} b {basic} c {} d", STANDARD_NO_PAD.encode(secret));
+    assert_eq!(shared.scrub(&text), own.scrub(&text));
+    assert!(!shared.scrub(&text).contains(secret) && shared.scrub(&text).matches(MASK).count() >= 2, "{}", shared.scrub(&text));
+    // `add` of a value held as a client secret (the session log's list) adds no copy.
+    shared.add(secret);
+    assert_eq!(shared.values.len(), 1);
+}
