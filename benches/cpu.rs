@@ -4,8 +4,11 @@
 //! handle (the seed's AuthToken, token cached), through the C ABI against the local
 //! keep-alive server; one raw ES256 signature with ring; and what DPoP adds, in signatures:
 //! `(dpop - plain) / signature`. The same with the session log on, and for the seed's
-//! per-call pattern (a new key from a file, JsonObject and Http object per GET). Every
-//! round runs every variant once, in a rotated order, and the ratios are taken per round.
+//! per-call pattern (a new key from a file, JsonObject and Http object per GET). The
+//! variants take turns block by block (a handle is used many times in a row, as a program
+//! does), each call timed on its own, so that a preemption or a core wake-up spoils one
+//! sample, not the block: per round the median call of each variant, and the ratios of
+//! those medians.
 //! Then the thread scaling: 4 threads sharing one DPoP handle against `/slow` (the server
 //! waits 2 ms) against one thread.
 //!
@@ -71,6 +74,7 @@ fn ring_key() -> (EcdsaKeyPair, Vec<u8>) {
 struct Setup {
     url: CString,
     slow: CString,
+    big: CString,
     plain: i64,
     dpop: i64,
     plain_log: i64,
@@ -82,12 +86,27 @@ struct Setup {
     rng: SystemRandom,
 }
 
-const VARIANTS: [&str; 6] = ["sign", "plain", "dpop", "plain-log", "dpop-log", "per-call"];
+const VARIANTS: [&str; 7] = ["sign", "sign-after-get", "plain", "dpop", "plain-log", "dpop-log", "per-call"];
 
 impl Setup {
+    /// The thread CPU (ns) of one call of `variant`; "sign-after-get" makes a plain GET
+    /// first, untimed, and times the signature alone (with the caches as a request leaves
+    /// them, as for the signature inside a DPoP request).
+    fn timed(&self, variant: &str) -> u64 {
+        if variant == "sign-after-get" {
+            self.run("plain");
+            let t0 = thread_cpu_ns();
+            self.run("sign");
+            return thread_cpu_ns() - t0;
+        }
+        let t0 = thread_cpu_ns();
+        self.run(variant);
+        thread_cpu_ns() - t0
+    }
+
     fn run(&self, variant: &str) {
         match variant {
-            "sign" => {
+            "sign" | "sign-after-get" => {
                 std::hint::black_box(self.ring.sign(&self.rng, std::hint::black_box(&self.message)).unwrap());
             }
             "plain" => assert_eq!(c::get(self.plain, &self.url), API_BODY.len()),
@@ -95,6 +114,9 @@ impl Setup {
             "plain-log" => assert_eq!(c::get(self.plain_log, &self.url), API_BODY.len()),
             "dpop-log" => assert_eq!(c::get(self.dpop_log, &self.url), API_BODY.len()),
             "per-call" => assert_eq!(c::per_call_get(&self.url, &self.key_file, &self.auth, None), API_BODY.len()),
+            // A 1 MiB response (masked for every form of every secret of the call).
+            "plain-big" => assert_eq!(c::get(self.plain, &self.big), common::BIG_SIZE),
+            "dpop-big" => assert_eq!(c::get(self.dpop, &self.big), common::BIG_SIZE),
             other => panic!("unknown variant {other} (one of {VARIANTS:?})"),
         }
     }
@@ -131,7 +153,7 @@ fn throughput(handle: i64, url: &CStr, threads: usize, total: usize) -> f64 {
 fn main() {
     let quick = quick_mode();
     let args: Vec<String> = std::env::args().collect();
-    let (rounds, block, warm, slow_total, slow_rounds) = if quick { (2, 3, 2, 8, 1) } else { (21, 400, 300, 400, 7) };
+    let (rounds, block, warm, slow_total, slow_rounds) = if quick { (2, 3, 2, 8, 1) } else { (151, 30, 300, 400, 7) };
     let server = LocalServer::start();
     let auth_json = server.auth_token();
     let key = c::key_from_fixture("ec_pkcs8.pem");
@@ -146,6 +168,7 @@ fn main() {
     let s = Setup {
         url: c::cs(&server.url("/api/items")),
         slow: c::cs(&server.url("/slow")),
+        big: c::cs(&server.url("/big")),
         plain: c::http(None, None),
         dpop: c::http(Some(key), Some(&auth_json)),
         plain_log: with_log(c::http(None, None), "plain.log"),
@@ -188,18 +211,27 @@ fn main() {
         if quick { " -- QUICK MODE (sanity only, figures meaningless)" } else { "" }
     );
     println!("{}", common::machine());
-    println!("-- {rounds} rounds; each runs every variant {block} times, in a rotated order; ratios per round");
+    println!(
+        "-- {rounds} rounds; each runs every variant {block} times in a row (variants in a rotated order), each call timed on \
+         its own; per round the median call of each variant; figures: the median over rounds (min - max)"
+    );
     let mut us: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut samples = Vec::with_capacity(block);
     for round in 0..rounds {
         for k in 0..VARIANTS.len() {
             let v = (round + k) % VARIANTS.len();
-            us[v].push(cpu_per_call(block, || s.run(VARIANTS[v])));
+            samples.clear();
+            for _ in 0..block {
+                samples.push(s.timed(VARIANTS[v]) as f64 / 1000.0);
+            }
+            us[v].push(stats(&samples).median);
         }
     }
     let at = |name: &str| &us[VARIANTS.iter().position(|v| *v == name).unwrap()];
     let per_round = |f: &dyn Fn(usize) -> f64| stats(&(0..rounds).map(f).collect::<Vec<_>>());
     let labels = [
         ("sign", "one raw ES256 signature (ring)"),
+        ("sign-after-get", "the same, right after a plain GET"),
         ("plain", "GET, no auth, reused handle"),
         ("dpop", "GET, DPoP, reused handle"),
         ("plain-log", "GET, no auth, session log on"),
@@ -214,9 +246,25 @@ fn main() {
     let minus = |a: &str, b: &str| per_round(&|r| at(a)[r] - at(b)[r]);
     println!("  DPoP - plain                             {}", fmt(&minus("dpop", "plain"), " µs"));
     println!("  DPoP - plain, in signatures              {}   goal <= 1.3", fmt(&over("dpop", "plain"), ""));
+    let cold = at("sign-after-get");
+    println!("  DPoP - plain, in signatures after a GET  {}", fmt(&per_round(&|r| (at("dpop")[r] - at("plain")[r]) / cold[r]), ""));
     println!("  DPoP - plain, session log on, signatures {}", fmt(&over("dpop-log", "plain-log"), ""));
     println!("  per-call DPoP - plain, in signatures     {}", fmt(&over("per-call", "plain"), ""));
     println!("  session log on - off, DPoP               {}", fmt(&minus("dpop-log", "dpop"), " µs"));
+
+    // A 1 MiB response: masked for every form of every secret the call knows (its own and
+    // those of earlier calls), which is where the masking's automaton is made and used.
+    let (big_rounds, big_block) = if quick { (1, 1) } else { (7, 5) };
+    let (mut pb, mut db) = (Vec::new(), Vec::new());
+    for round in 0..big_rounds {
+        for v in if round % 2 == 0 { ["plain-big", "dpop-big"] } else { ["dpop-big", "plain-big"] } {
+            let x: Vec<f64> = (0..big_block).map(|_| s.timed(v) as f64 / 1000.0).collect();
+            if v == "plain-big" { pb.push(stats(&x).median) } else { db.push(stats(&x).median) }
+        }
+    }
+    println!("-- a 1 MiB response, {big_rounds} rounds x {big_block}");
+    println!("  GET, no auth                             {}", fmt(&stats(&pb), " µs"));
+    println!("  GET, DPoP                                {}", fmt(&stats(&db), " µs"));
 
     println!("-- threads sharing one handle, server waits 2 ms (/slow), {slow_rounds} rounds x {slow_total} requests");
     for (name, h) in [("plain", s.plain), ("DPoP", s.dpop)] {

@@ -172,13 +172,19 @@ fn values_of_earlier_calls_are_masked_later_bounded_and_expire() {
     assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.as_str() != brief), "expired: dropped");
     remember_for_later(&LATER_TOKENS, "past-token-value-0123456789", Instant::now());
     assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.as_str() != "past-token-value-0123456789"));
-    // Bounded: the most recent proofs are kept, the oldest go.
-    for i in 0..MAX_LATER_PROOFS + 10 {
+    // Bounded: the most recent proofs are kept (at least MAX_LATER_PROOFS, by chunks), the
+    // oldest go.
+    let n = MAX_LATER_PROOFS + 2 * PROOF_CHUNK as usize + 1;
+    for i in 0..n {
         remember_proof_for_later(&format!("eyJ0.eyJ{i}.bounded-proof-{i:04}"), Instant::now() + PROOF_KEPT_FOR);
     }
     let kept: Vec<String> = LATER_PROOFS.values().iter().map(|l| l.value.raw.to_string()).collect();
-    assert!(kept.len() <= MAX_LATER_PROOFS && LATER_PROOFS.bytes() <= MAX_LATER_BYTES, "{}", kept.len());
-    assert!(kept.iter().any(|k| k.ends_with(&format!("{:04}", MAX_LATER_PROOFS + 9))) && !kept.iter().any(|k| k.ends_with("-0000")));
+    let bound = MAX_LATER_PROOFS + PROOF_CHUNK as usize;
+    assert!(kept.len() <= bound && LATER_PROOFS.bytes() <= MAX_LATER_BYTES, "{}", kept.len());
+    for i in n - MAX_LATER_PROOFS..n {
+        assert!(kept.iter().any(|k| k.ends_with(&format!("-{i:04}"))), "the {MAX_LATER_PROOFS} most recent are kept: {i}");
+    }
+    assert!(!kept.iter().any(|k| k.ends_with("-0000")));
     // Too long (or too short) values are not kept.
     remember_token_for_later(&"x".repeat(17 << 10), Instant::now() + Duration::from_secs(60));
     assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.len() <= 16 << 10));
