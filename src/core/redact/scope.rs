@@ -147,9 +147,9 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
 /// Access tokens kept for later: at most this many (in a map of their own, so that a
 /// burst of proofs never pushes out a valid token).
 pub const MAX_LATER_TOKENS: usize = crate::core::state::limits::LATER_TOKENS;
-/// DPoP proofs and client assertions kept for later: the most recent this many. Every
-/// text a call masks is searched for each kept value, so the bound is also what the
-/// masking of later calls costs at most (a few more substring searches per text).
+/// DPoP proofs and client assertions kept for later: at least the most recent this many
+/// (up to [`PROOF_CHUNK`] more: they go by chunks). Every text a call masks is searched
+/// for each kept value, so the bound is also what the masking of later calls costs at most.
 pub const MAX_LATER_PROOFS: usize = crate::core::state::limits::LATER_PROOFS;
 /// Bytes of kept values, per map (the forms a value is echoed in come on top, bounded by
 /// a small multiple of it).
@@ -172,7 +172,7 @@ pub(super) struct Later {
 /// Proofs are kept for later in chunks of this many, in the order they are sent, and go a
 /// whole chunk at a time: when a chunk is the third newest, or when the newest proof in
 /// it has expired. So at least the [`MAX_LATER_PROOFS`] most recent proofs are kept (up
-/// to `PROOF_CHUNK - 1` more), and what every call masks changes in two parts: the proofs
+/// to `PROOF_CHUNK` more), and what every call masks changes in two parts: the proofs
 /// of the chunk being filled, and, once per chunk, the rest ([`Later::layer`]).
 pub const PROOF_CHUNK: u64 = (MAX_LATER_PROOFS as u64).div_ceil(2);
 
@@ -205,6 +205,8 @@ struct LaterLayer {
     stable: StableKey,
     layer: Option<std::sync::Arc<Secrets>>,
     recent: std::sync::Arc<Vec<Value>>,
+    /// The chunk `recent` is of.
+    filling: u64,
 }
 
 /// What the shared layer of [`LaterLayer`] was made of.
@@ -303,7 +305,7 @@ impl Later {
         let recent = std::sync::Arc::new(filling.iter().map(|l| l.value.clone()).collect::<Vec<_>>());
         let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
         if stored.as_ref().is_none_or(|s| s.change <= change) {
-            *stored = Some(LaterLayer { change, until, stable, layer: layer.clone(), recent: recent.clone() });
+            *stored = Some(LaterLayer { change, until, stable, layer: layer.clone(), recent: recent.clone(), filling: current });
         }
         (layer, recent)
     }
@@ -346,12 +348,27 @@ fn keep_proof(value: Value, until: std::time::Instant) {
     let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seq.to_le_bytes());
-    LATER_PROOFS.insert(key, std::sync::Arc::new(Later { value, until, seq }));
+    let before = LATER_PROOFS.len();
+    LATER_PROOFS.insert(key, std::sync::Arc::new(Later { value: value.clone(), until, seq }));
+    let only_added = LATER_PROOFS.len() == before + 1; // nothing evicted (nor kept meanwhile)
     if seq % PROOF_CHUNK == 0 {
         let live: Vec<u64> = live_proofs(now).iter().map(|l| l.seq).collect();
         LATER_PROOFS.retain(|l| live.contains(&l.seq));
+        return changed();
     }
-    changed();
+    // Most proofs only join the chunk being filled: the layers made at the last change are
+    // brought up to date here (a copy of the few proofs of that chunk, and this one), under
+    // the lock, when nothing else has changed since they were made; otherwise the next call
+    // makes them again.
+    let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
+    let previous = LATER_CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    if let Some(l) = stored.as_mut().filter(|l| only_added && l.change == previous && l.filling == seq / PROOF_CHUNK) {
+        let mut recent = Vec::with_capacity(l.recent.len() + 1);
+        recent.extend(l.recent.iter().cloned());
+        recent.push(value);
+        l.recent = std::sync::Arc::new(recent);
+        l.change = previous + 1;
+    }
 }
 
 /// An access token, until it expires (plus [`EXPIRY_LEEWAY`]): renewed, it may still be
