@@ -173,7 +173,7 @@ pub(super) struct Later {
 /// whole chunk at a time: when a chunk is the third newest, or when the newest proof in
 /// it has expired. So at least the [`MAX_LATER_PROOFS`] most recent proofs are kept (up
 /// to `PROOF_CHUNK` more), and what every call masks changes in two parts: the proofs
-/// of the chunk being filled, and, once per chunk, the rest ([`Later::layer`]).
+/// of the chunk being filled, and, once per chunk, the rest (`Later::layer`).
 pub const PROOF_CHUNK: u64 = (MAX_LATER_PROOFS as u64).div_ceil(2);
 
 pub(super) type LaterMap = crate::core::state::BoundedLru<[u8; 32], std::sync::Arc<Later>>;
