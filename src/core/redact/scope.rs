@@ -280,13 +280,18 @@ impl Later {
         for l in &tokens {
             until = until.min(l.until);
         }
-        let (done, filling): (Vec<_>, Vec<_>) = proofs.into_iter().partition(|l| l.seq / PROOF_CHUNK < current);
-        for chunk in [&done, &filling] {
-            // A chunk goes when its newest proof expires.
-            if let Some(last) = chunk.iter().map(|l| l.until).max() {
-                until = until.min(last);
+        // A chunk goes when its newest proof expires: the layers are made again then.
+        let mut chunk_until: Vec<(u64, std::time::Instant)> = Vec::new();
+        for l in &proofs {
+            match chunk_until.iter_mut().find(|(c, _)| *c == l.seq / PROOF_CHUNK) {
+                Some((_, u)) => *u = (*u).max(l.until),
+                None => chunk_until.push((l.seq / PROOF_CHUNK, l.until)),
             }
         }
+        for (_, u) in chunk_until {
+            until = until.min(u);
+        }
+        let (done, filling): (Vec<_>, Vec<_>) = proofs.into_iter().partition(|l| l.seq / PROOF_CHUNK < current);
         // The layer is made again only when what it holds differs: tokens kept or gone since,
         // or other completed chunks of proofs (their count and their first and last proof).
         let seqs = || done.iter().map(|l| l.seq);
