@@ -503,3 +503,22 @@ fn a_shared_client_secret_masks_what_add_client_secret_does() {
     shared.add(secret);
     assert_eq!(shared.values.len(), 1);
 }
+
+#[test]
+fn every_proof_sent_is_masked_by_the_next_call_across_chunks() {
+    // Kept one by one: most join the chunk being filled (the layers are brought up to date
+    // in place), some start a chunk (the layers are made again); every call that starts
+    // after a proof was sent masks it, and the ones before it.
+    let proofs: Vec<String> = (0..2 * PROOF_CHUNK + 3).map(|i| format!("eyJhbGciOiJFUzI1NiJ9.eyJuIjo{i}fQ.chunked-proof-{i:04}")).collect();
+    for (i, proof) in proofs.iter().enumerate() {
+        {
+            let _call = call_scope();
+            remember_request_headers(&[("DPoP".into(), proof.clone())]);
+        }
+        let _call = call_scope();
+        for earlier in &proofs[i.saturating_sub(MAX_LATER_PROOFS - 1)..=i] {
+            let text = format!("echo {earlier} and {}", STANDARD_NO_PAD.encode(earlier));
+            assert_eq!(scrub_for_call(&text), "echo **** and ****", "proof {i}");
+        }
+    }
+}
