@@ -335,32 +335,6 @@ fn overlap(plan: &Plan, plain: i64, dpop: i64, slow: &CString) {
     }
 }
 
-/// The seed's pattern, as the SQL Server procedure runs it on every call: a new PrivateKey
-/// loaded from a file, a new JsonObject for the AuthToken, a new Http object, one GET, all
-/// destroyed. The token is cached process-wide, so what this measures is everything else
-/// a fresh set of objects costs.
-fn per_call_get(url: &CStr, key_file: &CStr, auth: &[(&str, String)], ca_file: Option<&CStr>) -> usize {
-    let key = c::dpopkit_key_new();
-    assert_eq!(unsafe { c::dpopkit_key_load_any_format_file(key, key_file.as_ptr(), std::ptr::null()) }, 1);
-    let json = c::dpopkit_json_new();
-    for (name, value) in auth {
-        let (n, v) = (c::cs(name), c::cs(value));
-        assert_eq!(unsafe { c::dpopkit_json_update_string(json, n.as_ptr(), v.as_ptr()) }, 1);
-    }
-    let emitted = c::dpopkit_json_emit(json);
-    let http = c::http(Some(key), None);
-    if let Some(ca) = ca_file {
-        assert_eq!(unsafe { c::dpopkit_http_set_ca_file(http, ca.as_ptr()) }, 1, "{}", c::last_error(http));
-    }
-    assert_eq!(unsafe { c::dpopkit_http_set_auth_token(http, emitted) }, 1);
-    unsafe { c::dpopkit_string_free(emitted) };
-    let n = c::get(http, url);
-    for h in [http, json, key] {
-        c::dpopkit_destroy(h);
-    }
-    n
-}
-
 /// Per call (the seed's pattern) against one reused Http handle, for http and https on
 /// loopback, interleaved in the same run. Goal: per-call <= 1.3x reused.
 fn per_call(plan: &Plan) {
@@ -391,12 +365,12 @@ fn per_call(plan: &Plan) {
         }
         for _ in 0..if quick_mode() { 2 } else { 200 } {
             assert_eq!(c::get(reused, &url), API_BODY.len());
-            assert_eq!(per_call_get(&url, &key_file, &auth, ca_file), API_BODY.len());
+            assert_eq!(c::per_call_get(&url, &key_file, &auth, ca_file), API_BODY.len());
         }
         let (mut r, mut p, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..plan.rounds {
             let reused_run = || per_request(block, || assert_eq!(c::get(reused, &url), API_BODY.len()));
-            let per_call_run = || per_request(block, || assert_eq!(per_call_get(&url, &key_file, &auth, ca_file), API_BODY.len()));
+            let per_call_run = || per_request(block, || assert_eq!(c::per_call_get(&url, &key_file, &auth, ca_file), API_BODY.len()));
             let (a, b) = if round % 2 == 0 {
                 let a = reused_run();
                 (a, per_call_run())

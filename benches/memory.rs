@@ -1,8 +1,11 @@
 //! Memory: resident set size (/proc/self/statm) after 1,000 and after 100,000 DPoP requests
 //! on one Http handle (against the local keep-alive server), and after creating,
 //! configuring (key, AuthToken; every 100th also makes a request on its own connection)
-//! and destroying 1,000 and 100,000 Http handles. Exits non-zero when either
-//! grows by more than [`BOUND`] between its two checkpoints, so it can fail.
+//! and destroying 1,000 and 100,000 Http handles, and after 1,000 and 100,000 cycles of the
+//! seed's objects (a PrivateKey loaded from a file, a JsonObject with the four AuthToken
+//! members, an Http object given both; every 100th makes a request; all three destroyed).
+//! Exits non-zero when any part grows by more than [`BOUND`] between its two checkpoints,
+//! so it can fail.
 //!
 //!   cargo bench --bench memory             full run
 //!   DPOPKIT_BENCH_QUICK=1 / cargo test     a few hundred iterations, same checks
@@ -81,6 +84,18 @@ fn main() {
         }
         assert_eq!(c::dpopkit_destroy(h), 1);
     });
+    // The seed's pattern (what the SQL Server procedure does on every call).
+    let key_file = c::cs(common::fixture("ec_pkcs8.pem").to_str().unwrap());
+    let members = vec![
+        ("client_secret", "bench-secret".to_string()),
+        ("client_id", "bench".to_string()),
+        ("token_endpoint", server.url("/token")),
+        ("scope", "api".to_string()),
+    ];
+    let seed = measure("seed's objects (key, JsonObject, Http) per call", checkpoint, total, |i| {
+        let n = c::seed_objects((i % 100 == 0).then_some(url.as_c_str()), &key_file, &members, None);
+        assert_eq!(n, if i % 100 == 0 { API_BODY.len() } else { 0 });
+    });
     let handles_at_end = c::dpopkit_live_handles();
     c::dpopkit_destroy(key);
 
@@ -88,7 +103,7 @@ fn main() {
     println!("{}", common::machine());
     println!("  at start (server, key loaded)             {:8.2} MiB", mib(rss_start as i64));
     let mut failed = false;
-    for p in [&requests, &handles] {
+    for p in [&requests, &handles, &seed] {
         let g = p.growth();
         let ok = g <= BOUND;
         failed |= !ok;

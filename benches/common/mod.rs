@@ -10,8 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The body of every non-token response.
 pub const API_BODY: &str = r#"{"ok":true,"service":"dpopkit-bench","items":[1,2,3]}"#;
+/// The access token of every `/token` response: a JWT of the size an authorization server
+/// issues (466 characters), so that what the client does with a token (its `ath`, the
+/// `Authorization` header, masking it where a server could echo it) costs what it would.
+pub const ACCESS_TOKEN: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImJlbmNoLWFzLWtleS0xIn0.eyJpc3MiOiJodHRwOi8vMTI3LjAuMC4xL2JlbmNoLWFzIiwic3ViIjoiYmVuY2giLCJhdWQiOiJhcGkiLCJjbGllbnRfaWQiOiJiZW5jaCIsInNjb3BlIjoiYXBpIiwiaWF0IjoxNzY0MDAwMDAwLCJleHAiOjE3NjQwMDM2MDAsImp0aSI6ImIxYzJkM2U0ZjVhNmI3YzhkOWUwZjFhMmIzYzRkNWU2IiwiY25mIjp7ImprdCI6IjBaY09DT1JaTll5LURXcHFxMzBqWnlKR0hUTjBkMkhnbEJWM3VpZ3VBNEkifX0.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0-Pw";
+
 /// The body of every `/token` response (the server does not validate anything).
-pub const TOKEN_BODY: &str = r#"{"access_token":"x","token_type":"DPoP","expires_in":3600}"#;
+pub fn token_body() -> String {
+    format!(r#"{{"access_token":"{ACCESS_TOKEN}","token_type":"DPoP","expires_in":3600}}"#)
+}
 
 /// The body of `/big...` responses: a 1 MiB JSON document.
 pub fn big_body() -> String {
@@ -106,7 +113,7 @@ struct Counters {
 fn serve<S: Read + Write>(stream: S, counters: &Counters) {
     // Built once for all connections: the server must not add to the figures it serves.
     static RESPONSES: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
-    let [api, token, big] = RESPONSES.get_or_init(|| [response(API_BODY), response(TOKEN_BODY), response(&big_body())]);
+    let [api, token, big] = RESPONSES.get_or_init(|| [response(API_BODY), response(&token_body()), response(&big_body())]);
     let mut reader = BufReader::with_capacity(16 * 1024, stream);
     let mut line = String::with_capacity(256);
     let mut discard = Vec::new();
@@ -295,6 +302,39 @@ pub mod c {
         }
         let n = unsafe { CStr::from_ptr(p) }.to_bytes().len();
         unsafe { dpopkit_string_free(p) };
+        n
+    }
+
+    /// The seed's pattern, as the SQL Server procedure runs it on every call: a new PrivateKey
+    /// loaded from a file, a new JsonObject for the AuthToken, a new Http object, one GET, all
+    /// destroyed. The token is cached process-wide, so what this measures is everything else
+    /// a fresh set of objects costs.
+    pub fn per_call_get(url: &CStr, key_file: &CStr, auth: &[(&str, String)], ca_file: Option<&CStr>) -> usize {
+        seed_objects(Some(url), key_file, auth, ca_file)
+    }
+
+    /// [`per_call_get`], with the GET only when `url` is given (`None`: the objects are
+    /// created, configured and destroyed without a request). Returns the body length (0
+    /// without a request).
+    pub fn seed_objects(url: Option<&CStr>, key_file: &CStr, auth: &[(&str, String)], ca_file: Option<&CStr>) -> usize {
+        let key = dpopkit_key_new();
+        assert_eq!(unsafe { dpopkit_key_load_any_format_file(key, key_file.as_ptr(), std::ptr::null()) }, 1);
+        let json = dpopkit_json_new();
+        for (name, value) in auth {
+            let (n, v) = (cs(name), cs(value));
+            assert_eq!(unsafe { dpopkit_json_update_string(json, n.as_ptr(), v.as_ptr()) }, 1);
+        }
+        let emitted = dpopkit_json_emit(json);
+        let http = http(Some(key), None);
+        if let Some(ca) = ca_file {
+            assert_eq!(unsafe { dpopkit_http_set_ca_file(http, ca.as_ptr()) }, 1, "{}", last_error(http));
+        }
+        assert_eq!(unsafe { dpopkit_http_set_auth_token(http, emitted) }, 1);
+        unsafe { dpopkit_string_free(emitted) };
+        let n = url.map_or(0, |u| get(http, u));
+        for h in [http, json, key] {
+            assert_eq!(dpopkit_destroy(h), 1);
+        }
         n
     }
 }

@@ -241,7 +241,10 @@ impl SessionLog {
     /// (linear work whatever it holds); when it names more, the header values of the entry
     /// are masked too (the body's are, by their names).
     pub fn write(&self, sending: bool, entry: &Entry<'_>, secrets: &[&str]) {
+        // The call's set first (shared, its forms made once): a secret it holds already is
+        // not added again as a value of this entry whose forms would be made for it alone.
         let mut set = Secrets::new();
+        with_call(|call| set.extend(call));
         for s in secrets {
             set.add(s);
         }
@@ -253,7 +256,6 @@ impl SessionLog {
         for v in found.values.iter().filter(|v| v.len() >= WHOLE_WORD_BELOW) {
             set.add_found(v);
         }
-        with_call(|call| set.extend(call));
         let mut out = String::with_capacity(256 + entry.body.len().min(MAX_LOGGED_BODY));
         let when = httpdate::fmt_http_date(std::time::SystemTime::now());
         out.push_str(if sending { "---- Sending " } else { "---- Received " });

@@ -109,7 +109,7 @@ fn short_token_lifetime_means_one_fetch_per_lifetime_not_per_thread() {
     let max = (elapsed / 3.0).ceil() + 1.0;
     assert!(issued >= (elapsed / 4.0).floor(), "tokens were not renewed: {issued} in {elapsed:.1} s");
     assert!(issued <= max, "{issued} token fetches in {elapsed:.1} s (at most {max})");
-    assert_eq!(peers.rs_stats()["rejected"].as_u64(), Some(0), "no request went out with an expired token");
+    assert_eq!(peers.rs_stats()["rejected"].as_u64(), Some(0), "no request went out with an expired token: {}", peers.rs_stats());
     dpopkit_destroy(http);
     dpopkit_destroy(key);
 }

@@ -385,7 +385,7 @@ impl HttpClient {
                 let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
                 headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
                 if token.is_dpop() {
-                    headers.push(("DPoP".to_string(), attempt.proof(method, &target.htu, Some(token.value()))?));
+                    headers.push(("DPoP".to_string(), attempt.proof(method, &target.htu, Some(token.ath()))?));
                 }
                 let secrets = [auth.secret(), token.value()];
                 cc.transport.send(Request { method, target, headers, body, role: Role::Resource }, log, &secrets)
@@ -437,7 +437,7 @@ fn has_scheme(reference: &str) -> bool {
 fn call_secrets(cc: &CallConfig) -> redact::CallScope {
     let scope = redact::call_scope();
     if let Some(auth) = cc.auth.as_deref() {
-        redact::remember(|s| s.add_client_secret(&auth.client_id, auth.secret()));
+        redact::remember(|s| s.add_shared(auth.masked_secret()));
     }
     scope
 }

@@ -14,7 +14,7 @@ use crate::core::http::{Deadline, Response};
 use crate::core::key::EcKey;
 use crate::core::session_log::SessionLog;
 
-use super::proof::make_proof_alg_within;
+use super::proof::make_proof_alg_with_ath;
 use super::{algs, challenge, nonce};
 
 /// The server one exchange talks to, and how it says no.
@@ -79,10 +79,11 @@ pub struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    /// The DPoP proof of this attempt for `method` `htu` (with `ath` when an access token is
-    /// sent), signed within the call's deadline.
-    pub fn proof(&self, method: &str, htu: &str, access_token: Option<&str>) -> Result<String> {
-        make_proof_alg_within(self.key, self.alg, method, htu, access_token, self.nonce.as_deref(), Some(self.iat), Some(self.deadline))
+    /// The DPoP proof of this attempt for `method` `htu` (with `ath`, the access token's
+    /// hash, when a token is sent: see [`crate::core::oauth::token::AccessToken::ath`]),
+    /// signed with the attempt's algorithm within the call's deadline.
+    pub fn proof(&self, method: &str, htu: &str, ath: Option<&str>) -> Result<String> {
+        make_proof_alg_with_ath(self.key, self.alg, method, htu, ath, self.nonce.as_deref(), Some(self.iat), Some(self.deadline))
     }
 }
 

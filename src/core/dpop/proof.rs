@@ -17,11 +17,20 @@ pub fn ath(access_token: &str) -> String {
 
 /// 128 random bits, base64url: the `jti` claim.
 pub fn new_jti() -> Result<String> {
+    let jti = jti_chars()?;
+    Ok(String::from_utf8_lossy(&jti).into_owned())
+}
+
+/// [`new_jti`] without an allocation: its 22 base64url characters.
+fn jti_chars() -> Result<[u8; 22]> {
     let mut b = [0u8; 16];
     SystemRandom::new()
         .fill(&mut b)
         .map_err(|_| crate::core::error::Error::new(ErrorKind::Internal, "the system random generator failed"))?;
-    Ok(URL_SAFE_NO_PAD.encode(b))
+    let mut out = [0u8; 22];
+    let n = URL_SAFE_NO_PAD.encode_slice(b, &mut out).expect("16 bytes are 22 base64 characters");
+    debug_assert_eq!(n, 22);
+    Ok(out)
 }
 
 pub fn unix_now() -> i64 {
@@ -45,7 +54,8 @@ pub fn make_proof_within(
     iat: Option<i64>,
     deadline: Option<Deadline>,
 ) -> Result<String> {
-    make_proof_alg_within(key, key.alg(), htm, htu, access_token, nonce, iat, deadline)
+    let ath = access_token.map(ath);
+    make_proof_alg_with_ath(key, key.alg(), htm, htu, ath.as_deref(), nonce, iat, deadline)
 }
 
 /// [`make_proof_within`] signed with `alg`, one of the key's [`EcKey::algs`] (the one the
@@ -61,21 +71,67 @@ pub fn make_proof_alg_within(
     iat: Option<i64>,
     deadline: Option<Deadline>,
 ) -> Result<String> {
-    let mut claims = serde_json::Map::new();
-    claims.insert("jti".into(), new_jti()?.into());
-    claims.insert("htm".into(), htm.into());
-    claims.insert("htu".into(), htu.into());
-    claims.insert("iat".into(), iat.unwrap_or_else(unix_now).into());
-    if let Some(t) = access_token {
-        claims.insert("ath".into(), ath(t).into());
-    }
-    if let Some(n) = nonce {
-        claims.insert("nonce".into(), n.into());
-    }
+    let ath = access_token.map(ath);
+    make_proof_alg_with_ath(key, alg, htm, htu, ath.as_deref(), nonce, iat, deadline)
+}
+
+/// [`make_proof_within`] with the `ath` claim given (base64url(SHA-256(token)): it depends
+/// on the token only, so the caller keeps it with the token instead of hashing the token
+/// for every proof).
+pub fn make_proof_with_ath(
+    key: &EcKey,
+    htm: &str,
+    htu: &str,
+    ath: Option<&str>,
+    nonce: Option<&str>,
+    iat: Option<i64>,
+    deadline: Option<Deadline>,
+) -> Result<String> {
+    make_proof_alg_with_ath(key, key.alg(), htm, htu, ath, nonce, iat, deadline)
+}
+
+/// [`make_proof_with_ath`] signed with `alg`, one of the key's [`EcKey::algs`].
+#[allow(clippy::too_many_arguments)]
+pub fn make_proof_alg_with_ath(
+    key: &EcKey,
+    alg: &str,
+    htm: &str,
+    htu: &str,
+    ath: Option<&str>,
+    nonce: Option<&str>,
+    iat: Option<i64>,
+    deadline: Option<Deadline>,
+) -> Result<String> {
     let Some(header_b64) = key.proof_header_b64_for(alg) else {
         return Err(crate::core::error::Error::new(ErrorKind::Internal, format!("a {} key cannot sign {alg} proofs", key.alg())));
     };
-    sign_jws_alg(key, alg, header_b64, &claims, deadline)
+    sign_payload(key, alg, header_b64, &proof_claims(&jti_chars()?, htm, htu, iat.unwrap_or_else(unix_now), ath, nonce), deadline)
+}
+
+/// The claims of a proof as JSON, written straight into one buffer: the bytes serde_json
+/// makes of a map of these members in this order (`jti`, `htm`, `htu`, `iat`, then `ath`
+/// and `nonce` when given), without a map, its keys and values to allocate.
+fn proof_claims(jti: &[u8], htm: &str, htu: &str, iat: i64, ath: Option<&str>, nonce: Option<&str>) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(96 + htm.len() + htu.len() + ath.map_or(0, str::len) + nonce.map_or(0, str::len));
+    let string = |out: &mut Vec<u8>, name: &[u8], value: &str| {
+        out.extend_from_slice(name);
+        serde_json::to_writer(&mut *out, value).expect("a string serialises into a Vec");
+    };
+    out.extend_from_slice(b"{\"jti\":\"");
+    out.extend_from_slice(jti);
+    out.push(b'"');
+    string(&mut out, b",\"htm\":", htm);
+    string(&mut out, b",\"htu\":", htu);
+    write!(out, ",\"iat\":{iat}").expect("writing into a Vec");
+    if let Some(a) = ath {
+        string(&mut out, b",\"ath\":", a);
+    }
+    if let Some(n) = nonce {
+        string(&mut out, b",\"nonce\":", n);
+    }
+    out.push(b'}');
+    out
 }
 
 /// A compact JWS: `header_b64` (already base64url) . base64url(claims) . signature, signed
@@ -97,11 +153,15 @@ pub fn sign_jws_alg(
     claims: &serde_json::Map<String, serde_json::Value>,
     deadline: Option<Deadline>,
 ) -> Result<String> {
-    let payload = serde_json::to_vec(claims).expect("a map of strings and numbers serialises");
+    sign_payload(key, alg, header_b64, &serde_json::to_vec(claims).expect("a map of strings and numbers serialises"), deadline)
+}
+
+/// [`sign_jws_alg`] of claims already serialised (`payload`, JSON).
+fn sign_payload(key: &EcKey, alg: &str, header_b64: &str, payload: &[u8], deadline: Option<Deadline>) -> Result<String> {
     let mut signing_input = String::with_capacity(header_b64.len() + 1 + payload.len() * 4 / 3 + 4 + 130);
     signing_input.push_str(header_b64);
     signing_input.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut signing_input);
+    URL_SAFE_NO_PAD.encode_string(payload, &mut signing_input);
     let sig = key.sign_alg_within(alg, signing_input.as_bytes(), deadline)?;
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&sig, &mut signing_input);
@@ -216,6 +276,34 @@ mod tests {
         let c2: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p2.split('.').nth(1).unwrap()).unwrap()).unwrap();
         assert_ne!(c2["jti"], c["jti"]);
         assert!(c2.get("ath").is_none() && c2.get("nonce").is_none());
+    }
+
+    #[test]
+    fn proof_claims_are_what_serde_json_writes_for_the_map() {
+        for (htu, ath, nonce) in [
+            ("http://127.0.0.1:1234/api", Some("fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"), Some("n1")),
+            ("https://a.example/p\"q\\r", None, Some("nonce \"with\" quotes\u{1}\u{e9}\u{2028}")),
+            ("https://a.example/", Some("x"), None),
+            ("https://a.example/", None, None),
+        ] {
+            for iat in [0i64, -5, 1_764_000_000, i64::MAX] {
+                let mut claims = serde_json::Map::new();
+                claims.insert("jti".into(), "AAAAAAAAAAAAAAAAAAAAAA".into());
+                claims.insert("htm".into(), "GET".into());
+                claims.insert("htu".into(), htu.into());
+                claims.insert("iat".into(), iat.into());
+                if let Some(a) = ath {
+                    claims.insert("ath".into(), a.into());
+                }
+                if let Some(n) = nonce {
+                    claims.insert("nonce".into(), n.into());
+                }
+                let written = proof_claims(b"AAAAAAAAAAAAAAAAAAAAAA", "GET", htu, iat, ath, nonce);
+                assert_eq!(String::from_utf8(written).unwrap(), serde_json::to_string(&claims).unwrap(), "{htu} {iat}");
+            }
+        }
+        assert_eq!(new_jti().unwrap().len(), 22);
+        assert_ne!(new_jti().unwrap(), new_jti().unwrap());
     }
 
     #[test]

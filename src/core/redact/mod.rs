@@ -71,6 +71,11 @@ pub struct Secrets {
     values: Vec<Value>,
     /// The automaton for long texts, made on first use and forgotten when a value is added.
     matcher: std::sync::OnceLock<Option<Matcher>>,
+    /// Values shared with other sets and searched as a layer of their own, with their own
+    /// automaton (made once for every set that shares the layer): the credentials of
+    /// earlier calls that every call starts with (see `call_scope`). A text is masked for
+    /// the union of this set's values and the layer's.
+    base: Option<std::sync::Arc<Secrets>>,
 }
 
 /// How a value may come back from a server, besides as written.
@@ -91,13 +96,53 @@ enum Kind {
 /// One secret. Its other forms are made the first time a text at least as long as the
 /// secret is scanned (every form is at least as long as the value itself), so a call whose
 /// responses are shorter than its tokens and proofs — most API calls — never pays for them.
-/// A clone shares the forms (made once for all clones): the values kept for later calls
-/// (`remember_for_later`) are made once, not once per call.
+/// A clone shares the value and its forms (made once for all clones; wiped when the last
+/// clone goes): the values kept for later calls (`remember_for_later`) and a client secret
+/// ([`SharedSecret`]) are copied and encoded once, not once per call.
 #[derive(Clone)]
-struct Value {
+struct Value(std::sync::Arc<ValueInner>);
+
+struct ValueInner {
     raw: Zeroizing<String>,
     kind: Kind,
-    forms: std::sync::Arc<std::sync::OnceLock<Vec<Zeroizing<Vec<u8>>>>>,
+    forms: std::sync::OnceLock<Vec<Zeroizing<Vec<u8>>>>,
+}
+
+impl std::ops::Deref for Value {
+    type Target = ValueInner;
+    fn deref(&self) -> &ValueInner {
+        &self.0
+    }
+}
+
+impl Value {
+    fn new(s: &str, kind: Kind) -> Value {
+        Value(std::sync::Arc::new(ValueInner { raw: Zeroizing::new(s.to_string()), kind, forms: Default::default() }))
+    }
+
+    fn same(&self, s: &str, kind: &Kind) -> bool {
+        self.raw.len() == s.len() && self.raw.as_str() == s && self.kind == *kind
+    }
+}
+
+/// One secret and its echoable forms, made once and shared by every call that adds it
+/// ([`Secrets::add_shared`]): the client secret of a parsed AuthToken, which every call of
+/// every Http object using it masks, is encoded once instead of once per call. `Debug`
+/// never shows it.
+#[derive(Clone)]
+pub struct SharedSecret(Value);
+
+impl SharedSecret {
+    /// The client secret of `client_id` (see [`Secrets::add_client_secret`]).
+    pub fn client_secret(client_id: &str, secret: &str) -> SharedSecret {
+        SharedSecret(Value::new(secret, Kind::ClientSecret(Zeroizing::new(client_id.to_string()))))
+    }
+}
+
+impl std::fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSecret(****)")
+    }
 }
 
 /// The forms of `s` inside a dump of a larger body: its base64 at each of the three byte
@@ -228,16 +273,17 @@ impl Value {
     }
 }
 
-/// A copy of the values (their forms are shared); the automaton is made again on use.
+/// A copy of the values (their forms are shared); the automaton is made again on use (the
+/// shared layer's is shared too).
 impl Clone for Secrets {
     fn clone(&self) -> Self {
-        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new() }
+        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new(), base: self.base.clone() }
     }
 }
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secrets({} values)", self.values.len())
+        write!(f, "Secrets({} values)", self.all().count())
     }
 }
 
@@ -254,11 +300,30 @@ impl Secrets {
     }
 
     const fn empty() -> Self {
-        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new() }
+        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new(), base: None }
+    }
+
+    /// A set that starts with the values of `base`, shared (not copied) as a layer.
+    fn on(base: std::sync::Arc<Secrets>) -> Self {
+        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new(), base: Some(base) }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.is_empty() && self.base.as_ref().is_none_or(|b| b.is_empty())
+    }
+
+    /// Every value: this set's and its shared layer's.
+    fn all(&self) -> impl Iterator<Item = &Value> {
+        self.base.iter().flat_map(|b| b.values.iter()).chain(self.values.iter())
+    }
+
+    fn holds(&self, s: &str, kind: &Kind) -> bool {
+        self.all().any(|v| v.same(s, kind))
+    }
+
+    /// Adds a secret whose forms are shared with every other set that adds it.
+    pub fn add_shared(&mut self, v: &SharedSecret) {
+        self.push_value(&v.0);
     }
 
     /// Adds `s` as written and as a server would echo it: form-urlencoded (WHATWG) and
@@ -293,47 +358,91 @@ impl Secrets {
 
     /// Adds every value of `other`, sharing the forms it has made (or will make) already.
     pub fn extend(&mut self, other: &Secrets) {
-        for v in &other.values {
-            if !v.raw.is_empty() && !self.values.iter().any(|o| o.raw == v.raw && o.kind == v.kind) {
-                self.values.push(v.clone());
-                self.matcher = std::sync::OnceLock::new(); // made again, with the new value
+        match (&self.base, &other.base) {
+            (_, None) => {}
+            (None, Some(b)) if self.values.is_empty() => self.base = Some(b.clone()),
+            (Some(mine), Some(b)) if std::sync::Arc::ptr_eq(mine, b) => {}
+            (_, Some(b)) => {
+                for v in &b.values {
+                    self.push_value(v);
+                }
             }
+        }
+        for v in &other.values {
+            self.push_value(v);
+        }
+    }
+
+    fn push_value(&mut self, v: &Value) {
+        if !v.raw.is_empty() && !self.holds(&v.raw, &v.kind) {
+            self.values.push(v.clone());
+            self.matcher = std::sync::OnceLock::new(); // made again, with the new value
         }
     }
 
     fn push(&mut self, s: &str, kind: Kind) {
-        if !s.is_empty() && !self.values.iter().any(|v| v.raw.as_str() == s && v.kind == kind) {
-            self.values.push(Value { raw: Zeroizing::new(s.to_string()), kind, forms: Default::default() });
+        // A value held as a token or a client secret is masked in every form `add` would
+        // give it (their forms include those): no second copy for `add`.
+        let subsumed = kind == Kind::Encoded && self.all().any(|v| v.raw.as_str() == s && v.kind != Kind::Found);
+        if !s.is_empty() && !subsumed && !self.holds(s, &kind) {
+            self.values.push(Value::new(s, kind));
             self.matcher = std::sync::OnceLock::new();
         }
     }
 
-    /// The automaton of every needle of every value (`None` if it cannot be made: then
-    /// texts are searched needle by needle, still linear per needle).
+    /// The automaton of every needle of every value of this set, not of its shared layer
+    /// (`None` if it cannot be made: then texts are searched needle by needle, still
+    /// linear per needle).
     fn matcher(&self) -> Option<&Matcher> {
         self.matcher.get_or_init(|| Matcher::new(self.values.iter().flat_map(Value::needles))).as_ref()
     }
 
-    /// The byte ranges of `hay` to mask, sorted and merged.
+    /// The byte ranges of `hay` to mask, sorted and merged: those of this set's values and
+    /// those of its shared layer's (each layer searched on its own, the layer with the
+    /// automaton it keeps for every set sharing it).
     fn ranges(&self, hay: &[u8]) -> Vec<(usize, usize)> {
-        if self.values.is_empty() || hay.is_empty() {
+        if hay.is_empty() || self.is_empty() {
             return Vec::new();
         }
-        // Every form of a value is at least as long as the value: a text shorter than the
-        // value holds none of them, and the forms need not even be made.
-        let count: usize = self.values.iter().filter(|v| v.raw.len() <= hay.len()).map(|v| 1 + v.forms().len()).sum();
-        self.ranges_by(hay, hay.len().saturating_mul(count) > SMALL_WORK, call_deadline())
+        let deadline = call_deadline();
+        let mut view: Option<Option<View>> = None; // made once, for the first layer that needs it
+        let mut ranges = Vec::new();
+        for layer in self.base.as_deref().into_iter().chain(std::iter::once(self)) {
+            // Every form of a value is at least as long as the value: a text shorter than
+            // the value holds none of them, and the forms need not even be made.
+            let count: usize = layer.values.iter().filter(|v| v.raw.len() <= hay.len()).map(|v| 1 + v.forms().len()).sum();
+            if count > 0 {
+                let view = view.get_or_insert_with(|| View::of(hay)).as_ref();
+                layer.collect(hay, view, hay.len().saturating_mul(count) > SMALL_WORK, deadline, &mut ranges);
+            }
+        }
+        widen_and_merge(hay, ranges)
     }
 
-    /// [`Secrets::ranges`], in one automaton pass (`whole`) or needle by needle.
+    /// [`Secrets::ranges`] of this layer alone, in one automaton pass (`whole`) or needle by
+    /// needle (tests).
+    #[cfg(test)]
     fn ranges_by(&self, hay: &[u8], whole: bool, deadline: Option<std::time::Instant>) -> Vec<(usize, usize)> {
         let mut ranges = Vec::new();
+        self.collect(hay, View::of(hay).as_ref(), whole, deadline, &mut ranges);
+        widen_and_merge(hay, ranges)
+    }
+
+    /// Adds the ranges of this layer's values (not its shared layer's) in `hay` and its
+    /// decoded `view`, in one automaton pass (`whole`) or needle by needle.
+    fn collect(
+        &self,
+        hay: &[u8],
+        view: Option<&View>,
+        whole: bool,
+        deadline: Option<std::time::Instant>,
+        ranges: &mut Vec<(usize, usize)>,
+    ) {
         let fitting = || self.values.iter().filter(|v| v.raw.len() <= hay.len());
-        let view = View::of(hay);
         let matcher = if whole { self.matcher() } else { None };
         if let Some(m) = matcher {
-            m.scan(hay, &mut ranges, deadline);
-            if let Some(view) = &view {
+            m.scan(hay, ranges, deadline);
+            if let Some(view) = view {
                 let mut found = Vec::new();
                 m.scan(&view.bytes, &mut found, deadline);
                 ranges.extend(view.originals(found));
@@ -341,9 +450,9 @@ impl Secrets {
         } else {
             let grams = Bigrams::of(hay);
             for needle in fitting().flat_map(Value::needles).filter(|n| n.len() <= hay.len() && grams.may_hold(n)) {
-                find_needle(hay, needle, &mut ranges);
+                find_needle(hay, needle, ranges);
             }
-            if let Some(view) = &view {
+            if let Some(view) = view {
                 // The view decodes escapes: the values as written are what is left to find.
                 let mut found = Vec::new();
                 for v in fitting() {
@@ -356,6 +465,12 @@ impl Secrets {
                 ranges.extend(view.originals(found));
             }
         }
+    }
+}
+
+/// The found `ranges` of `hay`, sorted and merged.
+fn widen_and_merge(hay: &[u8], mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    {
         // A needle that is not UTF-8 (the UTF-16 of a non-ASCII secret) can match inside a
         // character: the mask takes the whole character (at most 3 bytes each side).
         for (s, e) in ranges.iter_mut() {
@@ -378,7 +493,9 @@ impl Secrets {
         }
         merged
     }
+}
 
+impl Secrets {
     /// `text` with every occurrence of every value replaced by `****`.
     pub fn scrub(&self, text: &str) -> String {
         let ranges = self.ranges(text.as_bytes());
@@ -418,7 +535,7 @@ impl Secrets {
     /// that starts before it can reach.
     pub fn longest(&self) -> usize {
         // Called only for texts longer than a cut, so making the forms here costs little.
-        self.values.iter().flat_map(Value::needles).map(<[u8]>::len).max().unwrap_or(0)
+        self.all().flat_map(Value::needles).map(<[u8]>::len).max().unwrap_or(0)
     }
 
     /// Whether a header *name* holds a secret. HTTP lower-cases names (and logs capitalise
@@ -426,10 +543,13 @@ impl Secrets {
     /// bytes or more count (a name is a word: a short secret would hide ordinary names).
     pub fn in_header_name(&self, name: &str) -> bool {
         let name = Zeroizing::new(name.to_ascii_lowercase());
-        let forms = self.values.iter().filter(|v| v.raw.len() <= name.len()).flat_map(Value::needles);
+        let forms = self.all().filter(|v| v.raw.len() <= name.len()).flat_map(Value::needles);
+        // One buffer for the lower-cased needles (wiped when it goes), not a copy each.
+        let mut lower = Zeroizing::new(Vec::new());
         forms.filter(|v| v.len() >= WHOLE_WORD_BELOW && v.len() <= name.len()).any(|v| {
-            let v = Zeroizing::new(v.to_ascii_lowercase());
-            memchr::memmem::find(name.as_bytes(), &v).is_some()
+            lower.clear();
+            lower.extend(v.iter().map(u8::to_ascii_lowercase));
+            memchr::memmem::find(name.as_bytes(), &lower).is_some()
         })
     }
 

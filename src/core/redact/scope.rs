@@ -42,10 +42,10 @@ pub fn call_scope() -> CallScope {
         c.depth == 1
     });
     if outermost {
-        let later = Later::live();
-        if !later.is_empty() {
-            let mut set = Secrets::default();
-            set.values.extend(later);
+        let (layer, recent) = Later::layer();
+        if layer.is_some() || !recent.is_empty() {
+            let mut set = layer.map_or_else(Secrets::default, Secrets::on);
+            set.values.extend(recent.iter().cloned()); // distinct, and not in the layer
             CALL.with(|c| c.borrow_mut().secrets = Some(std::rc::Rc::new(set)));
         }
     }
@@ -116,8 +116,10 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
             if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization") {
                 s.add_token(value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim()));
             } else if name.eq_ignore_ascii_case("dpop") {
-                s.add_token(value);
-                remember_proof_for_later(value, Later::proof_until());
+                // One value for this call and for later ones: its forms are made once.
+                let proof = Value::new(value, Kind::Token);
+                s.push_value(&proof);
+                keep_proof(proof, Later::proof_until());
             } else if is_credential_header(name) {
                 s.add_token(value);
                 // A cookie header holds `name=value` pairs: each value on its own too.
@@ -145,9 +147,9 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
 /// Access tokens kept for later: at most this many (in a map of their own, so that a
 /// burst of proofs never pushes out a valid token).
 pub const MAX_LATER_TOKENS: usize = crate::core::state::limits::LATER_TOKENS;
-/// DPoP proofs and client assertions kept for later: the most recent this many. Every
-/// text a call masks is searched for each kept value, so the bound is also what the
-/// masking of later calls costs at most (a few more substring searches per text).
+/// DPoP proofs and client assertions kept for later: at least the most recent this many
+/// (up to [`PROOF_CHUNK`] more: they go by chunks). Every text a call masks is searched
+/// for each kept value, so the bound is also what the masking of later calls costs at most.
 pub const MAX_LATER_PROOFS: usize = crate::core::state::limits::LATER_PROOFS;
 /// Bytes of kept values, per map (the forms a value is echoed in come on top, bounded by
 /// a small multiple of it).
@@ -162,7 +164,17 @@ pub const EXPIRY_LEEWAY: std::time::Duration = std::time::Duration::from_secs(60
 pub(super) struct Later {
     pub(super) value: Value,
     pub(super) until: std::time::Instant,
+    /// The order a proof was kept in (0 for a token): proofs are kept and dropped by
+    /// chunks of [`PROOF_CHUNK`] (see [`keep_proof`]).
+    pub(super) seq: u64,
 }
+
+/// Proofs are kept for later in chunks of this many, in the order they are sent, and go a
+/// whole chunk at a time: when a chunk is the third newest, or when the newest proof in
+/// it has expired. So at least the [`MAX_LATER_PROOFS`] most recent proofs are kept (up
+/// to `PROOF_CHUNK` more), and what every call masks changes in two parts: the proofs
+/// of the chunk being filled, and, once per chunk, the rest (`Later::layer`).
+pub const PROOF_CHUNK: u64 = (MAX_LATER_PROOFS as u64).div_ceil(2);
 
 pub(super) type LaterMap = crate::core::state::BoundedLru<[u8; 32], std::sync::Arc<Later>>;
 
@@ -173,46 +185,195 @@ pub(super) fn later_weight(_: &[u8; 32], v: &std::sync::Arc<Later>) -> usize {
 /// Tokens and proofs apart, so that a burst of proofs never pushes out a valid token.
 pub(super) static LATER_TOKENS: std::sync::LazyLock<LaterMap> =
     std::sync::LazyLock::new(|| LaterMap::new(MAX_LATER_TOKENS, MAX_LATER_BYTES, later_weight, crate::core::state::never_in_use));
+/// Room for three chunks of proofs: the bound on entries never drops one of a chunk
+/// alone (the byte bound may, for very long proofs).
 pub(super) static LATER_PROOFS: std::sync::LazyLock<LaterMap> =
-    std::sync::LazyLock::new(|| LaterMap::new(MAX_LATER_PROOFS, MAX_LATER_BYTES, later_weight, crate::core::state::never_in_use));
+    std::sync::LazyLock::new(|| LaterMap::new(3 * PROOF_CHUNK as usize, MAX_LATER_BYTES, later_weight, crate::core::state::never_in_use));
+
+/// Bumped after every change of the kept values (kept, dropped, forgotten): the layers
+/// made from them ([`Later::layer`]) are made again when it differs.
+pub(super) static LATER_CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The kept values as every call starts with them: a shared layer (tokens and the proofs
+/// of completed chunks, with its own automaton for long texts, made once per chunk) and
+/// the proofs of the chunk being filled (copied into each call's own set: a few shared
+/// values). `change` is the count they were made at, `until` when a value of them expires,
+/// `stable` what the layer was made of.
+struct LaterLayer {
+    change: u64,
+    until: std::time::Instant,
+    stable: StableKey,
+    layer: Option<std::sync::Arc<Secrets>>,
+    recent: std::sync::Arc<Vec<Value>>,
+    /// The chunk `recent` is of.
+    filling: u64,
+}
+
+/// What the shared layer of [`LaterLayer`] was made of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct StableKey {
+    token_changes: u64,
+    tokens: usize,
+    /// Proofs of completed chunks: how many, the first and the last.
+    proofs: (usize, u64, u64),
+}
+
+/// Bumped when a token is kept for later (or all are forgotten).
+static TOKEN_CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+static LATER_LAYER: std::sync::RwLock<Option<LaterLayer>> = std::sync::RwLock::new(None);
+
+fn changed() {
+    LATER_CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// The proofs kept, with the chunks they are in, as far as they are live: a chunk is while
+/// its newest proof is not expired and it is one of the three newest.
+fn live_proofs(now: std::time::Instant) -> Vec<std::sync::Arc<Later>> {
+    let all = LATER_PROOFS.values();
+    let newest = all.iter().map(|l| l.seq / PROOF_CHUNK).max().unwrap_or(0);
+    let live_chunk = |chunk: u64| chunk + 2 >= newest && all.iter().any(|l| l.seq / PROOF_CHUNK == chunk && l.until > now);
+    let mut chunks: Vec<(u64, bool)> = Vec::new();
+    all.iter()
+        .filter(|l| {
+            let chunk = l.seq / PROOF_CHUNK;
+            match chunks.iter().find(|(c, _)| *c == chunk) {
+                Some(&(_, live)) => live,
+                None => {
+                    let live = live_chunk(chunk);
+                    chunks.push((chunk, live));
+                    live
+                }
+            }
+        })
+        .cloned()
+        .collect()
+}
 
 impl Later {
     pub(super) fn proof_until() -> std::time::Instant {
         std::time::Instant::now() + PROOF_KEPT_FOR
     }
 
-    /// The values not yet expired, for a new call's secret set (clones that share forms).
-    pub(super) fn live() -> Vec<Value> {
+    /// The values not yet expired, for a new call's secret set: a layer shared by every call
+    /// (not a copy per call), made again only when its values change (once per chunk of
+    /// proofs, or when a token is kept or one expires), and the few proofs of the chunk
+    /// being filled. A value kept before a call starts is always in what it gets: the change
+    /// is counted after the value is in its map, and the layer is made after the count is
+    /// read.
+    pub(super) fn layer() -> (Option<std::sync::Arc<Secrets>>, std::sync::Arc<Vec<Value>>) {
+        use std::sync::atomic::Ordering;
+        let change = LATER_CHANGES.load(Ordering::Acquire);
         let now = std::time::Instant::now();
-        let mut out = Vec::new();
-        for map in [&*LATER_TOKENS, &*LATER_PROOFS] {
-            if map.is_empty() {
-                continue;
+        let previous = {
+            let stored = LATER_LAYER.read().unwrap_or_else(|e| e.into_inner());
+            match stored.as_ref() {
+                Some(l) if l.change == change && now < l.until => return (l.layer.clone(), l.recent.clone()),
+                Some(l) => Some((l.stable, l.layer.clone())),
+                None => None,
             }
-            out.extend(map.values().into_iter().filter(|l| l.until > now).map(|l| l.value.clone()));
+        };
+        let tokens: Vec<_> = LATER_TOKENS.values().into_iter().filter(|l| l.until > now).collect();
+        let proofs = live_proofs(now);
+        let current = proofs.iter().map(|l| l.seq / PROOF_CHUNK).max().unwrap_or(0);
+        let mut until = now + PROOF_KEPT_FOR;
+        for l in &tokens {
+            until = until.min(l.until);
         }
-        out
+        // A chunk goes when its newest proof expires: the layers are made again then.
+        let mut chunk_until: Vec<(u64, std::time::Instant)> = Vec::new();
+        for l in &proofs {
+            match chunk_until.iter_mut().find(|(c, _)| *c == l.seq / PROOF_CHUNK) {
+                Some((_, u)) => *u = (*u).max(l.until),
+                None => chunk_until.push((l.seq / PROOF_CHUNK, l.until)),
+            }
+        }
+        for (_, u) in chunk_until {
+            until = until.min(u);
+        }
+        let (done, filling): (Vec<_>, Vec<_>) = proofs.into_iter().partition(|l| l.seq / PROOF_CHUNK < current);
+        // The layer is made again only when what it holds differs: tokens kept or gone since,
+        // or other completed chunks of proofs (their count and their first and last proof).
+        let seqs = || done.iter().map(|l| l.seq);
+        let stable = StableKey {
+            token_changes: TOKEN_CHANGES.load(Ordering::Acquire),
+            tokens: tokens.len(),
+            proofs: (done.len(), seqs().min().unwrap_or(0), seqs().max().unwrap_or(0)),
+        };
+        let layer = match previous {
+            Some((s, layer)) if s == stable => layer,
+            _ => {
+                let values: Vec<Value> = tokens.iter().chain(done.iter()).map(|l| l.value.clone()).collect();
+                (!values.is_empty()).then(|| std::sync::Arc::new(Secrets { values, ..Secrets::default() }))
+            }
+        };
+        let recent = std::sync::Arc::new(filling.iter().map(|l| l.value.clone()).collect::<Vec<_>>());
+        let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
+        if stored.as_ref().is_none_or(|s| s.change <= change) {
+            *stored = Some(LaterLayer { change, until, stable, layer: layer.clone(), recent: recent.clone(), filling: current });
+        }
+        (layer, recent)
     }
 }
 
 /// Keeps `value` masked in every call of the process that starts before `until`, on any
 /// thread, besides the current call (in its set already). Bounded ([`MAX_LATER_TOKENS`],
-/// [`MAX_LATER_PROOFS`], [`MAX_LATER_BYTES`]): past a bound the least recently kept goes
-/// first; expired values are dropped whenever one is kept. Values are wiped when they go
-/// (their forms with the last call still using them). Values shorter than
+/// [`MAX_LATER_BYTES`]; proofs: see [`PROOF_CHUNK`]): past a bound the least recently kept
+/// goes first; expired values are dropped whenever one is kept. Values are wiped when they
+/// go (their forms with the last call still using them). Values shorter than
 /// [`WHOLE_WORD_BELOW`] or longer than 16 KiB are not kept.
 pub(super) fn remember_for_later(map: &LaterMap, value: &str, until: std::time::Instant) {
     let now = std::time::Instant::now();
     if value.len() < WHOLE_WORD_BELOW || value.len() > 16 << 10 || until <= now {
         return;
     }
+    if std::ptr::eq(map, &*LATER_PROOFS) {
+        return keep_proof(Value::new(value, Kind::Token), until);
+    }
     let key = crate::core::state::salted_hash(&[value.as_bytes()]);
     if map.with(&key, |l| l.until >= until).unwrap_or(false) {
         return; // kept already, as long
     }
     map.retain(|l| l.until > now);
-    let value = Value { raw: Zeroizing::new(value.to_string()), kind: Kind::Token, forms: Default::default() };
-    map.insert(key, std::sync::Arc::new(Later { value, until }));
+    map.insert(key, std::sync::Arc::new(Later { value: Value::new(value, Kind::Token), until, seq: 0 }));
+    TOKEN_CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    changed();
+}
+
+/// A DPoP proof or an assertion sent now, kept as `remember_for_later` keeps a value, but
+/// under a key of its own: each is new (a fresh `jti`), so there is nothing to look up and
+/// no hash of it to make. Kept in chunks ([`PROOF_CHUNK`]); when a chunk starts, the
+/// chunks that are no longer live ([`live_proofs`]) go.
+fn keep_proof(value: Value, until: std::time::Instant) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let now = std::time::Instant::now();
+    if value.raw.len() < WHOLE_WORD_BELOW || value.raw.len() > 16 << 10 || until <= now {
+        return;
+    }
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seq.to_le_bytes());
+    let before = LATER_PROOFS.len();
+    LATER_PROOFS.insert(key, std::sync::Arc::new(Later { value: value.clone(), until, seq }));
+    let only_added = LATER_PROOFS.len() == before + 1; // nothing evicted (nor kept meanwhile)
+    if seq % PROOF_CHUNK == 0 {
+        let live: Vec<u64> = live_proofs(now).iter().map(|l| l.seq).collect();
+        LATER_PROOFS.retain(|l| live.contains(&l.seq));
+        return changed();
+    }
+    // Most proofs only join the chunk being filled: the layers made at the last change are
+    // brought up to date here (a copy of the few proofs of that chunk, and this one), under
+    // the lock, when nothing else has changed since they were made; otherwise the next call
+    // makes them again.
+    let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
+    let previous = LATER_CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    if let Some(l) = stored.as_mut().filter(|l| only_added && l.change == previous && l.filling == seq / PROOF_CHUNK) {
+        let mut recent = Vec::with_capacity(l.recent.len() + 1);
+        recent.extend(l.recent.iter().cloned());
+        recent.push(value);
+        l.recent = std::sync::Arc::new(recent);
+        l.change = previous + 1;
+    }
 }
 
 /// An access token, until it expires (plus [`EXPIRY_LEEWAY`]): renewed, it may still be
@@ -222,7 +383,7 @@ pub fn remember_token_for_later(value: &str, expires_at: std::time::Instant) {
 }
 
 /// A DPoP proof or a client assertion, until `until` (see [`PROOF_KEPT_FOR`]; an
-/// assertion: its `exp` plus [`EXPIRY_LEEWAY`]). See `remember_for_later`.
+/// assertion: its `exp` plus [`EXPIRY_LEEWAY`]). See `keep_proof`.
 pub fn remember_proof_for_later(value: &str, until: std::time::Instant) {
     remember_for_later(&LATER_PROOFS, value, until);
 }
@@ -232,6 +393,8 @@ pub fn remember_proof_for_later(value: &str, until: std::time::Instant) {
 pub fn forget_later() {
     LATER_TOKENS.clear();
     LATER_PROOFS.clear();
+    TOKEN_CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    changed();
 }
 
 /// How many values are kept for later calls (tokens, proofs): for tests.

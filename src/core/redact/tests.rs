@@ -172,13 +172,19 @@ fn values_of_earlier_calls_are_masked_later_bounded_and_expire() {
     assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.as_str() != brief), "expired: dropped");
     remember_for_later(&LATER_TOKENS, "past-token-value-0123456789", Instant::now());
     assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.as_str() != "past-token-value-0123456789"));
-    // Bounded: the most recent proofs are kept, the oldest go.
-    for i in 0..MAX_LATER_PROOFS + 10 {
+    // Bounded: the most recent proofs are kept (at least MAX_LATER_PROOFS, by chunks), the
+    // oldest go.
+    let n = MAX_LATER_PROOFS + 2 * PROOF_CHUNK as usize + 1;
+    for i in 0..n {
         remember_proof_for_later(&format!("eyJ0.eyJ{i}.bounded-proof-{i:04}"), Instant::now() + PROOF_KEPT_FOR);
     }
     let kept: Vec<String> = LATER_PROOFS.values().iter().map(|l| l.value.raw.to_string()).collect();
-    assert!(kept.len() <= MAX_LATER_PROOFS && LATER_PROOFS.bytes() <= MAX_LATER_BYTES, "{}", kept.len());
-    assert!(kept.iter().any(|k| k.ends_with(&format!("{:04}", MAX_LATER_PROOFS + 9))) && !kept.iter().any(|k| k.ends_with("-0000")));
+    let bound = MAX_LATER_PROOFS + PROOF_CHUNK as usize;
+    assert!(kept.len() <= bound && LATER_PROOFS.bytes() <= MAX_LATER_BYTES, "{}", kept.len());
+    for i in n - MAX_LATER_PROOFS..n {
+        assert!(kept.iter().any(|k| k.ends_with(&format!("-{i:04}"))), "the {MAX_LATER_PROOFS} most recent are kept: {i}");
+    }
+    assert!(!kept.iter().any(|k| k.ends_with("-0000")));
     // Too long (or too short) values are not kept.
     remember_token_for_later(&"x".repeat(17 << 10), Instant::now() + Duration::from_secs(60));
     assert!(LATER_TOKENS.values().iter().all(|l| l.value.raw.len() <= 16 << 10));
@@ -436,4 +442,83 @@ fn re_entering_the_call_scope_never_fails_open() {
         assert_eq!(scrub("nested-secret-value", &[]), "****", "remembered inside with_call, seen at once");
     });
     assert_eq!(scrub("outer-secret-value inner-secret-value nested-secret-value", &[]), "**** **** ****");
+}
+
+#[test]
+fn calls_share_one_layer_of_earlier_values_made_again_after_each_change() {
+    use std::time::{Duration, Instant};
+    let token = "layered-token-value-0123456789";
+    remember_token_for_later(token, Instant::now() + Duration::from_secs(3600));
+    let layer = || {
+        let _call = call_scope();
+        with_call(|s| s.base.clone()).expect("a call starts on the layer of kept values")
+    };
+    // Unchanged (tests on other threads may keep values meanwhile: then it is made again).
+    for _ in 0..100 {
+        let before = LATER_CHANGES.load(std::sync::atomic::Ordering::Acquire);
+        let (a, b) = (layer(), layer());
+        if LATER_CHANGES.load(std::sync::atomic::Ordering::Acquire) == before {
+            assert!(std::sync::Arc::ptr_eq(&a, &b), "unchanged: one layer for every call");
+            break;
+        }
+    }
+    // A proof sent in a call is in the layer of every call that starts after it.
+    let proof = "eyJhbGciOiJFUzI1NiJ9.eyJsYXllcmVkIjoxfQ.layered-proof-signature";
+    {
+        let _call = call_scope();
+        remember_request_headers(&[("DPoP".into(), proof.into())]);
+    }
+    let masked = std::thread::spawn(move || {
+        let _call = call_scope();
+        scrub(&format!("{token} {proof} {}", URL_SAFE_NO_PAD.encode(proof)), &[])
+    })
+    .join()
+    .unwrap();
+    assert_eq!(masked, "**** **** ****");
+    // The call's own values and the layer's are masked together, in one text, also
+    // where they overlap or touch.
+    {
+        let _call = call_scope();
+        remember(|s| s.add_token("call-own-token-abcdefgh"));
+        assert_eq!(scrub_for_call(&format!("x{token}call-own-token-abcdefgh y")), "x******** y");
+        assert_eq!(scrub_for_call(&format!("{}call-own-token-abcdefgh", &token[..20])), format!("{}****", &token[..20]));
+    }
+}
+
+#[test]
+fn a_shared_client_secret_masks_what_add_client_secret_does() {
+    let (id, secret) = ("client.id", "s3cr3t/+ value&more");
+    let mut own = Secrets::new();
+    own.add_client_secret(id, secret);
+    let mut shared = Secrets::new();
+    let s = SharedSecret::client_secret(id, secret);
+    shared.add_shared(&s);
+    assert_eq!(format!("{s:?}"), "SharedSecret(****)");
+    let basic =
+        STANDARD_NO_PAD.encode(format!("{id}:{}", secret.replace('/', "%2F").replace('+', "%2B").replace(' ', "+").replace('&', "%26")));
+    let text = format!("a {secret} b {basic} c {} d", STANDARD_NO_PAD.encode(secret));
+    assert_eq!(shared.scrub(&text), own.scrub(&text));
+    assert!(!shared.scrub(&text).contains(secret) && shared.scrub(&text).matches(MASK).count() >= 2, "{}", shared.scrub(&text));
+    // `add` of a value held as a client secret (the session log's list) adds no copy.
+    shared.add(secret);
+    assert_eq!(shared.values.len(), 1);
+}
+
+#[test]
+fn every_proof_sent_is_masked_by_the_next_call_across_chunks() {
+    // Kept one by one: most join the chunk being filled (the layers are brought up to date
+    // in place), some start a chunk (the layers are made again); every call that starts
+    // after a proof was sent masks it, and the ones before it.
+    let proofs: Vec<String> = (0..2 * PROOF_CHUNK + 3).map(|i| format!("eyJhbGciOiJFUzI1NiJ9.eyJuIjo{i}fQ.chunked-proof-{i:04}")).collect();
+    for (i, proof) in proofs.iter().enumerate() {
+        {
+            let _call = call_scope();
+            remember_request_headers(&[("DPoP".into(), proof.clone())]);
+        }
+        let _call = call_scope();
+        for earlier in &proofs[i.saturating_sub(MAX_LATER_PROOFS - 1)..=i] {
+            let text = format!("echo {earlier} and {}", STANDARD_NO_PAD.encode(earlier));
+            assert_eq!(scrub_for_call(&text), "echo **** and ****", "proof {i}");
+        }
+    }
 }

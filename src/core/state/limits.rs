@@ -55,6 +55,8 @@ pub const FILE_KEYS: usize = 32;
 
 // --- redact: credentials of earlier calls that later calls mask --------------------------
 pub const LATER_TOKENS: usize = 16;
+/// Proofs and assertions: at least this many of the most recent (kept and dropped in
+/// chunks of half as many, so up to half as many more: `redact::PROOF_CHUNK`).
 pub const LATER_PROOFS: usize = 32;
 /// Bytes of kept values, per map.
 pub const LATER_BYTES: usize = 64 << 10;

@@ -15,6 +15,8 @@ pub struct AccessToken {
     /// `exp` can come up to a second before ours. While a renewal is in flight, other calls keep using
     /// the token until then, and wait for the renewal after.
     pub usable_until: Instant,
+    /// base64url(SHA-256(value)), the `ath` claim of every proof sent with it: made once.
+    pub(super) ath: std::sync::OnceLock<String>,
 }
 
 impl fmt::Debug for AccessToken {
@@ -26,6 +28,11 @@ impl fmt::Debug for AccessToken {
 impl AccessToken {
     pub fn value(&self) -> &str {
         &self.value
+    }
+
+    /// The `ath` claim for this token (RFC 9449 §4.2), hashed once per token.
+    pub fn ath(&self) -> &str {
+        self.ath.get_or_init(|| crate::core::dpop::proof::ath(&self.value))
     }
 
     pub fn is_dpop(&self) -> bool {
@@ -296,7 +303,7 @@ pub(super) fn token_from_record(r: token_store::Record) -> Option<AccessToken> {
     let usable_until = at(r.usable_until_ms)?;
     let expires_at = at(r.expires_at_ms)?;
     let refresh_at = at(r.refresh_at_ms).unwrap_or(now);
-    Some(AccessToken { value: r.access_token, token_type: r.token_type, expires_at, refresh_at, usable_until })
+    Some(AccessToken { value: r.access_token, token_type: r.token_type, expires_at, refresh_at, usable_until, ath: Default::default() })
 }
 
 /// The token fetch of a call. Without `token_cache_dir`: [`fetch_token`]. With it:

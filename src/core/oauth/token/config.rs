@@ -186,6 +186,9 @@ pub struct AuthConfig {
     /// Hash of everything above except the key and the cache directory; combined with the
     /// key's jkt for the cache.
     pub(super) fingerprint: [u8; 32],
+    /// The client secret with the forms it is masked in, made on first use and shared by
+    /// every call of every Http object using this AuthToken (see [`AuthConfig::masked_secret`]).
+    pub(super) masked_secret: std::sync::OnceLock<crate::core::redact::SharedSecret>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -289,6 +292,7 @@ impl AuthConfig {
             token_cache_dir,
             token_cache_dir_given,
             fingerprint: [0; 32],
+            masked_secret: std::sync::OnceLock::new(),
         };
         cfg.check_cleartext_urls()?;
         cfg.fingerprint = cfg.compute_fingerprint(true);
@@ -363,6 +367,12 @@ impl AuthConfig {
     /// The client secret ("" with private_key_jwt): a value never to be written anywhere.
     pub fn secret(&self) -> &str {
         self.client_secret.as_deref().map_or("", |s| s.as_str())
+    }
+
+    /// The client secret as every call masks it (with its echoable forms, made once for all
+    /// calls; wiped with the AuthToken).
+    pub fn masked_secret(&self) -> &crate::core::redact::SharedSecret {
+        self.masked_secret.get_or_init(|| crate::core::redact::SharedSecret::client_secret(&self.client_id, self.secret()))
     }
 }
 

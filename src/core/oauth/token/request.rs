@@ -355,5 +355,5 @@ pub(super) fn token_from_json(
     let refresh_at = expires_at - margin;
     // Half the margin at most, so that a failed renewal still leaves time to use the token.
     let usable_until = expires_at - MIN_REFRESH_MARGIN.min(margin / 2);
-    Ok(AccessToken { value, token_type, expires_at, refresh_at, usable_until })
+    Ok(AccessToken { value, token_type, expires_at, refresh_at, usable_until, ath: Default::default() })
 }
