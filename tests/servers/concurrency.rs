@@ -187,14 +187,16 @@ fn a_failed_fetch_for_an_expired_token_is_shared_by_all_waiters_then_backs_off()
 
 #[test]
 fn a_failed_early_refresh_keeps_using_the_valid_token() {
-    // A 4 s token is renewed 1 s before it expires. The renewal fails: the token still has
-    // ~0.8 s to live, so the request goes out with it and succeeds.
+    // A 40 s token is renewed 4 s before it expires and sent until 2 s before (the server's
+    // exp is in whole seconds; the request needs time to arrive). The renewal fails 3.5 s
+    // before expiry: the token is still good, so the request goes out with it and succeeds.
+    // (A token of under 20 s has no such grace: it is not sent past its renewal time.)
     let fail = Arc::new(AtomicBool::new(false));
-    let (srv, count) = flaky_token_endpoint(4, Duration::ZERO, fail.clone());
+    let (srv, count) = flaky_token_endpoint(40, Duration::ZERO, fail.clone());
     let http = core_http(&srv);
     let (body, _) = http.quick_get_str(&srv.url("/api")).unwrap();
     assert!(body.contains("got-0"));
-    std::thread::sleep(Duration::from_millis(3200));
+    std::thread::sleep(Duration::from_millis(36_500));
     fail.store(true, Ordering::SeqCst);
     let (body, _) = http.quick_get_str(&srv.url("/api")).expect("the cached token is still valid");
     assert!(body.contains("got-0"), "{body}");

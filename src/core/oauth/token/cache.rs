@@ -10,10 +10,11 @@ pub struct AccessToken {
     pub token_type: String,
     pub expires_at: Instant,
     pub refresh_at: Instant,
-    /// The last moment the token is sent at all, [`MIN_REFRESH_MARGIN`] (or half the
-    /// refresh margin) before `expires_at`: servers floor `iat` to whole seconds, so their
-    /// `exp` can come up to a second before ours. While a renewal is in flight, other calls keep using
-    /// the token until then, and wait for the renewal after.
+    /// The last moment the token is sent at all, two [`MIN_REFRESH_MARGIN`]s (or the whole
+    /// refresh margin, when shorter) before `expires_at`: servers floor `iat` to whole
+    /// seconds, so their `exp` can come up to a second before ours, and the request needs
+    /// time to reach the server. While a renewal is in flight, other calls keep using the
+    /// token until then, and wait for the renewal after.
     pub usable_until: Instant,
     /// base64url(SHA-256(value)), the `ath` claim of every proof sent with it: made once.
     pub(super) ath: std::sync::OnceLock<String>,

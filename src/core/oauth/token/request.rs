@@ -353,7 +353,10 @@ pub(super) fn token_from_json(
     let expires_at = requested + lifetime;
     let margin = refresh_margin(lifetime);
     let refresh_at = expires_at - margin;
-    // Half the margin at most, so that a failed renewal still leaves time to use the token.
-    let usable_until = expires_at - MIN_REFRESH_MARGIN.min(margin / 2);
+    // The last moment the token is sent: servers floor `iat` to whole seconds, so their `exp`
+    // can come up to a second before `expires_at`; a second more covers the request's way to
+    // the resource server (a loaded one takes that long). Past `refresh_at` (when the margin
+    // allows: tokens of 20 s and more), a failed renewal still leaves time to use the token.
+    let usable_until = expires_at - margin.min(2 * MIN_REFRESH_MARGIN);
     Ok(AccessToken { value, token_type, expires_at, refresh_at, usable_until, ath: Default::default() })
 }
