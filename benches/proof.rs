@@ -170,7 +170,7 @@ fn bench_token_cache(c: &mut Criterion, server: &LocalServer, k: &Keys) {
     let ctx = FetchContext { transport: &transport, log: None, assertion_key: None };
     let before = server.token_requests.load(std::sync::atomic::Ordering::Relaxed);
     let first = get_token(&cfg, &k.eckey, &ctx, None).unwrap();
-    assert_eq!(first.value(), "x");
+    assert_eq!(first.value(), common::ACCESS_TOKEN);
     let mut g = c.benchmark_group("token_cache");
     g.bench_function("get_token_hit", |b| b.iter(|| get_token(&cfg, &k.eckey, &ctx, None).unwrap()));
     g.bench_function("cached", |b| b.iter(|| cached(&cfg, &k.eckey, None).unwrap()));
