@@ -8,6 +8,8 @@
 mod config;
 #[path = "serve/metrics.rs"]
 mod metrics;
+#[path = "serve/secret_file.rs"]
+mod secret_file;
 #[path = "serve/server.rs"]
 mod server;
 #[cfg(windows)]

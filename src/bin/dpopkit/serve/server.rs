@@ -180,6 +180,10 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         return plain(json_error(StatusCode::NOT_FOUND, "no_route", "no route of this gateway matches the path"));
     };
     let route = &gw.routes[index];
+    // One deadline for the whole request, from its head: the body, the wait for an
+    // upstream slot and the upstream call all end by it (a queued request gets what is
+    // left, not a fresh timeout), so SIGTERM's bound (the longest timeout + 5 s) holds too.
+    let deadline = tokio::time::Instant::now() + route.timeout;
     let label = route.prefix.clone();
     let fail = |resp: Resp| Outcome { resp, route: label.clone(), upstream: None };
 
@@ -241,7 +245,7 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
 
     // The body, bounded in size and time.
     let limit = gw.server.limits.max_request_body;
-    let body = match tokio::time::timeout(route.timeout, Limited::new(req.into_body(), limit).collect()).await {
+    let body = match tokio::time::timeout_at(deadline, Limited::new(req.into_body(), limit).collect()).await {
         Err(_) => return fail(json_error(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return fail(json_error(
@@ -265,7 +269,7 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     }
     gw.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let _admission = Admission(gw);
-    let permit = match tokio::time::timeout(route.timeout, gw.upstream_slots.clone().acquire_owned()).await {
+    let permit = match tokio::time::timeout_at(deadline, gw.upstream_slots.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
             let mut r =
@@ -276,7 +280,7 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     };
 
     // The upstream call: the sync core, inline on this connection's own thread. It ends
-    // within the route's timeout (the core's deadline covers token, nonce retries and the
+    // by the request's deadline (the core's deadline covers token, nonce retries and the
     // request).
     let (result, took) = {
         let _permit = permit;
@@ -292,16 +296,33 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         let headers: Vec<(&str, &str)> = forward.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let began = Instant::now();
         let body = if body.is_empty() && content_type.is_none() { None } else { Some(&body[..]) };
-        let result = route.client.send_with_headers(&method, &url, &headers, content_type.as_deref(), body);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let result = route.client.send_with_headers(&method, &url, &headers, content_type.as_deref(), body, Some(left));
         let took = began.elapsed();
         let result = result.map_err(|e| {
-            let message = redact::scrub(&e.message, &[route.caller_secret.as_deref().map_or("", String::as_str)]);
+            let mut message = redact::scrub(&e.message, &[route.caller_secret.as_deref().map_or("", String::as_str)]);
+            if e.kind == ErrorKind::Timeout && left < route.timeout {
+                // The core's text names the budget it was given; say where the rest went.
+                let waited = route.timeout.saturating_sub(left).as_millis();
+                message = format!(
+                    "the request's deadline (the route's timeout_ms, {} ms) passed; {waited} ms of it went to the request body and the queue for an upstream slot: {message}",
+                    route.timeout.as_millis()
+                );
+            }
             (e.kind, message)
         });
         (result, took)
     };
     gw.metrics.upstream_latency(&label, took);
     let resp = match result {
+        // The caller's Upgrade is never forwarded, so a 101 answers nothing that was asked,
+        // and a 1xx is never a final response (RFC 9110 §15.2): passed back, a 101 told the
+        // caller its connection had switched protocols (and hyper closed it).
+        Ok(up) if up.status < 200 => json_error(
+            StatusCode::BAD_GATEWAY,
+            "upstream_protocol",
+            &format!("the upstream answered {} (an informational status) as its final response", up.status),
+        ),
         Ok(up) => {
             let mut r = Response::new(Full::new(Bytes::from(up.body)));
             *r.status_mut() = StatusCode::from_u16(up.status).unwrap_or(StatusCode::BAD_GATEWAY);

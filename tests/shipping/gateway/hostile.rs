@@ -1,0 +1,145 @@
+//! `dpopkit serve` attacked as a hostile upstream, caller and local user would (second
+//! review of issue 22), with the helpers of `gateway.rs`.
+
+use super::*;
+
+/// A config file with one route `/o/` to `upstream`, `extra` at the top level and
+/// `route_extra` in the route; the client secret from DPOPKIT_CLIENT_SECRET.
+fn one_route_config(peers: &Peers, upstream: &str, extra: &str, route_extra: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nplain_http = true\n{extra}\n[[route]]\nprefix = \"/o/\"\nupstream = \"{upstream}\"\nkey = \"{}\"\n{route_extra}\n[route.auth_token]\nclient_id = \"m2m.dpop\"\ntoken_endpoint = \"{}\"\nscope = \"api\"\nclient_secret_env = \"DPOPKIT_CLIENT_SECRET\"\n",
+        fixture("ec_pkcs8.pem").display(),
+        peers.token_endpoint
+    )
+}
+
+#[test]
+fn an_upstream_switching_protocols_or_sending_an_informational_status_is_502() {
+    // The gateway drops the caller's Upgrade, so an upstream's 101 answers nothing that was
+    // asked: passed back, it told the caller the connection had switched protocols (hyper
+    // then closed it, dropping the caller's pipelined requests); a 1xx is never a final
+    // response (RFC 9110 §15.2).
+    let peers = Peers::start(&[]);
+    let upstream = FaultServer::start(|_| {
+        Action::Respond(
+            101,
+            vec![("Upgrade".into(), "websocket".into()), ("Connection".into(), "Upgrade".into())],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        )
+    });
+    let gw = start_route(&peers, &upstream.url("/base/"), &[], "switch");
+    let r = get(&gw.addr, "/orders/ws");
+    assert_eq!(r.status, 502, "{}{}", r.head, r.body);
+    assert_eq!(r.header("x-dpopkit-gateway-error").as_deref(), Some("upstream_protocol"), "{}", r.head);
+    assert!(r.body.contains("101"), "the error says what the upstream sent: {}", r.body);
+    assert_eq!(upstream.requests().len(), 1);
+}
+
+#[test]
+fn a_queued_request_ends_within_its_route_timeout() {
+    // A request that waited in the queue for an upstream slot then got the route's whole
+    // timeout again for its upstream call: with max_concurrency 1 and an upstream taking
+    // most of the 3 s timeout, the second caller had its answer after 2 × 3 s, the caller
+    // of a hanging upstream its 504 at twice the deadline (and SIGTERM, which waits the
+    // longest timeout plus 5 s, cut such requests without an answer).
+    let peers = Peers::start(&[]);
+    let slow = FaultServer::start(|_| {
+        std::thread::sleep(Duration::from_millis(2500));
+        Action::Respond(200, vec![], b"done".to_vec())
+    });
+    let dir = scratch("queued");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        one_route_config(&peers, &slow.url("/"), "caller_secret_env = \"GW_KEY\"\nmax_concurrency = 1\nmax_queue = 4", "timeout_ms = 3000"),
+    )
+    .unwrap();
+    let gw = Gateway::start(&["--config", config.to_str().unwrap()], "queued");
+    let addr = gw.addr.clone();
+    let threads: Vec<_> = (0..2)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200 * i));
+                let t = Instant::now();
+                let r = get(&addr, "/o/work");
+                (r.status, t.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Duration)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(results[0].0, 200, "{results:?}\n{}", gw.stderr());
+    for (status, took) in &results {
+        assert!(*took < Duration::from_millis(3600), "a request took {took:?} (status {status}), past its 3 s timeout: {results:?}");
+    }
+    assert!(matches!(results[1].0, 503 | 504), "the queued request: 503 (no slot in time) or 504: {results:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn secret_files_others_can_read_are_refused_and_errors_name_the_caller_secret_file() {
+    // caller_secret_file (new) and client_secret_file were read whatever their mode: any
+    // local user could read the caller credential (and use the API as the gateway) or the
+    // client secret. And a bad caller_secret_file was reported as the "client secret file
+    // (client_secret_file)", sending the operator to the wrong setting.
+    use std::os::unix::fs::PermissionsExt;
+    let peers = Peers::start(&[]);
+    let dir = scratch("secretfiles");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let caller = dir.join("caller.key");
+    std::fs::write(&caller, format!("{KEY}\n")).unwrap();
+    let client = dir.join("client.secret");
+    std::fs::write(&client, "secret\n").unwrap();
+    let fifo = dir.join("fifo.key");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let config = dir.join("gateway.toml");
+    let run = |caller_file: &std::path::Path| {
+        let text = one_route_config(&peers, "http://127.0.0.1:9/", "", &format!("caller_secret_file = \"{}\"", caller_file.display()))
+            .replace("client_secret_env = \"DPOPKIT_CLIENT_SECRET\"", &format!("client_secret_file = \"{}\"", client.display()));
+        std::fs::write(&config, text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("GW_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let began = Instant::now();
+        while child.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        (status.code(), err)
+    };
+    let set = |p: &std::path::Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    set(&caller, 0o600);
+    set(&client, 0o600);
+    let (code, err) = run(&caller);
+    assert_eq!(code, None, "private secret files work (killed while serving): {err}");
+    set(&caller, 0o644);
+    let (code, err) = run(&caller);
+    assert_eq!(code, Some(3), "a caller_secret_file others can read was used: {err}");
+    assert!(err.contains("caller_secret_file") && err.contains("chmod"), "{err}");
+    set(&caller, 0o640);
+    set(&client, 0o604);
+    let (code, err) = run(&caller);
+    assert_eq!(code, Some(3), "a client_secret_file others can read was used: {err}");
+    assert!(err.contains("client_secret_file") && err.contains("chmod"), "{err}");
+    set(&client, 0o600);
+    let (code, err) = run(&fifo);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("not a regular file") && err.contains("caller_secret_file"), "{err}");
+    assert!(!err.contains("client secret"), "a bad caller_secret_file is not the client secret file: {err}");
+    for secret in [KEY, "secret\n"] {
+        assert!(!err.contains(secret), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
