@@ -143,3 +143,81 @@ fn secret_files_others_can_read_are_refused_and_errors_name_the_caller_secret_fi
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(unix)]
+#[test]
+fn idle_connections_cannot_take_the_file_descriptors_the_upstream_calls_need() {
+    // Each connection holds about 5 file descriptors (its socket and its thread's runtime),
+    // and max_connections (default 512) was not set against RLIMIT_NOFILE (systemd's
+    // default soft limit is 1024): idle connections of any local process used them all,
+    // and an accepted caller's next request failed with 502 (no socket for the upstream).
+    use std::os::unix::process::CommandExt;
+    let peers = Peers::start(&[]);
+    // The upstream closes every connection, so each request needs a new socket.
+    let upstream = FaultServer::start(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        Action::Respond(200, vec![("Connection".into(), "close".into())], b"fine".to_vec())
+    });
+    let args = route_args(&peers, &upstream.url("/base/"), &["--max-concurrency", "6", "--no-access-log"]);
+    let log = scratch("fds.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"));
+    child.arg("serve").args(&args).env("GW_KEY", KEY).env("DPOPKIT_CLIENT_SECRET", "secret").env_remove("DPOPKIT_TOKEN_CACHE");
+    child.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        child.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 400, rlim_max: 400 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = child.spawn().unwrap();
+    let mut gw = Gateway { child: Some(child), log, addr: String::new() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !gw.stderr().contains("listening on ") {
+        assert!(Instant::now() < deadline, "{}", gw.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = gw.stderr();
+    let at = text.find("listening on http://").unwrap() + "listening on http://".len();
+    gw.addr = text[at..].split([';', ' ', '\n']).next().unwrap().to_string();
+
+    // Six callers' keep-alive connections, accepted before the flood.
+    let ask = |s: &mut TcpStream| -> String {
+        s.write_all(format!("GET /orders/x HTTP/1.1\r\nHost: a\r\nX-DpopKit-Gateway-Key: {KEY}\r\n\r\n").as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !(got.ends_with(b"fine") || got.ends_with(b"}")) {
+            let n = s.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let mut callers: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(&gw.addr).unwrap()).collect();
+    for c in &mut callers {
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let first = ask(c);
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}\n{}", gw.stderr());
+    }
+    // Idle connections, more than the descriptors allow; then the six ask at once (each
+    // needs a new upstream socket).
+    let idle: Vec<TcpStream> = (0..150).filter_map(|_| TcpStream::connect(&gw.addr).ok()).collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    let answers: Vec<String> = callers
+        .into_iter()
+        .map(|mut c| std::thread::spawn(move || ask(&mut c)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    for a in &answers {
+        assert!(a.starts_with("HTTP/1.1 200"), "a caller's request after the flood: {a}\n{}", gw.stderr());
+    }
+    assert!(gw.stderr().contains("max_connections"), "the gateway says it lowered max_connections and how to raise it: {}", gw.stderr());
+    drop(idle);
+}

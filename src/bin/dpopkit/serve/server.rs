@@ -358,7 +358,13 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
 
 /// Runs the gateway until SIGTERM or Ctrl-C; then stops accepting, lets the requests in
 /// flight finish (within their routes' timeouts) and returns.
-pub fn run(gw: Gateway, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>, on_listen: impl FnOnce(SocketAddr)) -> Result<(), String> {
+pub fn run(
+    mut gw: Gateway,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    on_listen: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    #[cfg(unix)]
+    fit_file_descriptors(&mut gw.server.limits);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -368,6 +374,42 @@ pub fn run(gw: Gateway, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>, on
     let result = rt.block_on(serve(gw, tls, on_listen, longest));
     rt.shutdown_timeout(Duration::from_secs(2));
     result
+}
+
+/// File descriptors one connection holds: its socket and its thread's runtime (an epoll,
+/// its wakers and the signal driver's socket); 5, counted in /proc/PID/fd.
+#[cfg(unix)]
+const FDS_PER_CONNECTION: u64 = 5;
+
+/// Makes room for `max_connections`: each connection holds [`FDS_PER_CONNECTION`], and the
+/// rest of the process (the listener, logs, the token cache, one upstream socket per slot,
+/// the transports' idle pools) needs its own. The soft RLIMIT_NOFILE is raised as far as
+/// needed (up to the hard one); when it cannot go that far, max_connections is lowered to
+/// what fits, and said: otherwise idle connections (any local process can open them) took
+/// every descriptor and the upstream calls of accepted callers failed with 502.
+#[cfg(unix)]
+fn fit_file_descriptors(limits: &mut super::config::Limits) {
+    use dpopkit::core::state::limits::{IDLE_CONNECTIONS, SHARED_TRANSPORTS};
+    let reserve = 64 + limits.max_concurrency as u64 + (SHARED_TRANSPORTS * IDLE_CONNECTIONS) as u64;
+    let need = limits.max_connections as u64 * FDS_PER_CONNECTION + reserve;
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit / setrlimit write and read only `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= need {
+        return;
+    }
+    let raised = libc::rlimit { rlim_cur: need.min(lim.rlim_max), rlim_max: lim.rlim_max };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        lim.rlim_cur = raised.rlim_cur;
+    }
+    if lim.rlim_cur >= need {
+        return;
+    }
+    let fit = (lim.rlim_cur.saturating_sub(reserve) / FDS_PER_CONNECTION).max(1) as usize;
+    eprintln!(
+        "dpopkit serve: max_connections lowered from {} to {fit}: this process may open {} files (ulimit -n); {} connections need about {need} (5 each, and {reserve} for the rest); raise the limit (systemd: LimitNOFILE={need}) or set max_connections",
+        limits.max_connections, lim.rlim_cur, limits.max_connections
+    );
+    limits.max_connections = fit;
 }
 
 async fn serve(
