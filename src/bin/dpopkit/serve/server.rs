@@ -358,13 +358,13 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
 
 /// Runs the gateway until SIGTERM or Ctrl-C; then stops accepting, lets the requests in
 /// flight finish (within their routes' timeouts) and returns.
-pub fn run(
-    mut gw: Gateway,
-    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
-    on_listen: impl FnOnce(SocketAddr),
-) -> Result<(), String> {
+pub fn run(gw: Gateway, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>, on_listen: impl FnOnce(SocketAddr)) -> Result<(), String> {
     #[cfg(unix)]
-    fit_file_descriptors(&mut gw.server.limits);
+    let gw = {
+        let mut gw = gw;
+        fit_file_descriptors(&mut gw.server.limits);
+        gw
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
