@@ -221,3 +221,46 @@ fn idle_connections_cannot_take_the_file_descriptors_the_upstream_calls_need() {
     assert!(gw.stderr().contains("max_connections"), "the gateway says it lowered max_connections and how to raise it: {}", gw.stderr());
     drop(idle);
 }
+
+#[test]
+fn past_the_queue_a_request_with_a_body_gets_503_before_its_body_is_read() {
+    // The place in the queue was taken only after the whole body had been read: under a
+    // flood, a POST got its 503 only once its body (up to max_request_body) had arrived, and
+    // the bodies of every open connection (max_connections × max_request_body, 2 GiB by
+    // default) were held in memory, not those of the queue.
+    let peers = Peers::start(&[]);
+    let slow = FaultServer::start(|_| {
+        std::thread::sleep(Duration::from_millis(2000));
+        Action::Respond(200, vec![], b"done".to_vec())
+    });
+    let gw = start_route(&peers, &slow.url("/"), &["--max-concurrency", "1", "--max-queue", "1", "--no-access-log"], "early503");
+    let addr = gw.addr.clone();
+    let busy: Vec<_> = (0..2)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100 * i));
+                get(&addr, "/orders/work").status
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(600));
+    // The head of a POST whose body comes later.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    s.write_all(
+        format!("POST /orders/upload HTTP/1.1\r\nHost: a\r\nX-DpopKit-Gateway-Key: {KEY}\r\nContent-Length: 5000\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let took = t.elapsed();
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(took < Duration::from_millis(700), "503 at once, not after the body: {took:?}");
+    for t in busy {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    assert_eq!(slow.requests().len(), 2, "the refused POST went nowhere");
+}

@@ -243,6 +243,20 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     let query = uri.query().map(str::to_string);
     let url = upstream_url(&route.upstream, rest, query.as_deref());
 
+    // A place in the bounded queue, taken before the body is read: past it, 503 at once
+    // (not once a body of up to max_request_body has arrived), and only the requests in
+    // the queue hold their bodies in memory, not every open connection.
+    let bound = gw.server.limits.max_concurrency + gw.server.limits.max_queue;
+    if gw.admitted.fetch_add(1, Ordering::SeqCst) >= bound {
+        gw.admitted.fetch_sub(1, Ordering::SeqCst);
+        gw.metrics.rejected_busy.fetch_add(1, Ordering::Relaxed);
+        let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the gateway's queue is full; retry later");
+        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        return fail(r);
+    }
+    gw.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _admission = Admission(gw);
+
     // The body, bounded in size and time.
     let limit = gw.server.limits.max_request_body;
     let body = match tokio::time::timeout_at(deadline, Limited::new(req.into_body(), limit).collect()).await {
@@ -258,17 +272,7 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         Ok(Ok(b)) => b.to_bytes(),
     };
 
-    // A place in the bounded queue, then one of the upstream slots.
-    let bound = gw.server.limits.max_concurrency + gw.server.limits.max_queue;
-    if gw.admitted.fetch_add(1, Ordering::SeqCst) >= bound {
-        gw.admitted.fetch_sub(1, Ordering::SeqCst);
-        gw.metrics.rejected_busy.fetch_add(1, Ordering::Relaxed);
-        let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the gateway's queue is full; retry later");
-        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
-        return fail(r);
-    }
-    gw.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _admission = Admission(gw);
+    // Then one of the upstream slots.
     let permit = match tokio::time::timeout_at(deadline, gw.upstream_slots.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
