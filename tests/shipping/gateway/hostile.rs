@@ -264,3 +264,26 @@ fn past_the_queue_a_request_with_a_body_gets_503_before_its_body_is_read() {
     }
     assert_eq!(slow.requests().len(), 2, "the refused POST went nowhere");
 }
+
+#[test]
+fn a_callers_accept_encoding_does_not_make_the_upstream_compress_what_the_gateway_must_withhold() {
+    // The caller's Accept-Encoding went upstream (python-requests sends "gzip, deflate" by
+    // default, curl --compressed too), but the gateway decodes no Content-Encoding and so
+    // cannot check a compressed body for an echoed secret: the library withholds it, and
+    // the caller got a placeholder instead of the upstream's answer.
+    let peers = Peers::start(&[]);
+    let upstream = FaultServer::start(|req| {
+        let gzip = req.header("accept-encoding").is_some_and(|v| v.contains("gzip"));
+        if gzip {
+            // (Bytes that are not a real gzip stream: what counts is the header.)
+            Action::Respond(200, vec![("Content-Encoding".into(), "gzip".into())], b"\x1f\x8b compressed answer".to_vec())
+        } else {
+            Action::Respond(200, vec![("Content-Type".into(), "text/plain".into())], b"the answer".to_vec())
+        }
+    });
+    let gw = start_route(&peers, &upstream.url("/base/"), &["--no-access-log"], "encoding");
+    let r = request(&gw.addr, "GET", "/orders/x", &[("X-DpopKit-Gateway-Key", KEY), ("Accept-Encoding", "gzip, deflate")], "");
+    assert_eq!(r.status, 200, "{}{}", r.head, r.body);
+    assert_eq!(r.body, "the answer", "{}{}", r.head, r.body);
+    assert!(upstream.requests()[0].header("accept-encoding").is_none(), "{:?}", upstream.requests()[0].headers);
+}

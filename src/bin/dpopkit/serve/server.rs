@@ -96,7 +96,8 @@ fn hop_by_hop(name: &str) -> bool {
 /// another path or method than the one routed and checked (IIS and Symfony read
 /// `X-Original-URL` / `X-Rewrite-URL`, many read a method override), and the forwarding
 /// headers a caller could forge (the route's origin is fixed; `X-Forwarded-Prefix` moves
-/// Spring's base path).
+/// Spring's base path), and `Accept-Encoding`: the gateway decodes no `Content-Encoding`,
+/// so a compressed answer could not be checked for echoed secrets and would be withheld.
 fn never_forwarded(name: &str) -> bool {
     matches!(
         name,
@@ -108,6 +109,7 @@ fn never_forwarded(name: &str) -> bool {
             | "content-length"
             | "content-type"
             | "expect"
+            | "accept-encoding"
             | "x-original-url"
             | "x-rewrite-url"
             | "x-override-url"
