@@ -244,7 +244,12 @@ fn past_the_queue_a_request_with_a_body_gets_503_before_its_body_is_read() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(600));
+    // Until the slot and the queue place are taken.
+    let began = Instant::now();
+    while !request(&addr, "GET", "/metrics", &[], "").body.contains("dpopkit_gateway_in_flight 2") {
+        assert!(began.elapsed() < Duration::from_secs(10), "the two requests were not admitted: {}", gw.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The head of a POST whose body comes later.
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
