@@ -15,6 +15,8 @@ mod server;
 #[cfg(windows)]
 #[path = "serve/service.rs"]
 mod service;
+#[path = "serve/stall.rs"]
+mod stall;
 #[path = "serve/target.rs"]
 mod target;
 #[path = "serve/tls.rs"]

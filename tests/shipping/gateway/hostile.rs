@@ -292,3 +292,51 @@ fn a_callers_accept_encoding_does_not_make_the_upstream_compress_what_the_gatewa
     assert_eq!(r.body, "the answer", "{}{}", r.head, r.body);
     assert!(upstream.requests()[0].header("accept-encoding").is_none(), "{:?}", upstream.requests()[0].headers);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_caller_that_stops_reading_its_responses_is_cut_after_the_header_timeout() {
+    // header_timeout bounds reading a request head; nothing bounded writing the answer. A
+    // client that pipelined requests (no credential needed: /healthz) and never read the
+    // responses kept its connection's thread in hyper's write forever: a few hundred such
+    // sockets, from any local process, held every one of max_connections for good.
+    let peers = Peers::start(&[]);
+    let dir = scratch("slowread");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        one_route_config(&peers, "http://127.0.0.1:9/", "caller_secret_env = \"GW_KEY\"\nheader_timeout_ms = 1000", ""),
+    )
+    .unwrap();
+    let gw = Gateway::start(&["--config", config.to_str().unwrap()], "slowread");
+    let threads = || std::fs::read_dir(format!("/proc/{}/task", gw.pid())).unwrap().count();
+    let base = threads();
+    let pipelined = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n".repeat(2000);
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let s = TcpStream::connect(&gw.addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut w = &s;
+        // Until the gateway's answers fill both sides' buffers and this write stalls.
+        for _ in 0..200 {
+            if w.write_all(pipelined.as_bytes()).is_err() {
+                break;
+            }
+        }
+        sockets.push(s);
+    }
+    assert!(threads() > base, "the connections are being served");
+    let began = Instant::now();
+    while threads() > base {
+        assert!(
+            began.elapsed() < Duration::from_secs(8),
+            "connections whose caller stopped reading still held {} threads after {:?}",
+            threads() - base,
+            began.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(sockets);
+    let _ = std::fs::remove_dir_all(&dir);
+}

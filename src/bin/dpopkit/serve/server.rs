@@ -34,6 +34,7 @@ use zeroize::Zeroizing;
 
 use super::config::ServerConfig;
 use super::metrics::Metrics;
+use super::stall::WriteStall;
 use super::target::{caller_location, check_target, route_for, upstream_url};
 
 /// The header that carries the caller credential.
@@ -458,6 +459,8 @@ async fn serve(
         let connection = async move {
             let _slot = slot;
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
+            // A caller that reads nothing of its response for header_timeout is cut.
+            let stream = WriteStall::new(stream, limits.header_timeout);
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
