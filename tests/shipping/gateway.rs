@@ -830,3 +830,8 @@ fn print_cert_refuses_a_fifo_or_a_device_at_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Second hostile review (one thread per connection, caller_secret_file): its tests, in a
+// file of their own (this one is past 700 lines); they use the helpers above.
+#[path = "gateway/hostile.rs"]
+mod hostile;

@@ -8,11 +8,15 @@
 mod config;
 #[path = "serve/metrics.rs"]
 mod metrics;
+#[path = "serve/secret_file.rs"]
+mod secret_file;
 #[path = "serve/server.rs"]
 mod server;
 #[cfg(windows)]
 #[path = "serve/service.rs"]
 mod service;
+#[path = "serve/stall.rs"]
+mod stall;
 #[path = "serve/target.rs"]
 mod target;
 #[path = "serve/tls.rs"]

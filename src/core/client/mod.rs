@@ -96,9 +96,15 @@ impl HttpClient {
 
     /// The configuration of a call that starts now, with its deadline (request_timeout).
     fn snapshot(&self) -> CallConfig {
+        self.snapshot_within(None)
+    }
+
+    /// [`HttpClient::snapshot`] with a deadline of at most `budget` from now.
+    fn snapshot_within(&self, budget: Option<std::time::Duration>) -> CallConfig {
         let transport = {
             let shared = self.transport.read().unwrap_or_else(|e| e.into_inner());
-            shared.for_call(Deadline::after(shared.settings.request_timeout))
+            let whole = shared.settings.request_timeout;
+            shared.for_call(Deadline::after(budget.map_or(whole, |b| b.min(whole))))
         };
         let c = self.config.read().unwrap_or_else(|e| e.into_inner());
         CallConfig {
@@ -260,7 +266,9 @@ impl HttpClient {
     /// [`HttpClient::send`] with `headers` added for this call only, on top of those set
     /// with [`HttpClient::set_request_header`] (replacing one of the same name), each checked
     /// and treated like them (same origin only, credential-like ones masked). For a gateway
-    /// that forwards its callers' headers through one shared Http object.
+    /// that forwards its callers' headers through one shared Http object. The call ends
+    /// within `budget` when one is given (and never later than request_timeout): what is
+    /// left of a request's deadline after it waited in the gateway's queue.
     pub fn send_with_headers(
         &self,
         method: &str,
@@ -268,8 +276,9 @@ impl HttpClient {
         headers: &[(&str, &str)],
         content_type: Option<&str>,
         body: Option<&[u8]>,
+        budget: Option<std::time::Duration>,
     ) -> Result<Response> {
-        let mut cc = self.snapshot();
+        let mut cc = self.snapshot_within(budget);
         if !headers.is_empty() {
             let mut next = (*cc.headers).clone();
             for (name, value) in headers {

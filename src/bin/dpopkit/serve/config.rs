@@ -15,20 +15,14 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use zeroize::Zeroizing;
 
+use super::secret_file;
+
 /// The config file itself: configuration, bounded like any file dpopkit reads.
 const CONFIG_FILE: FileKind = FileKind {
     name: "gateway config file (--config)",
     max: 1 << 20,
     too_large: ErrorKind::FileIo,
     hint: "give the path of the gateway's TOML configuration file",
-};
-
-/// `client_secret_file`: one line.
-const SECRET_FILE: FileKind = FileKind {
-    name: "client secret file (client_secret_file)",
-    max: 4096,
-    too_large: ErrorKind::FileIo,
-    hint: "give the path of a file that holds only the client secret",
 };
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -447,7 +441,8 @@ fn parse_route(
         if m.get("caller_secret_env").is_some() {
             return doc.fail(m.span_of("caller_secret_file"), "caller_secret_env and caller_secret_file: give one of them");
         }
-        let data = read_regular_file(&rel(file.clone()), &SECRET_FILE).or_else(|e| doc.fail(m.span_of("caller_secret_file"), e.message))?;
+        let data = secret_file::read(&rel(file.clone()), &secret_file::CALLER_SECRET_FILE, "caller_secret_file")
+            .or_else(|why| doc.fail(m.span_of("caller_secret_file"), why))?;
         let text = Zeroizing::new(std::str::from_utf8(&data).map(|t| t.trim_end_matches(['\r', '\n']).to_string()).unwrap_or_default());
         Some(
             check_caller_secret(text, &format!("the caller_secret_file {file}"))
@@ -543,7 +538,8 @@ fn auth_json(
             }
             "client_secret_file" => {
                 let Some(p) = val.as_str() else { return doc.fail(v.span(), "client_secret_file must be a path, in quotes") };
-                let data = read_regular_file(&rel(p.to_string()), &SECRET_FILE).or_else(|e| doc.fail(v.span(), e.message))?;
+                let data = secret_file::read(&rel(p.to_string()), &secret_file::CLIENT_SECRET_FILE, "client_secret_file")
+                    .or_else(|why| doc.fail(v.span(), why))?;
                 let text = std::str::from_utf8(&data).map(|t| t.trim_end_matches(['\r', '\n']).to_string()).unwrap_or_default();
                 if text.is_empty() {
                     return doc.fail(v.span(), "the client_secret_file is empty (or not UTF-8 text); write the secret in it");

@@ -99,6 +99,12 @@ fn the_caller_credential_can_come_from_a_file() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("caller.key"), "from-a-file-0123456789\n").unwrap();
     std::fs::write(dir.join("short.key"), "short\n").unwrap();
+    #[cfg(unix)]
+    for f in ["caller.key", "short.key"] {
+        // A secret file others can read is refused (tests/shipping/gateway/hostile.rs).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let with = |line: &str| GOOD.replace("timeout_ms = 5000", &format!("timeout_ms = 5000\n{line}"));
     let c = parse(&with("caller_secret_file = \"caller.key\""), &dir, &env).map_err(|e| e.message).unwrap();
     assert_eq!(

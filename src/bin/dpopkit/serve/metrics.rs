@@ -76,7 +76,12 @@ impl Metrics {
         }
         let c = dpopkit::core::counters::snapshot();
         for (name, help, kind, v) in [
-            ("dpopkit_gateway_in_flight", "Upstream calls running or waiting now.", "gauge", self.in_flight.load(Ordering::Relaxed) as u64),
+            (
+                "dpopkit_gateway_in_flight",
+                "Requests in the queue now: reading their body, waiting for an upstream slot or calling the upstream.",
+                "gauge",
+                self.in_flight.load(Ordering::Relaxed) as u64,
+            ),
             (
                 "dpopkit_gateway_rejected_busy_total",
                 "Requests refused with 503 because the queue was full.",

@@ -34,6 +34,7 @@ use zeroize::Zeroizing;
 
 use super::config::ServerConfig;
 use super::metrics::Metrics;
+use super::stall::WriteStall;
 use super::target::{caller_location, check_target, route_for, upstream_url};
 
 /// The header that carries the caller credential.
@@ -96,7 +97,8 @@ fn hop_by_hop(name: &str) -> bool {
 /// another path or method than the one routed and checked (IIS and Symfony read
 /// `X-Original-URL` / `X-Rewrite-URL`, many read a method override), and the forwarding
 /// headers a caller could forge (the route's origin is fixed; `X-Forwarded-Prefix` moves
-/// Spring's base path).
+/// Spring's base path), and `Accept-Encoding`: the gateway decodes no `Content-Encoding`,
+/// so a compressed answer could not be checked for echoed secrets and would be withheld.
 fn never_forwarded(name: &str) -> bool {
     matches!(
         name,
@@ -108,6 +110,7 @@ fn never_forwarded(name: &str) -> bool {
             | "content-length"
             | "content-type"
             | "expect"
+            | "accept-encoding"
             | "x-original-url"
             | "x-rewrite-url"
             | "x-override-url"
@@ -180,6 +183,10 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         return plain(json_error(StatusCode::NOT_FOUND, "no_route", "no route of this gateway matches the path"));
     };
     let route = &gw.routes[index];
+    // One deadline for the whole request, from its head: the body, the wait for an
+    // upstream slot and the upstream call all end by it (a queued request gets what is
+    // left, not a fresh timeout), so SIGTERM's bound (the longest timeout + 5 s) holds too.
+    let deadline = tokio::time::Instant::now() + route.timeout;
     let label = route.prefix.clone();
     let fail = |resp: Resp| Outcome { resp, route: label.clone(), upstream: None };
 
@@ -239,9 +246,23 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     let query = uri.query().map(str::to_string);
     let url = upstream_url(&route.upstream, rest, query.as_deref());
 
+    // A place in the bounded queue, taken before the body is read: past it, 503 at once
+    // (not once a body of up to max_request_body has arrived), and only the requests in
+    // the queue hold their bodies in memory, not every open connection.
+    let bound = gw.server.limits.max_concurrency + gw.server.limits.max_queue;
+    if gw.admitted.fetch_add(1, Ordering::SeqCst) >= bound {
+        gw.admitted.fetch_sub(1, Ordering::SeqCst);
+        gw.metrics.rejected_busy.fetch_add(1, Ordering::Relaxed);
+        let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the gateway's queue is full; retry later");
+        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        return fail(r);
+    }
+    gw.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _admission = Admission(gw);
+
     // The body, bounded in size and time.
     let limit = gw.server.limits.max_request_body;
-    let body = match tokio::time::timeout(route.timeout, Limited::new(req.into_body(), limit).collect()).await {
+    let body = match tokio::time::timeout_at(deadline, Limited::new(req.into_body(), limit).collect()).await {
         Err(_) => return fail(json_error(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return fail(json_error(
@@ -254,18 +275,8 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         Ok(Ok(b)) => b.to_bytes(),
     };
 
-    // A place in the bounded queue, then one of the upstream slots.
-    let bound = gw.server.limits.max_concurrency + gw.server.limits.max_queue;
-    if gw.admitted.fetch_add(1, Ordering::SeqCst) >= bound {
-        gw.admitted.fetch_sub(1, Ordering::SeqCst);
-        gw.metrics.rejected_busy.fetch_add(1, Ordering::Relaxed);
-        let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the gateway's queue is full; retry later");
-        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
-        return fail(r);
-    }
-    gw.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _admission = Admission(gw);
-    let permit = match tokio::time::timeout(route.timeout, gw.upstream_slots.clone().acquire_owned()).await {
+    // Then one of the upstream slots.
+    let permit = match tokio::time::timeout_at(deadline, gw.upstream_slots.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
             let mut r =
@@ -276,7 +287,7 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
     };
 
     // The upstream call: the sync core, inline on this connection's own thread. It ends
-    // within the route's timeout (the core's deadline covers token, nonce retries and the
+    // by the request's deadline (the core's deadline covers token, nonce retries and the
     // request).
     let (result, took) = {
         let _permit = permit;
@@ -292,16 +303,33 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
         let headers: Vec<(&str, &str)> = forward.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let began = Instant::now();
         let body = if body.is_empty() && content_type.is_none() { None } else { Some(&body[..]) };
-        let result = route.client.send_with_headers(&method, &url, &headers, content_type.as_deref(), body);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let result = route.client.send_with_headers(&method, &url, &headers, content_type.as_deref(), body, Some(left));
         let took = began.elapsed();
         let result = result.map_err(|e| {
-            let message = redact::scrub(&e.message, &[route.caller_secret.as_deref().map_or("", String::as_str)]);
+            let mut message = redact::scrub(&e.message, &[route.caller_secret.as_deref().map_or("", String::as_str)]);
+            if e.kind == ErrorKind::Timeout && left < route.timeout {
+                // The core's text names the budget it was given; say where the rest went.
+                let waited = route.timeout.saturating_sub(left).as_millis();
+                message = format!(
+                    "the request's deadline (the route's timeout_ms, {} ms) passed; {waited} ms of it went to the request body and the queue for an upstream slot: {message}",
+                    route.timeout.as_millis()
+                );
+            }
             (e.kind, message)
         });
         (result, took)
     };
     gw.metrics.upstream_latency(&label, took);
     let resp = match result {
+        // The caller's Upgrade is never forwarded, so a 101 answers nothing that was asked,
+        // and a 1xx is never a final response (RFC 9110 §15.2): passed back, a 101 told the
+        // caller its connection had switched protocols (and hyper closed it).
+        Ok(up) if up.status < 200 => json_error(
+            StatusCode::BAD_GATEWAY,
+            "upstream_protocol",
+            &format!("the upstream answered {} (an informational status) as its final response", up.status),
+        ),
         Ok(up) => {
             let mut r = Response::new(Full::new(Bytes::from(up.body)));
             *r.status_mut() = StatusCode::from_u16(up.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -338,6 +366,12 @@ async fn dispatch(gw: &'static Gateway, client_cert: bool, req: Request<Incoming
 /// Runs the gateway until SIGTERM or Ctrl-C; then stops accepting, lets the requests in
 /// flight finish (within their routes' timeouts) and returns.
 pub fn run(gw: Gateway, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>, on_listen: impl FnOnce(SocketAddr)) -> Result<(), String> {
+    #[cfg(unix)]
+    let gw = {
+        let mut gw = gw;
+        fit_file_descriptors(&mut gw.server.limits);
+        gw
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -347,6 +381,42 @@ pub fn run(gw: Gateway, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>, on
     let result = rt.block_on(serve(gw, tls, on_listen, longest));
     rt.shutdown_timeout(Duration::from_secs(2));
     result
+}
+
+/// File descriptors one connection holds: its socket and its thread's runtime (an epoll,
+/// its wakers and the signal driver's socket); 5, counted in /proc/PID/fd.
+#[cfg(unix)]
+const FDS_PER_CONNECTION: u64 = 5;
+
+/// Makes room for `max_connections`: each connection holds [`FDS_PER_CONNECTION`], and the
+/// rest of the process (the listener, logs, the token cache, one upstream socket per slot,
+/// the transports' idle pools) needs its own. The soft RLIMIT_NOFILE is raised as far as
+/// needed (up to the hard one); when it cannot go that far, max_connections is lowered to
+/// what fits, and said: otherwise idle connections (any local process can open them) took
+/// every descriptor and the upstream calls of accepted callers failed with 502.
+#[cfg(unix)]
+fn fit_file_descriptors(limits: &mut super::config::Limits) {
+    use dpopkit::core::state::limits::{IDLE_CONNECTIONS, SHARED_TRANSPORTS};
+    let reserve = 64 + limits.max_concurrency as u64 + (SHARED_TRANSPORTS * IDLE_CONNECTIONS) as u64;
+    let need = limits.max_connections as u64 * FDS_PER_CONNECTION + reserve;
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit / setrlimit write and read only `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= need {
+        return;
+    }
+    let raised = libc::rlimit { rlim_cur: need.min(lim.rlim_max), rlim_max: lim.rlim_max };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        lim.rlim_cur = raised.rlim_cur;
+    }
+    if lim.rlim_cur >= need {
+        return;
+    }
+    let fit = (lim.rlim_cur.saturating_sub(reserve) / FDS_PER_CONNECTION).max(1) as usize;
+    eprintln!(
+        "dpopkit serve: max_connections lowered from {} to {fit}: this process may open {} files (ulimit -n); {} connections need about {need} (5 each, and {reserve} for the rest); raise the limit (systemd: LimitNOFILE={need}) or set max_connections",
+        limits.max_connections, lim.rlim_cur, limits.max_connections
+    );
+    limits.max_connections = fit;
 }
 
 async fn serve(
@@ -389,6 +459,8 @@ async fn serve(
         let connection = async move {
             let _slot = slot;
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
+            // A caller that reads nothing of its response for header_timeout is cut.
+            let stream = WriteStall::new(stream, limits.header_timeout);
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
