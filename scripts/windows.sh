@@ -524,7 +524,8 @@ gateway() {
   PIDS+=($!)
   GW=
   for i in $(seq 1 300); do
-    GW=$(grep -oE 'https?://127\.0\.0\.1:[0-9]+' "$err" | head -n 1 || true)
+    # The port once written whole (what follows it is there too): stderr is unbuffered.
+    GW=$(grep -oE 'https?://127\.0\.0\.1:[0-9]+[; ]' "$err" | head -n 1 | tr -d '; ' || true)
     [ -n "$GW" ] && break
     sleep 0.2
   done

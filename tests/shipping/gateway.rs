@@ -22,6 +22,15 @@ struct Gateway {
     addr: String,
 }
 
+/// The `host:port` of the gateway's "listening on" line, once the whole line is there
+/// (stderr is unbuffered: a line can be read half written).
+fn listening_addr(text: &str) -> Option<String> {
+    let line = &text[text.find("listening on ")? + "listening on ".len()..];
+    let line = &line[..line.find('\n')?];
+    let url = line.split([';', ' ']).next()?;
+    Some(url.split("://").nth(1)?.to_string())
+}
+
 impl Gateway {
     /// Starts `dpopkit serve ARGS` (stderr to a file) and waits for its "listening on" line.
     fn start(args: &[&str], name: &str) -> Gateway {
@@ -42,10 +51,8 @@ impl Gateway {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = gw.stderr();
-            if let Some(at) = text.find("listening on ") {
-                let rest = &text[at + "listening on ".len()..];
-                let url = rest.split([';', ' ', '\n']).next().unwrap();
-                gw.addr = url.split("://").nth(1).unwrap().to_string();
+            if let Some(addr) = listening_addr(&text) {
+                gw.addr = addr;
                 return gw;
             }
             if let Some(status) = gw.child.as_mut().unwrap().try_wait().unwrap() {

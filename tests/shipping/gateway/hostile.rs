@@ -176,13 +176,13 @@ fn idle_connections_cannot_take_the_file_descriptors_the_upstream_calls_need() {
     let child = child.spawn().unwrap();
     let mut gw = Gateway { child: Some(child), log, addr: String::new() };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !gw.stderr().contains("listening on ") {
+    gw.addr = loop {
+        if let Some(addr) = listening_addr(&gw.stderr()) {
+            break addr;
+        }
         assert!(Instant::now() < deadline, "{}", gw.stderr());
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let text = gw.stderr();
-    let at = text.find("listening on http://").unwrap() + "listening on http://".len();
-    gw.addr = text[at..].split([';', ' ', '\n']).next().unwrap().to_string();
+    };
 
     // Six callers' keep-alive connections, accepted before the flood.
     let ask = |s: &mut TcpStream| -> String {
