@@ -37,29 +37,15 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Builds a signed DPoP proof JWT.
+/// Builds a signed DPoP proof JWT with the key's preferred algorithm.
 /// `access_token` adds `ath`; `nonce` adds `nonce`; `iat` is the current time unless given.
 pub fn make_proof(key: &EcKey, htm: &str, htu: &str, access_token: Option<&str>, nonce: Option<&str>, iat: Option<i64>) -> Result<String> {
-    make_proof_within(key, htm, htu, access_token, nonce, iat, None)
+    make_proof_alg_within(key, key.alg(), htm, htu, access_token, nonce, iat, None)
 }
 
-/// [`make_proof`] for a call that ends at `deadline`: a key in a PKCS#11 token that does
-/// not sign by then makes this fail with `Timeout`.
-pub fn make_proof_within(
-    key: &EcKey,
-    htm: &str,
-    htu: &str,
-    access_token: Option<&str>,
-    nonce: Option<&str>,
-    iat: Option<i64>,
-    deadline: Option<Deadline>,
-) -> Result<String> {
-    let ath = access_token.map(ath);
-    make_proof_alg_with_ath(key, key.alg(), htm, htu, ath.as_deref(), nonce, iat, deadline)
-}
-
-/// [`make_proof_within`] signed with `alg`, one of the key's [`EcKey::algs`] (the one the
-/// server takes: see `dpop::exchange`).
+/// [`make_proof`] signed with `alg`, one of the key's [`EcKey::algs`] (the one the server
+/// takes: see `dpop::exchange`), for a call that ends at `deadline`: a key in a PKCS#11
+/// token that does not sign by then makes this fail with `Timeout`.
 #[allow(clippy::too_many_arguments)]
 pub fn make_proof_alg_within(
     key: &EcKey,
@@ -75,22 +61,9 @@ pub fn make_proof_alg_within(
     make_proof_alg_with_ath(key, alg, htm, htu, ath.as_deref(), nonce, iat, deadline)
 }
 
-/// [`make_proof_within`] with the `ath` claim given (base64url(SHA-256(token)): it depends
-/// on the token only, so the caller keeps it with the token instead of hashing the token
-/// for every proof).
-pub fn make_proof_with_ath(
-    key: &EcKey,
-    htm: &str,
-    htu: &str,
-    ath: Option<&str>,
-    nonce: Option<&str>,
-    iat: Option<i64>,
-    deadline: Option<Deadline>,
-) -> Result<String> {
-    make_proof_alg_with_ath(key, key.alg(), htm, htu, ath, nonce, iat, deadline)
-}
-
-/// [`make_proof_with_ath`] signed with `alg`, one of the key's [`EcKey::algs`].
+/// [`make_proof_alg_within`] with the `ath` claim given (base64url(SHA-256(token)): it
+/// depends on the token only, so the caller keeps it with the token instead of hashing the
+/// token for every proof).
 #[allow(clippy::too_many_arguments)]
 pub fn make_proof_alg_with_ath(
     key: &EcKey,
