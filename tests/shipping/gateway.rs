@@ -22,6 +22,21 @@ struct Gateway {
     addr: String,
 }
 
+/// Runs `cmd` (a `dpopkit serve` expected to stop by itself) for at most 10 s: its exit
+/// code (None when it had to be killed) and its stderr.
+fn serve_until_exit(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let began = Instant::now();
+    while child.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), err)
+}
+
 /// The `host:port` of the gateway's "listening on" line, once the whole line is there
 /// (stderr is unbuffered: a line can be read half written).
 fn listening_addr(text: &str) -> Option<String> {
@@ -814,25 +829,11 @@ fn print_cert_refuses_a_fifo_or_a_device_at_once() {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .arg("--print-cert")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         let began = Instant::now();
-        while child.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let (code, err) =
+            serve_until_exit(Command::new(env!("CARGO_BIN_EXE_dpopkit")).args(["serve", "--config"]).arg(&config).arg("--print-cert"));
         assert!(began.elapsed() < Duration::from_secs(5), "{cert}: --print-cert took {:?}", began.elapsed());
-        assert_eq!(status.code(), Some(3), "{cert}: {err}");
+        assert_eq!(code, Some(3), "{cert}: {err}");
         assert!(err.contains("not a regular file"), "{cert}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -100,24 +100,7 @@ fn secret_files_others_can_read_are_refused_and_errors_name_the_caller_secret_fi
         let text = one_route_config(&peers, "http://127.0.0.1:9/", "", &format!("caller_secret_file = \"{}\"", caller_file.display()))
             .replace("client_secret_env = \"DPOPKIT_CLIENT_SECRET\"", &format!("client_secret_file = \"{}\"", client.display()));
         std::fs::write(&config, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dpopkit"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env_remove("GW_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let began = Instant::now();
-        while child.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        (status.code(), err)
+        serve_until_exit(Command::new(env!("CARGO_BIN_EXE_dpopkit")).args(["serve", "--config"]).arg(&config).env_remove("GW_KEY"))
     };
     let set = |p: &std::path::Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     set(&caller, 0o600);
