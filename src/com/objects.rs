@@ -262,6 +262,45 @@ fn invoke(
 // The IIDs are members.rs's `diid`s: tests/windows/com/early.c asks for each through the header
 // widl makes from the IDL written from members.rs, so a difference fails there.
 
+/// IDispatch of one COM object type (`$obj_impl`, the name `implement` gives it), delegating
+/// to the shared functions above. (The `interface` and `implement` attributes stay outside:
+/// `implement` does not take an interface named through a macro's parameter.)
+macro_rules! dispatch_to_shared {
+    ($obj_impl:ident) => {
+        impl IDispatch_Impl for $obj_impl {
+            fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
+                get_type_info_count()
+            }
+            fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
+                get_type_info(&self.0, itinfo)
+            }
+            fn GetIDsOfNames(
+                &self,
+                riid: *const GUID,
+                names: *const PCWSTR,
+                count: u32,
+                _lcid: u32,
+                ids: *mut i32,
+            ) -> windows_core::Result<()> {
+                get_ids_of_names(&self.0, riid, names, count, ids)
+            }
+            fn Invoke(
+                &self,
+                id: i32,
+                riid: *const GUID,
+                _lcid: u32,
+                flags: DISPATCH_FLAGS,
+                params: *const DISPPARAMS,
+                result: *mut VARIANT,
+                excep: *mut EXCEPINFO,
+                arg_err: *mut u32,
+            ) -> windows_core::Result<()> {
+                invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
+            }
+        }
+    };
+}
+
 #[windows_core::interface("E262A1EA-C34B-4789-8FF2-10A0039BDAE5")]
 pub unsafe trait IPrivateKey: IDispatch {}
 
@@ -269,31 +308,7 @@ pub unsafe trait IPrivateKey: IDispatch {}
 pub struct KeyObj(pub ComObj);
 
 impl IPrivateKey_Impl for KeyObj_Impl {}
-
-impl IDispatch_Impl for KeyObj_Impl {
-    fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
-        get_type_info_count()
-    }
-    fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
-        get_type_info(&self.0, itinfo)
-    }
-    fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
-        get_ids_of_names(&self.0, riid, names, count, ids)
-    }
-    fn Invoke(
-        &self,
-        id: i32,
-        riid: *const GUID,
-        _lcid: u32,
-        flags: DISPATCH_FLAGS,
-        params: *const DISPPARAMS,
-        result: *mut VARIANT,
-        excep: *mut EXCEPINFO,
-        arg_err: *mut u32,
-    ) -> windows_core::Result<()> {
-        invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
-    }
-}
+dispatch_to_shared!(KeyObj_Impl);
 
 #[windows_core::interface("0D81D1E5-AAAF-4077-A6D0-C07BE88C2879")]
 pub unsafe trait IJsonObject: IDispatch {}
@@ -302,31 +317,7 @@ pub unsafe trait IJsonObject: IDispatch {}
 pub struct JsonObj(pub ComObj);
 
 impl IJsonObject_Impl for JsonObj_Impl {}
-
-impl IDispatch_Impl for JsonObj_Impl {
-    fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
-        get_type_info_count()
-    }
-    fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
-        get_type_info(&self.0, itinfo)
-    }
-    fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
-        get_ids_of_names(&self.0, riid, names, count, ids)
-    }
-    fn Invoke(
-        &self,
-        id: i32,
-        riid: *const GUID,
-        _lcid: u32,
-        flags: DISPATCH_FLAGS,
-        params: *const DISPPARAMS,
-        result: *mut VARIANT,
-        excep: *mut EXCEPINFO,
-        arg_err: *mut u32,
-    ) -> windows_core::Result<()> {
-        invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
-    }
-}
+dispatch_to_shared!(JsonObj_Impl);
 
 #[windows_core::interface("797C6517-2785-4BE0-B580-D872E0290471")]
 pub unsafe trait IHttp: IDispatch {}
@@ -335,31 +326,7 @@ pub unsafe trait IHttp: IDispatch {}
 pub struct HttpObj(pub ComObj);
 
 impl IHttp_Impl for HttpObj_Impl {}
-
-impl IDispatch_Impl for HttpObj_Impl {
-    fn GetTypeInfoCount(&self) -> windows_core::Result<u32> {
-        get_type_info_count()
-    }
-    fn GetTypeInfo(&self, itinfo: u32, _lcid: u32) -> windows_core::Result<ITypeInfo> {
-        get_type_info(&self.0, itinfo)
-    }
-    fn GetIDsOfNames(&self, riid: *const GUID, names: *const PCWSTR, count: u32, _lcid: u32, ids: *mut i32) -> windows_core::Result<()> {
-        get_ids_of_names(&self.0, riid, names, count, ids)
-    }
-    fn Invoke(
-        &self,
-        id: i32,
-        riid: *const GUID,
-        _lcid: u32,
-        flags: DISPATCH_FLAGS,
-        params: *const DISPPARAMS,
-        result: *mut VARIANT,
-        excep: *mut EXCEPINFO,
-        arg_err: *mut u32,
-    ) -> windows_core::Result<()> {
-        invoke(&self.0, id, riid, flags, params, result, excep, arg_err)
-    }
-}
+dispatch_to_shared!(HttpObj_Impl);
 
 /// Makes an object of `class` and answers `riid` for it (its own DIID, IDispatch, IUnknown).
 pub fn create(class: &'static Class, riid: *const GUID, ppv: *mut *mut core::ffi::c_void) -> windows_core::HRESULT {
