@@ -118,24 +118,27 @@ pub(super) fn ec_params_curve(params: &[u8]) -> Result<Curve> {
 /// The public point from CKA_EC_POINT, which tokens give as a DER OCTET STRING (the
 /// standard) or as the raw point; compressed points are expanded.
 pub fn parse_ec_point(curve: Curve, data: &[u8]) -> Result<Vec<u8>> {
-    let raw = match data {
-        [0x04, len, rest @ ..] if usize::from(*len) == rest.len() && len & 0x80 == 0 => rest,
-        [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
-        _ => data,
+    let unwrapped = match data {
+        [0x04, len, rest @ ..] if usize::from(*len) == rest.len() && len & 0x80 == 0 => Some(rest),
+        [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => Some(rest),
+        _ => None,
     };
-    let bad = || Error::new(ErrorKind::KeyFormat, format!("the token's CKA_EC_POINT is not a valid {} point", curve.crv()));
-    match curve {
+    let point = |raw: &[u8]| match curve {
         Curve::P256 => {
             use p256::elliptic_curve::sec1::ToEncodedPoint;
-            let pk = p256::PublicKey::from_sec1_bytes(raw).map_err(|_| bad())?;
-            Ok(pk.to_encoded_point(false).as_bytes().to_vec())
+            p256::PublicKey::from_sec1_bytes(raw).ok().map(|pk| pk.to_encoded_point(false).as_bytes().to_vec())
         }
         Curve::P384 => {
             use p384::elliptic_curve::sec1::ToEncodedPoint;
-            let pk = p384::PublicKey::from_sec1_bytes(raw).map_err(|_| bad())?;
-            Ok(pk.to_encoded_point(false).as_bytes().to_vec())
+            p384::PublicKey::from_sec1_bytes(raw).ok().map(|pk| pk.to_encoded_point(false).as_bytes().to_vec())
         }
-    }
+    };
+    // A raw point first: an uncompressed one (0x04, X, Y) whose X starts with the byte
+    // that is the length of the rest (1 in 256) also reads as an OCTET STRING, and a
+    // wrapped point never reads as a raw one (its length is not a point's).
+    point(data)
+        .or_else(|| unwrapped.and_then(point))
+        .ok_or_else(|| Error::new(ErrorKind::KeyFormat, format!("the token's CKA_EC_POINT is not a valid {} point", curve.crv())))
 }
 
 /// CKM_ECDSA returns r || s; a few tokens return a DER ECDSA-Sig-Value instead.

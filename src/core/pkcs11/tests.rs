@@ -123,6 +123,22 @@ fn ec_point_accepts_der_octet_string_raw_and_compressed() {
     assert!(parse_ec_point(Curve::P256, &der).is_err(), "a P-384 point is not a P-256 point");
 }
 
+/// A raw uncompressed P-256 point is 0x04, then 64 bytes; when X starts with 0x3f (63, the
+/// length of the rest) it also looks like a DER OCTET STRING of 63 bytes: one key in 256
+/// of a token that gives raw points failed to load.
+#[test]
+fn a_raw_point_that_looks_like_an_octet_string_is_read_as_a_point() {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let raw = (0..100_000)
+        .map(|_| p256::SecretKey::random(&mut rand_core::OsRng).public_key().to_encoded_point(false).as_bytes().to_vec())
+        .find(|raw| raw[1] == 0x3f)
+        .expect("one key in 256 has an X that starts with 0x3f");
+    assert_eq!(parse_ec_point(Curve::P256, &raw).unwrap(), raw);
+    let mut der = vec![0x04, raw.len() as u8];
+    der.extend_from_slice(&raw);
+    assert_eq!(parse_ec_point(Curve::P256, &der).unwrap(), raw);
+}
+
 #[test]
 fn der_signatures_are_converted_to_r_s() {
     let mut raw = vec![0u8; 64];
