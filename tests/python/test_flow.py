@@ -234,3 +234,39 @@ def test_token_cache_clear_fetches_a_new_token(peers: Peers) -> None:
         dpopkit.token_cache_clear()
         http.quick_get_str(peers.api)
         assert peers.tokens_issued() == 2
+
+
+def test_a_forked_child_and_its_parent_never_send_the_same_proof(peers: Peers) -> None:
+    """A process that forks after a DPoP call (a pre-fork server, multiprocessing) copies
+    everything dpopkit holds: the token, and the random bits it has ready for the next
+    proofs' jti. The child's proofs and the parent's must still differ: the resource
+    server remembers jtis (RFC 9449 §11.1) and refuses a repeated one as a replay."""
+    import os
+
+    with dpopkit.PrivateKey.generate() as key, dpopkit.Http() as http:
+        http.set_dpop_key(key)
+        http.auth_token = peers.auth_token()
+        http.quick_get_str(peers.api)
+        assert http.last_status == 200, http.last_error_text
+        pid = os.fork()
+        if pid == 0:  # the child: its own Http object (its own connections), the same key
+            code = 3
+            try:
+                with dpopkit.Http() as child:
+                    child.set_dpop_key(key)
+                    child.auth_token = peers.auth_token()
+                    statuses = []
+                    for _ in range(3):
+                        child.quick_get_str(peers.api)
+                        statuses.append(child.last_status)
+                    code = 0 if statuses == [200, 200, 200] else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"the child's calls failed: wait status {status}"
+        # The parent, after the child: the jtis it sends next were also the child's next.
+        for _ in range(3):
+            body = http.quick_get_str(peers.api)
+            assert http.last_status == 200, f"parent after fork: {http.last_status} {http.last_error_text} {body}"
+    assert peers.tokens_issued() == 1
+    assert peers.rs_stats()["ok"] == 7

@@ -7,5 +7,6 @@
 pub mod algs;
 pub mod challenge;
 pub mod exchange;
+pub mod jti;
 pub mod nonce;
 pub mod proof;

@@ -2,7 +2,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
 use crate::core::error::{ErrorKind, Result};
@@ -23,10 +22,7 @@ pub fn new_jti() -> Result<String> {
 
 /// [`new_jti`] without an allocation: its 22 base64url characters.
 fn jti_chars() -> Result<[u8; 22]> {
-    let mut b = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| crate::core::error::Error::new(ErrorKind::Internal, "the system random generator failed"))?;
+    let b = super::jti::random_jti_bytes()?;
     let mut out = [0u8; 22];
     let n = URL_SAFE_NO_PAD.encode_slice(b, &mut out).expect("16 bytes are 22 base64 characters");
     debug_assert_eq!(n, 22);

@@ -6,6 +6,12 @@
 #[cfg(unix)]
 pub mod unix;
 #[cfg(unix)]
-pub use unix::{euid, try_lock};
+pub use unix::{euid, forks, try_lock};
 #[cfg(windows)]
 pub mod windows;
+
+/// Windows has no fork: state is never copied into another process.
+#[cfg(not(unix))]
+pub fn forks() -> Option<u64> {
+    Some(0)
+}
