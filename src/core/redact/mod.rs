@@ -71,6 +71,11 @@ pub struct Secrets {
     values: Vec<Value>,
     /// The automaton for long texts, made on first use and forgotten when a value is added.
     matcher: std::sync::OnceLock<Option<Matcher>>,
+    /// The length of the shortest value (of this set, not of its layer), worked out on
+    /// first use and forgotten when a value is added: a text shorter than it holds none of
+    /// this set's values, which is most texts for the layer of earlier calls' tokens and
+    /// proofs.
+    shortest: std::sync::OnceLock<usize>,
     /// Values shared with other sets and searched as a layer of their own, with their own
     /// automaton (made once for every set that shares the layer): the credentials of
     /// earlier calls that every call starts with (see `call_scope`). A text is masked for
@@ -121,8 +126,17 @@ impl Value {
     }
 
     fn same(&self, s: &str, kind: &Kind) -> bool {
-        self.raw.len() == s.len() && self.raw.as_str() == s && self.kind == *kind
+        same_text(&self.raw, s) && self.kind == *kind
     }
+}
+
+/// `a == b`, comparing the last bytes first: the values compared are tokens and proofs of
+/// one length that share a long start (the same JWS header, the same key) and differ in
+/// their signatures, at the end.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let tail = a.len().min(8);
+    a.len() == b.len() && a[a.len() - tail..] == b[b.len() - tail..] && a == b
 }
 
 /// One secret and its echoable forms, made once and shared by every call that adds it
@@ -263,6 +277,9 @@ impl Value {
                 }
                 _ => {}
             }
+            // Shortest first, so that a search of a short text stops at the first form
+            // longer than the text (see `needles_upto`).
+            out.sort_by_key(|f| f.len());
             out
         })
     }
@@ -271,13 +288,24 @@ impl Value {
     fn needles(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.raw.as_bytes()).chain(self.forms().iter().map(|f| f.as_slice()))
     }
+
+    /// [`Value::needles`] of at most `len` bytes (the only ones a text of `len` bytes can
+    /// hold): the value is the shortest, its forms are sorted by length, so the search
+    /// stops at the first longer one; a value longer than `len` never makes its forms.
+    fn needles_upto(&self, len: usize) -> impl Iterator<Item = &[u8]> {
+        let fits = self.raw.len() <= len;
+        let forms: &[Zeroizing<Vec<u8>>] = if fits { self.forms() } else { &[] };
+        std::iter::once(self.raw.as_bytes())
+            .filter(move |_| fits)
+            .chain(forms.iter().map(|f| f.as_slice()).take_while(move |f| f.len() <= len))
+    }
 }
 
 /// A copy of the values (their forms are shared); the automaton is made again on use (the
 /// shared layer's is shared too).
 impl Clone for Secrets {
     fn clone(&self) -> Self {
-        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new(), base: self.base.clone() }
+        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new(), shortest: Default::default(), base: self.base.clone() }
     }
 }
 
@@ -291,6 +319,10 @@ impl std::fmt::Debug for Secrets {
 /// make); above it, in one pass of the `Matcher`.
 const SMALL_WORK: usize = 1 << 24;
 
+/// Header names up to this long are searched window by window (at most this many
+/// comparisons of at most this many bytes per needle), longer ones with memmem (linear).
+const SHORT_NAME: usize = 32;
+
 /// How many bytes of a long text are scanned between two looks at the call's deadline.
 const DEADLINE_STRIDE: usize = 1 << 20;
 
@@ -300,12 +332,30 @@ impl Secrets {
     }
 
     const fn empty() -> Self {
-        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new(), base: None }
+        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new(), shortest: std::sync::OnceLock::new(), base: None }
     }
 
     /// A set that starts with the values of `base`, shared (not copied) as a layer.
     fn on(base: std::sync::Arc<Secrets>) -> Self {
-        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new(), base: Some(base) }
+        Secrets { base: Some(base), ..Self::empty() }
+    }
+
+    /// The layers searched on their own: the shared one, then this set's values.
+    fn layers(&self) -> impl Iterator<Item = &Secrets> {
+        self.base.as_deref().into_iter().chain(std::iter::once(self))
+    }
+
+    /// This layer's values that a text of `len` bytes can hold (none are longer than it).
+    fn fitting(&self, len: usize) -> impl Iterator<Item = &Value> {
+        let shortest = *self.shortest.get_or_init(|| self.values.iter().map(|v| v.raw.len()).min().unwrap_or(usize::MAX));
+        let values: &[Value] = if shortest <= len { &self.values } else { &[] };
+        values.iter().filter(move |v| v.raw.len() <= len)
+    }
+
+    /// Forgets what was worked out from the values: one was added.
+    fn values_changed(&mut self) {
+        self.matcher = std::sync::OnceLock::new();
+        self.shortest = std::sync::OnceLock::new();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -376,17 +426,17 @@ impl Secrets {
     fn push_value(&mut self, v: &Value) {
         if !v.raw.is_empty() && !self.holds(&v.raw, &v.kind) {
             self.values.push(v.clone());
-            self.matcher = std::sync::OnceLock::new(); // made again, with the new value
+            self.values_changed(); // the automaton is made again, with the new value
         }
     }
 
     fn push(&mut self, s: &str, kind: Kind) {
         // A value held as a token or a client secret is masked in every form `add` would
         // give it (their forms include those): no second copy for `add`.
-        let subsumed = kind == Kind::Encoded && self.all().any(|v| v.raw.as_str() == s && v.kind != Kind::Found);
+        let subsumed = kind == Kind::Encoded && self.all().any(|v| same_text(&v.raw, s) && v.kind != Kind::Found);
         if !s.is_empty() && !subsumed && !self.holds(s, &kind) {
             self.values.push(Value::new(s, kind));
-            self.matcher = std::sync::OnceLock::new();
+            self.values_changed();
         }
     }
 
@@ -407,10 +457,10 @@ impl Secrets {
         let deadline = call_deadline();
         let mut view: Option<Option<View>> = None; // made once, for the first layer that needs it
         let mut ranges = Vec::new();
-        for layer in self.base.as_deref().into_iter().chain(std::iter::once(self)) {
+        for layer in self.layers() {
             // Every form of a value is at least as long as the value: a text shorter than
             // the value holds none of them, and the forms need not even be made.
-            let count: usize = layer.values.iter().filter(|v| v.raw.len() <= hay.len()).map(|v| 1 + v.forms().len()).sum();
+            let count: usize = layer.fitting(hay.len()).map(|v| 1 + v.forms().len()).sum();
             if count > 0 {
                 let view = view.get_or_insert_with(|| View::of(hay)).as_ref();
                 layer.collect(hay, view, hay.len().saturating_mul(count) > SMALL_WORK, deadline, &mut ranges);
@@ -438,7 +488,7 @@ impl Secrets {
         deadline: Option<std::time::Instant>,
         ranges: &mut Vec<(usize, usize)>,
     ) {
-        let fitting = || self.values.iter().filter(|v| v.raw.len() <= hay.len());
+        let fitting = || self.fitting(hay.len());
         let matcher = if whole { self.matcher() } else { None };
         if let Some(m) = matcher {
             m.scan(hay, ranges, deadline);
@@ -449,7 +499,7 @@ impl Secrets {
             }
         } else {
             let grams = Bigrams::of(hay);
-            for needle in fitting().flat_map(Value::needles).filter(|n| n.len() <= hay.len() && grams.may_hold(n)) {
+            for needle in fitting().flat_map(|v| v.needles_upto(hay.len())).filter(|n| grams.may_hold(n)) {
                 find_needle(hay, needle, ranges);
             }
             if let Some(view) = view {
@@ -542,11 +592,23 @@ impl Secrets {
     /// them), so the comparison ignores ASCII case; only values of [`WHOLE_WORD_BELOW`]
     /// bytes or more count (a name is a word: a short secret would hide ordinary names).
     pub fn in_header_name(&self, name: &str) -> bool {
+        let n = name.len();
+        if n < WHOLE_WORD_BELOW {
+            return false;
+        }
+        let mut found = self
+            .layers()
+            .flat_map(|l| l.fitting(n))
+            .flat_map(|v| v.needles_upto(n))
+            .filter(|v| v.len() >= WHOLE_WORD_BELOW);
+        if n <= SHORT_NAME {
+            // A name as short as most: compared in place, window by window.
+            return found.any(|v| name.as_bytes().windows(v.len()).any(|w| w.eq_ignore_ascii_case(v)));
+        }
         let name = Zeroizing::new(name.to_ascii_lowercase());
-        let forms = self.all().filter(|v| v.raw.len() <= name.len()).flat_map(Value::needles);
         // One buffer for the lower-cased needles (wiped when it goes), not a copy each.
         let mut lower = Zeroizing::new(Vec::new());
-        forms.filter(|v| v.len() >= WHOLE_WORD_BELOW && v.len() <= name.len()).any(|v| {
+        found.any(|v| {
             lower.clear();
             lower.extend(v.iter().map(u8::to_ascii_lowercase));
             memchr::memmem::find(name.as_bytes(), &lower).is_some()

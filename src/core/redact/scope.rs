@@ -89,6 +89,15 @@ pub fn remember(f: impl FnOnce(&mut Secrets)) {
     });
 }
 
+/// Whether the current call's set holds `s` as `kind` already (read under a borrow that
+/// runs nothing else).
+fn in_call_set(s: &str, kind: &Kind) -> bool {
+    CALL.try_with(|c| c.try_borrow().ok().and_then(|c| c.secrets.as_ref().map(|set| set.holds(s, kind))))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// Notes the deadline of the current call (nothing outside a call): long masking work (a
 /// large body) looks at it and stops there, masking what it has not checked.
 pub fn note_deadline(at: std::time::Instant) {
@@ -114,7 +123,12 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
     remember(|s| {
         for (name, value) in headers {
             if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization") {
-                s.add_token(value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim()));
+                let credential = value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim());
+                // The access token of a DPoP call is in the set already (the token cache
+                // added it, shared): no copy of it to make, merge and wipe per request.
+                if !in_call_set(credential, &Kind::Token) {
+                    s.add_token(credential);
+                }
             } else if name.eq_ignore_ascii_case("dpop") {
                 // One value for this call and for later ones: its forms are made once.
                 let proof = Value::new(value, Kind::Token);
