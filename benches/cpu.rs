@@ -12,7 +12,17 @@
 //! Then the thread scaling: 4 threads sharing one DPoP handle against `/slow` (the server
 //! waits 2 ms) against one thread.
 //!
+//! The per-request part runs with the client and the server on one CPU (the process is
+//! pinned to the CPU it starts on, before any thread is made; `--unpinned` does not): on
+//! this VM a request that wakes a thread on the other vCPU sends an inter-processor
+//! interrupt, which exits to the hypervisor, and the hypervisor's time for it (a few µs,
+//! or hundreds when the host is busy) is charged to the sending thread's CPU time. That
+//! time is the same for a DPoP request and a plain one but swamps their difference. On
+//! one CPU the wake-up is a local one and the client's CPU time is its own work. The
+//! thread scaling runs unpinned, against a second server started after the pin is lifted.
+//!
 //!   nice cargo bench --bench cpu                 full run (figures in BENCHMARKS.md)
+//!   nice cargo bench --bench cpu -- --unpinned   the same without the pin
 //!   DPOPKIT_BENCH_QUICK=1 / cargo test           a few requests per variant, same checks
 //!   cargo bench --bench cpu -- --only dpop 2000  only N requests of one variant (dpop,
 //!                                                plain, dpop-log, per-call), for callgrind
@@ -34,6 +44,28 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 
 use common::{API_BODY, LocalServer, Stats, c, fixture, quick_mode, stats};
+
+/// Pins the calling thread (and every thread it makes from now on) to the CPU it runs on;
+/// returns the mask it had, to lift the pin with [`set_affinity`].
+fn pin_to_this_cpu() -> libc::cpu_set_t {
+    // SAFETY: zeroed cpu_set_t is a valid empty set; the calls get valid pointers and sizes.
+    unsafe {
+        let mut before: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut before), 0, "sched_getaffinity");
+        let cpu = libc::sched_getcpu();
+        assert!(cpu >= 0, "sched_getcpu");
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut one);
+        set_affinity(&one);
+        before
+    }
+}
+
+fn set_affinity(mask: &libc::cpu_set_t) {
+    // SAFETY: a valid mask of the right size, for the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask) };
+    assert_eq!(rc, 0, "sched_setaffinity");
+}
 
 /// CPU time of the calling thread, in nanoseconds.
 fn thread_cpu_ns() -> u64 {
@@ -73,7 +105,6 @@ fn ring_key() -> (EcdsaKeyPair, Vec<u8>) {
 
 struct Setup {
     url: CString,
-    slow: CString,
     big: CString,
     plain: i64,
     dpop: i64,
@@ -154,6 +185,8 @@ fn main() {
     let quick = quick_mode();
     let args: Vec<String> = std::env::args().collect();
     let (rounds, block, warm, slow_total, slow_rounds) = if quick { (2, 3, 2, 8, 1) } else { (151, 30, 300, 400, 7) };
+    let pinned = !args.iter().any(|a| a == "--unpinned");
+    let unpinned_mask = pinned.then(pin_to_this_cpu); // before the server's threads are made
     let server = LocalServer::start();
     let auth_json = server.auth_token();
     let key = c::key_from_fixture("ec_pkcs8.pem");
@@ -167,7 +200,6 @@ fn main() {
     let (ring, message) = ring_key();
     let s = Setup {
         url: c::cs(&server.url("/api/items")),
-        slow: c::cs(&server.url("/slow")),
         big: c::cs(&server.url("/big")),
         plain: c::http(None, None),
         dpop: c::http(Some(key), Some(&auth_json)),
@@ -211,6 +243,14 @@ fn main() {
         if quick { " -- QUICK MODE (sanity only, figures meaningless)" } else { "" }
     );
     println!("{}", common::machine());
+    println!(
+        "-- {}",
+        if pinned {
+            "client and server threads pinned to one CPU (no wake-up across vCPUs: see the top of benches/cpu.rs; --unpinned)"
+        } else {
+            "unpinned: the client's CPU time includes what the hypervisor charges for waking the server on another vCPU"
+        }
+    );
     println!(
         "-- {rounds} rounds; each runs every variant {block} times in a row (variants in a rotated order), each call timed on \
          its own; per round the median call of each variant; figures: the median over rounds (min - max)"
@@ -266,16 +306,22 @@ fn main() {
     println!("  GET, no auth                             {}", fmt(&stats(&pb), " µs"));
     println!("  GET, DPoP                                {}", fmt(&stats(&db), " µs"));
 
-    println!("-- threads sharing one handle, server waits 2 ms (/slow), {slow_rounds} rounds x {slow_total} requests");
+    // Threads on every CPU, against a server whose threads may run on every CPU too.
+    if let Some(mask) = &unpinned_mask {
+        set_affinity(mask);
+    }
+    let scaling_server = LocalServer::start();
+    let slow = c::cs(&scaling_server.url("/slow"));
+    println!("-- threads sharing one handle, server waits 2 ms (/slow), {slow_rounds} rounds x {slow_total} requests, unpinned");
     for (name, h) in [("plain", s.plain), ("DPoP", s.dpop)] {
         let (mut one, mut four, mut x) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..slow_rounds {
             let (a, b) = if round % 2 == 0 {
-                let a = throughput(h, &s.slow, 1, slow_total / 4);
-                (a, throughput(h, &s.slow, 4, slow_total))
+                let a = throughput(h, &slow, 1, slow_total / 4);
+                (a, throughput(h, &slow, 4, slow_total))
             } else {
-                let b = throughput(h, &s.slow, 4, slow_total);
-                (throughput(h, &s.slow, 1, slow_total / 4), b)
+                let b = throughput(h, &slow, 4, slow_total);
+                (throughput(h, &slow, 1, slow_total / 4), b)
             };
             one.push(a);
             four.push(b);

@@ -257,18 +257,20 @@ impl Transport {
             Some(d) => d.check(|| format!(" before {method} {}", shorten(&target.htu)))?.min(self.settings.request_timeout),
             None => self.settings.request_timeout,
         };
-        // Whatever goes out as a credential is a secret of the call from now on.
-        super::redact::remember_request_headers(&headers);
-        if let Some(d) = &self.deadline {
-            super::redact::note_deadline(d.at()); // masking a long body stops there
-        }
-        let headers = WipeOnDrop(headers);
-        let proxy = self.proxy_for(target)?;
-        let via = proxy.map_or("", |p| p.via.as_str());
+        let mut headers = WipeOnDrop(headers);
         let mut builder = ureq::http::Request::builder().method(method).uri(&target.url);
         for (k, v) in headers.0.iter() {
             builder = builder.header(k.as_str(), v.as_str());
         }
+        // Whatever goes out as a credential is a secret of the call from now on (before
+        // anything is logged, sent or can fail with a server's text; the proof moves into
+        // the call's set: the log shows credential headers as `****` anyway).
+        super::redact::remember_request_headers(&mut headers.0);
+        if let Some(d) = &self.deadline {
+            super::redact::note_deadline(d.at()); // masking a long body stops there
+        }
+        let proxy = self.proxy_for(target)?;
+        let via = proxy.map_or("", |p| p.via.as_str());
         if let Some(log) = log {
             let mut shown = WipeOnDrop(Vec::with_capacity(headers.0.len() + 1));
             shown.0.push(("Host".to_string(), host_header(target)));

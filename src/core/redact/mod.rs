@@ -122,7 +122,12 @@ impl std::ops::Deref for Value {
 
 impl Value {
     fn new(s: &str, kind: Kind) -> Value {
-        Value(std::sync::Arc::new(ValueInner { raw: Zeroizing::new(s.to_string()), kind, forms: Default::default() }))
+        Self::owning(s.to_string(), kind)
+    }
+
+    /// A value that takes `s` over (no copy of it to make and wipe).
+    fn owning(s: String, kind: Kind) -> Value {
+        Value(std::sync::Arc::new(ValueInner { raw: Zeroizing::new(s), kind, forms: Default::default() }))
     }
 
     fn same(&self, s: &str, kind: &Kind) -> bool {
@@ -368,7 +373,7 @@ impl Secrets {
     }
 
     fn holds(&self, s: &str, kind: &Kind) -> bool {
-        self.all().any(|v| v.same(s, kind))
+        self.layers().any(|l| l.fitting(s.len()).any(|v| v.same(s, kind)))
     }
 
     /// Adds a secret whose forms are shared with every other set that adds it.

@@ -118,10 +118,12 @@ pub(super) fn call_deadline() -> Option<std::time::Instant> {
 /// `Authorization` / `Proxy-Authorization` (after the scheme), the `DPoP` proof, and the
 /// value of every other header whose name says it is a credential (`Cookie`, `X-Api-Key`,
 /// `X-Auth-Token`, ... see [`is_credential_header`]), so that a server
-/// echoing them back is masked in the log, in error texts and in returned bodies.
-pub fn remember_request_headers(headers: &[(String, String)]) {
+/// echoing them back is masked in the log, in error texts and in returned bodies. The
+/// `DPoP` proof is moved out of `headers` (left empty there), not copied: it is kept, and
+/// wiped, as a value of the call and of later calls (call this once the request is built).
+pub fn remember_request_headers(headers: &mut [(String, String)]) {
     remember(|s| {
-        for (name, value) in headers {
+        for (name, value) in headers.iter_mut() {
             if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization") {
                 let credential = value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim());
                 // The access token of a DPoP call is in the set already (the token cache
@@ -131,7 +133,7 @@ pub fn remember_request_headers(headers: &[(String, String)]) {
                 }
             } else if name.eq_ignore_ascii_case("dpop") {
                 // One value for this call and for later ones: its forms are made once.
-                let proof = Value::new(value, Kind::Token);
+                let proof = Value::owning(std::mem::take(value), Kind::Token);
                 s.push_value(&proof);
                 keep_proof(proof, Later::proof_until());
             } else if is_credential_header(name) {

@@ -126,7 +126,7 @@ fn the_call_scope_collects_and_forgets() {
     assert_eq!(scrub("outside-any-call", &[]), "outside-any-call", "nothing is kept outside a call");
     {
         let _outer = call_scope();
-        remember_request_headers(&[("Authorization".into(), "DPoP the-access-token".into()), ("DPoP".into(), "a.proof.jwt".into())]);
+        remember_request_headers(&mut [("Authorization".into(), "DPoP the-access-token".into()), ("DPoP".into(), "a.proof.jwt".into())]);
         {
             let _inner = call_scope();
             remember(|s| s.add("inner-secret"));
@@ -144,7 +144,7 @@ fn values_of_earlier_calls_are_masked_later_bounded_and_expire() {
     let key = super::super::state::salted_hash(&[token.as_bytes()]);
     {
         let _call = call_scope();
-        remember_request_headers(&[("DPoP".into(), proof.into())]);
+        remember_request_headers(&mut [("DPoP".into(), proof.into())]);
         remember(|s| s.add_token(token));
         remember_token_for_later(token, Instant::now() + Duration::from_secs(3600));
     }
@@ -466,7 +466,7 @@ fn calls_share_one_layer_of_earlier_values_made_again_after_each_change() {
     let proof = "eyJhbGciOiJFUzI1NiJ9.eyJsYXllcmVkIjoxfQ.layered-proof-signature";
     {
         let _call = call_scope();
-        remember_request_headers(&[("DPoP".into(), proof.into())]);
+        remember_request_headers(&mut [("DPoP".into(), proof.into())]);
     }
     let masked = std::thread::spawn(move || {
         let _call = call_scope();
@@ -513,7 +513,7 @@ fn every_proof_sent_is_masked_by_the_next_call_across_chunks() {
     for (i, proof) in proofs.iter().enumerate() {
         {
             let _call = call_scope();
-            remember_request_headers(&[("DPoP".into(), proof.clone())]);
+            remember_request_headers(&mut [("DPoP".into(), proof.clone())]);
         }
         let _call = call_scope();
         for earlier in &proofs[i.saturating_sub(MAX_LATER_PROOFS - 1)..=i] {
