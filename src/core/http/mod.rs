@@ -260,7 +260,10 @@ impl Transport {
         let mut headers = WipeOnDrop(headers);
         let mut builder = ureq::http::Request::builder().method(method).uri(&target.url);
         for (k, v) in headers.0.iter() {
-            builder = builder.header(k.as_str(), v.as_str());
+            builder = match known_header_name(k) {
+                Some(name) => builder.header(name, v.as_str()),
+                None => builder.header(k.as_str(), v.as_str()),
+            };
         }
         // Whatever goes out as a credential is a secret of the call from now on (before
         // anything is logged, sent or can fail with a server's text; the proof moves into
@@ -351,6 +354,21 @@ fn in_clear_over_network(target: &Target, proxy: Option<&ProxyUse>) -> bool {
         return false;
     }
     !is_loopback_origin(&target.origin) || proxy.is_some_and(|p| !p.on_loopback)
+}
+
+/// The names dpopkit itself sends with every DPoP request, as constants: not parsed (and
+/// `DPoP`, not a standard name, not copied into a new allocation) per request.
+fn known_header_name(name: &str) -> Option<ureq::http::HeaderName> {
+    use ureq::http::header;
+    if name.eq_ignore_ascii_case("authorization") {
+        Some(header::AUTHORIZATION)
+    } else if name.eq_ignore_ascii_case("dpop") {
+        Some(header::HeaderName::from_static("dpop"))
+    } else if name.eq_ignore_ascii_case("content-type") {
+        Some(header::CONTENT_TYPE)
+    } else {
+        None
+    }
 }
 
 /// Header lists whose values may be credentials: wiped (names and values) when dropped.

@@ -66,21 +66,21 @@ pub const WHOLE_WORD_BELOW: usize = 8;
 /// forms made for each value, the text is also searched through a *decoded view* (see
 /// `View`): `\uXXXX` and JSON escapes, HTML/XML character references and `%XX` decoded,
 /// in any mix per character, with a map back to the original bytes.
-#[derive(Default)]
 pub struct Secrets {
     values: Vec<Value>,
     /// The automaton for long texts, made on first use and forgotten when a value is added.
     matcher: std::sync::OnceLock<Option<Matcher>>,
-    /// The length of the shortest value (of this set, not of its layer), worked out on
-    /// first use and forgotten when a value is added: a text shorter than it holds none of
-    /// this set's values, which is most texts for the layer of earlier calls' tokens and
-    /// proofs.
-    shortest: std::sync::OnceLock<usize>,
-    /// Values shared with other sets and searched as a layer of their own, with their own
+    /// The length of the shortest value of this set (not of its layers; `usize::MAX` when
+    /// it has none), kept up to date as values are added: a text shorter than it holds
+    /// none of this set's values, which is most texts for the layer of earlier calls'
+    /// tokens and proofs.
+    shortest: usize,
+    /// Values shared with other sets, each searched as a layer of its own, with its own
     /// automaton (made once for every set that shares the layer): the credentials of
-    /// earlier calls that every call starts with (see `call_scope`). A text is masked for
-    /// the union of this set's values and the layer's.
-    base: Option<std::sync::Arc<Secrets>>,
+    /// earlier calls that every call starts with (see `call_scope`): `[0]` the tokens and
+    /// the completed chunks of proofs, `[1]` the proofs of the chunk being filled. A text
+    /// is masked for the union of this set's values and the layers'.
+    base: [Option<std::sync::Arc<Secrets>>; 2],
 }
 
 /// How a value may come back from a server, besides as written.
@@ -135,13 +135,13 @@ impl Value {
     }
 }
 
-/// `a == b`, comparing the last bytes first: the values compared are tokens and proofs of
+/// `a == b`, comparing the last byte first: the values compared are tokens and proofs of
 /// one length that share a long start (the same JWS header, the same key) and differ in
-/// their signatures, at the end.
+/// their signatures, at the end; a new proof is compared with every kept one of its length,
+/// and most differ in that byte (no call to `memcmp` for them).
 fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    let tail = a.len().min(8);
-    a.len() == b.len() && a[a.len() - tail..] == b[b.len() - tail..] && a == b
+    a.len() == b.len() && a.last() == b.last() && a == b
 }
 
 /// One secret and its echoable forms, made once and shared by every call that adds it
@@ -310,7 +310,7 @@ impl Value {
 /// shared layer's is shared too).
 impl Clone for Secrets {
     fn clone(&self) -> Self {
-        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new(), shortest: Default::default(), base: self.base.clone() }
+        Secrets { values: self.values.clone(), matcher: std::sync::OnceLock::new(), shortest: self.shortest, base: self.base.clone() }
     }
 }
 
@@ -331,45 +331,62 @@ const SHORT_NAME: usize = 32;
 /// How many bytes of a long text are scanned between two looks at the call's deadline.
 const DEADLINE_STRIDE: usize = 1 << 20;
 
+impl Default for Secrets {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
 impl Secrets {
     pub fn new() -> Self {
         Self::default()
     }
 
     const fn empty() -> Self {
-        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new(), shortest: std::sync::OnceLock::new(), base: None }
+        Secrets { values: Vec::new(), matcher: std::sync::OnceLock::new(), shortest: usize::MAX, base: [None, None] }
     }
 
-    /// A set that starts with the values of `base`, shared (not copied) as a layer.
-    fn on(base: std::sync::Arc<Secrets>) -> Self {
-        Secrets { base: Some(base), ..Self::empty() }
+    /// A set of `values` (distinct), with no shared layer.
+    fn of_values(values: Vec<Value>) -> Self {
+        let shortest = values.iter().map(|v| v.raw.len()).min().unwrap_or(usize::MAX);
+        Secrets { values, shortest, ..Self::empty() }
     }
 
-    /// The layers searched on their own: the shared one, then this set's values.
+    /// A set that starts with the values of `base`, shared (not copied) as layers.
+    fn on(base: [Option<std::sync::Arc<Secrets>>; 2]) -> Self {
+        Secrets { base, ..Self::empty() }
+    }
+
+    /// The shared layers this set starts with.
+    fn shared(&self) -> impl Iterator<Item = &Secrets> {
+        self.base.iter().flatten().map(|b| &**b)
+    }
+
+    /// The layers searched on their own: the shared ones, then this set's values.
     fn layers(&self) -> impl Iterator<Item = &Secrets> {
-        self.base.as_deref().into_iter().chain(std::iter::once(self))
+        self.shared().chain(std::iter::once(self))
     }
 
     /// This layer's values that a text of `len` bytes can hold (none are longer than it).
     fn fitting(&self, len: usize) -> impl Iterator<Item = &Value> {
-        let shortest = *self.shortest.get_or_init(|| self.values.iter().map(|v| v.raw.len()).min().unwrap_or(usize::MAX));
-        let values: &[Value] = if shortest <= len { &self.values } else { &[] };
+        debug_assert_eq!(self.shortest, self.values.iter().map(|v| v.raw.len()).min().unwrap_or(usize::MAX));
+        let values: &[Value] = if self.shortest <= len { &self.values } else { &[] };
         values.iter().filter(move |v| v.raw.len() <= len)
     }
 
-    /// Forgets what was worked out from the values: one was added.
-    fn values_changed(&mut self) {
-        self.matcher = std::sync::OnceLock::new();
-        self.shortest = std::sync::OnceLock::new();
+    /// Brings what is worked out from the values up to date: one of `len` bytes was added.
+    fn value_added(&mut self, len: usize) {
+        self.matcher = std::sync::OnceLock::new(); // made again, with the new value
+        self.shortest = self.shortest.min(len);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.base.as_ref().is_none_or(|b| b.is_empty())
+        self.values.is_empty() && self.shared().all(|b| b.is_empty())
     }
 
     /// Every value: this set's and its shared layer's.
     fn all(&self) -> impl Iterator<Item = &Value> {
-        self.base.iter().flat_map(|b| b.values.iter()).chain(self.values.iter())
+        self.shared().flat_map(|b| b.values.iter()).chain(self.values.iter())
     }
 
     fn holds(&self, s: &str, kind: &Kind) -> bool {
@@ -413,13 +430,15 @@ impl Secrets {
 
     /// Adds every value of `other`, sharing the forms it has made (or will make) already.
     pub fn extend(&mut self, other: &Secrets) {
-        match (&self.base, &other.base) {
-            (_, None) => {}
-            (None, Some(b)) if self.values.is_empty() => self.base = Some(b.clone()),
-            (Some(mine), Some(b)) if std::sync::Arc::ptr_eq(mine, b) => {}
-            (_, Some(b)) => {
-                for v in &b.values {
-                    self.push_value(v);
+        for (i, theirs) in other.base.iter().enumerate() {
+            match (&self.base[i], theirs) {
+                (_, None) => {}
+                (None, Some(b)) if self.values.is_empty() => self.base[i] = Some(b.clone()),
+                (Some(mine), Some(b)) if std::sync::Arc::ptr_eq(mine, b) => {}
+                (_, Some(b)) => {
+                    for v in &b.values {
+                        self.push_value(v);
+                    }
                 }
             }
         }
@@ -431,7 +450,7 @@ impl Secrets {
     fn push_value(&mut self, v: &Value) {
         if !v.raw.is_empty() && !self.holds(&v.raw, &v.kind) {
             self.values.push(v.clone());
-            self.values_changed(); // the automaton is made again, with the new value
+            self.value_added(v.raw.len());
         }
     }
 
@@ -441,7 +460,7 @@ impl Secrets {
         let subsumed = kind == Kind::Encoded && self.all().any(|v| same_text(&v.raw, s) && v.kind != Kind::Found);
         if !s.is_empty() && !subsumed && !self.holds(s, &kind) {
             self.values.push(Value::new(s, kind));
-            self.values_changed();
+            self.value_added(s.len());
         }
     }
 
@@ -601,11 +620,7 @@ impl Secrets {
         if n < WHOLE_WORD_BELOW {
             return false;
         }
-        let mut found = self
-            .layers()
-            .flat_map(|l| l.fitting(n))
-            .flat_map(|v| v.needles_upto(n))
-            .filter(|v| v.len() >= WHOLE_WORD_BELOW);
+        let mut found = self.layers().flat_map(|l| l.fitting(n)).flat_map(|v| v.needles_upto(n)).filter(|v| v.len() >= WHOLE_WORD_BELOW);
         if n <= SHORT_NAME {
             // A name as short as most: compared in place, window by window.
             return found.any(|v| name.as_bytes().windows(v.len()).any(|w| w.eq_ignore_ascii_case(v)));

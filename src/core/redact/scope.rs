@@ -42,10 +42,10 @@ pub fn call_scope() -> CallScope {
         c.depth == 1
     });
     if outermost {
-        let (layer, recent) = Later::layer();
-        if layer.is_some() || !recent.is_empty() {
-            let mut set = layer.map_or_else(Secrets::default, Secrets::on);
-            set.values.extend(recent.iter().cloned()); // distinct, and not in the layer
+        let layers = Later::layer();
+        if layers.iter().any(Option::is_some) {
+            // Shared, not copied: two reference counts per call, whatever the values.
+            let set = Secrets::on(layers);
             CALL.with(|c| c.borrow_mut().secrets = Some(std::rc::Rc::new(set)));
         }
     }
@@ -92,10 +92,7 @@ pub fn remember(f: impl FnOnce(&mut Secrets)) {
 /// Whether the current call's set holds `s` as `kind` already (read under a borrow that
 /// runs nothing else).
 fn in_call_set(s: &str, kind: &Kind) -> bool {
-    CALL.try_with(|c| c.try_borrow().ok().and_then(|c| c.secrets.as_ref().map(|set| set.holds(s, kind))))
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    CALL.try_with(|c| c.try_borrow().ok().and_then(|c| c.secrets.as_ref().map(|set| set.holds(s, kind)))).ok().flatten().unwrap_or(false)
 }
 
 /// Notes the deadline of the current call (nothing outside a call): long masking work (a
@@ -220,7 +217,7 @@ struct LaterLayer {
     until: std::time::Instant,
     stable: StableKey,
     layer: Option<std::sync::Arc<Secrets>>,
-    recent: std::sync::Arc<Vec<Value>>,
+    recent: Option<std::sync::Arc<Secrets>>,
     /// The chunk `recent` is of.
     filling: u64,
 }
@@ -273,18 +270,18 @@ impl Later {
 
     /// The values not yet expired, for a new call's secret set: a layer shared by every call
     /// (not a copy per call), made again only when its values change (once per chunk of
-    /// proofs, or when a token is kept or one expires), and the few proofs of the chunk
-    /// being filled. A value kept before a call starts is always in what it gets: the change
+    /// proofs, or when a token is kept or one expires), and a layer of the few proofs of
+    /// the chunk being filled (made again when one joins). A value kept before a call starts is always in what it gets: the change
     /// is counted after the value is in its map, and the layer is made after the count is
     /// read.
-    pub(super) fn layer() -> (Option<std::sync::Arc<Secrets>>, std::sync::Arc<Vec<Value>>) {
+    pub(super) fn layer() -> [Option<std::sync::Arc<Secrets>>; 2] {
         use std::sync::atomic::Ordering;
         let change = LATER_CHANGES.load(Ordering::Acquire);
         let now = std::time::Instant::now();
         let previous = {
             let stored = LATER_LAYER.read().unwrap_or_else(|e| e.into_inner());
             match stored.as_ref() {
-                Some(l) if l.change == change && now < l.until => return (l.layer.clone(), l.recent.clone()),
+                Some(l) if l.change == change && now < l.until => return [l.layer.clone(), l.recent.clone()],
                 Some(l) => Some((l.stable, l.layer.clone())),
                 None => None,
             }
@@ -320,16 +317,21 @@ impl Later {
             Some((s, layer)) if s == stable => layer,
             _ => {
                 let values: Vec<Value> = tokens.iter().chain(done.iter()).map(|l| l.value.clone()).collect();
-                (!values.is_empty()).then(|| std::sync::Arc::new(Secrets { values, ..Secrets::default() }))
+                (!values.is_empty()).then(|| std::sync::Arc::new(Secrets::of_values(values)))
             }
         };
-        let recent = std::sync::Arc::new(filling.iter().map(|l| l.value.clone()).collect::<Vec<_>>());
+        let recent = recent_layer(filling.iter().map(|l| l.value.clone()).collect());
         let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
         if stored.as_ref().is_none_or(|s| s.change <= change) {
             *stored = Some(LaterLayer { change, until, stable, layer: layer.clone(), recent: recent.clone(), filling: current });
         }
-        (layer, recent)
+        [layer, recent]
     }
+}
+
+/// The layer of the proofs of the chunk being filled (distinct values, none in the other layer).
+fn recent_layer(values: Vec<Value>) -> Option<std::sync::Arc<Secrets>> {
+    (!values.is_empty()).then(|| std::sync::Arc::new(Secrets::of_values(values)))
 }
 
 /// Keeps `value` masked in every call of the process that starts before `until`, on any
@@ -384,10 +386,11 @@ fn keep_proof(value: Value, until: std::time::Instant) {
     let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
     let previous = LATER_CHANGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     if let Some(l) = stored.as_mut().filter(|l| only_added && l.change == previous && l.filling == seq / PROOF_CHUNK) {
-        let mut recent = Vec::with_capacity(l.recent.len() + 1);
-        recent.extend(l.recent.iter().cloned());
+        let old = l.recent.as_ref().map_or(&[][..], |r| &r.values[..]);
+        let mut recent = Vec::with_capacity(old.len() + 1);
+        recent.extend(old.iter().cloned());
         recent.push(value);
-        l.recent = std::sync::Arc::new(recent);
+        l.recent = recent_layer(recent);
         l.change = previous + 1;
     }
 }

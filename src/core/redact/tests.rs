@@ -451,7 +451,7 @@ fn calls_share_one_layer_of_earlier_values_made_again_after_each_change() {
     remember_token_for_later(token, Instant::now() + Duration::from_secs(3600));
     let layer = || {
         let _call = call_scope();
-        with_call(|s| s.base.clone()).expect("a call starts on the layer of kept values")
+        with_call(|s| s.base[0].clone()).expect("a call starts on the layer of kept values")
     };
     // Unchanged (tests on other threads may keep values meanwhile: then it is made again).
     for _ in 0..100 {
@@ -521,4 +521,23 @@ fn every_proof_sent_is_masked_by_the_next_call_across_chunks() {
             assert_eq!(scrub_for_call(&text), "echo **** and ****", "proof {i}");
         }
     }
+}
+
+/// The bigram filter never rejects a needle that is there, in short texts and long ones,
+/// and rejects one whose pairs are not there.
+#[test]
+fn bigrams_never_reject_a_needle_that_is_there() {
+    use super::matcher::Bigrams;
+    for len in [3, 100, 256, 257, 5000] {
+        let hay: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+        let grams = Bigrams::of(&hay);
+        for start in (0..len - 2).step_by(7) {
+            for n in [2, 3, 8, 20] {
+                let end = (start + n).min(len);
+                assert!(grams.may_hold(&hay[start..end]), "len {len}: {start}..{end} is in the text");
+            }
+        }
+    }
+    assert!(!Bigrams::of(b"aaaaaaaaaaaaaaaa").may_hold(b"zzzz"));
+    assert!(!Bigrams::of("a".repeat(1000).as_bytes()).may_hold(b"zzzz"));
 }
