@@ -433,7 +433,10 @@ impl Secrets {
         for (i, theirs) in other.base.iter().enumerate() {
             match (&self.base[i], theirs) {
                 (_, None) => {}
-                (None, Some(b)) if self.values.is_empty() => self.base[i] = Some(b.clone()),
+                (None, Some(b)) if self.values.is_empty() => {
+                    self.base[i] = Some(b.clone());
+                    self.matcher = std::sync::OnceLock::new(); // it searches `base[1]` too
+                }
                 (Some(mine), Some(b)) if std::sync::Arc::ptr_eq(mine, b) => {}
                 (_, Some(b)) => {
                     for v in &b.values {
@@ -468,12 +471,21 @@ impl Secrets {
     /// (`None` if it cannot be made: then texts are searched needle by needle, still
     /// linear per needle).
     fn matcher(&self) -> Option<&Matcher> {
-        self.matcher.get_or_init(|| Matcher::new(self.values.iter().flat_map(Value::needles))).as_ref()
+        self.matcher.get_or_init(|| Matcher::new(self.searched(usize::MAX).flat_map(Value::needles))).as_ref()
     }
 
-    /// The byte ranges of `hay` to mask, sorted and merged: those of this set's values and
-    /// those of its shared layer's (each layer searched on its own, the layer with the
-    /// automaton it keeps for every set sharing it).
+    /// The values searched with this set's own, in one pass (one automaton for a long
+    /// text) that a text of `len` bytes can hold: this set's and those of the layer of
+    /// proofs of the chunk being filled (`base[1]`, which changes with every proof: its
+    /// automaton would be made per call anyway, and a pass of its own would scan a long
+    /// text once more).
+    fn searched(&self, len: usize) -> impl Iterator<Item = &Value> {
+        self.base[1].iter().flat_map(move |b| b.fitting(len)).chain(self.fitting(len))
+    }
+
+    /// The byte ranges of `hay` to mask, sorted and merged: those of the shared layer of
+    /// tokens and completed proofs (searched on its own, with the automaton it keeps for
+    /// every set sharing it), and those of this set's values with the filling chunk's.
     fn ranges(&self, hay: &[u8]) -> Vec<(usize, usize)> {
         if hay.is_empty() || self.is_empty() {
             return Vec::new();
@@ -481,13 +493,13 @@ impl Secrets {
         let deadline = call_deadline();
         let mut view: Option<Option<View>> = None; // made once, for the first layer that needs it
         let mut ranges = Vec::new();
-        for layer in self.layers() {
+        for unit in self.base[0].as_deref().into_iter().chain(std::iter::once(self)) {
             // Every form of a value is at least as long as the value: a text shorter than
             // the value holds none of them, and the forms need not even be made.
-            let count: usize = layer.fitting(hay.len()).map(|v| 1 + v.forms().len()).sum();
+            let count: usize = unit.searched(hay.len()).map(|v| 1 + v.forms().len()).sum();
             if count > 0 {
                 let view = view.get_or_insert_with(|| View::of(hay)).as_ref();
-                layer.collect(hay, view, hay.len().saturating_mul(count) > SMALL_WORK, deadline, &mut ranges);
+                unit.collect(hay, view, hay.len().saturating_mul(count) > SMALL_WORK, deadline, &mut ranges);
             }
         }
         widen_and_merge(hay, ranges)
@@ -502,8 +514,9 @@ impl Secrets {
         widen_and_merge(hay, ranges)
     }
 
-    /// Adds the ranges of this layer's values (not its shared layer's) in `hay` and its
-    /// decoded `view`, in one automaton pass (`whole`) or needle by needle.
+    /// Adds the ranges of the [`Secrets::searched`] values (not those of the shared layer
+    /// `base[0]`) in `hay` and its decoded `view`, in one automaton pass (`whole`) or
+    /// needle by needle.
     fn collect(
         &self,
         hay: &[u8],
@@ -512,7 +525,7 @@ impl Secrets {
         deadline: Option<std::time::Instant>,
         ranges: &mut Vec<(usize, usize)>,
     ) {
-        let fitting = || self.fitting(hay.len());
+        let fitting = || self.searched(hay.len());
         let matcher = if whole { self.matcher() } else { None };
         if let Some(m) = matcher {
             m.scan(hay, ranges, deadline);

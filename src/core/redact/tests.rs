@@ -541,3 +541,30 @@ fn bigrams_never_reject_a_needle_that_is_there() {
     assert!(!Bigrams::of(b"aaaaaaaaaaaaaaaa").may_hold(b"zzzz"));
     assert!(!Bigrams::of("a".repeat(1000).as_bytes()).may_hold(b"zzzz"));
 }
+
+/// A long text (searched with automata, one per layer) holds proofs kept by earlier calls,
+/// some in the chunk being filled (a layer searched with the call's own values) and some
+/// perhaps in completed chunks (the shared layer): all are masked, in any form, as is the
+/// call's own token.
+#[test]
+fn a_long_text_is_masked_for_every_layer_of_kept_proofs() {
+    use base64::Engine;
+    let proofs: Vec<String> =
+        (0..3).map(|i| format!("eyJhbGciOiJFUzI1NiJ9.eyJsb25nIjp7fX0.long-text-proof-{i}-{}", "s".repeat(40 + i))).collect();
+    for p in &proofs {
+        let _call = call_scope();
+        remember_request_headers(&mut [("DPoP".into(), p.clone())]);
+    }
+    let _call = call_scope();
+    remember(|s| s.add_token("the-long-text-call-token-0123456789"));
+    let filler = "x".repeat(1 << 20);
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&proofs[2]);
+    let text = format!("{filler}{} {filler}{b64} {filler}{} {} the-long-text-call-token-0123456789 end", proofs[1], proofs[0], "y");
+    let masked = scrub_for_call(&text);
+    for p in &proofs[..2] {
+        assert!(!masked.contains(p.as_str()), "a kept proof is in a long text");
+    }
+    assert!(!masked.contains(&b64), "the base64 of a kept proof is in a long text");
+    assert!(!masked.contains("the-long-text-call-token"), "the call's own token is in a long text");
+    assert!(masked.ends_with(" end") && masked.len() > 3 << 20);
+}
