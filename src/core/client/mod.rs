@@ -371,7 +371,10 @@ impl HttpClient {
         let log = cc.log.as_deref();
         let auth = match cc.auth.as_deref() {
             Some(a) if with_credentials => a,
-            _ => return cc.transport.send(Request { method, target, headers: base_headers, body, role: Role::Resource }, log, &[]),
+            _ => {
+                let plain = Request { method, target, headers: base_headers, authorization: None, body, role: Role::Resource };
+                return cc.transport.send(plain, log, &[]);
+            }
         };
         let Some(key) = cc.key.as_deref() else {
             return err(ErrorKind::NoKey, "an AuthToken is set but no DPoP key: call set_dpop_key with a loaded or generated key first");
@@ -391,13 +394,12 @@ impl HttpClient {
         loop {
             let answer = exchange(&server, key, cc.transport.deadline(), retries, |attempt| {
                 let mut headers = base_headers.clone();
-                let scheme = if token.is_dpop() { "DPoP" } else { "Bearer" };
-                headers.push(("Authorization".to_string(), format!("{scheme} {}", token.value())));
                 if token.is_dpop() {
                     headers.push(("DPoP".to_string(), attempt.proof(method, &target.htu, Some(token.ath()))?));
                 }
                 let secrets = [auth.secret(), token.value()];
-                cc.transport.send(Request { method, target, headers, body, role: Role::Resource }, log, &secrets)
+                let authorization = Some(token.authorization());
+                cc.transport.send(Request { method, target, headers, authorization, body, role: Role::Resource }, log, &secrets)
             })?;
             match answer {
                 Answer::Final(resp) => return Ok(resp),

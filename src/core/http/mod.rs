@@ -137,6 +137,10 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub target: &'a Target,
     pub headers: Vec<(String, String)>,
+    /// The `Authorization` value of a request to a resource server ("DPoP <token>"), kept
+    /// with the access token (made once per token, not copied into `headers` and wiped per
+    /// request): a credential like those of `headers`.
+    pub authorization: Option<&'a str>,
     pub body: Option<&'a [u8]>,
     /// Which server this is, for error texts ("request to the token endpoint ...").
     pub role: Role,
@@ -250,7 +254,7 @@ impl Transport {
     /// the copies here are ours; the transport's own buffers (ureq's header map and write
     /// buffer, rustls's record buffers) are not within reach.
     pub fn send(&self, req: Request<'_>, log: Option<&SessionLog>, secrets: &[&str]) -> Result<Response> {
-        let Request { method, target, headers, body, role } = req;
+        let Request { method, target, headers, authorization, body, role } = req;
         // The request gets what is left of the call's deadline (connect, send and the whole
         // response body), never more than request_timeout.
         let limit = match &self.deadline {
@@ -259,6 +263,9 @@ impl Transport {
         };
         let mut headers = WipeOnDrop(headers);
         let mut builder = ureq::http::Request::builder().method(method).uri(&target.url);
+        if let Some(a) = authorization {
+            builder = builder.header(ureq::http::header::AUTHORIZATION, a);
+        }
         for (k, v) in headers.0.iter() {
             builder = match known_header_name(k) {
                 Some(name) => builder.header(name, v.as_str()),
@@ -268,6 +275,9 @@ impl Transport {
         // Whatever goes out as a credential is a secret of the call from now on (before
         // anything is logged, sent or can fail with a server's text; the proof moves into
         // the call's set: the log shows credential headers as `****` anyway).
+        if let Some(a) = authorization {
+            super::redact::remember_authorization(a);
+        }
         super::redact::remember_request_headers(&mut headers.0);
         if let Some(d) = &self.deadline {
             super::redact::note_deadline(d.at()); // masking a long body stops there
@@ -277,6 +287,9 @@ impl Transport {
         if let Some(log) = log {
             let mut shown = WipeOnDrop(Vec::with_capacity(headers.0.len() + 1));
             shown.0.push(("Host".to_string(), host_header(target)));
+            if let Some(a) = authorization {
+                shown.0.push(("Authorization".to_string(), a.to_string()));
+            }
             shown.0.extend(headers.0.iter().cloned());
             let path = path_and_query(&target.url);
             log.write(

@@ -113,7 +113,11 @@ pub fn discover(
     let mut tried = Vec::new();
     for url in &urls {
         let headers = vec![("Accept".to_string(), "application/json".to_string())];
-        let resp = transport.send(Request { method: "GET", target: url, headers, body: None, role: Role::Discovery }, log, &[])?;
+        let resp = transport.send(
+            Request { method: "GET", target: url, headers, authorization: None, body: None, role: Role::Discovery },
+            log,
+            &[],
+        )?;
         if resp.status == 404 && urls.len() > 1 {
             tried.push(format!("{} (404)", url.url));
             continue;

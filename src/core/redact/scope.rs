@@ -89,6 +89,22 @@ pub fn remember(f: impl FnOnce(&mut Secrets)) {
     });
 }
 
+/// Remembers the credential of an `Authorization` header value sent outside the header
+/// list (`Request::authorization`), as [`remember_request_headers`] does for one in it.
+pub fn remember_authorization(value: &str) {
+    remember(|s| add_authorization(s, value));
+}
+
+/// The credential of an `Authorization` value (after the scheme), added as a token unless
+/// the call's set has it already: the access token of a DPoP call is there (the token
+/// cache added it, shared), so no copy of it is made, merged and wiped per request.
+fn add_authorization(s: &mut Secrets, value: &str) {
+    let credential = value.split_once(' ').map_or(value, |(_, c)| c.trim());
+    if !in_call_set(credential, &Kind::Token) {
+        s.add_token(credential);
+    }
+}
+
 /// Whether the current call's set holds `s` as `kind` already (read under a borrow that
 /// runs nothing else).
 fn in_call_set(s: &str, kind: &Kind) -> bool {
@@ -122,12 +138,7 @@ pub fn remember_request_headers(headers: &mut [(String, String)]) {
     remember(|s| {
         for (name, value) in headers.iter_mut() {
             if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization") {
-                let credential = value.split_once(' ').map_or(value.as_str(), |(_, c)| c.trim());
-                // The access token of a DPoP call is in the set already (the token cache
-                // added it, shared): no copy of it to make, merge and wipe per request.
-                if !in_call_set(credential, &Kind::Token) {
-                    s.add_token(credential);
-                }
+                add_authorization(s, value);
             } else if name.eq_ignore_ascii_case("dpop") {
                 // One value for this call and for later ones: its forms are made once.
                 let proof = Value::owning(std::mem::take(value), Kind::Token);

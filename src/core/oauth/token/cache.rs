@@ -18,6 +18,9 @@ pub struct AccessToken {
     pub usable_until: Instant,
     /// base64url(SHA-256(value)), the `ath` claim of every proof sent with it: made once.
     pub(super) ath: std::sync::OnceLock<String>,
+    /// The `Authorization` header value it is sent with ("DPoP <token>", "Bearer <token>"
+    /// for a Bearer token): made once, wiped with the token.
+    pub(super) authorization: std::sync::OnceLock<Zeroizing<String>>,
 }
 
 impl fmt::Debug for AccessToken {
@@ -29,6 +32,13 @@ impl fmt::Debug for AccessToken {
 impl AccessToken {
     pub fn value(&self) -> &str {
         &self.value
+    }
+
+    /// The `Authorization` header value for this token: `DPoP <token>`, or `Bearer <token>`
+    /// for a Bearer token (see [`AccessToken::is_dpop`]).
+    pub fn authorization(&self) -> &str {
+        self.authorization
+            .get_or_init(|| Zeroizing::new(format!("{} {}", if self.is_dpop() { "DPoP" } else { "Bearer" }, self.value.as_str())))
     }
 
     /// The `ath` claim for this token (RFC 9449 §4.2), hashed once per token.
@@ -304,7 +314,15 @@ pub(super) fn token_from_record(r: token_store::Record) -> Option<AccessToken> {
     let usable_until = at(r.usable_until_ms)?;
     let expires_at = at(r.expires_at_ms)?;
     let refresh_at = at(r.refresh_at_ms).unwrap_or(now);
-    Some(AccessToken { value: r.access_token, token_type: r.token_type, expires_at, refresh_at, usable_until, ath: Default::default() })
+    Some(AccessToken {
+        value: r.access_token,
+        token_type: r.token_type,
+        expires_at,
+        refresh_at,
+        usable_until,
+        ath: Default::default(),
+        authorization: Default::default(),
+    })
 }
 
 /// The token fetch of a call. Without `token_cache_dir`: [`fetch_token`]. With it:

@@ -138,7 +138,14 @@ pub(super) fn fetch_token_once(cfg: &AuthConfig, key: &EcKey, ctx: &FetchContext
         requested = Instant::now();
         crate::core::counters::token_request();
         ctx.transport.send(
-            Request { method: "POST", target: endpoint, headers, body: Some(body.as_bytes()), role: Role::TokenEndpoint },
+            Request {
+                method: "POST",
+                target: endpoint,
+                headers,
+                authorization: None,
+                body: Some(body.as_bytes()),
+                role: Role::TokenEndpoint,
+            },
             ctx.log,
             &secrets,
         )
@@ -358,5 +365,5 @@ pub(super) fn token_from_json(
     // the resource server (a loaded one takes that long). Past `refresh_at` (when the margin
     // allows: tokens of 20 s and more), a failed renewal still leaves time to use the token.
     let usable_until = expires_at - margin.min(2 * MIN_REFRESH_MARGIN);
-    Ok(AccessToken { value, token_type, expires_at, refresh_at, usable_until, ath: Default::default() })
+    Ok(AccessToken { value, token_type, expires_at, refresh_at, usable_until, ath: Default::default(), authorization: Default::default() })
 }
