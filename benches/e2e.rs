@@ -119,7 +119,7 @@ impl Clients<'_> {
                     }
                 };
                 let r = self.transport.send(
-                    Request { method: "GET", target: self.target, headers, body: None, role: Role::Resource },
+                    Request { method: "GET", target: self.target, headers, authorization: None, body: None, role: Role::Resource },
                     None,
                     &[],
                 );
