@@ -598,4 +598,15 @@ fn a_text_shorter_than_the_secret_holding_a_shorter_base64_core_is_masked() {
             }
         }
     }
+    // The bound the search goes by is never above the shortest needle, for any length.
+    for len in 1..=40 {
+        let s = "a/b+c%d~".repeat(5);
+        let s = &s[..len];
+        let kinds = [Kind::Token, Kind::Found, Kind::Encoded, Kind::ClientSecret(Zeroizing::new("m2m".into()))];
+        for kind in kinds {
+            let v = Value::new(s, kind);
+            let shortest = v.needles().map(<[u8]>::len).min().unwrap_or(usize::MAX);
+            assert!(v.shortest_needle() <= shortest, "{len} bytes: {} > {shortest}", v.shortest_needle());
+        }
+    }
 }
