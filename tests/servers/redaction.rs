@@ -294,3 +294,37 @@ fn a_token_in_an_unusable_redirect_location_leaves_no_piece_in_the_error() {
     assert!(e.message.contains("not followed"), "{}", e.message);
     assert!(hostile::piece_of(&token, &e.message, 24).is_none(), "the error text holds a piece of the token: {}", e.message);
 }
+
+/// A server's `error_description` with a control character after each character of a
+/// secret: the control characters are dropped from the error text, so they must go before
+/// the text is masked, or the secret (cut by the 300-character limit, so the last masking
+/// of the whole message finds it no more) comes out joined up: from the token endpoint's
+/// JSON body (the client secret), from the resource server's JSON body and from its
+/// `WWW-Authenticate` challenge (tabs: the access token).
+#[test]
+fn a_secret_split_by_control_characters_is_masked_in_error_texts() {
+    fn split(s: &str, c: char) -> String {
+        format!("{}{}", "x".repeat(285), s.chars().map(|x| format!("{x}{c}")).collect::<String>())
+    }
+    for refused_by in ["token", "api body", "api challenge"] {
+        let srv = FaultServer::start(move |r| {
+            let described =
+                |status, d: &str| json(status, &serde_json::json!({"error": "invalid_client", "error_description": d}).to_string());
+            match (r.path.starts_with("/token"), refused_by) {
+                (true, "token") => described(400, &split(SECRET, '\u{1}')),
+                (true, _) => hostile::token_ok(TOKEN),
+                (false, "api body") => described(401, &split(TOKEN, '\u{1}')),
+                (false, _) => {
+                    let challenge = format!("DPoP error=\"invalid_token\", error_description=\"{}\"", split(TOKEN, '\t'));
+                    Action::Respond(401, vec![("WWW-Authenticate".into(), challenge)], Vec::new())
+                }
+            }
+        });
+        let http = hostile::client(&srv.url("/token"), SECRET);
+        let err = http.quick_get_str(&srv.url("/api")).expect_err("the server refuses").message;
+        assert!(err.contains("xxxx"), "{refused_by}: the server's words are quoted: {err}");
+        for s in [SECRET, TOKEN] {
+            assert_eq!(hostile::piece_of(s, &err, 8), None, "{refused_by}: {err}");
+        }
+    }
+}

@@ -505,7 +505,8 @@ fn status_error(url: &str, resp: &Response) -> Error {
         msg.push_str(&format!(": {}", redact::scrub_for_call(&e).chars().take(100).collect::<String>()));
     }
     if let Some(d) = description {
-        msg.push_str(&format!(" ({})", redact::scrub_for_call(&d).chars().filter(|c| !c.is_control()).take(300).collect::<String>()));
+        // Without its control characters before it is masked (a secret split by them).
+        msg.push_str(&format!(" ({})", redact::scrub_for_call(&d.replace(char::is_control, "")).chars().take(300).collect::<String>()));
     }
     if (300..400).contains(&resp.status) {
         if let Some(loc) = resp.header("location") {

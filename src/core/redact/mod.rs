@@ -70,10 +70,10 @@ pub struct Secrets {
     values: Vec<Value>,
     /// The automaton for long texts, made on first use and forgotten when a value is added.
     matcher: std::sync::OnceLock<Option<Matcher>>,
-    /// The length of the shortest value of this set (not of its layers; `usize::MAX` when
-    /// it has none), kept up to date as values are added: a text shorter than it holds
-    /// none of this set's values, which is most texts for the layer of earlier calls'
-    /// tokens and proofs.
+    /// The length of the shortest needle of this set's values ([`Value::shortest_needle`];
+    /// not of its layers; `usize::MAX` when it has none), kept up to date as values are
+    /// added: a text shorter than it holds none of this set's values, which is most texts
+    /// for the layer of earlier calls' tokens and proofs.
     shortest: usize,
     /// Values shared with other sets, each searched as a layer of its own, with its own
     /// automaton (made once for every set that shares the layer): the credentials of
@@ -98,8 +98,8 @@ enum Kind {
     Found,
 }
 
-/// One secret. Its other forms are made the first time a text at least as long as the
-/// secret is scanned (every form is at least as long as the value itself), so a call whose
+/// One secret. Its other forms are made the first time a text as long as its shortest
+/// form is scanned (see `Value::shortest_needle`), so a call whose
 /// responses are shorter than its tokens and proofs — most API calls — never pays for them.
 /// A clone shares the value and its forms (made once for all clones; wiped when the last
 /// clone goes): the values kept for later calls (`remember_for_later`) and a client secret
@@ -162,55 +162,6 @@ impl std::fmt::Debug for SharedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SharedSecret(****)")
     }
-}
-
-/// The forms of `s` inside a dump of a larger body: its base64 at each of the three byte
-/// alignments (the characters that depend on its bytes only; standard and URL-safe
-/// alphabet), its hex (lower and upper case) and its UTF-16 (little and big endian).
-fn dump_forms(s: &str, push: &mut impl FnMut(Vec<u8>)) {
-    let b = s.as_bytes();
-    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        for lead in 0..3 {
-            for partial in [true, false] {
-                if let Some(core) = b64_core(b, lead, engine, partial) {
-                    push(core.into_bytes());
-                }
-            }
-        }
-    }
-    for hex in [b"0123456789abcdef", b"0123456789ABCDEF"] {
-        push(b.iter().flat_map(|x| [hex[usize::from(x >> 4)], hex[usize::from(x & 15)]]).collect());
-    }
-    push(s.encode_utf16().flat_map(u16::to_le_bytes).collect());
-    push(s.encode_utf16().flat_map(u16::to_be_bytes).collect());
-}
-
-/// The base64 characters that depend only on `s` when `s` sits inside a larger base64 dump
-/// with its first `lead` bytes (0, 1 or 2) sharing a 3-byte group with the bytes before it:
-/// its full groups, and with `partial` also the characters of the groups it shares that
-/// hold only its bits (found when the dump has them; the full groups alone otherwise).
-fn b64_core(s: &[u8], lead: usize, engine: &base64::engine::GeneralPurpose, partial: bool) -> Option<String> {
-    if s.len() < lead + 3 {
-        return None;
-    }
-    let mut out = String::new();
-    if lead > 0 && partial {
-        let mut g = [0u8; 3];
-        g[3 - lead..].copy_from_slice(&s[..lead]);
-        let enc = Zeroizing::new(engine.encode(g));
-        // The other data's bits end at 8 * (3 - lead); characters from there on are ours.
-        out.push_str(&enc[(8 * (3 - lead)).div_ceil(6)..]);
-    }
-    let full = (s.len() - lead) / 3 * 3;
-    out.push_str(&Zeroizing::new(engine.encode(&s[lead..lead + full])));
-    let tail = s.len() - lead - full;
-    if tail > 0 && partial {
-        let mut g = [0u8; 3];
-        g[..tail].copy_from_slice(&s[lead + full..]);
-        let enc = Zeroizing::new(engine.encode(g));
-        out.push_str(&enc[..8 * tail / 6]);
-    }
-    Some(out)
 }
 
 impl Value {
@@ -295,14 +246,26 @@ impl Value {
     }
 
     /// [`Value::needles`] of at most `len` bytes (the only ones a text of `len` bytes can
-    /// hold): the value is the shortest, its forms are sorted by length, so the search
-    /// stops at the first longer one; a value longer than `len` never makes its forms.
+    /// hold): its forms are sorted by length, so the search stops at the first longer one;
+    /// a value whose every needle is longer than `len` never makes its forms.
     fn needles_upto(&self, len: usize) -> impl Iterator<Item = &[u8]> {
         let fits = self.raw.len() <= len;
-        let forms: &[Zeroizing<Vec<u8>>] = if fits { self.forms() } else { &[] };
+        let forms: &[Zeroizing<Vec<u8>>] = if self.shortest_needle() <= len { self.forms() } else { &[] };
         std::iter::once(self.raw.as_bytes())
             .filter(move |_| fits)
             .chain(forms.iter().map(|f| f.as_slice()).take_while(move |f| f.len() <= len))
+    }
+
+    /// The length of the shortest of [`Value::needles`], known without making the forms:
+    /// the value's, or that of the base64 characters that depend on it alone at a byte
+    /// alignment (`b64_core` of its full groups), fewer than its bytes for a token or a
+    /// client secret of 5, 6, 7, 9, 10 or 13 bytes (every other form is longer).
+    fn shortest_needle(&self) -> usize {
+        let n = self.raw.len();
+        match self.kind {
+            Kind::Found | Kind::Encoded => n,
+            Kind::Token | Kind::ClientSecret(_) => (0..3).filter(|lead| n >= lead + 3).map(|lead| (n - lead) / 3 * 4).fold(n, usize::min),
+        }
     }
 }
 
@@ -348,7 +311,7 @@ impl Secrets {
 
     /// A set of `values` (distinct), with no shared layer.
     fn of_values(values: Vec<Value>) -> Self {
-        let shortest = values.iter().map(|v| v.raw.len()).min().unwrap_or(usize::MAX);
+        let shortest = values.iter().map(Value::shortest_needle).min().unwrap_or(usize::MAX);
         Secrets { values, shortest, ..Self::empty() }
     }
 
@@ -367,17 +330,17 @@ impl Secrets {
         self.shared().chain(std::iter::once(self))
     }
 
-    /// This layer's values that a text of `len` bytes can hold (none are longer than it).
+    /// This layer's values that a text of `len` bytes can hold (in one of their forms at least).
     fn fitting(&self, len: usize) -> impl Iterator<Item = &Value> {
-        debug_assert_eq!(self.shortest, self.values.iter().map(|v| v.raw.len()).min().unwrap_or(usize::MAX));
+        debug_assert_eq!(self.shortest, self.values.iter().map(Value::shortest_needle).min().unwrap_or(usize::MAX));
         let values: &[Value] = if self.shortest <= len { &self.values } else { &[] };
-        values.iter().filter(move |v| v.raw.len() <= len)
+        values.iter().filter(move |v| v.shortest_needle() <= len)
     }
 
-    /// Brings what is worked out from the values up to date: one of `len` bytes was added.
-    fn value_added(&mut self, len: usize) {
+    /// Brings what is worked out from the values up to date: the last one was just added.
+    fn value_added(&mut self) {
         self.matcher = std::sync::OnceLock::new(); // made again, with the new value
-        self.shortest = self.shortest.min(len);
+        self.shortest = self.shortest.min(self.values.last().map_or(usize::MAX, Value::shortest_needle));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -453,7 +416,7 @@ impl Secrets {
     fn push_value(&mut self, v: &Value) {
         if !v.raw.is_empty() && !self.holds(&v.raw, &v.kind) {
             self.values.push(v.clone());
-            self.value_added(v.raw.len());
+            self.value_added();
         }
     }
 
@@ -463,7 +426,7 @@ impl Secrets {
         let subsumed = kind == Kind::Encoded && self.all().any(|v| same_text(&v.raw, s) && v.kind != Kind::Found);
         if !s.is_empty() && !subsumed && !self.holds(s, &kind) {
             self.values.push(Value::new(s, kind));
-            self.value_added(s.len());
+            self.value_added();
         }
     }
 
@@ -494,8 +457,8 @@ impl Secrets {
         let mut view: Option<Option<View>> = None; // made once, for the first layer that needs it
         let mut ranges = Vec::new();
         for unit in self.base[0].as_deref().into_iter().chain(std::iter::once(self)) {
-            // Every form of a value is at least as long as the value: a text shorter than
-            // the value holds none of them, and the forms need not even be made.
+            // A text shorter than a value's shortest form (`Value::shortest_needle`) holds
+            // none of them, and the forms need not even be made.
             let count: usize = unit.searched(hay.len()).map(|v| 1 + v.forms().len()).sum();
             if count > 0 {
                 let view = view.get_or_insert_with(|| View::of(hay)).as_ref();

@@ -568,3 +568,45 @@ fn a_long_text_is_masked_for_every_layer_of_kept_proofs() {
     assert!(!masked.contains("the-long-text-call-token"), "the call's own token is in a long text");
     assert!(masked.ends_with(" end") && masked.len() > 3 << 20);
 }
+
+/// The base64 of a dump holding a 9-, 10- or 13-byte secret at an alignment where its
+/// first bytes share a group with the data before it has, as the characters that depend
+/// on the secret alone, fewer characters than the secret has bytes: a header value or
+/// name that is just those characters (6 or 9 of the secret's bytes) is shorter than the
+/// secret, and was taken to hold none of its forms.
+#[test]
+fn a_text_shorter_than_the_secret_holding_a_shorter_base64_core_is_masked() {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let all = "k3Y9/w+Q7zLp_R2m";
+    for len in 5..=all.len() {
+        let secret = &all[..len];
+        let mut token = Secrets::new();
+        token.add_token(secret);
+        let mut client = Secrets::new();
+        client.add_client_secret("m2m", secret);
+        for lead in 0..3 {
+            let full = (len - lead) / 3 * 3;
+            if full < 6 {
+                continue; // fewer than 6 of the secret's bytes (the rule: no 6 of them left)
+            }
+            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                let core = engine.encode(&secret.as_bytes()[lead..lead + full]);
+                for s in [&token, &client] {
+                    assert_eq!(s.scrub(&core), MASK, "{len}-byte secret, lead {lead}: {core}");
+                    assert!(s.in_header_name(&core), "{len}-byte secret, lead {lead}: header name {core}");
+                }
+            }
+        }
+    }
+    // The bound the search goes by is never above the shortest needle, for any length.
+    for len in 1..=40 {
+        let s = "a/b+c%d~".repeat(5);
+        let s = &s[..len];
+        let kinds = [Kind::Token, Kind::Found, Kind::Encoded, Kind::ClientSecret(Zeroizing::new("m2m".into()))];
+        for kind in kinds {
+            let v = Value::new(s, kind);
+            let shortest = v.needles().map(<[u8]>::len).min().unwrap_or(usize::MAX);
+            assert!(v.shortest_needle() <= shortest, "{len} bytes: {} > {shortest}", v.shortest_needle());
+        }
+    }
+}

@@ -222,3 +222,52 @@ pub(super) fn percent_encode(s: &str, form: bool, lower: bool) -> Zeroizing<Stri
 // session log, in error texts and in the response handed back. The set is wiped when the
 // outermost scope ends. It starts with the proofs and tokens of earlier calls that a
 // server could still accept (see "Credentials of earlier calls" below).
+
+/// The forms of `s` inside a dump of a larger body: its base64 at each of the three byte
+/// alignments (the characters that depend on its bytes only; standard and URL-safe
+/// alphabet), its hex (lower and upper case) and its UTF-16 (little and big endian).
+pub(super) fn dump_forms(s: &str, push: &mut impl FnMut(Vec<u8>)) {
+    let b = s.as_bytes();
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for lead in 0..3 {
+            for partial in [true, false] {
+                if let Some(core) = b64_core(b, lead, engine, partial) {
+                    push(core.into_bytes());
+                }
+            }
+        }
+    }
+    for hex in [b"0123456789abcdef", b"0123456789ABCDEF"] {
+        push(b.iter().flat_map(|x| [hex[usize::from(x >> 4)], hex[usize::from(x & 15)]]).collect());
+    }
+    push(s.encode_utf16().flat_map(u16::to_le_bytes).collect());
+    push(s.encode_utf16().flat_map(u16::to_be_bytes).collect());
+}
+
+/// The base64 characters that depend only on `s` when `s` sits inside a larger base64 dump
+/// with its first `lead` bytes (0, 1 or 2) sharing a 3-byte group with the bytes before it:
+/// its full groups, and with `partial` also the characters of the groups it shares that
+/// hold only its bits (found when the dump has them; the full groups alone otherwise).
+pub(super) fn b64_core(s: &[u8], lead: usize, engine: &base64::engine::GeneralPurpose, partial: bool) -> Option<String> {
+    if s.len() < lead + 3 {
+        return None;
+    }
+    let mut out = String::new();
+    if lead > 0 && partial {
+        let mut g = [0u8; 3];
+        g[3 - lead..].copy_from_slice(&s[..lead]);
+        let enc = Zeroizing::new(engine.encode(g));
+        // The other data's bits end at 8 * (3 - lead); characters from there on are ours.
+        out.push_str(&enc[(8 * (3 - lead)).div_ceil(6)..]);
+    }
+    let full = (s.len() - lead) / 3 * 3;
+    out.push_str(&Zeroizing::new(engine.encode(&s[lead..lead + full])));
+    let tail = s.len() - lead - full;
+    if tail > 0 && partial {
+        let mut g = [0u8; 3];
+        g[..tail].copy_from_slice(&s[lead + full..]);
+        let enc = Zeroizing::new(engine.encode(g));
+        out.push_str(&enc[..8 * tail / 6]);
+    }
+    Some(out)
+}

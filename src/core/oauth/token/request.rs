@@ -298,9 +298,10 @@ pub fn oauth_error(resp: &ResponseInfo) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&resp.body) else {
         return (None, None);
     };
-    // Masked before it is cut: a cut echo of a credential would no longer match it.
+    // Masked before it is cut: a cut echo of a credential would no longer match it; and
+    // after the control characters go, or a secret split by them would come out joined.
     let field = |n: &str| {
-        v.get(n).and_then(|x| x.as_str()).map(|s| redact::scrub_for_call(s).chars().filter(|c| !c.is_control()).take(300).collect())
+        v.get(n).and_then(|x| x.as_str()).map(|s| redact::scrub_for_call(&s.replace(char::is_control, "")).chars().take(300).collect())
     };
     (field("error"), field("error_description"))
 }
