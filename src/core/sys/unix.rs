@@ -33,15 +33,30 @@ pub fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
 /// in its child, ...), counted by a `pthread_atfork` child handler registered on the first
 /// call; `None` if it cannot be registered. State copied by a fork that must not be used
 /// twice (the pool of `jti` bits) is tied to this count.
+///
+/// The registration is remembered in a plain atomic, not a `OnceLock`: a fork while
+/// another thread is inside a `OnceLock`'s initialisation would leave it running forever
+/// in the child. Two threads may both register on their first call; each fork then counts
+/// twice, which changes the count all the same.
 pub fn forks() -> Option<u64> {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
     static FORKS: AtomicU64 = AtomicU64::new(0);
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    /// 0: not registered yet, 1: registered, 2: registration failed.
+    static STATE: AtomicU8 = AtomicU8::new(0);
     extern "C" fn in_child() {
         FORKS.fetch_add(1, Ordering::AcqRel);
     }
-    // SAFETY: registers a handler that only increments an atomic (async-signal-safe, as
-    // a handler run after fork must be). glibc unregisters it if the library is unloaded.
-    let ok = *REGISTERED.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(in_child)) } == 0);
-    ok.then(|| FORKS.load(Ordering::Acquire))
+    let state = match STATE.load(Ordering::Acquire) {
+        0 => {
+            // SAFETY: registers a handler that only increments an atomic (async-signal-safe,
+            // as a handler run after fork must be). glibc unregisters it if the library is
+            // unloaded.
+            let ok = unsafe { libc::pthread_atfork(None, None, Some(in_child)) } == 0;
+            let state = if ok { 1 } else { 2 };
+            STATE.store(state, Ordering::Release);
+            state
+        }
+        s => s,
+    };
+    (state == 1).then(|| FORKS.load(Ordering::Acquire))
 }
