@@ -111,6 +111,8 @@ struct ValueInner {
     raw: Zeroizing<String>,
     kind: Kind,
     forms: std::sync::OnceLock<Vec<Zeroizing<Vec<u8>>>>,
+    /// [`Value::shortest_needle`], worked out once (every search of every text asks).
+    shortest: usize,
 }
 
 impl std::ops::Deref for Value {
@@ -127,7 +129,8 @@ impl Value {
 
     /// A value that takes `s` over (no copy of it to make and wipe).
     fn owning(s: String, kind: Kind) -> Value {
-        Value(std::sync::Arc::new(ValueInner { raw: Zeroizing::new(s), kind, forms: Default::default() }))
+        let shortest = shortest_needle(s.len(), &kind);
+        Value(std::sync::Arc::new(ValueInner { raw: Zeroizing::new(s), kind, forms: Default::default(), shortest }))
     }
 
     fn same(&self, s: &str, kind: &Kind) -> bool {
@@ -261,11 +264,15 @@ impl Value {
     /// alignment (`b64_core` of its full groups), fewer than its bytes for a token or a
     /// client secret of 5, 6, 7, 9, 10 or 13 bytes (every other form is longer).
     fn shortest_needle(&self) -> usize {
-        let n = self.raw.len();
-        match self.kind {
-            Kind::Found | Kind::Encoded => n,
-            Kind::Token | Kind::ClientSecret(_) => (0..3).filter(|lead| n >= lead + 3).map(|lead| (n - lead) / 3 * 4).fold(n, usize::min),
-        }
+        self.shortest
+    }
+}
+
+/// [`Value::shortest_needle`] of a value of `n` bytes of `kind`.
+fn shortest_needle(n: usize, kind: &Kind) -> usize {
+    match kind {
+        Kind::Found | Kind::Encoded => n,
+        Kind::Token | Kind::ClientSecret(_) => (0..3).filter(|lead| n >= lead + 3).map(|lead| (n - lead) / 3 * 4).fold(n, usize::min),
     }
 }
 

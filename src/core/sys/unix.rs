@@ -39,7 +39,7 @@ pub fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
 /// in the child. Two threads may both register on their first call; each fork then counts
 /// twice, which changes the count all the same.
 pub fn forks() -> Option<u64> {
-    use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
     static FORKS: AtomicU64 = AtomicU64::new(0);
     /// 0: not registered yet, 1: registered, 2: registration failed.
     static STATE: AtomicU8 = AtomicU8::new(0);
