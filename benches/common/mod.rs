@@ -390,7 +390,9 @@ pub fn machine() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "rustc ?".into());
-    format!("machine: {} CPUs ({model}), {rustc}, load average {}", ncpu(), load.join(" "))
+    // The CPUs of the machine, not those this process may use (a bench may pin itself).
+    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count().max(1);
+    format!("machine: {cpus} CPUs ({model}), {rustc}, load average {}", load.join(" "))
 }
 
 /// CPU time of the calling thread in nanoseconds (/proc/thread-self/schedstat), 0 if unknown.
