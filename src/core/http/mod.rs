@@ -137,7 +137,7 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub target: &'a Target,
     pub headers: Vec<(String, String)>,
-    /// The `Authorization` value of a request to a resource server ("DPoP <token>"), kept
+    /// The `Authorization` value of a request to a resource server (`DPoP <token>`), kept
     /// with the access token (made once per token, not copied into `headers` and wiped per
     /// request): a credential like those of `headers`.
     pub authorization: Option<&'a str>,

@@ -18,7 +18,7 @@ pub struct AccessToken {
     pub usable_until: Instant,
     /// base64url(SHA-256(value)), the `ath` claim of every proof sent with it: made once.
     pub(super) ath: std::sync::OnceLock<String>,
-    /// The `Authorization` header value it is sent with ("DPoP <token>", "Bearer <token>"
+    /// The `Authorization` header value it is sent with (`DPoP <token>`, `Bearer <token>`
     /// for a Bearer token): made once, wiped with the token.
     pub(super) authorization: std::sync::OnceLock<Zeroizing<String>>,
 }
