@@ -36,7 +36,7 @@ const SO_PIN: &str = "12345678";
 /// One token per test that changes token state (logout, PIN change), so tests running in
 /// parallel threads of this process do not disturb each other.
 const TOKENS: &[&str] =
-    &["flow", "threads", "shared", "relogin", "pinchange", "errors", "interop", "keygen", "c-sample", "cli", "race", "stall"];
+    &["flow", "threads", "shared", "relogin", "pinchange", "errors", "interop", "keygen", "c-sample", "cli", "race", "stall", "broken"];
 
 struct Hsm {
     dir: PathBuf,
@@ -220,9 +220,10 @@ fn one_module_load_and_one_login_shared_by_all_handles() {
     let (a, b, o) = (first.token_key().unwrap(), second.token_key().unwrap(), other_key.token_key().unwrap());
     assert!(a.shares_token_with(b) && a.shares_token_with(o), "one token state for every handle on the token");
     assert_eq!(a.token_logins(), 1, "one login for three keys on one token");
-    // One load per module and process: SoftHSM2, and the stalling module of
-    // a_token_that_stalls_in_signing_ends_the_call_at_its_deadline when that ran already.
-    assert!(dpopkit::core::pkcs11::counters().0 <= 2, "one module load per process and module: {:?}", dpopkit::core::pkcs11::counters());
+    // One load per module and process: SoftHSM2, and the modules of
+    // a_token_that_stalls_in_signing_ends_the_call_at_its_deadline and
+    // a_token_that_cannot_be_read_does_not_hide_the_others when those ran already.
+    assert!(dpopkit::core::pkcs11::counters().0 <= 3, "one module load per process and module: {:?}", dpopkit::core::pkcs11::counters());
     // Many threads sign at once through a bounded pool of sessions.
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -691,6 +692,22 @@ fn module_race_child(spec: &str) {
         refused.load(Ordering::Relaxed),
         marker.exists()
     );
+}
+
+/// A module with a token it cannot describe (C_GetTokenInfo fails for the token labelled
+/// "broken": an HSM's token in a bad state, or SoftHSM2 while another thread writes that
+/// token's files) still serves its other tokens. The whole slot listing failed before
+/// ("cannot list its slots: GetTokenInfo: GeneralError"), for a token the URI never named.
+#[test]
+fn a_token_that_cannot_be_read_does_not_hide_the_others() {
+    let _ = new_token_key("interop", "broken-neighbour");
+    let shim = shared_lib("pkcs11_broken_token", &[("REAL_MODULE", Path::new(MODULE)), ("BROKEN_LABEL", Path::new("broken"))]);
+    let u = format!("pkcs11:token=interop;object=broken-neighbour?module-path={}", shim.display());
+    let key = EcKey::from_pkcs11_uri(&u, Some(PIN)).unwrap_or_else(|e| panic!("load next to a broken token: {}", e.message));
+    verify(&key, b"m", &key.sign(b"m").unwrap());
+    // The broken token itself is not found (it cannot be told apart), with the usual text.
+    let e = EcKey::from_pkcs11_uri(&format!("pkcs11:token=broken;object=x?module-path={}", shim.display()), Some(PIN)).unwrap_err();
+    assert!(e.message.contains("no token matches"), "{}", e.message);
 }
 
 /// Issue 18 item 5. A token that stalls in C_Sign (SoftHSM2 behind tests/c/pkcs11_stall.c,

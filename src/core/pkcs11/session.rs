@@ -357,14 +357,22 @@ pub(super) fn open_token(uri: &Pkcs11Uri) -> Result<Arc<Token>> {
     let module = uri.module()?;
     let (canon, ctx) = load_module(&module)?;
     let module_shown = shorten(&module.display().to_string());
-    let slots = ctx.get_slots_with_initialized_token().map_err(|e| {
+    // The slots with a token, each token described on its own: one the module cannot
+    // describe (C_GetTokenInfo fails: a token in a bad state, or SoftHSM2 while another
+    // thread writes its files) is skipped, not the whole list (cryptoki's
+    // get_slots_with_initialized_token fails as a whole then).
+    let slots = ctx.get_slots_with_token().map_err(|e| {
         Error::new(ErrorKind::KeyFormat, format!("the PKCS#11 module '{module_shown}' cannot list its slots: {}", ck_name(&e)))
     })?;
     let mut found = Vec::new();
     let mut seen = Vec::new();
-    let all = slots.len();
+    let mut all = 0;
     for slot in slots {
         let Ok(info) = ctx.get_token_info(slot) else { continue };
+        if !info.token_initialized() {
+            continue;
+        }
+        all += 1;
         let label = info.label().trim_end().to_string();
         let serial = info.serial_number().trim_end().to_string();
         if seen.len() < 8 {
