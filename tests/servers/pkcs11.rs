@@ -591,9 +591,10 @@ fn c_sample_with_a_pkcs11_uri_in_place_of_the_key_path() {
     dpopkit_destroy(k);
 }
 
-/// Compiles tests/c/NAME.c into a shared library; `defines` become -DNAME="PATH" (C strings).
-fn shared_lib(name: &str, defines: &[(&str, &Path)]) -> PathBuf {
-    let out = hsm().dir.join(format!("lib{name}.so"));
+/// Compiles tests/c/NAME.c into the shared library libLIB.so; `defines` become
+/// -DNAME="PATH" (C strings).
+fn shared_lib(name: &str, lib: &str, defines: &[(&str, &Path)]) -> PathBuf {
+    let out = hsm().dir.join(format!("lib{lib}.so"));
     let mut cmd = Command::new("cc");
     cmd.args(["-shared", "-fPIC", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&out)
@@ -621,7 +622,7 @@ fn a_module_path_link_flipped_between_check_and_load_never_loads_another_library
     drop(new_token_key("race", "api-key"));
     let marker = h.dir.join("race-marker");
     let _ = std::fs::remove_file(&marker);
-    let other = shared_lib("pkcs11_marker", &[("MARKER", &marker)]);
+    let other = shared_lib("pkcs11_marker", "pkcs11_marker", &[("MARKER", &marker)]);
     let link = h.dir.join("race-module.so");
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -701,7 +702,8 @@ fn module_race_child(spec: &str) {
 #[test]
 fn a_token_that_cannot_be_read_does_not_hide_the_others() {
     let _ = new_token_key("interop", "broken-neighbour");
-    let shim = shared_lib("pkcs11_broken_token", &[("REAL_MODULE", Path::new(MODULE)), ("BROKEN_LABEL", Path::new("broken"))]);
+    let shim =
+        shared_lib("pkcs11_shim", "pkcs11_broken_token", &[("REAL_MODULE", Path::new(MODULE)), ("BROKEN_LABEL", Path::new("broken"))]);
     let u = format!("pkcs11:token=interop;object=broken-neighbour?module-path={}", shim.display());
     let key = EcKey::from_pkcs11_uri(&u, Some(PIN)).unwrap_or_else(|e| panic!("load next to a broken token: {}", e.message));
     verify(&key, b"m", &key.sign(b"m").unwrap());
@@ -710,8 +712,8 @@ fn a_token_that_cannot_be_read_does_not_hide_the_others() {
     assert!(e.message.contains("no token matches"), "{}", e.message);
 }
 
-/// Issue 18 item 5. A token that stalls in C_Sign (SoftHSM2 behind tests/c/pkcs11_stall.c,
-/// stalling while a file exists) ends the call at its deadline (request_ms 1.5 s) with
+/// Issue 18 item 5. A token that stalls in C_Sign (SoftHSM2 behind tests/c/pkcs11_shim.c
+/// with STALL_FILE, stalling while a file exists) ends the call at its deadline (request_ms 1.5 s) with
 /// TIMEOUT, from one thread and from 12 at once (more than the 8 sessions: the others wait
 /// for a session, and that wait ends at the deadline too). Once the token answers again,
 /// signing works and the session pool is whole (every session idle again).
@@ -720,7 +722,7 @@ fn a_token_that_stalls_in_signing_ends_the_call_at_its_deadline() {
     let h = hsm();
     let stall = h.dir.join("stall-now");
     let _ = std::fs::remove_file(&stall);
-    let shim = shared_lib("pkcs11_stall", &[("REAL_MODULE", Path::new(MODULE)), ("STALL_FILE", &stall)]);
+    let shim = shared_lib("pkcs11_shim", "pkcs11_stall", &[("REAL_MODULE", Path::new(MODULE)), ("STALL_FILE", &stall)]);
     let u = format!("pkcs11:token=stall;object=api-key?module-path={}", shim.display());
     let key = dpopkit_key_new();
     assert_eq!(unsafe { dpopkit_key_generate_pkcs11(key, c(&u).as_ptr(), c(PIN).as_ptr(), std::ptr::null()) }, 1, "{}", text(key));
