@@ -282,9 +282,9 @@ impl Later {
     /// The values not yet expired, for a new call's secret set: a layer shared by every call
     /// (not a copy per call), made again only when its values change (once per chunk of
     /// proofs, or when a token is kept or one expires), and a layer of the few proofs of
-    /// the chunk being filled (made again when one joins). A value kept before a call starts is always in what it gets: the change
-    /// is counted after the value is in its map, and the layer is made after the count is
-    /// read.
+    /// the chunk being filled (made again when one joins). A value kept before a call
+    /// starts is always in what it gets: the change is counted after the value is in its
+    /// map, and the layer is made after the count is read.
     pub(super) fn layer() -> [Option<std::sync::Arc<Secrets>>; 2] {
         use std::sync::atomic::Ordering;
         let change = LATER_CHANGES.load(Ordering::Acquire);
@@ -328,10 +328,10 @@ impl Later {
             Some((s, layer)) if s == stable => layer,
             _ => {
                 let values: Vec<Value> = tokens.iter().chain(done.iter()).map(|l| l.value.clone()).collect();
-                (!values.is_empty()).then(|| std::sync::Arc::new(Secrets::of_values(values)))
+                shared_layer(values)
             }
         };
-        let recent = recent_layer(filling.iter().map(|l| l.value.clone()).collect());
+        let recent = shared_layer(filling.iter().map(|l| l.value.clone()).collect());
         let mut stored = LATER_LAYER.write().unwrap_or_else(|e| e.into_inner());
         if stored.as_ref().is_none_or(|s| s.change <= change) {
             *stored = Some(LaterLayer { change, until, stable, layer: layer.clone(), recent: recent.clone(), filling: current });
@@ -340,8 +340,9 @@ impl Later {
     }
 }
 
-/// The layer of the proofs of the chunk being filled (distinct values, none in the other layer).
-fn recent_layer(values: Vec<Value>) -> Option<std::sync::Arc<Secrets>> {
+/// A layer every call shares, of `values` (distinct; none in the other layer): `None` when
+/// there are none.
+fn shared_layer(values: Vec<Value>) -> Option<std::sync::Arc<Secrets>> {
     (!values.is_empty()).then(|| std::sync::Arc::new(Secrets::of_values(values)))
 }
 
@@ -401,7 +402,7 @@ fn keep_proof(value: Value, until: std::time::Instant) {
         let mut recent = Vec::with_capacity(old.len() + 1);
         recent.extend(old.iter().cloned());
         recent.push(value);
-        l.recent = recent_layer(recent);
+        l.recent = shared_layer(recent);
         l.change = previous + 1;
     }
 }
